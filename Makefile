@@ -1,0 +1,52 @@
+# factory — set-up, tests and benchmarks. `make bootstrap` on a fresh Debian/Ubuntu machine installs every
+# system package and the Python package, then runs the main job; `make test` runs the whole test suite.
+
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+JOBS   ?= 2
+
+# Host tools factory drives (qemu, qemu-img, OVMF, libvirt) and the ones its tests use to make real guests and
+# installer-shaped ISOs (debootstrap, grub, xorriso, mtools, the d-i netboot kernel).
+APT_PACKAGES := python3-venv python3-dev gcc pkg-config git \
+	qemu-system-x86 qemu-utils ovmf \
+	libvirt-daemon-system libvirt-clients libvirt-dev \
+	debootstrap e2fsprogs dosfstools mtools gdisk systemd-boot-efi \
+	xorriso grub-pc-bin grub-efi-amd64-bin grub-common debian-installer-12-netboot-amd64 \
+	debconf cpio zstd xz-utils openssh-client openssl ca-certificates
+
+.PHONY: bootstrap deps apt venv demo test test-fast lint bench clean
+
+bootstrap: deps demo
+
+deps: apt venv
+
+apt:
+	$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get update -qq
+	$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $(APT_PACKAGES)
+
+venv:
+	[ -x $(PY) ] || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[test]'
+
+# The main job: what a new user runs first.
+demo:
+	$(VENV)/bin/factory iso-list
+
+lint:
+	$(VENV)/bin/ruff check factory tests bench
+	$(VENV)/bin/mypy
+
+test: lint
+	$(VENV)/bin/pytest -n $(JOBS) --durations=15
+
+test-fast: lint
+	$(VENV)/bin/pytest -n $(JOBS) -m 'not vm'
+
+bench:
+	for b in bench/bench_*.py; do $(PY) $$b || exit 1; done
+
+clean:
+	rm -rf $(VENV) build dist .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,91 @@
+"""The typer app: parse, call, print. Each module in this package adds its commands to `app`.
+
+Errors: a FactoryError is printed as one message (with hint and place) and exits 1; anything else is a bug and
+exits 70 with a one-line summary. `--debug` (or FACTORY_DEBUG=1) shows the traceback either way.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import os
+import pkgutil
+import sys
+
+import typer
+
+from factory import __version__, ui
+from factory.errors import FactoryError
+
+app = typer.Typer(
+    name="factory",
+    help="A local, hypervisor-first VM image factory that runs Packer HCL2 templates.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+# Packer's single-dash long flags, accepted alongside the double-dash forms.
+PACKER_FLAGS = ("var", "var-file", "only", "except", "force", "debug", "syntax-only", "check", "diff",
+                "recursive", "on-error", "machine-readable", "timestamp-ui", "parallel-builds", "color",
+                "evaluate-datasources", "write")
+
+
+def normalize_argv(argv: list[str]) -> list[str]:
+    """Turn Packer-style `-var k=v` / `-var-file=f` into `--var k=v` / `--var-file=f`."""
+    out = []
+    for arg in argv:
+        if arg.startswith("-") and not arg.startswith("--"):
+            name = arg[1:].split("=", 1)[0]
+            if name in PACKER_FLAGS:
+                arg = "-" + arg
+        out.append(arg)
+    return out
+
+
+@app.callback()
+def _root(
+    debug: bool = typer.Option(False, "--debug", help="Show tracebacks and debug logs."),
+) -> None:
+    if debug:
+        os.environ["FACTORY_DEBUG"] = "1"
+        logging.basicConfig(level=logging.DEBUG, format="%(name)s: %(message)s")
+
+
+@app.command()
+def version() -> None:
+    """Print factory's version."""
+    print(f"factory {__version__}")
+
+
+def _load_commands() -> None:
+    for mod in pkgutil.iter_modules(__path__):
+        importlib.import_module(f"{__name__}.{mod.name}")
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Console-script entry point."""
+    args = normalize_argv(list(sys.argv[1:] if argv is None else argv))
+    debug = "--debug" in args or os.environ.get("FACTORY_DEBUG") == "1"
+    _load_commands()
+    try:
+        code = app(args=args, prog_name="factory", standalone_mode=False)
+    except typer.TyperException as exc:  # usage errors: the parser's own message, exit 2
+        exc.show()  # type: ignore[attr-defined]
+        sys.exit(getattr(exc, "exit_code", 2))
+    except FactoryError as exc:
+        if debug:
+            import traceback
+
+            traceback.print_exc()
+        ui.error(exc.render())
+        sys.exit(1)
+    except (KeyboardInterrupt, typer.Abort):
+        ui.error("interrupted")
+        sys.exit(130)
+    except Exception as exc:
+        if debug:
+            raise
+        ui.error(f"internal error: {type(exc).__name__}: {exc} (a bug in factory; rerun with --debug)")
+        sys.exit(70)
+    sys.exit(code if isinstance(code, int) else 0)

@@ -1,0 +1,108 @@
+"""The one helper for external commands: argv lists only, and failures that quote the command and its stderr."""
+
+from __future__ import annotations
+
+import logging
+import os
+import shlex
+import shutil
+import subprocess
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+
+from factory import secrets
+from factory.errors import FactoryError
+
+log = logging.getLogger("factory.run")
+
+# Which Debian package brings a tool, for the hint when it is missing.
+PACKAGE_OF = {
+    "qemu-system-x86_64": "qemu-system-x86",
+    "qemu-img": "qemu-utils",
+    "xorriso": "xorriso",
+    "mcopy": "mtools",
+    "mmd": "mtools",
+    "mkfs.vfat": "dosfstools",
+    "mkfs.ext4": "e2fsprogs",
+    "sgdisk": "gdisk",
+    "debootstrap": "debootstrap",
+    "grub-mkrescue": "grub-common",
+    "debconf-set-selections": "debconf",
+    "ksvalidator": "pykickstart (pip)",
+    "virsh": "libvirt-clients",
+    "VBoxManage": "virtualbox",
+}
+
+StrPath = str | os.PathLike[str]
+
+
+def which(tool: str) -> str:
+    """Absolute path of a host tool, or a user error naming the package that provides it."""
+    found = shutil.which(tool)
+    if not found:
+        pkg = PACKAGE_OF.get(tool, tool)
+        raise FactoryError(f"required host tool {tool!r} was not found on PATH",
+                           hint=f"install it (Debian/Ubuntu: apt-get install {pkg})")
+    return found
+
+
+def run(
+    argv: Sequence[StrPath],
+    *,
+    check: bool = True,
+    capture: bool = True,
+    input: bytes | None = None,
+    env: Mapping[str, str] | None = None,
+    cwd: StrPath | None = None,
+    timeout: float | None = None,
+    on_line: Callable[[str], None] | None = None,
+) -> subprocess.CompletedProcess[bytes]:
+    """Run argv (never through a shell). With on_line, stdout+stderr are streamed line by line as they come."""
+    args = [os.fspath(a) for a in argv]
+    if os.sep not in args[0]:
+        which(args[0])
+    shown = secrets.mask(shlex.join(args))
+    log.debug("run: %s", shown)
+    full_env = {**os.environ, **env} if env is not None else None
+    try:
+        if on_line is not None:
+            proc = _run_streaming(args, input, full_env, cwd, timeout, on_line)
+        else:
+            proc = subprocess.run(args, input=input, env=full_env, cwd=cwd, timeout=timeout,
+                                  stdout=subprocess.PIPE if capture else None,
+                                  stderr=subprocess.PIPE if capture else None)
+    except subprocess.TimeoutExpired as exc:
+        raise FactoryError(f"command timed out after {timeout:g}s: {shown}") from exc
+    if check and proc.returncode != 0:
+        raise FactoryError(failure_message(args, proc.returncode, proc.stderr or proc.stdout or b""))
+    return proc
+
+
+def failure_message(args: Sequence[str], code: int, output: bytes, tail_lines: int = 15) -> str:
+    tail = secrets.mask(output.decode(errors="replace")).rstrip().splitlines()[-tail_lines:]
+    text = f"command failed with exit code {code}: {secrets.mask(shlex.join(args))}"
+    if tail:
+        text += "\n" + "\n".join("    " + line for line in tail)
+    return text
+
+
+def _run_streaming(args: list[str], input: bytes | None, env: Mapping[str, str] | None,
+                   cwd: StrPath | None, timeout: float | None,
+                   on_line: Callable[[str], None]) -> subprocess.CompletedProcess[bytes]:
+    lines: list[bytes] = []
+    with subprocess.Popen(args, stdin=subprocess.PIPE if input is not None else subprocess.DEVNULL,
+                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env, cwd=cwd) as proc:
+        if input is not None and proc.stdin:
+            proc.stdin.write(input)
+            proc.stdin.close()
+        assert proc.stdout is not None
+        for raw in proc.stdout:
+            lines.append(raw)
+            on_line(secrets.mask(raw.decode(errors="replace").rstrip("\n")))
+        code = proc.wait(timeout=timeout)
+    out = b"".join(lines)
+    return subprocess.CompletedProcess(args, code, out, out)
+
+
+def tool_path(tool: str) -> Path:
+    return Path(which(tool))

@@ -1,0 +1,77 @@
+"""The shared foundation: one subprocess helper, one user-error path, atomic outputs, secret masking."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from factory import secrets
+from factory.errors import FactoryError, Location
+from factory.fsutil import atomic_path, try_lock
+from factory.run import run
+
+
+def factory_cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "factory", *args], capture_output=True, text=True)
+
+
+def test_run_failure_quotes_command_exit_code_and_stderr_tail() -> None:
+    with pytest.raises(FactoryError) as exc:
+        run(["sh", "-c", "echo first; echo 'boom here' >&2; exit 3"])
+    msg = exc.value.message
+    assert "exit code 3" in msg and "sh -c" in msg and "boom here" in msg
+
+
+def test_run_missing_tool_names_the_package() -> None:
+    with pytest.raises(FactoryError) as exc:
+        run(["qemu-img-does-not-exist"])
+    assert "not found" in exc.value.message and exc.value.hint
+
+
+def test_run_streams_lines_and_masks_secrets() -> None:
+    secrets.register("hunter2-password")
+    seen: list[str] = []
+    run(["sh", "-c", "echo one; echo pass=hunter2-password"], on_line=seen.append)
+    assert seen == ["one", f"pass={secrets.MASK}"]
+
+
+def test_error_render_names_place_line_and_hint() -> None:
+    err = FactoryError("unknown option 'cpu'", hint="did you mean 'cpus'?",
+                       where=Location("a.pkr.hcl", 3, 5, "source.qemu.x", "    cpu = 2"))
+    text = err.render()
+    assert text.splitlines()[0] == "a.pkr.hcl:3:5 (source.qemu.x): unknown option 'cpu'"
+    assert "    ^" in text and "hint: did you mean 'cpus'?" in text
+
+
+def test_atomic_path_leaves_nothing_on_failure(tmp_path: Path) -> None:
+    final = tmp_path / "out.img"
+    with pytest.raises(RuntimeError), atomic_path(final) as tmp:
+        tmp.write_bytes(b"half")
+        raise RuntimeError("interrupted")
+    assert list(tmp_path.iterdir()) == []
+    with atomic_path(final) as tmp:
+        tmp.write_bytes(b"whole")
+    assert final.read_bytes() == b"whole" and list(tmp_path.iterdir()) == [final]
+
+
+def test_try_lock_is_exclusive_across_processes(tmp_path: Path) -> None:
+    lock = tmp_path / "port.lock"
+    fd = try_lock(lock)
+    assert fd is not None
+    code = "import sys; from factory.fsutil import try_lock; sys.exit(0 if try_lock(sys.argv[1]) is None else 1)"
+    assert subprocess.run([sys.executable, "-c", code, str(lock)]).returncode == 0
+
+
+def test_cli_usage_error_has_no_traceback() -> None:
+    proc = factory_cli("no-such-command")
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr and "No such command" in proc.stderr
+
+
+def test_packer_single_dash_flags_are_normalized() -> None:
+    from factory.cli import normalize_argv
+
+    assert normalize_argv(["build", "-var", "a=b", "-var-file=x.hcl", "-only=qemu.*", "-x"]) == [
+        "build", "--var", "a=b", "--var-file=x.hcl", "--only=qemu.*", "-x"]
