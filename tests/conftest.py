@@ -53,3 +53,9 @@ def shared_schemas() -> Path:
 def _isolated_cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
     """Each test gets its own factory cache dir so tests never share state through ~/.cache/factory."""
     monkeypatch.setenv("FACTORY_CACHE_DIR", str(tmp_path_factory.mktemp("factory-cache")))
+
+
+# Fixture modules under tests/fixtures/ (guest images, test ISOs) are loaded as plugins so every test sees them.
+pytest_plugins = sorted(
+    f"fixtures.{p.stem}" for p in (Path(__file__).parent / "fixtures").glob("*.py") if p.stem != "__init__"
+)
