@@ -1,0 +1,32 @@
+"""`factory iso-list`: show the ISO catalog."""
+
+from __future__ import annotations
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from factory.cli import app
+from factory.media import catalog
+
+
+@app.command("iso-list")
+def iso_list(
+    verbose: bool = typer.Option(False, "--verbose", "-v", help="Also show URLs, checksums and signing keys."),
+) -> None:
+    """List the installer ISOs factory knows (the files in isos/)."""
+    table = Table(title=f"ISO catalog ({catalog.catalog_dir()})", show_lines=verbose)
+    for column in ("name", "release", "installer", "volume id", "iso"):
+        table.add_column(column, overflow="fold")
+    if verbose:
+        table.add_column("verification", overflow="fold")
+    for rel in catalog.releases():
+        row = [rel.name, rel.title, rel.family.value, rel.volume_id, rel.iso_filename]
+        if verbose:
+            check = f"sha256:{rel.sha256}" if rel.sha256 else f"via {rel.checksum_url}"
+            if rel.signing_key_fingerprint:
+                check += f"\nsigned: {rel.signature_url}\nkey: {rel.signing_key_fingerprint}"
+            row.append(check)
+        table.add_row(*row)
+    # The table goes to stdout so it can be piped (COLUMNS sets the width there); messages stay on stderr.
+    Console(highlight=False).print(table)

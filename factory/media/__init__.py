@@ -1,0 +1,1 @@
+"""Installer media: the ISO catalog, the verified download cache, unattended configs, remastering."""

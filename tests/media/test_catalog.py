@@ -1,0 +1,120 @@
+"""The ISO catalog: every shipped file loads, is well-formed, and malformed files are refused by file and key."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from factory.errors import FactoryError
+from factory.media import catalog
+from factory.media.catalog import InstallerFamily
+
+REQUIRED = {"ubuntu-24.04", "ubuntu-22.04", "debian-12", "debian-13", "rocky-9", "almalinux-9"}
+
+GOOD = """\
+name = "{name}"
+title = "Test 1.0"
+family = "kickstart"
+volume_id = "TEST-1-0"
+kernel = "images/pxeboot/vmlinuz"
+initrd = "images/pxeboot/initrd.img"
+boot_configs = ["EFI/BOOT/grub.cfg"]
+
+[iso]
+filename = "test.iso"
+urls = ["https://example.invalid/test.iso"]
+sha256 = "{sha}"
+checksum_url = "https://example.invalid/CHECKSUM"
+"""
+
+
+def test_required_releases_are_present() -> None:
+    assert {r.name for r in catalog.releases()} >= REQUIRED
+
+
+@pytest.mark.parametrize("name", sorted(REQUIRED))
+def test_release_is_well_formed(name: str) -> None:
+    rel = catalog.load(name)
+    assert rel.name == name and rel.title
+    assert re.fullmatch(r"[0-9a-f]{64}", rel.sha256) or rel.checksum_url.startswith("https://")
+    assert rel.iso_urls and all(u.startswith("https://") and u.endswith(rel.iso_filename) for u in rel.iso_urls)
+    assert rel.checksum_url.startswith("https://") and rel.signature_url.startswith("https://")
+    assert re.fullmatch(r"[0-9A-F]{40}", rel.signing_key_fingerprint)
+    assert rel.kernel and rel.initrd and rel.boot_configs and rel.volume_id
+    assert len(rel.volume_id) <= 32  # ISO9660 volume identifiers are at most 32 characters
+    assert rel.checksum == (f"sha256:{rel.sha256}" if rel.sha256 else f"file:{rel.checksum_url}")
+
+
+def test_families_match_the_distributions() -> None:
+    fam = {r.name: r.family for r in catalog.releases()}
+    assert fam["ubuntu-24.04"] is fam["ubuntu-22.04"] is InstallerFamily.SUBIQUITY
+    assert fam["debian-12"] is fam["debian-13"] is InstallerFamily.DEBIAN
+    assert fam["rocky-9"] is fam["almalinux-9"] is InstallerFamily.ANACONDA
+
+
+def test_kernel_args_and_media_files() -> None:
+    assert InstallerFamily.SUBIQUITY.kernel_args("x") == "autoinstall ds=nocloud;s=/cdrom/nocloud/"
+    assert InstallerFamily.SUBIQUITY.media_files == ("nocloud/user-data", "nocloud/meta-data")
+    assert "preseed/file=/cdrom/preseed.cfg" in InstallerFamily.DEBIAN.kernel_args("x")
+    assert InstallerFamily.DEBIAN.media_files == ("preseed.cfg",)
+    assert InstallerFamily.ANACONDA.kernel_args("My Disk") == "inst.ks=hd:LABEL=My\\x20Disk:/ks.cfg"
+    assert InstallerFamily.ANACONDA.media_files == ("ks.cfg",)
+
+
+def test_unknown_release_suggests_a_name() -> None:
+    with pytest.raises(FactoryError) as exc:
+        catalog.load("ubuntu-24.4")
+    assert "unknown release 'ubuntu-24.4'" in exc.value.message
+    assert exc.value.hint and "ubuntu-24.04" in exc.value.hint
+
+
+@pytest.fixture
+def fake_catalog(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.setattr(catalog, "catalog_dir", lambda: tmp_path)
+    return tmp_path
+
+
+@pytest.mark.parametrize(("edit", "key", "words"), [
+    (lambda t: t.replace('sha256 = "' + "a" * 64 + '"', 'sha256 = "abc"'), "iso.sha256", "64 hex"),
+    (lambda t: t.replace('sha256 = "' + "a" * 64 + '"\nchecksum_url = "https://example.invalid/CHECKSUM"', ""),
+     "iso.sha256", "required"),
+    (lambda t: t.replace('family = "kickstart"', 'family = "yast"'), "family", "unknown installer family"),
+    (lambda t: t.replace('volume_id = "TEST-1-0"\n', ""), "volume_id", "required"),
+    (lambda t: t.replace('boot_configs = ["EFI/BOOT/grub.cfg"]', "boot_configs = 3"), "boot_configs", "list"),
+    (lambda t: t.replace('kernel = "images/pxeboot/vmlinuz"', "kernel = 7"), "kernel", "must be a string"),
+    (lambda t: t.replace('name = "t1"', 'name = "t2"'), "name", "does not match"),
+    (lambda t: t.split("[iso]")[0], "iso", "missing"),
+])
+def test_malformed_file_names_file_and_key(fake_catalog: Path, edit, key: str, words: str) -> None:  # type: ignore[no-untyped-def]
+    (fake_catalog / "t1.toml").write_text(edit(GOOD.format(name="t1", sha="a" * 64)))
+    with pytest.raises(FactoryError) as exc:
+        catalog.load("t1")
+    rendered = exc.value.render()
+    assert "t1.toml" in rendered and exc.value.message.startswith(f"{key}:") and words in rendered
+
+
+def test_toml_syntax_error_names_the_file(fake_catalog: Path) -> None:
+    (fake_catalog / "t1.toml").write_text('name = "t1\n')
+    with pytest.raises(FactoryError) as exc:
+        catalog.releases()
+    assert "t1.toml" in exc.value.render() and "malformed catalog file" in exc.value.message
+
+
+def test_checksum_url_alone_is_enough(fake_catalog: Path) -> None:
+    (fake_catalog / "t1.toml").write_text(GOOD.format(name="t1", sha=""))
+    rel = catalog.load("t1")
+    assert rel.sha256 == "" and rel.checksum == "file:https://example.invalid/CHECKSUM"
+
+
+def test_iso_list_shows_every_release() -> None:
+    import sys
+
+    from factory.run import run
+
+    out = run([sys.executable, "-m", "factory", "iso-list"], env={"COLUMNS": "200"})
+    lines = out.stdout.decode().splitlines()
+    for rel in catalog.releases():
+        row = next((line for line in lines if f" {rel.name} " in line), "")
+        assert rel.family.value in row and rel.iso_filename in row
