@@ -1,0 +1,224 @@
+"""Option groups Packer's builders share (ISO, HTTP, floppy, CD, boot, shutdown, communicator).
+
+Packer defines these once in its plugin SDK (multistep/commonsteps, bootcommand, communicator) and every
+builder embeds them; we do the same with frozen dataclass mixins, so `qemu` and `virtualbox-iso` read the same
+declarations. Support flags describe the QEMU engine (issue 4): what it acts on and what it only accepts.
+"""
+
+# opt() returns a dataclasses.field (factory.options); ruff cannot see that, so RUF009 misfires here.
+# ruff: noqa: RUF009
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar
+
+from factory.options import Support, opt
+
+IGNORED = Support.IGNORED
+
+
+@dataclass(frozen=True)
+class IsoOptions:
+    """Installation media (Packer's ISOConfig)."""
+
+    iso_url: str | None = opt(None, help="URL or local path of the installer ISO, or of the disk image when "
+                              "`disk_image = true`. Fetched through factory's ISO cache (http, https, file, "
+                              "plain paths). Only one of `iso_url` and `iso_urls` may be set.")
+    iso_urls: list[str] = opt([], help="URLs tried in order until one downloads; all must be the same file "
+                              "(same checksum). Only one of `iso_url` and `iso_urls` may be set.")
+    iso_checksum: str | None = opt(None, help="Checksum of the ISO or disk image: `sha256:HEX`, `md5:`/`sha1:`/"
+                                   "`sha512:` prefixes, bare hex (type guessed from its length), `file:URL-or-path`"
+                                   " of a SUMS file, or `none`. Required whenever `iso_url`/`iso_urls` is set.")
+    iso_target_path: str | None = opt(None, help="Where to save the downloaded ISO. factory always keeps "
+                                      "downloads in its own content-addressed cache.", support=IGNORED)
+    iso_target_extension: str = opt("iso", help="File extension of the downloaded ISO in Packer's cache.",
+                                    support=IGNORED)
+
+
+@dataclass(frozen=True)
+class HttpOptions:
+    """The built-in HTTP server that serves preseed/kickstart/user-data to the guest (Packer's HTTPConfig)."""
+
+    http_directory: str | None = opt(None, help="Directory served over HTTP to the guest; its address is "
+                                     "`{{ .HTTPIP }}:{{ .HTTPPort }}` in `boot_command`. Conflicts with "
+                                     "`http_content`. The server runs only during the build.")
+    http_content: dict[str, str] = opt({}, help="Map of URL path (starting with `/`) to file content served "
+                                       "over HTTP, e.g. built with `templatefile()`. Conflicts with "
+                                       "`http_directory`.")
+    http_port_min: int = opt(8000, help="Lowest port the HTTP server may listen on; a free port in "
+                             "`http_port_min`..`http_port_max` is chosen per build.")
+    http_port_max: int = opt(9000, help="Highest port the HTTP server may listen on (inclusive).")
+    http_bind_address: str = opt("0.0.0.0", help="Address the HTTP server binds to.", support=IGNORED)
+    http_network_protocol: str = opt("tcp", help="Network protocol of the HTTP server (tcp, tcp4, tcp6, "
+                                     "unix, unixpacket).", support=IGNORED)
+
+
+@dataclass(frozen=True)
+class FloppyOptions:
+    """A floppy image attached at boot (Packer's FloppyConfig); mostly for Windows unattended installs."""
+
+    floppy_files: list[str] = opt([], help="Files (globs allowed) placed at the root of a floppy attached at "
+                                  "boot.", support=IGNORED)
+    floppy_dirs: list[str] = opt([], help="Directories copied recursively onto the floppy.", support=IGNORED)
+    floppy_content: dict[str, str] = opt({}, help="Map of floppy path to file content.", support=IGNORED)
+    floppy_label: str | None = opt(None, help="Volume label of the floppy.", support=IGNORED)
+
+
+@dataclass(frozen=True)
+class CdOptions:
+    """An extra CD built from files at boot time (Packer's CDConfig), e.g. a cloud-init NoCloud seed."""
+
+    cd_files: list[str] = opt([], help="Files or directories (globs allowed) placed on an extra CD attached at "
+                              "boot; directories are copied recursively. factory builds the ISO in pure Python "
+                              "(no xorriso/mkisofs needed).")
+    cd_content: dict[str, str] = opt({}, help="Map of CD path to file content, e.g. `\"user-data\" = "
+                                     "templatefile(...)`; wins over `cd_files` for the same path.")
+    cd_label: str | None = opt(None, help="Volume label of the extra CD; use `cidata` for a cloud-init NoCloud "
+                               "seed.")
+
+
+@dataclass(frozen=True)
+class BootOptions:
+    """Typing keys into the booting machine (Packer's BootConfig)."""
+
+    boot_command: list[str] = opt([], help="Keys typed after `boot_wait`, in Packer's syntax: text, `<enter>`, "
+                                  "`<esc>`, `<tab>`, `<f1>`..`<f12>`, `<waitN>` (e.g. `<wait5>`, `<wait1m30s>`), "
+                                  "`<leftCtrlOn>c<leftCtrlOff>`, and `{{ .HTTPIP }}`, `{{ .HTTPPort }}`, "
+                                  "`{{ .Name }}`, `{{ .SSHPublicKey | urlquery }}`. Not needed when factory "
+                                  "makes the unattended media itself (`iso = ...`).")
+    boot_steps: list[list[str]] = opt([], help="`[keys, description]` pairs typed in order, as `boot_command` "
+                                      "with a description per step. Mutually exclusive with `boot_command`.",
+                                      support=IGNORED)
+    boot_wait: str = opt("10s", help="Duration to wait after starting the VM before typing `boot_command`; a "
+                         "negative value means no wait.")
+    boot_key_interval: str = opt("100ms", help="Duration between two typed keys.")
+    boot_keygroup_interval: str | None = opt(None, help="Duration to wait after each group of keys.",
+                                             support=IGNORED)
+
+    BOOT_DURATIONS: ClassVar[frozenset[str]] = frozenset({"boot_wait", "boot_key_interval",
+                                                          "boot_keygroup_interval"})
+
+
+@dataclass(frozen=True)
+class ShutdownOptions:
+    """Stopping the machine after provisioning (Packer's ShutdownConfig)."""
+
+    shutdown_command: str | None = opt(None, help="Command run over SSH to shut the guest down after "
+                                       "provisioning. When unset (or when it fails) factory asks for an ACPI "
+                                       "power-down through QMP, then stops the VM.")
+    shutdown_timeout: str = opt("5m", help="Duration to wait for the guest to power off after "
+                                "`shutdown_command`; past it the build fails.")
+
+
+# Names, types and defaults from Packer's communicator/config.go; factory's SSH is paramiko (factory.comm).
+@dataclass(frozen=True)
+class CommunicatorOptions:
+    """How factory talks to the guest (Packer's communicator Config, SSH and WinRM structs)."""
+
+    communicator: str = opt("ssh", help="`ssh` (default) or `none`. `winrm` is accepted by Packer but "
+                            "factory has no WinRM communicator.")
+    pause_before_connecting: str = opt("0s", help="Duration to wait after the first successful connection "
+                                       "before connecting again and provisioning (for guests that restart "
+                                       "sshd late in their boot).")
+    host_port_min: int = opt(2222, help="Lowest host port forwarded to the guest's SSH port; a free port in "
+                             "range is taken under a cross-process lock, so parallel builds never collide.")
+    host_port_max: int = opt(4444, help="Highest host port forwarded to the guest's SSH port (inclusive).")
+    skip_nat_mapping: bool = opt(False, help="Do not forward a host port; connect to `ssh_host:ssh_port` "
+                                 "directly.", support=IGNORED)
+    ssh_username: str | None = opt(None, help="User to log in as over SSH. Required with `communicator = "
+                                   "\"ssh\"` unless factory creates the user itself (`iso = ...`).")
+    ssh_password: str | None = opt(None, help="Password for SSH login. Masked in every log and output.",
+                                   sensitive=True)
+    ssh_private_key_file: str | None = opt(None, help="Private key file for SSH login (`~` expanded). With "
+                                           "neither this nor `ssh_password`, factory generates an ephemeral "
+                                           "ed25519 key pair per build and injects its public key.")
+    ssh_timeout: str = opt("5m", help="Duration to wait for SSH to become available; factory scales it for "
+                           "TCG and names what it saw on timeout (refused, banner, auth failure ...).")
+    ssh_handshake_attempts: int = opt(10, help="SSH handshakes to attempt once the port accepts connections.")
+    ssh_host: str | None = opt(None, help="Address to SSH to; normally set by the builder (127.0.0.1 and the "
+                               "forwarded port).", support=IGNORED)
+    ssh_port: int = opt(22, help="SSH port inside the guest.", support=IGNORED)
+    ssh_pty: bool = opt(False, help="Request a PTY for commands.", support=IGNORED)
+    ssh_agent_auth: bool = opt(False, help="Authenticate with the local SSH agent.", support=IGNORED)
+    ssh_disable_agent_forwarding: bool = opt(False, help="Disable SSH agent forwarding.", support=IGNORED)
+    ssh_certificate_file: str | None = opt(None, help="User certificate for SSH authentication.",
+                                           support=IGNORED)
+    ssh_ciphers: list[str] = opt([], help="Override the allowed SSH ciphers.", support=IGNORED)
+    ssh_key_exchange_algorithms: list[str] = opt([], help="Override the allowed SSH key exchange algorithms.",
+                                                 support=IGNORED)
+    ssh_clear_authorized_keys: bool = opt(False, help="Remove the temporary key from the guest's "
+                                          "authorized_keys at the end of the build.", support=IGNORED)
+    ssh_file_transfer_method: str = opt("scp", help="`scp` or `sftp`; factory transfers files over SFTP.",
+                                        support=IGNORED)
+    ssh_keep_alive_interval: str = opt("5s", help="Duration between SSH keep-alive messages; negative "
+                                       "disables them.", support=IGNORED)
+    ssh_read_write_timeout: str | None = opt(None, help="Duration after which a silent remote command is "
+                                             "considered hung.", support=IGNORED)
+    ssh_remote_tunnels: list[str] = opt([], help="`REMOTE_PORT:LOCAL_HOST:LOCAL_PORT` tunnels.", support=IGNORED)
+    ssh_local_tunnels: list[str] = opt([], help="`LOCAL_PORT:REMOTE_HOST:REMOTE_PORT` tunnels.", support=IGNORED)
+    ssh_bastion_host: str | None = opt(None, help="Bastion host to connect through.", support=IGNORED)
+    ssh_bastion_port: int = opt(22, help="Port of the bastion host.", support=IGNORED)
+    ssh_bastion_agent_auth: bool = opt(False, help="Use the SSH agent for the bastion.", support=IGNORED)
+    ssh_bastion_username: str | None = opt(None, help="User on the bastion host.", support=IGNORED)
+    ssh_bastion_password: str | None = opt(None, help="Password on the bastion host.", sensitive=True,
+                                           support=IGNORED)
+    ssh_bastion_interactive: bool = opt(False, help="Keyboard-interactive login to the bastion.",
+                                        support=IGNORED)
+    ssh_bastion_private_key_file: str | None = opt(None, help="Private key for the bastion.", support=IGNORED)
+    ssh_bastion_certificate_file: str | None = opt(None, help="Certificate for the bastion.", support=IGNORED)
+    ssh_proxy_host: str | None = opt(None, help="SOCKS proxy for the SSH connection.", support=IGNORED)
+    ssh_proxy_port: int = opt(1080, help="Port of the SOCKS proxy.", support=IGNORED)
+    ssh_proxy_username: str | None = opt(None, help="User for the SOCKS proxy.", support=IGNORED)
+    ssh_proxy_password: str | None = opt(None, help="Password for the SOCKS proxy.", sensitive=True,
+                                         support=IGNORED)
+    temporary_key_pair_type: str = opt("ed25519", help="Type of the ephemeral key pair. factory always "
+                                       "generates ed25519 (Packer's default is rsa).", support=IGNORED)
+    temporary_key_pair_bits: int | None = opt(None, help="Bits of the ephemeral key pair (ignored for "
+                                              "ed25519).", support=IGNORED)
+    winrm_username: str | None = opt(None, help="WinRM user (no WinRM communicator in factory).",
+                                     support=IGNORED)
+    winrm_password: str | None = opt(None, help="WinRM password.", sensitive=True, support=IGNORED)
+    winrm_host: str | None = opt(None, help="Address of the WinRM endpoint.", support=IGNORED)
+    winrm_port: int = opt(5985, help="Port of the WinRM endpoint.", support=IGNORED)
+    winrm_timeout: str = opt("30m", help="Duration to wait for WinRM.", support=IGNORED)
+    winrm_use_ssl: bool = opt(False, help="Use HTTPS for WinRM.", support=IGNORED)
+    winrm_insecure: bool = opt(False, help="Skip WinRM certificate checks.", support=IGNORED)
+    winrm_use_ntlm: bool = opt(False, help="NTLMv2 authentication for WinRM.", support=IGNORED)
+    winrm_no_proxy: bool = opt(False, help="Bypass proxies for WinRM.", support=IGNORED)
+
+    COMM_DURATIONS: ClassVar[frozenset[str]] = frozenset({"pause_before_connecting", "ssh_timeout",
+                                                          "ssh_keep_alive_interval", "ssh_read_write_timeout",
+                                                          "winrm_timeout"})
+    COMM_CHOICES: ClassVar[dict[str, tuple[str, ...]]] = {"communicator": ("ssh", "winrm", "none"),
+                                                          "ssh_file_transfer_method": ("scp", "sftp")}
+
+
+# Shared by the shell-local provisioner and post-processor (Packer's shell-local/config.go).
+@dataclass(frozen=True)
+class ShellLocalOptions:
+    """Running commands on the build host."""
+
+    command: str | None = opt(None, help="A single command run on the host. Exactly one of `command`, "
+                              "`inline`, `script`, `scripts` is required.")
+    inline: list[str] = opt([], help="Commands written to a temporary script (with `inline_shebang`) and run "
+                            "on the host.")
+    inline_shebang: str = opt("/bin/sh -e", help="Shebang line of the script made from `inline`.")
+    script: str | None = opt(None, help="Path of a local script to run on the host.")
+    scripts: list[str] = opt([], help="Paths of local scripts run in order on the host.")
+    environment_vars: list[str] = opt([], help="`KEY=VALUE` pairs set in the environment of the command, in "
+                                      "addition to PACKER_BUILD_NAME and PACKER_BUILDER_TYPE.")
+    env: dict[str, str] = opt({}, help="Map of environment variables set for the command; merged with "
+                              "`environment_vars`.")
+    env_var_format: str | None = opt(None, help="printf-style format of each variable in `{{.Vars}}`; "
+                                     "Packer's default is `%s='%s' `.", support=IGNORED)
+    execute_command: list[str] = opt(["/bin/sh", "-c", "{{.Vars}} {{.Script}}"],
+                                     help="argv used to run each script; `{{.Vars}}` expands to the "
+                                     "environment assignments and `{{.Script}}` to the script path.")
+    only_on: list[str] = opt([], help="Host OS names (`linux`, `darwin`, `windows` ...) on which to run; "
+                             "elsewhere the step is skipped. Empty: run everywhere.")
+    valid_exit_codes: list[int] = opt([0], help="Exit codes treated as success.")
+    use_linux_pathing: bool = opt(False, help="Windows only: translate paths for WSL.", support=IGNORED)
+    tempfile_extension: str | None = opt(None, help="Extension of the temporary script file (Windows).",
+                                         support=IGNORED)
+

@@ -1,0 +1,112 @@
+"""Post-processors: manifest, checksum, compress, shell-local, artifice (Packer core) and vagrant.
+
+The meta-arguments (`name`, `only`, `except`, `keep_input_artifact`) are handled by the template layer
+(PostProcessorSpec), not declared here. Export post-processors (OVA, VMDK, VHD, GCE ...) are declared by the
+exports work (issue 5) in the marked section at the end of this file or in factory/schema/exports.py.
+"""
+
+# opt() returns a dataclasses.field (factory.options); ruff cannot see that, so RUF009 misfires here.
+# ruff: noqa: RUF009
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar
+
+from factory.options import Component, Kind, Support, opt
+from factory.schema.common import ShellLocalOptions
+from factory.schema.types import Checked
+
+IGNORED = Support.IGNORED
+
+
+@dataclass(frozen=True)
+class ManifestPostProcessor(Component, kind=Kind.POST_PROCESSOR, name="manifest"):
+    """Record the build's artifacts in Packer's packer-manifest.json format."""
+
+    summary: ClassVar[str] = ("Appends the artifact's files, sizes and ids to a JSON manifest in Packer's "
+                              "format (builds[], last_run_uuid), under a lock.")
+
+    output: str = opt("packer-manifest.json", help="Path of the manifest file; runs append to it.")
+    strip_path: bool = opt(False, help="Record file names without their directories.")
+    strip_time: bool = opt(False, help="Leave out `build_time`, so manifests of identical builds compare equal.",
+                           support=IGNORED)
+    custom_data: dict[str, str] = opt({}, help="Free-form map copied into the build's `custom_data`.")
+
+
+CHECKSUM_TYPES = ("md5", "sha1", "sha224", "sha256", "sha384", "sha512")
+
+
+@dataclass(frozen=True)
+class ChecksumPostProcessor(Component, kind=Kind.POST_PROCESSOR, name="checksum"):
+    """Write checksum files of the artifact's files."""
+
+    summary: ClassVar[str] = ("Writes one checksum file per algorithm for the artifact's files "
+                              "(sha256 by default; Packer's default is md5).")
+
+    # Deliberate deviation: Packer defaults to md5, which no one should verify images with any more.
+    checksum_types: list[str] = opt(["sha256"], help="Algorithms: `md5`, `sha1`, `sha224`, `sha256`, "
+                                    "`sha384`, `sha512`. factory's default is `[\"sha256\"]` (Packer's is "
+                                    "`[\"md5\"]`): set `[\"md5\"]` explicitly to get Packer's files.")
+    output: str = opt("packer_{{.BuildName}}_{{.BuilderType}}_{{.ChecksumType}}.checksum",
+                      help="Path of each checksum file; `{{.BuildName}}`, `{{.BuilderType}}` and "
+                      "`{{.ChecksumType}}` are expanded.")
+
+
+@dataclass(frozen=True)
+class CompressPostProcessor(Component, kind=Kind.POST_PROCESSOR, name="compress"):
+    """Compress the artifact's files into one archive."""
+
+    summary: ClassVar[str] = ("Packs the artifact into an archive chosen by the output's extension: .tar, "
+                              ".tar.gz/.gz, .tar.zst/.zst, .tar.xz/.xz.")
+
+    output: str = opt("packer_{{.BuildName}}_{{.BuilderType}}.tar.gz", help="Archive path; its extension picks "
+                      "the format. `{{.BuildName}}` and `{{.BuilderType}}` are expanded.")
+    format: str | None = opt(None, help="Format used instead of guessing from `output` (`tar`, `tar.gz`, `gz`, "
+                             "`tar.zst`, `zst`, `tar.xz`, `xz`).")
+    compression_level: int = opt(6, help="Compression level, 1 (fast) to 9 (small); zstd levels go to 19.")
+
+
+@dataclass(frozen=True)
+class ShellLocalPostProcessor(ShellLocalOptions, Checked, Component, kind=Kind.POST_PROCESSOR,
+                              name="shell-local"):
+    """Run commands on the build host after the build."""
+
+    summary: ClassVar[str] = "Runs commands or scripts on the build host with the artifact's details set."
+
+    EXCLUSIVE: ClassVar[tuple[tuple[str, ...], ...]] = (("command", "inline", "script", "scripts"),)
+
+
+@dataclass(frozen=True)
+class ArtificePostProcessor(Component, kind=Kind.POST_PROCESSOR, name="artifice"):
+    """Replace the artifact with arbitrary files (for post-processors that follow in the chain)."""
+
+    summary: ClassVar[str] = "Makes the listed files the artifact for the rest of the post-processor chain."
+
+    files: list[str] = opt(required=True, help="Files that become the new artifact. Required.")
+
+
+@dataclass(frozen=True)
+class VagrantPostProcessor(Checked, Component, kind=Kind.POST_PROCESSOR, name="vagrant"):
+    """Package the artifact as a Vagrant box."""
+
+    summary: ClassVar[str] = "Packages the disk as a Vagrant box for the libvirt or virtualbox provider."
+
+    output: str = opt("packer_{{.BuildName}}_{{.Provider}}.box", help="Box path; `{{.BuildName}}`, "
+                      "`{{.Provider}}`, `{{.BuilderType}}` and `{{.ArtifactId}}` are expanded.")
+    compression_level: int = opt(6, help="gzip level of the box, 0 (none) to 9.")
+    include: list[str] = opt([], help="Extra files packed into the box (e.g. a README).")
+    vagrantfile_template: str | None = opt(None, help="Vagrantfile packed into the box, rendered as a "
+                                           "template.")
+    vagrantfile_template_generated: bool = opt(False, help="`vagrantfile_template` is created during the build, "
+                                               "so it is not checked at validate time.", support=IGNORED)
+    provider_override: str | None = opt(None, help="Provider to package for when the builder does not imply "
+                                        "one (`libvirt`, `virtualbox`).", support=IGNORED)
+    architecture: str = opt("amd64", help="Architecture recorded in the box metadata.", support=IGNORED)
+
+    CHOICES: ClassVar[dict[str, tuple[str, ...]]] = {"provider_override": ("libvirt", "virtualbox")}
+
+
+# ==== Export post-processors (issue 5 / exports owner) =========================================================
+# Declare the exports as post-processors here or in factory/schema/exports.py (every module in this package is
+# loaded by factory.options), e.g. `class OvaPostProcessor(Component, kind=Kind.POST_PROCESSOR, name="ova")`.

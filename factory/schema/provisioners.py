@@ -1,0 +1,146 @@
+"""Provisioners: shell, file, shell-local, breakpoint (Packer core) and ansible (packer-plugin-ansible).
+
+The meta-arguments every provisioner block takes (`name`, `only`, `except`, `override`, `pause_before`,
+`max_retries`, `timeout`) are handled by the template layer (ProvisionerSpec), not declared here.
+"""
+
+# opt() returns a dataclasses.field (factory.options); ruff cannot see that, so RUF009 misfires here.
+# ruff: noqa: RUF009
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar
+
+from factory.options import Component, Kind, Support, opt
+from factory.schema.common import ShellLocalOptions
+from factory.schema.types import Checked
+
+IGNORED = Support.IGNORED
+
+
+@dataclass(frozen=True)
+class ShellProvisioner(Checked, Component, kind=Kind.PROVISIONER, name="shell"):
+    """Run commands or scripts in the guest over SSH."""
+
+    summary: ClassVar[str] = "Uploads commands or scripts to the guest and runs them over SSH, streaming output."
+
+    inline: list[str] = opt([], help="Commands run in order in the guest, written to one script with "
+                            "`inline_shebang`. Exactly one of `inline`, `script`, `scripts` is required.")
+    inline_shebang: str = opt("/bin/sh -e", help="Shebang of the script made from `inline`; `-e` stops at the "
+                              "first failing command.")
+    script: str | None = opt(None, help="Path of a local script uploaded to the guest and run.")
+    scripts: list[str] = opt([], help="Paths of local scripts uploaded and run in order.")
+    binary: bool = opt(False, help="Upload scripts as-is (no line-ending conversion).", support=IGNORED)
+    environment_vars: list[str] = opt([], help="`KEY=VALUE` pairs exported to the scripts through `{{.Vars}}`, "
+                                      "after PACKER_BUILD_NAME and PACKER_BUILDER_TYPE.")
+    env: dict[str, str] = opt({}, help="Map of environment variables exported to the scripts; merged with "
+                              "`environment_vars`.", support=IGNORED)
+    env_var_format: str | None = opt(None, help="printf-style format of each variable in `{{.Vars}}` "
+                                     "(Packer's default `%s='%s' `).", support=IGNORED)
+    use_env_var_file: bool = opt(False, help="Write the variables to a file sourced by the script instead of "
+                                 "prefixing the command.", support=IGNORED)
+    execute_command: str = opt("chmod +x {{.Path}}; {{.Vars}} {{.Path}}", help="Command that runs each "
+                               "uploaded script; `{{.Path}}` is its remote path and `{{.Vars}}` the variable "
+                               "assignments. Put `sudo` here to run as root.")
+    expect_disconnect: bool = opt(False, help="Treat a dropped connection as success (the script rebooted the "
+                                  "guest); factory reconnects before the next step.")
+    start_retry_timeout: str = opt("5m", help="Duration to keep retrying the start of a script when the guest "
+                                   "is not reachable (e.g. rebooting).", support=IGNORED)
+    pause_after: str | None = opt(None, help="Duration to wait after the scripts ran.", support=IGNORED)
+    valid_exit_codes: list[int] = opt([0], help="Exit codes treated as success, e.g. `[0, 2300218]` or "
+                                      "`[0, 143]` around a reboot.")
+    remote_folder: str = opt("/tmp", help="Guest directory scripts are uploaded to.")
+    remote_file: str | None = opt(None, help="File name of the uploaded script (default "
+                                  "`script_<random>.sh`).", support=IGNORED)
+    remote_path: str | None = opt(None, help="Full guest path of the uploaded script (default "
+                                  "`<remote_folder>/<remote_file>`).", support=IGNORED)
+    skip_clean: bool = opt(False, help="Leave uploaded scripts in the guest.", support=IGNORED)
+
+    DURATIONS: ClassVar[frozenset[str]] = frozenset({"start_retry_timeout", "pause_after"})
+    EXCLUSIVE: ClassVar[tuple[tuple[str, ...], ...]] = (("inline", "script", "scripts"),)
+
+
+@dataclass(frozen=True)
+class FileProvisioner(Checked, Component, kind=Kind.PROVISIONER, name="file"):
+    """Copy files or directories between the host and the guest."""
+
+    summary: ClassVar[str] = "Uploads files or directories to the guest, or downloads them from it, over SFTP."
+
+    source: str | None = opt(None, help="Local path (upload) or guest path (download). A directory is copied "
+                             "recursively; with a trailing `/` its contents are copied, without it the "
+                             "directory itself.")
+    sources: list[str] = opt([], help="Several sources uploaded to `destination` (which must then be a "
+                             "directory ending in `/`).")
+    content: str | None = opt(None, help="Text uploaded as the file `destination` instead of a `source`.")
+    destination: str = opt(required=True, help="Guest path (upload) or local path (download). Required.")
+    direction: str = opt("upload", help="`upload` (host to guest) or `download` (guest to host).")
+    generated: bool = opt(False, help="The source is created during the build, so it is not checked to exist "
+                          "at validate time.", support=IGNORED)
+
+    CHOICES: ClassVar[dict[str, tuple[str, ...]]] = {"direction": ("upload", "download")}
+    EXCLUSIVE: ClassVar[tuple[tuple[str, ...], ...]] = (("source", "sources", "content"),)
+
+
+@dataclass(frozen=True)
+class ShellLocalProvisioner(ShellLocalOptions, Checked, Component, kind=Kind.PROVISIONER, name="shell-local"):
+    """Run commands on the build host during provisioning."""
+
+    summary: ClassVar[str] = "Runs commands or scripts on the build host, with the build's variables set."
+
+    EXCLUSIVE: ClassVar[tuple[tuple[str, ...], ...]] = (("command", "inline", "script", "scripts"),)
+
+
+@dataclass(frozen=True)
+class BreakpointProvisioner(Component, kind=Kind.PROVISIONER, name="breakpoint"):
+    """Pause the build until the user presses Enter."""
+
+    summary: ClassVar[str] = "Pauses the build so you can inspect the guest; continues when Enter is pressed."
+
+    note: str | None = opt(None, help="Message shown while paused.")
+    disable: bool = opt(False, help="Skip this breakpoint without removing it from the template.")
+
+
+@dataclass(frozen=True)
+class AnsibleProvisioner(Component, kind=Kind.PROVISIONER, name="ansible"):
+    """Run an Ansible playbook against the guest from the host (packer-plugin-ansible's `ansible`)."""
+
+    summary: ClassVar[str] = ("Runs ansible-playbook on the host against the guest. Declared for validation "
+                              "and inspect; not implemented yet.")
+    PLANNED: ClassVar[bool] = True
+
+    playbook_file: str = opt(required=True, help="Playbook to run. Required.", support=IGNORED)
+    command: str = opt("ansible-playbook", help="Command that runs the playbook.", support=IGNORED)
+    extra_arguments: list[str] = opt([], help="Extra arguments to ansible-playbook (e.g. `--extra-vars`).",
+                                     support=IGNORED)
+    ansible_env_vars: list[str] = opt([], help="`KEY=VALUE` environment for ansible-playbook.", support=IGNORED)
+    ansible_ssh_extra_args: list[str] = opt([], help="Extra arguments for Ansible's SSH connection.",
+                                            support=IGNORED)
+    user: str | None = opt(None, help="Remote user Ansible connects as (default: the communicator's user).",
+                           support=IGNORED)
+    groups: list[str] = opt([], help="Inventory groups the guest is placed in.", support=IGNORED)
+    empty_groups: list[str] = opt([], help="Inventory groups created empty.", support=IGNORED)
+    host_alias: str = opt("default", help="Inventory name of the guest.", support=IGNORED)
+    inventory_file: str | None = opt(None, help="Use this inventory instead of a generated one.",
+                                     support=IGNORED)
+    inventory_directory: str | None = opt(None, help="Directory the generated inventory is written to.",
+                                          support=IGNORED)
+    inventory_file_template: str | None = opt(None, help="Template of the generated inventory.",
+                                              support=IGNORED)
+    keep_inventory_file: bool = opt(False, help="Keep the generated inventory after the run.", support=IGNORED)
+    limit: str | None = opt(None, help="`--limit` pattern.", support=IGNORED)
+    galaxy_file: str | None = opt(None, help="requirements.yml installed with ansible-galaxy first.",
+                                  support=IGNORED)
+    galaxy_command: str = opt("ansible-galaxy", help="Command that installs `galaxy_file`.", support=IGNORED)
+    galaxy_force_install: bool = opt(False, help="Reinstall galaxy roles and collections.", support=IGNORED)
+    galaxy_force_with_deps: bool = opt(False, help="Reinstall galaxy dependencies too.", support=IGNORED)
+    roles_path: str | None = opt(None, help="Where galaxy roles are installed.", support=IGNORED)
+    collections_path: str | None = opt(None, help="Where galaxy collections are installed.", support=IGNORED)
+    local_port: int | None = opt(None, help="Host port of the SSH proxy Ansible connects to.", support=IGNORED)
+    use_proxy: bool = opt(True, help="Connect through the provisioner's SSH proxy instead of directly.",
+                          support=IGNORED)
+    use_sftp: bool = opt(False, help="Transfer files with SFTP instead of SCP.", support=IGNORED)
+    sftp_command: str | None = opt(None, help="SFTP server command in the guest.", support=IGNORED)
+    ssh_host_key_file: str | None = opt(None, help="Host key of the SSH proxy.", support=IGNORED)
+    ssh_authorized_key_file: str | None = opt(None, help="Public key the proxy accepts.", support=IGNORED)
+    skip_version_check: bool = opt(False, help="Do not check the installed Ansible version.", support=IGNORED)

@@ -1,0 +1,160 @@
+"""`source "qemu"`: Packer's qemu builder options (packer-plugin-qemu 1.1.x) plus factory's own extras.
+
+Support flags follow the QEMU engine's scope (issue 4): options it acts on are ACTED, the rest are accepted
+for compatibility and reported as "accepted, not acted on" (Support.IGNORED).
+"""
+
+# opt() returns a dataclasses.field (factory.options); ruff cannot see that, so RUF009 misfires here.
+# ruff: noqa: RUF009
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar
+
+from factory.options import Component, Kind, Support, opt
+from factory.schema.common import (
+    BootOptions,
+    CdOptions,
+    CommunicatorOptions,
+    FloppyOptions,
+    HttpOptions,
+    IsoOptions,
+    ShutdownOptions,
+)
+from factory.schema.types import Checked
+
+IGNORED = Support.IGNORED
+
+
+@dataclass(frozen=True)
+class QemuSource(IsoOptions, HttpOptions, FloppyOptions, CdOptions, BootOptions, ShutdownOptions,
+                 CommunicatorOptions, Checked, Component, kind=Kind.SOURCE, name="qemu"):
+    """A QEMU virtual machine driven through QMP: install from an ISO or start from a cloud image."""
+
+    summary: ClassVar[str] = ("Builds a QEMU/KVM machine image: boots an installer ISO (or a cloud disk image), "
+                              "provisions it over SSH and writes a compacted qcow2 or raw disk.")
+
+    # factory extras -------------------------------------------------------------------------------------------
+    iso: str | None = opt(None, factory_only=True, help="Name of a release in factory's ISO catalog (e.g. "
+                          "`ubuntu-24.04`, see `factory iso-list`). factory fetches and verifies the ISO and "
+                          "makes the unattended install itself from `preseed_vars`: no `iso_url`, "
+                          "`iso_checksum` or `boot_command` needed.")
+    preseed_vars: dict[str, str] = opt({}, factory_only=True, help="Variables of the unattended install made "
+                                       "for `iso` (hostname, locale, keyboard, timezone, username, password, "
+                                       "packages, ...). A plain `password` is stored only as a SHA-512 crypt "
+                                       "hash.")
+    install_method: str = opt("media", factory_only=True, help="How the unattended install made for `iso` "
+                              "starts: `media` remasters the ISO with the config and boot arguments; "
+                              "`direct-kernel` boots the ISO's kernel and initrd directly with the arguments.")
+    serial_log: str | None = opt(None, factory_only=True, help="File that receives the guest's serial console "
+                                 "(default: `<output_directory>/<vm_name>.serial.log` while building; kept on "
+                                 "failure).")
+    screenshot_on_failure: bool = opt(True, factory_only=True, help="Save a PNG screendump of the display "
+                                      "next to the serial log when the build fails.")
+
+    # media and disk -------------------------------------------------------------------------------------------
+    iso_skip_cache: bool = opt(False, help="Let QEMU read `iso_url` directly (curl block driver) instead of "
+                               "downloading it.", support=IGNORED)
+    disk_image: bool = opt(False, help="`iso_url` is a bootable disk image (e.g. a cloud image), not an "
+                           "installer ISO: it is copied (or used as backing file) and resized to `disk_size`.")
+    use_backing_file: bool = opt(False, help="With `disk_image` and `format = \"qcow2\"`: create an overlay "
+                                 "whose backing file is the downloaded image instead of a copy. Forces "
+                                 "`skip_compaction`.")
+    disk_size: str = opt("40960M", help="Size of the main disk: a number with K/M/G/T suffix (binary "
+                         "multiples) or a bare number of MiB.")
+    disk_interface: str = opt("virtio", help="Bus of the main disk: `virtio`, `virtio-scsi`, `ide`, `sata`, "
+                              "`scsi`, `sd`.")
+    disk_cache: str = opt("writeback", help="QEMU cache mode of the disk: `writeback`, `writethrough`, `none`, "
+                          "`unsafe`, `directsync`.", support=IGNORED)
+    disk_discard: str = opt("ignore", help="Discard mode of the disk: `ignore` or `unmap`.", support=IGNORED)
+    disk_detect_zeroes: str = opt("off", help="detect-zeroes mode of the disk: `off`, `on`, `unmap`.",
+                                  support=IGNORED)
+    disk_additional_size: list[str] = opt([], help="Sizes of extra disks, named `<vm_name>-1`, `-2`, ...",
+                                          support=IGNORED)
+    skip_resize_disk: bool = opt(False, help="Do not resize a `disk_image` to `disk_size`.", support=IGNORED)
+    cdrom_interface: str | None = opt(None, help="Bus of the installer CD-ROM: `virtio-scsi`, `ide`, `sata`, "
+                                      "`scsi`, `virtio`. Unset: factory picks one that works for guests that "
+                                      "have only virtio drivers (cloud kernels often lack AHCI).")
+    format: str = opt("qcow2", help="Output disk format: `qcow2` or `raw`.")
+    skip_compaction: bool = opt(False, help="Do not compact the disk (zero/discard free space, then "
+                                "`qemu-img convert`) after shutdown.")
+    disk_compression: bool = opt(False, help="Compress the qcow2 output (`qemu-img convert -c`).")
+    qemu_img_args: dict[str, list[str]] = opt({}, help="Extra arguments per qemu-img subcommand: keys "
+                                              "`create`, `convert`, `resize`.", support=IGNORED)
+    output_directory: str | None = opt(None, help="Directory the artifact is written to (default "
+                                       "`output-<source name>`). Must be absent or empty unless `-force`.")
+    vm_name: str | None = opt(None, help="File name of the output disk, without extension added (default "
+                                      "`packer-<source name>`).")
+
+    # machine --------------------------------------------------------------------------------------------------
+    accelerator: str = opt("auto", help="`auto` (factory's default): a real probe boots a tiny guest with KVM "
+                           "under a short timeout and falls back to TCG with a loud notice; `kvm`, `tcg`, `hvf`, "
+                           "`whpx`, `xen`, or `none` (QEMU's own default) force one.")
+    qemu_binary: str = opt("qemu-system-x86_64", help="QEMU system emulator to run.", support=IGNORED)
+    machine_type: str = opt("pc", help="QEMU machine type (`pc`, `q35`, ...); Secure Boot needs a q35 type.")
+    cpu_model: str | None = opt(None, help="QEMU `-cpu` model (e.g. `host`); unset uses QEMU's default.")
+    cpus: int = opt(1, help="Number of virtual CPUs.")
+    sockets: int | None = opt(None, help="CPU sockets of the SMP topology.", support=IGNORED)
+    cores: int | None = opt(None, help="Cores per socket of the SMP topology.", support=IGNORED)
+    threads: int | None = opt(None, help="Threads per core of the SMP topology.", support=IGNORED)
+    memory: int = opt(512, help="Memory of the VM in MiB.")
+    net_device: str = opt("virtio-net", help="NIC model (`virtio-net`, `e1000`, `rtl8139`, `vmxnet3`, ...).")
+    net_bridge: str | None = opt(None, help="Attach the NIC to this host bridge instead of user networking.",
+                                 support=IGNORED)
+    vga: str | None = opt(None, help="Emulated VGA card (`std`, `virtio`, `qxl`, ...).", support=IGNORED)
+    firmware: str | None = opt(None, help="Firmware file passed to QEMU (BIOS image). For UEFI use "
+                               "`efi_boot`.")
+    use_pflash: bool = opt(False, help="Load `firmware` as a pflash drive instead of `-bios`.",
+                           support=IGNORED)
+    efi_boot: bool = opt(False, help="Boot with UEFI: OVMF is found from QEMU's firmware descriptors "
+                         "(Debian, Ubuntu, Fedora paths) and each build gets a writable copy of the VARS file.")
+    efi_firmware_code: str | None = opt(None, help="OVMF CODE file; unset: discovered. Setting it implies "
+                                        "`efi_boot`.")
+    efi_firmware_vars: str | None = opt(None, help="OVMF VARS template copied per build; unset: discovered. "
+                                        "Setting it implies `efi_boot`.")
+    efi_drop_efivars: bool = opt(False, help="Leave the efivars.fd file out of the artifact.", support=IGNORED)
+    vtpm: bool = opt(False, help="Attach an emulated TPM (swtpm).", support=IGNORED)
+    use_tpm1: bool = opt(False, help="Emulate TPM 1.2 instead of 2.0.", support=IGNORED)
+    tpm_device_type: str | None = opt(None, help="TPM device model (`tpm-tis`, `tpm-tis-device`, ...).",
+                                      support=IGNORED)
+    qemuargs: list[list[str]] = opt([], help="Extra QEMU switches, each `[switch, value...]`; a switch given "
+                                    "here replaces factory's default for it. `{{ .HTTPIP }}`, `{{ .HTTPPort }}`, "
+                                    "`{{ .OutputDir }}`, `{{ .Name }}`, `{{ .SSHHostPort }}` are expanded.")
+
+    # console --------------------------------------------------------------------------------------------------
+    headless: bool = opt(False, help="Run without a display window. factory never needs one: keys go through "
+                         "QMP and screenshots through `screendump`.")
+    display: str | None = opt(None, help="QEMU `-display` backend (Packer's default `gtk`).", support=IGNORED)
+    use_default_display: bool = opt(False, help="Pass no `-display` option.", support=IGNORED)
+    vnc_bind_address: str = opt("127.0.0.1", help="Address the VNC server binds to.", support=IGNORED)
+    vnc_port_min: int = opt(5900, help="Lowest VNC port.", support=IGNORED)
+    vnc_port_max: int = opt(6000, help="Highest VNC port.", support=IGNORED)
+    vnc_use_password: bool = opt(False, help="Protect VNC with a password.", support=IGNORED)
+    vnc_password: str | None = opt(None, help="Password of the VNC server.", sensitive=True, support=IGNORED)
+    disable_vnc: bool = opt(False, help="Do not start a VNC server (factory types keys over QMP, not VNC).",
+                            support=IGNORED)
+    qmp_enable: bool = opt(False, help="Expose a QMP socket. factory always controls QEMU through its own QMP "
+                           "socket.", support=IGNORED)
+    qmp_socket_path: str | None = opt(None, help="Path of the QMP socket exposed with `qmp_enable`.",
+                                      support=IGNORED)
+
+    DURATIONS: ClassVar[frozenset[str]] = (BootOptions.BOOT_DURATIONS | CommunicatorOptions.COMM_DURATIONS
+                                           | {"shutdown_timeout"})
+    SIZES: ClassVar[frozenset[str]] = frozenset({"disk_size", "disk_additional_size"})
+    CHOICES: ClassVar[dict[str, tuple[str, ...]]] = {
+        **CommunicatorOptions.COMM_CHOICES,
+        "format": ("qcow2", "raw"),
+        "disk_interface": ("virtio", "virtio-scsi", "ide", "sata", "scsi", "sd"),
+        "disk_cache": ("writeback", "writethrough", "none", "unsafe", "directsync"),
+        "disk_discard": ("ignore", "unmap"),
+        "disk_detect_zeroes": ("off", "on", "unmap"),
+        "cdrom_interface": ("virtio-scsi", "ide", "sata", "scsi", "virtio"),
+        "accelerator": ("auto", "kvm", "tcg", "hvf", "whpx", "xen", "hax", "none"),
+        "install_method": ("media", "direct-kernel"),
+        "http_network_protocol": ("tcp", "tcp4", "tcp6", "unix", "unixpacket"),
+    }
+    EXCLUSIVE: ClassVar[tuple[tuple[str, ...], ...]] = (("iso_url", "iso_urls"), ("http_directory", "http_content"),
+                                                       ("boot_command", "boot_steps"), ("iso", "iso_url"),
+                                                       ("iso", "iso_urls"))
+

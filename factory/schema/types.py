@@ -1,0 +1,123 @@
+"""Value syntaxes shared by option declarations: Go durations, disk sizes, enumerated choices.
+
+Options keep Packer's textual form (`boot_wait = "10s"`, `disk_size = "40960M"`) so `inspect` shows what the
+user wrote; the code that acts on them parses with `parse_duration` / `parse_size_mib`. `check(config)` lets
+the template layer reject a malformed value at validate time, before a VM is started.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+from factory.errors import FactoryError
+from factory.options import suggest
+
+# Go's time.ParseDuration units, in seconds. "µs" is U+00B5, "μs" U+03BC; Go accepts both.
+_UNITS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "μs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
+_DURATION_PART = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|μs|ms|s|m|h)")
+_DURATION_HINT = "use Go duration syntax: a number with a unit, e.g. 300ms, 10s, 5m, 1h30m (units ns us ms s m h)"
+
+
+def parse_duration(text: str, *, what: str = "duration") -> float:
+    """Seconds in a Go duration string ("5m", "1h30m", "100ms", "-1s", "0"); FactoryError if malformed."""
+    if isinstance(text, bool) or not isinstance(text, str):
+        raise FactoryError(f"invalid {what} {text!r}: expected a string such as \"5m\"", hint=_DURATION_HINT)
+    raw = text.strip()
+    body = raw.lstrip("+-")
+    sign = -1.0 if raw.startswith("-") else 1.0
+    if len(raw) - len(body) > 1:
+        raise FactoryError(f"invalid {what} {text!r}: more than one sign", hint=_DURATION_HINT)
+    if body == "0":  # Go's one unitless exception
+        return 0.0
+    if not body:
+        raise FactoryError(f"invalid {what} {text!r}: empty", hint=_DURATION_HINT)
+    total, pos = 0.0, 0
+    for match in _DURATION_PART.finditer(body):
+        if match.start() != pos:
+            break
+        total += float(match.group(1)) * _UNITS[match.group(2)]
+        pos = match.end()
+    if pos != len(body):
+        hint = _DURATION_HINT
+        if re.fullmatch(r"\d+(\.\d*)?", body):
+            hint = f"a duration needs a unit: write \"{body}s\" for seconds or \"{body}m\" for minutes"
+        raise FactoryError(f"invalid {what} {text!r}", hint=hint)
+    return sign * total
+
+
+# qemu-img's size suffixes (binary multiples); Packer passes disk_size to qemu-img, so we read it the same way.
+_SIZE_UNITS_MIB = {"": 1.0, "b": 1 / 1024 / 1024, "k": 1 / 1024, "m": 1.0, "g": 1024.0, "t": 1024.0**2,
+                   "p": 1024.0**3, "e": 1024.0**4}
+_SIZE = re.compile(r"(\d+(?:\.\d+)?)\s*(?:([kmgtpe])(?:i?b)?|(b)?)", re.IGNORECASE)
+_SIZE_HINT = "a number of MiB (2048) or a number with a unit: 512M, 40G, 1T (K M G T are binary multiples)"
+
+
+def parse_size_mib(text: str | int, *, what: str = "size") -> int:
+    """Whole MiB in a disk size ("40960M", "40G", "2048" = MiB, "1.5G"); rounded up; FactoryError if malformed."""
+    if isinstance(text, bool):
+        raise FactoryError(f"invalid {what} {text!r}", hint=_SIZE_HINT)
+    if isinstance(text, int):
+        mib = float(text)
+    elif isinstance(text, str) and (match := _SIZE.fullmatch(text.strip())):
+        number, unit, byte = match.groups()
+        mib = float(number) * _SIZE_UNITS_MIB[(unit or byte or "").lower()]
+    else:
+        raise FactoryError(f"invalid {what} {text!r}", hint=_SIZE_HINT)
+    if mib <= 0:
+        raise FactoryError(f"invalid {what} {text!r}: must be larger than zero", hint=_SIZE_HINT)
+    return math.ceil(mib)
+
+
+@dataclass(frozen=True)
+class OptionProblem:
+    """One malformed option value found by `check`; the template layer adds file:line and the block path."""
+
+    option: str
+    message: str
+    hint: str | None = None
+
+
+class Checked:
+    """Mixin naming which string options are durations, sizes or closed choices, so `check` can validate them."""
+
+    DURATIONS: ClassVar[frozenset[str]] = frozenset()
+    SIZES: ClassVar[frozenset[str]] = frozenset()
+    CHOICES: ClassVar[dict[str, tuple[str, ...]]] = {}
+    EXCLUSIVE: ClassVar[tuple[tuple[str, ...], ...]] = ()  # groups of options of which at most one may be set
+
+
+def check(config: Any) -> list[OptionProblem]:
+    """Every duration, size and choice option of `config` whose value does not parse (None means unset), and
+    every group of mutually exclusive options set together."""
+    problems: list[OptionProblem] = []
+    cls = type(config)
+    for group in getattr(cls, "EXCLUSIVE", ()):
+        given = [name for name in group if getattr(config, name) not in (None, [], {}, "")]
+        if len(given) > 1:
+            problems.append(OptionProblem(given[1], f"{' and '.join(given)} cannot both be set",
+                                          f"keep only one of {', '.join(group)}"))
+    for name in sorted(getattr(cls, "DURATIONS", ())):
+        value = getattr(config, name)
+        if value is not None:
+            try:
+                parse_duration(value, what=name)
+            except FactoryError as exc:
+                problems.append(OptionProblem(name, exc.message, exc.hint))
+    for name in sorted(getattr(cls, "SIZES", ())):
+        values = getattr(config, name)
+        for value in values if isinstance(values, list) else [values]:
+            if value is not None:
+                try:
+                    parse_size_mib(value, what=name)
+                except FactoryError as exc:
+                    problems.append(OptionProblem(name, exc.message, exc.hint))
+    for name, allowed in sorted(getattr(cls, "CHOICES", {}).items()):
+        value = getattr(config, name)
+        if value is not None and value not in allowed:
+            near = suggest(str(value), allowed)
+            hint = f"did you mean {near!r}?" if near else "allowed: " + ", ".join(allowed)
+            problems.append(OptionProblem(name, f"invalid {name} {value!r}; allowed: {', '.join(allowed)}", hint))
+    return problems
