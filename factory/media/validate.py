@@ -46,14 +46,12 @@ def schema_path() -> Path | None:
     FACTORY_SUBIQUITY_SCHEMA names the file (or a folder holding it); otherwise ../shared/schemas beside the
     checkout (FACTORY_SHARED_DIR overrides the shared folder).
     """
-    candidates: list[Path] = []
     env = os.environ.get(SCHEMA_ENV)
-    if env:
-        candidates.append(Path(env))
     shared = os.environ.get("FACTORY_SHARED_DIR")
-    if shared:
-        candidates.append(Path(shared) / "schemas")
-    candidates.append(Path(__file__).resolve().parents[2].parent / "shared" / "schemas")
+    candidates = [Path(env)] if env else [
+        *([Path(shared) / "schemas"] if shared else []),
+        Path(__file__).resolve().parents[2].parent / "shared" / "schemas",
+    ]
     for cand in candidates:
         if cand.is_file():
             return cand
@@ -188,31 +186,33 @@ DEBCONF_TYPES = {"string", "boolean", "select", "multiselect", "note", "text", "
 
 def check_preseed(text: str, file: str = "preseed.cfg") -> None:
     """debconf-set-selections -c (the syntax debconf itself applies) plus line-shape checks it only warns about."""
-    problems = list(_preseed_line_problems(text.splitlines()))
     with tempfile.NamedTemporaryFile("w", suffix=".cfg", delete=False) as fh:
         fh.write(text)
     try:
         proc = run.run(["debconf-set-selections", "-c", fh.name], check=False)
     finally:
         os.unlink(fh.name)
+    reported: list[tuple[bool, int, str]] = []
     for line in (proc.stderr or b"").decode(errors="replace").splitlines():
-        m = re.search(r"(?:parse error|warning:.*?) on line (\d+)|skipping line (\d+)", line)
-        if m and ("error" in line or "warning" in line):
-            n = m.group(1) or m.group(2)
-            msg = re.sub(r"^(error|warning): ", "", line.strip())
-            problems.append((f"line {n}", msg))
+        m = re.search(r"on line (\d+)|skipping line (\d+)", line)
+        if m:
+            text_ = re.sub(r"^(error|warning): ", "", line.strip())
+            reported.append((line.startswith("error"), int(m.group(1) or m.group(2)), text_))
+    # debconf's errors first, then our line checks (debconf only warns about those and skips the line, so a
+    # typo would silently drop an answer), then its warnings; one message per line.
+    problems: dict[int, str] = {}
+    for n, msg in [(n, m) for err, n, m in reported if err] + list(_preseed_line_problems(text.splitlines())):
+        problems.setdefault(n, msg)
+    for _, n, msg in reported:
+        problems.setdefault(n, msg)
     if proc.returncode != 0 and not problems:
-        problems.append(("preseed", f"debconf-set-selections -c failed with exit code {proc.returncode}"))
+        problems[0] = f"debconf-set-selections -c failed with exit code {proc.returncode}"
     if problems:
-        # Several checks may report the same line; keep the first message for each.
-        seen: dict[str, str] = {}
-        for field, msg in problems:
-            seen.setdefault(field, msg)
-        raise _errors([(f"{file}:{f.removeprefix('line ')}" if f.startswith("line ") else f, m)
-                       for f, m in seen.items()], file)
+        errs = [FactoryError(msg, where=Location(file, n)) for n, msg in sorted(problems.items())]
+        raise errs[0] if len(errs) == 1 else FactoryErrors(errs)
 
 
-def _preseed_line_problems(lines: Iterable[str]) -> Iterable[tuple[str, str]]:
+def _preseed_line_problems(lines: Iterable[str]) -> Iterable[tuple[int, str]]:
     logical = ""
     start = 0
     for n, raw in enumerate(lines, 1):
@@ -226,8 +226,8 @@ def _preseed_line_problems(lines: Iterable[str]) -> Iterable[tuple[str, str]]:
             continue
         parts = line.split(None, 3)
         if len(parts) < 3:
-            yield f"line {start}", f"expected 'owner question type value', got {line!r}"
+            yield start, f"expected 'owner question type value', got {line!r}"
         elif parts[2] not in DEBCONF_TYPES:
-            yield f"line {start}", f"{parts[1]}: unknown type {parts[2]!r} (one of {', '.join(sorted(DEBCONF_TYPES))})"
+            yield start, f"{parts[1]}: unknown type {parts[2]!r} (one of {', '.join(sorted(DEBCONF_TYPES))})"
         elif parts[2] == "boolean" and (parts[3].strip() if len(parts) > 3 else "") not in ("true", "false"):
-            yield f"line {start}", f"{parts[1]}: a boolean must be true or false"
+            yield start, f"{parts[1]}: a boolean must be true or false"

@@ -1,0 +1,236 @@
+"""Unattended configs: render for every family, validate with the installers' own rules, refuse bad ones by field."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from factory.errors import FactoryError
+from factory.media import preseed, validate
+from factory.media.catalog import InstallerFamily
+from factory.media.preseed import DiskLayout, PreseedVars, render
+
+PASSWORD = "Tr0ub4dor&3-horse"
+
+
+@pytest.fixture(autouse=True)
+def _schema_from_shared(shared_schemas: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Tests read subiquity's schema from the shared folder, the way a user points FACTORY_SUBIQUITY_SCHEMA."""
+    monkeypatch.setenv(validate.SCHEMA_ENV, str(shared_schemas / "subiquity-autoinstall-24.04.json"))
+
+
+@pytest.fixture(scope="module")
+def ssh_key(tmp_path_factory: pytest.TempPathFactory) -> str:
+    key = tmp_path_factory.mktemp("key") / "id"
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "test@factory", "-f", str(key)], check=True)
+    return Path(f"{key}.pub").read_text().strip()
+
+
+@pytest.fixture
+def good(ssh_key: str) -> PreseedVars:
+    return PreseedVars.from_pairs([
+        "hostname=web1", f"password={PASSWORD}", "timezone=Europe/Berlin", "locale=de_DE.UTF-8", "keyboard=de",
+        "packages=vim,curl", "packages=htop", f"ssh_authorized_keys={ssh_key}", "late_commands=echo done",
+        "disk_layout=lvm", "mirror=http://10.0.2.2:8080/debian", "proxy=http://10.0.2.2:3128",
+    ])
+
+
+def text(family: InstallerFamily, v: PreseedVars) -> str:
+    return "\n".join(c.decode() for c in render(family, v).files.values())
+
+
+@pytest.mark.parametrize("family", list(InstallerFamily))
+def test_render_validates_and_lands_where_the_installer_looks(family: InstallerFamily, good: PreseedVars) -> None:
+    cfg = render(family, good)
+    assert tuple(cfg.files) == family.media_files
+    preseed.check(cfg)  # re-validating the output must pass
+    assert render(family, good).digest() == cfg.digest()  # deterministic: same vars, same media
+
+
+@pytest.mark.parametrize("family", list(InstallerFamily))
+def test_password_only_as_sha512_crypt(family: InstallerFamily, good: PreseedVars) -> None:
+    out = text(family, good)
+    assert PASSWORD not in out
+    assert good.password_hash.startswith("$6$") and good.password_hash in out
+    # The hash really is of the password: openssl recomputes it from the same salt.
+    salt = good.password_hash.split("$")[2]
+    assert preseed.hash_password(PASSWORD, salt=salt) == good.password_hash
+
+
+@pytest.mark.parametrize("family", list(InstallerFamily))
+def test_every_variable_reaches_the_config(family: InstallerFamily, good: PreseedVars, ssh_key: str) -> None:
+    out = text(family, good)
+    for value in ("web1", "Europe/Berlin", "vim", "curl", "htop", "echo done", ssh_key.split()[1]):
+        assert value in out, value
+    assert "10.0.2.2:8080" in out and "10.0.2.2:3128" in out
+
+
+def test_poweroff_ending_per_family(good: PreseedVars) -> None:
+    assert "shutdown: poweroff" in text(InstallerFamily.SUBIQUITY, good)
+    assert "d-i debian-installer/exit/poweroff boolean true" in text(InstallerFamily.DEBIAN, good)
+    assert "\npoweroff\n" in text(InstallerFamily.ANACONDA, good)
+    reboot = PreseedVars.from_pairs(["poweroff=false"], base=good)
+    assert "shutdown: reboot" in text(InstallerFamily.SUBIQUITY, reboot)
+    assert "\nreboot\n" in text(InstallerFamily.ANACONDA, reboot)
+
+
+def test_disk_layouts(good: PreseedVars) -> None:
+    direct = PreseedVars.from_pairs(["disk_layout=direct"], base=good)
+    assert direct.disk_layout is DiskLayout.DIRECT
+    assert 'name: "direct"' in text(InstallerFamily.SUBIQUITY, direct)
+    assert "partman-auto/method string regular" in text(InstallerFamily.DEBIAN, direct)
+    assert "autopart --type=plain" in text(InstallerFamily.ANACONDA, direct)
+    assert "partman-auto/method string lvm" in text(InstallerFamily.DEBIAN, good)
+    assert "autopart --type=lvm" in text(InstallerFamily.ANACONDA, good)
+
+
+# --- bad variables -------------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize(("pair", "field"), [
+    ("hostname=web_1!", "hostname"),
+    ("username=Root User", "username"),
+    ("timezone=Mars/Olympus", "timezone"),
+    ("locale=english", "locale"),
+    ("disk_layout=zfs", "disk_layout"),
+    ("ssh_authorized_keys=not-a-key", "ssh_authorized_keys"),
+    ("packages=vim;rm -rf /", "packages"),
+    ("mirror=deb.debian.org/debian", "mirror"),
+    ("poweroff=maybe", "--var poweroff"),
+    ("password_hash=$1$md5$abc", "password_hash"),
+])
+def test_bad_variable_is_refused_by_name(good: PreseedVars, pair: str, field: str) -> None:
+    with pytest.raises(FactoryError) as exc:
+        PreseedVars.from_pairs([pair], base=good)
+    assert exc.value.render().startswith(f"{field}:") or f"{field}:" in exc.value.render()
+
+
+def test_unknown_variable_suggests_the_name() -> None:
+    with pytest.raises(FactoryError) as exc:
+        PreseedVars.from_pairs(["hostnme=x"])
+    assert "hostnme: unknown variable" in exc.value.message and "hostname" in (exc.value.hint or "")
+
+
+def test_password_is_required() -> None:
+    with pytest.raises(FactoryError, match="password: required"):
+        PreseedVars.from_pairs(["hostname=a"])
+
+
+# --- bad ready-made configs: each family's own validator, the field named -----------------------------------------
+
+USER_DATA = """\
+#cloud-config
+autoinstall:
+  version: 1
+  identity:
+    hostname: h
+    username: u
+    password: "$6$x$y"
+"""
+
+
+@pytest.mark.parametrize(("content", "expected"), [
+    (USER_DATA.replace("    username: u\n", ""), "autoinstall.identity.username: required"),
+    (USER_DATA + "  shutdown: explode\n", "autoinstall.shutdown: 'explode' is not one of"),
+    (USER_DATA.replace("version: 1", "version: 2"), "autoinstall.version"),
+    (USER_DATA + "  storgae:\n    layout: {name: lvm}\n", "autoinstall.storgae: unknown key (did you mean 'storage'?)"),
+    (USER_DATA.replace("#cloud-config\n", ""), "the first line must be '#cloud-config'"),
+    (USER_DATA + "  late-commands: [\n", "user-data: invalid YAML"),
+    (USER_DATA + "packages: vim\n", "packages: must be a list, not string"),
+    ("#cloud-config\nhostname: x\n", "autoinstall: required"),
+])
+def test_bad_user_data_is_refused(tmp_path: Path, good: PreseedVars, content: str, expected: str) -> None:
+    path = tmp_path / "user-data"
+    path.write_text(content)
+    with pytest.raises(FactoryError) as exc:
+        render(InstallerFamily.SUBIQUITY, good, ready_file=path)
+    assert expected in exc.value.render()
+    assert str(path) in exc.value.render()
+
+
+def test_good_ready_user_data_is_taken_as_is(tmp_path: Path, good: PreseedVars) -> None:
+    path = tmp_path / "user-data"
+    path.write_text(USER_DATA)
+    cfg = render(InstallerFamily.SUBIQUITY, good, ready_file=path)
+    assert cfg.files["nocloud/user-data"] == USER_DATA.encode()
+    assert b"local-hostname" in cfg.files["nocloud/meta-data"]
+
+
+KICKSTART = "text\ncdrom\nlang en_US.UTF-8\nrootpw --lock\nautopart\npoweroff\n%packages\n@core\n%end\n"
+
+
+@pytest.mark.parametrize(("content", "expected"), [
+    (KICKSTART + "frobnicate --now\n", "Unknown command: frobnicate"),
+    (KICKSTART.replace("autopart", "autopart --type=zfs"), "autopart: Invalid autopart type"),
+    (KICKSTART.replace("rootpw --lock", "rootpw a b"), "rootpw:"),
+    (KICKSTART.replace("%end\n", ""), "%end"),
+    (KICKSTART.replace("text", "install"), "install"),
+])
+def test_bad_kickstart_is_refused(tmp_path: Path, good: PreseedVars, content: str, expected: str) -> None:
+    path = tmp_path / "ks.cfg"
+    path.write_text(content)
+    with pytest.raises(FactoryError) as exc:
+        render(InstallerFamily.ANACONDA, good, ready_file=path)
+    assert expected in exc.value.render() and "ks.cfg" in exc.value.render()
+
+
+def test_good_ready_kickstart_passes(tmp_path: Path, good: PreseedVars) -> None:
+    path = tmp_path / "ks.cfg"
+    path.write_text(KICKSTART)
+    assert render(InstallerFamily.ANACONDA, good, ready_file=path).files["ks.cfg"] == KICKSTART.encode()
+
+
+PRESEED = "d-i debian-installer/locale string en_US.UTF-8\nd-i passwd/root-login boolean false\n"
+
+
+@pytest.mark.parametrize(("content", "expected"), [
+    (PRESEED + "d-i netcfg/get_hostname\n", "preseed.cfg:3: "),
+    (PRESEED + "d-i time/zone strng UTC\n", "time/zone: unknown type 'strng'"),
+    (PRESEED + "d-i clock-setup/utc boolean maybe\n", "clock-setup/utc: a boolean must be true or false"),
+])
+def test_bad_preseed_is_refused(tmp_path: Path, good: PreseedVars, content: str, expected: str) -> None:
+    path = tmp_path / "preseed.cfg"
+    path.write_text(content)
+    with pytest.raises(FactoryError) as exc:
+        render(InstallerFamily.DEBIAN, good, ready_file=path)
+    assert expected in exc.value.render()
+
+
+def test_debconf_checker_itself_rejects_a_missing_value() -> None:
+    with pytest.raises(FactoryError) as exc:
+        validate.check_preseed("d-i foo\n")
+    assert "parse error on line 1" in exc.value.render()
+
+
+# --- user templates ------------------------------------------------------------------------------------------------
+
+def test_user_template_renders_and_is_validated(tmp_path: Path, good: PreseedVars) -> None:
+    tmpl = tmp_path / "my-ks.j2"
+    tmpl.write_text(KICKSTART.replace("text\n", "text\nnetwork --hostname={{ v.hostname }}\n"))
+    assert b"network --hostname=web1" in render(InstallerFamily.ANACONDA, good, template=tmpl).files["ks.cfg"]
+    tmpl.write_text(KICKSTART + "frobnicate\n")
+    with pytest.raises(FactoryError, match="frobnicate"):
+        render(InstallerFamily.ANACONDA, good, template=tmpl)
+
+
+def test_user_template_undefined_variable_is_named(tmp_path: Path, good: PreseedVars) -> None:
+    tmpl = tmp_path / "t.j2"
+    tmpl.write_text("text\nnetwork --hostname={{ v.hostnam }}\n")
+    with pytest.raises(FactoryError) as exc:
+        render(InstallerFamily.ANACONDA, good, template=tmpl)
+    assert "hostnam" in exc.value.message and "hostname" in (exc.value.hint or "")
+
+
+def test_user_template_syntax_error_has_a_line(tmp_path: Path, good: PreseedVars) -> None:
+    tmpl = tmp_path / "t.j2"
+    tmpl.write_text("text\n{% if %}\n")
+    with pytest.raises(FactoryError) as exc:
+        render(InstallerFamily.ANACONDA, good, template=tmpl)
+    assert exc.value.where is not None and exc.value.where.line == 2
+
+
+def test_schema_location_is_configurable(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, good: PreseedVars) -> None:
+    monkeypatch.setenv(validate.SCHEMA_ENV, str(tmp_path / "nope.json"))
+    with pytest.raises(FactoryError, match="FACTORY_SUBIQUITY_SCHEMA"):
+        render(InstallerFamily.SUBIQUITY, good)
