@@ -1,0 +1,1 @@
+"""Communicators: how factory reaches a guest (SSH with paramiko) to run commands and move files."""
