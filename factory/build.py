@@ -1,0 +1,291 @@
+"""The step runner: steps with explicit, hashable inputs; cleanups in reverse on failure, Ctrl-C or SIGTERM;
+events that a human monitor and a JSON-lines monitor subscribe to.
+
+A stage ID is sha256 over the step's name, its options, its parent's ID and its input digests (osbuild's
+scheme), so a later step cache can name a qcow2 layer after each step and resume from the last good one.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import signal
+import sys
+import threading
+import time
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from enum import StrEnum
+from pathlib import Path
+from typing import Any, Generic, TextIO, TypeVar
+
+from factory import secrets, ui
+from factory.errors import FactoryError
+
+
+class EventKind(StrEnum):
+    BUILD_STARTED = "build-started"
+    STEP_STARTED = "step-started"
+    STEP_FINISHED = "step-finished"
+    STEP_FAILED = "step-failed"
+    MESSAGE = "message"          # something the user should read
+    OUTPUT = "output"            # a line of guest/provisioner/console output
+    NOTICE = "notice"            # must not be missed
+    CLEANUP = "cleanup"
+    ARTIFACT = "artifact"
+    BUILD_FINISHED = "build-finished"
+    BUILD_FAILED = "build-failed"
+
+
+@dataclass(frozen=True)
+class Event:
+    kind: EventKind
+    build: str
+    message: str = ""
+    step: str = ""
+    stage_id: str = ""
+    source: str = ""             # for OUTPUT: serial, provisioner name, http ...
+    time: float = field(default_factory=time.time)
+
+    def as_json(self) -> str:
+        data = {"time": round(self.time, 3), "type": self.kind.value, "build": self.build}
+        for key in ("step", "stage_id", "source", "message"):
+            value = getattr(self, key)
+            if value:
+                data[key] = secrets.mask(value) if key == "message" else value
+        return json.dumps(data, sort_keys=True)
+
+
+Subscriber = Callable[[Event], None]
+
+
+class EventBus:
+    """Fan-out of events to monitors; thread-safe (serial followers and SSH readers emit from threads)."""
+
+    def __init__(self) -> None:
+        self._subs: list[Subscriber] = []
+        self._lock = threading.Lock()
+
+    def subscribe(self, fn: Subscriber) -> None:
+        self._subs.append(fn)
+
+    def emit(self, event: Event) -> None:
+        with self._lock:
+            for fn in self._subs:
+                fn(event)
+
+
+class HumanMonitor:
+    """Packer-like lines: `==> name: message`, output indented under its source."""
+
+    def __call__(self, ev: Event) -> None:
+        prefix = f"==> {ev.build}:"
+        if ev.kind is EventKind.STEP_STARTED:
+            ui.info(f"{prefix} {ev.message or ev.step}")
+        elif ev.kind is EventKind.OUTPUT:
+            ui.info(f"    {ev.build}: [{ev.source}] {ev.message}" if ev.source else f"    {ev.build}: {ev.message}")
+        elif ev.kind is EventKind.NOTICE:
+            ui.notice(f"{ev.build}: {ev.message}")
+        elif ev.kind is EventKind.STEP_FAILED:
+            ui.error(f"{ev.build}: step {ev.step!r} failed")
+        elif ev.kind is EventKind.BUILD_FINISHED:
+            ui.success(f"{prefix} {ev.message}")
+        elif ev.kind in (EventKind.MESSAGE, EventKind.CLEANUP, EventKind.ARTIFACT, EventKind.BUILD_STARTED):
+            ui.info(f"{prefix} {ev.message}")
+
+
+class JsonMonitor:
+    """One JSON object per line on a stream (stdout by default): `--machine-readable`."""
+
+    def __init__(self, stream: TextIO | None = None) -> None:
+        self.stream = stream or sys.stdout
+
+    def __call__(self, ev: Event) -> None:
+        self.stream.write(ev.as_json() + "\n")
+        self.stream.flush()
+
+
+def digest_of(value: Any) -> Any:
+    """A JSON-able, content-describing form of a step input (files by size+mtime+name, not content)."""
+    if isinstance(value, Path):
+        try:
+            st = value.stat()
+            return f"file:{value.resolve()}:{st.st_size}:{st.st_mtime_ns}"
+        except OSError:
+            return f"file:{value}:missing"
+    if isinstance(value, bytes):
+        return "sha256:" + hashlib.sha256(value).hexdigest()
+    if isinstance(value, Mapping):
+        return {str(k): digest_of(v) for k, v in sorted(value.items(), key=lambda kv: str(kv[0]))}
+    if isinstance(value, list | tuple):
+        return [digest_of(v) for v in value]
+    if value is None or isinstance(value, str | int | float | bool):
+        return value
+    return repr(value)
+
+
+def stage_id(name: str, options: Mapping[str, Any], parent: str, inputs: Mapping[str, Any]) -> str:
+    """osbuild's stage ID: sha256 over name, options, parent ID and input digests (canonical JSON)."""
+    doc = {"name": name, "options": digest_of(options), "parent": parent, "inputs": digest_of(inputs)}
+    return hashlib.sha256(json.dumps(doc, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+
+
+class Cleanups:
+    """A stack of undo actions; run in reverse, each one guarded so one failure does not skip the rest."""
+
+    def __init__(self) -> None:
+        self._stack: list[tuple[str, Callable[[], None]]] = []
+
+    def push(self, label: str, fn: Callable[[], None]) -> None:
+        self._stack.append((label, fn))
+
+    def __len__(self) -> int:
+        return len(self._stack)
+
+    def labels(self) -> list[str]:
+        return [label for label, _ in self._stack]
+
+    def run_all(self, report: Callable[[str], None]) -> None:
+        with _signals_deferred():
+            while self._stack:
+                label, fn = self._stack.pop()
+                try:
+                    fn()
+                except Exception as exc:  # keep cleaning up; report what failed
+                    report(f"cleanup {label!r} failed: {exc}")
+
+
+@contextlib.contextmanager
+def _signals_deferred() -> Iterator[None]:
+    """Ignore SIGINT/SIGTERM while cleaning up: a second Ctrl-C must not leave a VM running."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    old = {s: signal.signal(s, signal.SIG_IGN) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for s, handler in old.items():
+            signal.signal(s, handler)
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, turned into an exception so cleanups run exactly as for Ctrl-C."""
+
+
+@contextlib.contextmanager
+def sigterm_as_interrupt() -> Iterator[None]:
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum: int, frame: object) -> None:
+        raise Terminated()
+
+    old = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, old)
+
+
+class OnError(StrEnum):
+    CLEANUP = "cleanup"
+    ABORT = "abort"
+    RUN_CLEANUP_PROVISIONER = "run-cleanup-provisioner"
+
+
+C = TypeVar("C")
+
+
+class Step(ABC, Generic[C]):
+    """One unit of a build. `options`/`inputs` describe it for its stage ID; `run` does the work and registers
+    undo actions with ctx.cleanups.push(...)."""
+
+    name: str = ""
+    title: str = ""
+
+    def options(self, ctx: C) -> Mapping[str, Any]:
+        return {}
+
+    def inputs(self, ctx: C) -> Mapping[str, Any]:
+        return {}
+
+    @abstractmethod
+    def run(self, ctx: C) -> None: ...
+
+
+@dataclass
+class RunnerContext:
+    """What every build context provides to the runner."""
+
+    build_name: str
+    bus: EventBus
+    cleanups: Cleanups = field(default_factory=Cleanups)
+    on_error: OnError = OnError.CLEANUP
+    stage_ids: dict[str, str] = field(default_factory=dict)
+
+    def emit(self, kind: EventKind, message: str = "", *, step: str = "", stage_id: str = "",
+             source: str = "") -> None:
+        self.bus.emit(Event(kind, self.build_name, message, step=step, stage_id=stage_id, source=source))
+
+    def say(self, message: str) -> None:
+        self.emit(EventKind.MESSAGE, message)
+
+    def output(self, source: str, line: str) -> None:
+        self.emit(EventKind.OUTPUT, line, source=source)
+
+
+R = TypeVar("R", bound=RunnerContext)
+
+
+def run_steps(steps: Sequence[Step[R]], ctx: R, *, on_failure: Callable[[R, BaseException], None] | None = None
+              ) -> None:
+    """Run steps in order; on any failure or interrupt run on_failure, then every cleanup in reverse."""
+    parent = ""
+    started = time.monotonic()
+    ctx.emit(EventKind.BUILD_STARTED, "build started")
+    try:
+        for step in steps:
+            sid = stage_id(step.name, step.options(ctx), parent, step.inputs(ctx))
+            ctx.stage_ids[step.name] = sid
+            ctx.emit(EventKind.STEP_STARTED, step.title or step.name, step=step.name, stage_id=sid)
+            t0 = time.monotonic()
+            try:
+                step.run(ctx)
+            except BaseException as exc:
+                ctx.emit(EventKind.STEP_FAILED, _describe(exc), step=step.name, stage_id=sid)
+                raise
+            ctx.emit(EventKind.STEP_FINISHED, f"{time.monotonic() - t0:.1f}s", step=step.name, stage_id=sid)
+            parent = sid
+    except BaseException as exc:
+        ctx.emit(EventKind.BUILD_FAILED, _describe(exc))
+        if on_failure is not None:
+            with contextlib.suppress(Exception):
+                on_failure(ctx, exc)
+        if ctx.on_error is OnError.ABORT and not isinstance(exc, KeyboardInterrupt):
+            ctx.emit(EventKind.NOTICE, "-on-error=abort: leaving everything in place: "
+                     + "; ".join(reversed(ctx.cleanups.labels())))
+        else:
+            _cleanup(ctx)
+        raise
+    _cleanup(ctx)
+    ctx.emit(EventKind.BUILD_FINISHED, f"build finished after {time.monotonic() - started:.1f}s")
+
+
+def _cleanup(ctx: RunnerContext) -> None:
+    if len(ctx.cleanups):
+        ctx.emit(EventKind.CLEANUP, "cleaning up: " + ", ".join(reversed(ctx.cleanups.labels())))
+    ctx.cleanups.run_all(lambda msg: ctx.emit(EventKind.NOTICE, msg))
+
+
+def _describe(exc: BaseException) -> str:
+    if isinstance(exc, Terminated):
+        return "terminated (SIGTERM)"
+    if isinstance(exc, KeyboardInterrupt):
+        return "interrupted"
+    if isinstance(exc, FactoryError):
+        return exc.message
+    return f"{type(exc).__name__}: {exc}"

@@ -1,0 +1,147 @@
+"""Packer's boot_command key syntax, parsed into typed actions that any driver can send.
+
+`<enter>`, `<esc>`, `<f1>`..`<f12>`, `<leftShiftOn>`/`<leftShiftOff>`, `<wait>`, `<wait5>`, `<wait1m30s>` and
+plain text. Keys are QEMU qcodes (QMP input-send-event); other drivers map qcodes to their own scancodes.
+Template placeholders (`{{ .HTTPIP }}`, `{{ .SSHPublicKey | urlquery }}` ...) are expanded before parsing.
+"""
+
+from __future__ import annotations
+
+import re
+import urllib.parse
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+from factory.errors import FactoryError
+
+SPECIAL: dict[str, str] = {
+    "enter": "ret", "return": "ret", "esc": "esc", "tab": "tab", "bs": "backspace", "del": "delete",
+    "spacebar": "spc", "insert": "insert", "home": "home", "end": "end", "pageup": "pgup", "pagedown": "pgdn",
+    "up": "up", "down": "down", "left": "left", "right": "right", "menu": "menu",
+    "leftalt": "alt", "rightalt": "alt_r", "leftctrl": "ctrl", "rightctrl": "ctrl_r",
+    "leftshift": "shift", "rightshift": "shift_r", "leftsuper": "meta_l", "rightsuper": "meta_r",
+    **{f"f{n}": f"f{n}" for n in range(1, 13)},
+}
+MODIFIERS = ("leftalt", "rightalt", "leftctrl", "rightctrl", "leftshift", "rightshift", "leftsuper", "rightsuper")
+
+_PLAIN = {" ": "spc", "-": "minus", "=": "equal", "[": "bracket_left", "]": "bracket_right", ";": "semicolon",
+          "'": "apostrophe", "`": "grave_accent", "\\": "backslash", ",": "comma", ".": "dot", "/": "slash",
+          "\n": "ret", "\t": "tab"}
+_SHIFTED = {"!": "1", "@": "2", "#": "3", "$": "4", "%": "5", "^": "6", "&": "7", "*": "8", "(": "9", ")": "0",
+            "_": "minus", "+": "equal", "{": "bracket_left", "}": "bracket_right", ":": "semicolon",
+            '"': "apostrophe", "~": "grave_accent", "|": "backslash", "<": "comma", ">": "dot", "?": "slash"}
+
+
+@dataclass(frozen=True)
+class Press:
+    """Press and release a key, optionally with shift held (the text character it came from, for logs)."""
+
+    qcode: str
+    shift: bool = False
+
+
+@dataclass(frozen=True)
+class Hold:
+    """Press (down=True) or release a key without the other half: `<leftCtrlOn>` ... `<leftCtrlOff>`."""
+
+    qcode: str
+    down: bool
+
+
+@dataclass(frozen=True)
+class Wait:
+    seconds: float
+
+
+Action = Press | Hold | Wait
+
+_TAG = re.compile(r"<([A-Za-z][A-Za-z0-9]*)>")
+_DURATION = re.compile(r"^(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$")
+_PLACEHOLDER = re.compile(r"\{\{\s*\.(\w+)\s*(?:\|\s*(\w+)\s*)?\}\}")
+
+
+def char_action(ch: str) -> Press:
+    """The key press that types one character on a US layout."""
+    if ch.isascii() and ch.isalnum():
+        return Press(ch.lower(), shift=ch.isupper())
+    if ch in _PLAIN:
+        return Press(_PLAIN[ch])
+    if ch in _SHIFTED:
+        return Press(_SHIFTED[ch], shift=True)
+    raise ValueError(ch)
+
+
+def _wait_seconds(arg: str) -> float | None:
+    if arg == "":
+        return 1.0
+    if arg.isdigit():
+        return float(arg)
+    m = _DURATION.match(arg)
+    if not m or not any(m.groups()):
+        return None
+    h, mins, s = (int(g or 0) for g in m.groups())
+    return float(h * 3600 + mins * 60 + s)
+
+
+def _tag_actions(name: str) -> list[Action] | None:
+    low = name.lower()
+    if low.startswith("wait"):
+        secs = _wait_seconds(low[4:])
+        return None if secs is None else [Wait(secs)]
+    if low in SPECIAL:
+        return [Press(SPECIAL[low])]
+    for suffix, down in (("on", True), ("off", False)):
+        base = low.removesuffix(suffix)
+        if low.endswith(suffix) and base in MODIFIERS + tuple(SPECIAL):
+            return [Hold(SPECIAL[base], down)]
+    return None
+
+
+def parse(text: str, *, where: str = "boot_command") -> list[Action]:
+    """Parse one boot_command string; an unknown `<key>` or untypable character is an error naming its position."""
+    actions: list[Action] = []
+    pos = 0
+    while pos < len(text):
+        m = _TAG.match(text, pos)
+        if m:
+            tag = _tag_actions(m.group(1))
+            if tag is None:
+                raise FactoryError(f"{where}: unknown key <{m.group(1)}> at column {pos + 1}",
+                                   hint="special keys: <enter> <esc> <tab> <bs> <del> <spacebar> <f1>..<f12> "
+                                        "<up> <down> <left> <right> <waitN> <wait1m30s> <leftCtrlOn>/<leftCtrlOff>")
+            actions.extend(tag)
+            pos = m.end()
+            continue
+        try:
+            actions.append(char_action(text[pos]))
+        except ValueError:
+            raise FactoryError(f"{where}: character {text[pos]!r} at column {pos + 1} cannot be typed "
+                               "on a US keyboard", hint="type it with its key sequence instead") from None
+        pos += 1
+    return actions
+
+
+def parse_all(commands: Sequence[str]) -> list[Action]:
+    """Parse every element of boot_command (Packer concatenates them)."""
+    out: list[Action] = []
+    for i, cmd in enumerate(commands):
+        out.extend(parse(cmd, where=f"boot_command[{i}]"))
+    return out
+
+
+def expand(text: str, values: Mapping[str, str], *, where: str = "boot_command") -> str:
+    """Expand Go-template placeholders `{{ .Name }}` and `{{ .X | urlquery }}` from values."""
+
+    def sub(m: re.Match[str]) -> str:
+        name, func = m.group(1), m.group(2)
+        if name not in values:
+            raise FactoryError(f"{where}: unknown template value {{{{ .{name} }}}}",
+                               hint="available: " + ", ".join(f".{k}" for k in sorted(values)))
+        value = values[name]
+        if func is None:
+            return value
+        if func == "urlquery":
+            return urllib.parse.quote_plus(value)
+        raise FactoryError(f"{where}: unknown template function {func!r}", hint="supported: urlquery")
+
+    return _PLACEHOLDER.sub(sub, text)

@@ -1,0 +1,262 @@
+"""The QEMU driver: argv built as a list, control through QMP (qemu.qmp), disks through qemu-img."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shlex
+import signal
+import subprocess
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from factory import secrets
+from factory.artifact.model import DiskFormat, Firmware
+from factory.errors import FactoryError
+from factory.machine.driver import DiskSpec, Driver, Machine, MachineSpec, MediaSpec
+from factory.machine.keys import Action, Hold, Press, Wait
+from factory.machine.qmp import QmpSession
+from factory.run import run, which
+
+QEMU = "qemu-system-x86_64"
+
+# Controllers a disk or medium interface needs, and the -device that attaches it.
+_CONTROLLERS = {"virtio-scsi": ("virtio-scsi-pci", "scsi0"), "scsi": ("virtio-scsi-pci", "scsi0"),
+                "sata": ("ahci", "ahci0")}
+
+
+def _attach(kind: str, interface: str, drive_id: str, index: int, bootindex: int | None) -> list[str]:
+    boot = f",bootindex={bootindex}" if bootindex is not None else ""
+    if interface in ("virtio-scsi", "scsi"):
+        dev = "scsi-cd" if kind == "cd" else "scsi-hd"
+        return ["-device", f"{dev},bus=scsi0.0,drive={drive_id}{boot}"]
+    if interface == "sata":
+        dev = "ide-cd" if kind == "cd" else "ide-hd"
+        return ["-device", f"{dev},bus=ahci0.{index},drive={drive_id}{boot}"]
+    if interface == "ide":
+        dev = "ide-cd" if kind == "cd" else "ide-hd"
+        return ["-device", f"{dev},drive={drive_id}{boot}"]
+    if interface == "virtio":
+        return ["-device", f"virtio-blk-pci,drive={drive_id}{boot}"]
+    raise FactoryError(f"unsupported disk/cdrom interface {interface!r}",
+                       hint="use virtio, virtio-scsi, scsi, sata or ide")
+
+
+def _storage_args(spec: MachineSpec) -> list[list[str]]:
+    groups: list[list[str]] = []
+    interfaces = [d.interface for d in spec.disks] + [m.interface for m in spec.media]
+    for ctrl, ctrl_id in dict(_CONTROLLERS[i] for i in interfaces if i in _CONTROLLERS).items():
+        groups.append(["-device", f"{ctrl},id={ctrl_id}"])
+    boot = 0
+    bootable_media = [m for m in spec.media if m.bootable]
+    ordered: list[DiskSpec | MediaSpec] = [*bootable_media, *spec.disks,
+                                           *(m for m in spec.media if not m.bootable)]
+    sata_index = 0
+    for n, item in enumerate(ordered):
+        if isinstance(item, DiskSpec):
+            drive_id = f"disk{n}"
+            groups.append(["-drive", f"file={item.path},if=none,id={drive_id},format={item.format.value},"
+                                     f"cache={item.cache},discard={item.discard},detect-zeroes={item.detect_zeroes}"])
+            kind, bootindex = "hd", boot if spec.direct_boot is None else None
+        else:
+            drive_id = f"cd{n}"
+            kind = "cd" if item.interface != "virtio" else "hd"
+            media = ",media=cdrom" if kind == "cd" else ""
+            groups.append(["-drive", f"file={item.path},if=none,id={drive_id},format=raw,readonly=on{media}"])
+            bootindex = boot if item.bootable and spec.direct_boot is None else None
+        if bootindex is not None:
+            boot += 1
+        groups.append(_attach(kind, item.interface, drive_id, sata_index, bootindex))
+        if item.interface == "sata":
+            sata_index += 1
+    return groups
+
+
+def build_argv(spec: MachineSpec, qmp_socket: Path, *, binary: str = QEMU) -> list[str]:
+    """The full qemu command line; qemuargs (hypervisor_args) replace defaults with the same flag (Packer)."""
+    machine = spec.machine_type + f",accel={spec.accel}"
+    cpu = spec.cpu_model or ("host" if spec.accel == "kvm" else "max")
+    groups: list[list[str]] = [
+        ["-name", spec.name], ["-machine", machine], ["-cpu", cpu], ["-smp", str(spec.cpus)],
+        ["-m", f"{spec.memory_mb}M"],
+    ]
+    if spec.firmware is Firmware.EFI:
+        if spec.efi_code is None or spec.efi_vars is None:
+            raise FactoryError("EFI boot needs firmware code and a writable variable store")
+        groups.append(["-drive", f"if=pflash,format=raw,unit=0,readonly=on,file={spec.efi_code}"])
+        groups.append(["-drive", f"if=pflash,format=raw,unit=1,file={spec.efi_vars}"])
+    groups += _storage_args(spec)
+    if spec.direct_boot:
+        groups.append(["-kernel", str(spec.direct_boot.kernel)])
+        if spec.direct_boot.initrd:
+            groups.append(["-initrd", str(spec.direct_boot.initrd)])
+        groups.append(["-append", spec.direct_boot.cmdline])
+    fwd = (f",hostfwd=tcp:127.0.0.1:{spec.ssh_host_port}-:{spec.guest_ssh_port}"
+           if spec.ssh_host_port is not None else "")
+    groups.append(["-netdev", f"user,id=user.0{fwd}"])
+    groups.append(["-device", f"{spec.net_device},netdev=user.0"])
+    groups.append(["-serial", f"file:{spec.serial_log}"])
+    groups.append(["-qmp", f"unix:{qmp_socket},server=on,wait=off"])
+    groups.append(["-monitor", "none"])
+    if spec.headless or not os.environ.get("DISPLAY"):
+        groups.append(["-display", "none"])
+    if spec.no_reboot:
+        groups.append(["-no-reboot"])
+    overridden = {args[0] for args in spec.hypervisor_args if args}
+    argv = [binary]
+    for group in groups:
+        if group[0] not in overridden:
+            argv += group
+    for args in spec.hypervisor_args:
+        argv += list(args)
+    return argv
+
+
+class QemuMachine(Machine):
+    """One qemu process in its own session (so a terminal's Ctrl-C reaches factory, which then cleans up)."""
+
+    def __init__(self, spec: MachineSpec, binary: str = QEMU) -> None:
+        self.spec = spec
+        self.binary = binary
+        self.qmp_socket = spec.workdir / f"{spec.name}.qmp"
+        self.stderr_log = spec.workdir / f"{spec.name}.qemu.log"
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.qmp: QmpSession | None = None
+
+    @property
+    def argv(self) -> list[str]:
+        return build_argv(self.spec, self.qmp_socket, binary=self.binary)
+
+    def start(self) -> None:
+        argv = self.argv
+        argv[0] = which(argv[0])
+        self.qmp_socket.unlink(missing_ok=True)
+        with open(self.stderr_log, "wb") as err:
+            self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=err, stderr=subprocess.STDOUT,
+                                         start_new_session=True)
+        self.qmp = QmpSession(self.spec.name)
+        self.qmp.connect(self.qmp_socket, alive=self.alive)
+
+    def running(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def _last_words(self) -> str:
+        try:
+            tail = self.stderr_log.read_text(errors="replace").strip().splitlines()[-8:]
+        except OSError:
+            tail = []
+        return secrets.mask("\n".join("    " + line for line in tail))
+
+    def alive(self) -> None:
+        if self.proc is None:
+            raise FactoryError("the VM was never started")
+        code = self.proc.poll()
+        if code is not None:
+            powered_off = self.qmp is not None and self.qmp.powered_off.is_set()
+            what = "the guest powered off" if powered_off else f"qemu exited with code {code}"
+            raise FactoryError(f"{what} unexpectedly\n  command: {shlex.join(self.argv)}\n{self._last_words()}",
+                               hint=f"serial console log: {self.spec.serial_log}")
+
+    def wait_poweroff(self, timeout: float) -> bool:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if not self.running():
+                return True
+            if self.qmp is not None and self.qmp.powered_off.wait(0.2):
+                # SHUTDOWN seen; with -no-shutdown absent qemu exits by itself right after.
+                end = time.monotonic() + 10
+                while self.running() and time.monotonic() < end:
+                    time.sleep(0.05)
+                return True
+        return not self.running()
+
+    def powerdown(self) -> None:
+        if self.qmp is not None and self.running():
+            self.qmp.execute("system_powerdown")
+
+    def stop(self) -> None:
+        proc = self.proc
+        if proc is not None and proc.poll() is None:
+            if self.qmp is not None:
+                with contextlib.suppress(FactoryError):
+                    self.qmp.execute("quit", timeout=5)
+            try:
+                proc.wait(5)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait(10)
+        if self.qmp is not None:
+            self.qmp.close()
+            self.qmp = None
+        self.qmp_socket.unlink(missing_ok=True)
+
+    def screendump(self, dest: Path) -> Path | None:
+        if self.qmp is None or not self.running():
+            return None
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self.qmp.execute("screendump", {"filename": str(dest), "format": "png"}, timeout=15)
+        except FactoryError:
+            return None
+        return dest if dest.exists() else None
+
+    def send_keys(self, actions: Sequence[Action], interval: float,
+                  interrupted: Callable[[], None] | None = None) -> None:
+        if self.qmp is None:
+            raise FactoryError("cannot type the boot command: the VM is not running")
+        for action in actions:
+            self.alive()
+            if interrupted:
+                interrupted()
+            if isinstance(action, Wait):
+                time.sleep(action.seconds)
+                continue
+            if isinstance(action, Hold):
+                self._keys([action.qcode], down=action.down)
+            elif isinstance(action, Press):
+                codes = ["shift", action.qcode] if action.shift else [action.qcode]
+                self._keys(codes, down=True)
+                self._keys(list(reversed(codes)), down=False)
+            time.sleep(interval)
+
+    def _keys(self, qcodes: list[str], *, down: bool) -> None:
+        assert self.qmp is not None
+        events = [{"type": "key", "data": {"down": down, "key": {"type": "qcode", "data": q}}} for q in qcodes]
+        self.qmp.execute("input-send-event", {"events": events})
+
+
+class QemuDriver(Driver, name="qemu"):
+    """QEMU with qemu-img for disks."""
+
+    def create_disk(self, path: Path, size_mib: int, fmt: DiskFormat) -> None:
+        run(["qemu-img", "create", "-q", "-f", fmt.value, path, f"{size_mib}M"])
+
+    def overlay_disk(self, base: Path, path: Path) -> None:
+        fmt = _image_format(base)
+        run(["qemu-img", "create", "-q", "-f", "qcow2", "-b", base.resolve(), "-F", fmt, path])
+
+    def copy_disk(self, base: Path, path: Path, fmt: DiskFormat, size_mib: int | None) -> None:
+        run(["qemu-img", "convert", "-O", fmt.value, base, path])
+        if size_mib and size_mib * 1024 * 1024 > _virtual_size(path):
+            run(["qemu-img", "resize", "-q", "-f", fmt.value, path, f"{size_mib}M"])
+
+    def machine(self, spec: MachineSpec) -> Machine:
+        return QemuMachine(spec)
+
+
+def _info(path: Path) -> dict[str, object]:
+    import json
+
+    out = run(["qemu-img", "info", "--output=json", "-U", path]).stdout
+    data: dict[str, object] = json.loads(out)
+    return data
+
+
+def _image_format(path: Path) -> str:
+    return str(_info(path).get("format", "raw"))
+
+
+def _virtual_size(path: Path) -> int:
+    size = _info(path).get("virtual-size", 0)
+    return int(size) if isinstance(size, int | str) else 0

@@ -1,0 +1,87 @@
+"""A synchronous face on qemu.qmp's asyncio QMPClient: one private event-loop thread per VM.
+
+The loop runs continuously, so QMP events (SHUTDOWN, POWERDOWN, RESET) are received as they happen even while
+the build thread is busy in SSH; the build thread waits on plain threading primitives.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import threading
+import time
+from collections.abc import Coroutine
+from pathlib import Path
+from typing import Any, TypeVar
+
+from qemu.qmp import QMPClient
+from qemu.qmp.error import QMPError
+
+from factory.errors import FactoryError
+
+T = TypeVar("T")
+
+
+class QmpSession:
+    """Connect to a QEMU QMP unix socket and run commands from synchronous code."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.events: list[dict[str, Any]] = []
+        self.powered_off = threading.Event()
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, name=f"qmp-{name}", daemon=True)
+        self._thread.start()
+        self._client = QMPClient(name)
+        self._listener: asyncio.Task[None] | None = None
+
+    def _call(self, coro: Coroutine[Any, Any, T], timeout: float) -> T:
+        fut = asyncio.run_coroutine_threadsafe(coro, self._loop)
+        try:
+            return fut.result(timeout)
+        except TimeoutError:
+            fut.cancel()
+            raise
+
+    def connect(self, socket_path: Path, *, timeout: float = 30.0, alive: Any = None) -> None:
+        """Connect once the socket exists (QEMU creates it during start-up); alive() raises if QEMU died."""
+        deadline = time.monotonic() + timeout
+        last: Exception | None = None
+        while time.monotonic() < deadline:
+            if alive is not None:
+                alive()
+            if socket_path.exists():
+                try:
+                    self._call(self._client.connect(str(socket_path)), 5.0)
+                    self._call(self._start_listener(), 5.0)
+                    return
+                except (QMPError, OSError, TimeoutError) as exc:
+                    last = exc
+            time.sleep(0.05)
+        raise FactoryError(f"could not connect to QEMU's monitor at {socket_path}: {last or 'no socket'}")
+
+    async def _start_listener(self) -> None:
+        self._listener = asyncio.get_running_loop().create_task(self._watch())
+
+    async def _watch(self) -> None:
+        async for event in self._client.events:
+            self.events.append(dict(event))
+            if event["event"] == "SHUTDOWN":
+                self.powered_off.set()
+
+    def execute(self, cmd: str, args: dict[str, Any] | None = None, *, timeout: float = 30.0) -> Any:
+        """Run one QMP command and return its result (errors become FactoryError naming the command)."""
+        try:
+            return self._call(self._client.execute(cmd, args), timeout)
+        except (QMPError, OSError, TimeoutError) as exc:
+            raise FactoryError(f"QMP command {cmd} failed: {exc or type(exc).__name__}") from exc
+
+    def close(self) -> None:
+        """Disconnect and stop the loop thread (idempotent)."""
+        if not self._loop.is_running():
+            return
+        with contextlib.suppress(QMPError, OSError, TimeoutError, RuntimeError):
+            self._call(self._client.disconnect(), 5.0)
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(5)
+        self._loop.close()

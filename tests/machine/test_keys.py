@@ -1,0 +1,57 @@
+"""boot_command parsing (Packer's key syntax) and Go-template placeholders."""
+
+from __future__ import annotations
+
+import pytest
+
+from factory.errors import FactoryError
+from factory.machine.keys import Hold, Press, Wait, expand, parse, parse_all
+
+
+def test_text_and_special_keys() -> None:
+    assert parse("aB1<enter>") == [Press("a"), Press("b", shift=True), Press("1"), Press("ret")]
+    assert parse("<esc><tab><bs><del><spacebar><f1><F12><up>") == [
+        Press("esc"), Press("tab"), Press("backspace"), Press("delete"), Press("spc"), Press("f1"), Press("f12"),
+        Press("up")]
+
+
+def test_shifted_symbols_and_punctuation() -> None:
+    assert parse("$ /:=") == [Press("4", shift=True), Press("spc"), Press("slash"), Press("semicolon", shift=True),
+                              Press("equal")]
+
+
+def test_waits() -> None:
+    assert parse("<wait><wait5><wait10><wait1m30s><wait2h>") == [Wait(1), Wait(5), Wait(10), Wait(90), Wait(7200)]
+
+
+def test_modifier_holds() -> None:
+    assert parse("<leftCtrlOn>c<leftCtrlOff><leftShiftOn>x<leftShiftOff>") == [
+        Hold("ctrl", True), Press("c"), Hold("ctrl", False), Hold("shift", True), Press("x"), Hold("shift", False)]
+
+
+def test_lone_angle_bracket_is_text() -> None:
+    assert parse("a < b") == [Press("a"), Press("spc"), Press("comma", shift=True), Press("spc"), Press("b")]
+
+
+def test_unknown_key_names_position() -> None:
+    with pytest.raises(FactoryError) as err:
+        parse_all(["<enter>", "linux <entr> quiet"])
+    assert "boot_command[1]" in err.value.message
+    assert "<entr>" in err.value.message and "column 7" in err.value.message
+
+
+def test_bad_wait_and_untypable_char() -> None:
+    with pytest.raises(FactoryError, match="unknown key <waitx>"):
+        parse("<waitx>")
+    with pytest.raises(FactoryError, match="column 3"):
+        parse("ab\u00e9")
+
+
+def test_expand_placeholders() -> None:
+    values = {"HTTPIP": "10.0.2.2", "HTTPPort": "8080", "Name": "vm", "SSHPublicKey": "ssh-ed25519 AAA+/= c"}
+    text = "url=http://{{ .HTTPIP }}:{{.HTTPPort}}/{{ .Name }} key={{ .SSHPublicKey | urlquery }}"
+    assert expand(text, values) == "url=http://10.0.2.2:8080/vm key=ssh-ed25519+AAA%2B%2F%3D+c"
+    with pytest.raises(FactoryError, match="unknown template value"):
+        expand("{{ .Nope }}", values)
+    with pytest.raises(FactoryError, match="unknown template function"):
+        expand("{{ .Name | upper }}", values)

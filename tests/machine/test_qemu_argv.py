@@ -1,0 +1,60 @@
+"""The QEMU command line, compared with golden files (pytest --regen to accept a change)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from factory.artifact.model import DiskFormat, Firmware
+from factory.errors import FactoryError
+from factory.machine.driver import DirectBoot, DiskSpec, MachineSpec, MediaSpec
+from factory.machine.qemu import build_argv
+
+W = Path("/w")
+
+
+def _spec(**kw: object) -> MachineSpec:
+    base: dict[str, object] = dict(name="vm", workdir=W, serial_log=W / "serial.log", accel="tcg", cpus=2,
+                                   memory_mb=1024, disks=(DiskSpec(W / "disk.qcow2"),), ssh_host_port=2222)
+    base.update(kw)
+    return MachineSpec(**base)  # type: ignore[arg-type]
+
+
+def _text(argv: list[str]) -> str:
+    return "\n".join(argv) + "\n"
+
+
+def test_cloud_image_efi_with_seed(golden) -> None:  # type: ignore[no-untyped-def]
+    spec = _spec(firmware=Firmware.EFI, efi_code=Path("/fw/CODE.fd"), efi_vars=W / "efivars.fd", machine_type="q35",
+                 media=(MediaSpec(W / "seed.iso", interface="virtio"),))
+    golden("machine/qemu-argv-cloud-efi.txt", _text(build_argv(spec, W / "vm.qmp")))
+
+
+def test_install_phase_no_ssh_forward_and_scsi_cd(golden) -> None:  # type: ignore[no-untyped-def]
+    spec = _spec(ssh_host_port=None, no_reboot=True, accel="kvm",
+                 disks=(DiskSpec(W / "disk.raw", format=DiskFormat.RAW, interface="sata"),),
+                 media=(MediaSpec(W / "installer.iso", bootable=True), MediaSpec(W / "seed.iso", interface="sata")))
+    argv = build_argv(spec, W / "vm.qmp")
+    assert "hostfwd" not in " ".join(argv)
+    golden("machine/qemu-argv-install.txt", _text(argv))
+
+
+def test_direct_kernel_boot_has_no_bootindex(golden) -> None:  # type: ignore[no-untyped-def]
+    spec = _spec(direct_boot=DirectBoot(W / "vmlinuz", W / "initrd", "console=ttyS0 auto=true"),
+                 media=(MediaSpec(W / "installer.iso", bootable=True),))
+    argv = build_argv(spec, W / "vm.qmp")
+    assert not any("bootindex" in a for a in argv)
+    golden("machine/qemu-argv-direct-kernel.txt", _text(argv))
+
+
+def test_qemuargs_replace_defaults_with_same_switch() -> None:
+    argv = build_argv(_spec(hypervisor_args=(("-m", "4096M"), ("-device", "virtio-rng-pci"))), W / "vm.qmp")
+    assert argv.count("-m") == 1 and argv[argv.index("-m") + 1] == "4096M"
+    # -device given in qemuargs replaces every default -device (Packer's semantics): only the user's remains.
+    assert argv.count("-device") == 1 and argv[-2:] == ["-device", "virtio-rng-pci"]
+
+
+def test_unknown_interface_is_a_clear_error() -> None:
+    with pytest.raises(FactoryError, match="unsupported disk/cdrom interface 'floppy'"):
+        build_argv(_spec(disks=(DiskSpec(W / "d", interface="floppy"),)), W / "vm.qmp")
