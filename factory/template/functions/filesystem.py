@@ -1,0 +1,93 @@
+"""Filesystem functions; relative paths are relative to the current directory, as in Packer."""
+
+from __future__ import annotations
+
+import base64
+import os
+from pathlib import Path
+from typing import Any
+
+from factory.template.functions import FuncError, function
+from factory.template.functions.text import s
+
+
+def _read(path: str, arg: int = 0) -> bytes:
+    try:
+        return Path(os.path.expanduser(path)).read_bytes()
+    except OSError as exc:
+        raise FuncError(f"cannot read {path}: {exc.strerror or exc}", arg) from None
+
+
+@function("abspath", "filesystem", "Absolute form of a path (not resolving symlinks).")
+def abspath(p: Any) -> str:
+    return os.path.abspath(s(p))
+
+
+@function("basename", "filesystem", "Last element of a path.")
+def basename(p: Any) -> str:
+    text = s(p)
+    stripped = text.rstrip("/")
+    return "/" if text and not stripped else os.path.basename(stripped) if stripped else "."
+
+
+@function("dirname", "filesystem", "A path without its last element.")
+def dirname(p: Any) -> str:
+    return os.path.dirname(s(p).rstrip("/") or "/") or "."
+
+
+@function("pathexpand", "filesystem", "Expands a leading ~ to the home directory.")
+def pathexpand(p: Any) -> str:
+    return os.path.expanduser(s(p))
+
+
+@function("file", "filesystem", "Contents of a file as a UTF-8 string.")
+def file(p: Any) -> str:
+    try:
+        return _read(s(p)).decode("utf-8")
+    except UnicodeDecodeError:
+        raise FuncError(f"{p} is not UTF-8 text; use filebase64()") from None
+
+
+@function("filebase64", "filesystem", "Contents of a file, base64-encoded.")
+def filebase64(p: Any) -> str:
+    return base64.b64encode(_read(s(p))).decode()
+
+
+@function("fileexists", "filesystem", "Whether a file exists (an error for a directory).")
+def fileexists(p: Any) -> bool:
+    path = Path(os.path.expanduser(s(p)))
+    if path.is_dir():
+        raise FuncError(f"{p} is a directory, not a file")
+    return path.is_file()
+
+
+@function("fileset", "filesystem", "Files under a directory matching a glob (with **), relative and sorted.")
+def fileset(base: Any, pattern: Any) -> list[str]:
+    root = Path(os.path.expanduser(s(base)))
+    pat = s(pattern, 1)
+    if not root.is_dir():
+        return []
+    try:
+        found = {p.relative_to(root).as_posix() for p in root.glob(pat) if p.is_file()}
+    except ValueError as exc:
+        raise FuncError(f"invalid pattern {pat!r}: {exc}", 1) from None
+    return sorted(found)
+
+
+@function("templatefile", "filesystem", "Renders a file as a string template with the given variables.",
+          needs_context=True)
+def templatefile(ev: Any, p: Any, variables: Any) -> Any:
+    from factory.template.expr import Evaluator, Scope
+    from factory.template.parse import remember
+    from factory.template.strings import scan_template
+
+    path = s(p)
+    if not isinstance(variables, dict):
+        raise FuncError("the second argument must be an object of template variables", 1)
+    try:
+        text = _read(path).decode("utf-8")
+    except UnicodeDecodeError:
+        raise FuncError(f"{path} is not UTF-8 text") from None
+    remember(path, text)
+    scope = Scope(path, {}, ev.scope.functions, f"templatefile({path})", False, {}, dict(variables))
+    return Evaluator(scope).template(scan_template(text, path), None)

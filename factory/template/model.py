@@ -1,0 +1,120 @@
+"""The evaluated template: what `factory build`, provisioning and post-processing consume.
+
+Every component config is the frozen dataclass declared in factory/schema/, built from the evaluated HCL values.
+Provisioner configs are evaluated per source (they may read `source.name`), so `config_for(full_name)` returns
+the one for that source with its `override` applied and re-validated.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from factory.errors import Location
+from factory.options import Component
+
+
+@dataclass(frozen=True)
+class Variable:
+    """An input variable with its final value (after defaults, var files, environment and -var)."""
+
+    name: str
+    value: Any
+    type: str
+    sensitive: bool
+    description: str = ""
+
+
+@dataclass(frozen=True)
+class SourceRef:
+    """One source a build runs: `source "qemu" "cloud"` → type "qemu", name "cloud", full_name "qemu.cloud"."""
+
+    type: str
+    name: str
+    full_name: str
+    config: Component
+    where: Location
+
+
+def matches(patterns: tuple[str, ...], full_name: str, build_name: str = "") -> bool:
+    """Whether a source matches any of Packer's -only/-except/only/except globs (`qemu.*`, `*.cloud`)."""
+    names = [full_name, full_name.split(".", 1)[0]]
+    if build_name:
+        names.append(f"{build_name}.{full_name}")
+    return any(fnmatch.fnmatchcase(n, p) for p in patterns for n in names)
+
+
+@dataclass(frozen=True)
+class ProvisionerSpec:
+    """A provisioner block with its meta-arguments; `config` is for the build's first applicable source."""
+
+    type: str
+    name: str
+    config: Component
+    only: tuple[str, ...]
+    except_: tuple[str, ...]
+    override: dict[str, dict[str, Any]]
+    pause_before: float
+    max_retries: int
+    timeout: float | None
+    where: Location
+    per_source: dict[str, Component] = field(default_factory=dict, repr=False, compare=False)
+    rebuild: Callable[[str, dict[str, Any]], Component] | None = field(default=None, repr=False, compare=False)
+
+    def applies_to(self, full_name: str) -> bool:
+        if self.only and full_name not in self.only and not matches(self.only, full_name):
+            return False
+        return not (self.except_ and (full_name in self.except_ or matches(self.except_, full_name)))
+
+    def config_for(self, full_name: str) -> Component:
+        """The config for one source: evaluated with its source.name/type, `override` merged and re-validated."""
+        override = self.override.get(full_name) or self.override.get(full_name.split(".", 1)[0])
+        if self.rebuild is not None:
+            return self.rebuild(full_name, override or {})
+        return self.per_source.get(full_name, self.config)
+
+
+@dataclass(frozen=True)
+class PostProcessorSpec:
+    """A post-processor in a chain, with Packer's meta-arguments."""
+
+    type: str
+    name: str
+    config: Component
+    only: tuple[str, ...]
+    except_: tuple[str, ...]
+    keep_input_artifact: bool | None
+    where: Location
+
+    def applies_to(self, full_name: str) -> bool:
+        if self.only and not matches(self.only, full_name):
+            return False
+        return not (self.except_ and matches(self.except_, full_name))
+
+
+@dataclass(frozen=True)
+class Build:
+    """A `build` block with its selected sources and ordered steps."""
+
+    name: str
+    description: str
+    sources: list[SourceRef]
+    provisioners: list[ProvisionerSpec]
+    error_cleanup_provisioner: ProvisionerSpec | None
+    post_processors: list[list[PostProcessorSpec]]
+    where: Location | None = None
+
+
+@dataclass(frozen=True)
+class Project:
+    """A loaded template folder or file."""
+
+    root: Path
+    variables: dict[str, Variable]
+    builds: list[Build]
+    locals: dict[str, Any] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
+    files: list[Path] = field(default_factory=list)
