@@ -293,7 +293,7 @@ def load(path: Path, *, vars: Sequence[str] = (), var_files: Sequence[Path] = ()
     builds = decode_builds(loaded, tuple(only), tuple(except_))
     col.raise_if_any()
     return Project(loaded.root, variables_of(loaded), builds, dict(loaded.locals_), list(col.warnings),
-                   loaded.files)
+                   loaded.files, frozenset(loaded.sensitive_locals))
 
 
 def where_of(file: str, node: Any, block: str) -> Location:

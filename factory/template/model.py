@@ -118,3 +118,4 @@ class Project:
     locals: dict[str, Any] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
     files: list[Path] = field(default_factory=list)
+    sensitive_locals: frozenset[str] = frozenset()
