@@ -118,3 +118,15 @@ def test_iso_list_shows_every_release() -> None:
     for rel in catalog.releases():
         row = next((line for line in lines if f" {rel.name} " in line), "")
         assert rel.family.value in row and rel.iso_filename in row
+
+
+@pytest.mark.parametrize("name", sorted(REQUIRED))
+def test_signing_key_is_shipped_and_matches_the_pin(name: str, tmp_path: Path) -> None:
+    """The key file named by the pinned fingerprint really holds that key (gpg recomputes the fingerprint)."""
+    from factory.run import run
+
+    rel = catalog.load(name)
+    key = catalog.catalog_dir() / "keys" / f"{rel.signing_key_fingerprint}.gpg"
+    out = run(["gpg", "--homedir", str(tmp_path), "--batch", "--show-keys", "--with-colons", str(key)])
+    fprs = [line.split(":")[9] for line in out.stdout.decode().splitlines() if line.startswith("fpr:")]
+    assert fprs and fprs[0] == rel.signing_key_fingerprint
