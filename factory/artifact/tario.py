@@ -1,0 +1,121 @@
+"""Deterministic tar writing on a seekable file, and writers that hash what passes through them.
+
+Members can be streamed whose size is unknown up front (a VMDK being compressed): the 512-byte header is
+written as a placeholder and filled in once the data is out, so nothing is staged or read back. Headers come
+from `tarfile.TarInfo.tobuf` (the standard library's encoder); only the streaming is done here.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import tarfile
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import BinaryIO, Literal
+
+TarFormat = Literal[0, 1, 2]   # tarfile.USTAR_FORMAT, GNU_FORMAT, PAX_FORMAT
+
+BLOCK = tarfile.BLOCKSIZE
+RECORD = tarfile.RECORDSIZE
+
+
+def fixed_mtime() -> int:
+    """The mtime every packaged member carries: SOURCE_DATE_EPOCH when set (reproducible-builds.org), else 0."""
+    return int(os.environ.get("SOURCE_DATE_EPOCH", "0"))
+
+
+class HashingWriter:
+    """Forward writes to fh and feed every byte to the named hashes (sha256, sha1, ...) on the way."""
+
+    def __init__(self, fh: BinaryIO, algorithms: Iterable[str] = ("sha256",)) -> None:
+        self.fh = fh
+        self.hashes = {a: hashlib.new(a) for a in algorithms}
+        self.size = 0
+
+    def write(self, data: bytes) -> int:
+        self.fh.write(data)
+        for h in self.hashes.values():
+            h.update(data)
+        self.size += len(data)
+        return len(data)
+
+    def hexdigest(self, algorithm: str = "sha256") -> str:
+        return self.hashes[algorithm].hexdigest()
+
+
+def member_header(name: str, size: int, *, mode: int = 0o644, fmt: TarFormat = 0) -> bytes:
+    """A tar header with fixed owner, group and mtime, so equal inputs give equal archives."""
+    info = tarfile.TarInfo(name)
+    info.size, info.mode, info.mtime = size, mode, fixed_mtime()
+    info.uid = info.gid = 0
+    info.uname = info.gname = "root"
+    return info.tobuf(format=fmt, encoding="utf-8", errors="strict")
+
+
+@dataclass
+class Member:
+    name: str
+    offset: int          # of the header
+    size: int = 0
+    digests: dict[str, str] = field(default_factory=dict)
+
+
+class TarWriter:
+    """Write a USTAR archive member by member into a seekable binary file."""
+
+    def __init__(self, fh: BinaryIO, fmt: TarFormat = 0) -> None:
+        self.fh, self.fmt = fh, fmt
+        self.members: list[Member] = []
+
+    def _pad(self, size: int) -> None:
+        if size % BLOCK:
+            self.fh.write(bytes(BLOCK - size % BLOCK))
+
+    def add_bytes(self, name: str, data: bytes, *, mode: int = 0o644) -> Member:
+        member = Member(name, self.fh.tell(), len(data))
+        self.fh.write(member_header(name, len(data), mode=mode, fmt=self.fmt))
+        self.fh.write(data)
+        self._pad(len(data))
+        self.members.append(member)
+        return member
+
+    def reserve(self, name: str, size: int) -> Member:
+        """Leave room for a member whose content is known only later (fill it with `fill`)."""
+        member = Member(name, self.fh.tell(), size)
+        self.fh.write(bytes(BLOCK + -(-size // BLOCK) * BLOCK))
+        self.members.append(member)
+        return member
+
+    def fill(self, member: Member, data: bytes) -> None:
+        if len(data) != member.size:
+            raise ValueError(f"{member.name}: reserved {member.size} bytes, got {len(data)}")
+        end = self.fh.tell()
+        self.fh.seek(member.offset)
+        self.fh.write(member_header(member.name, len(data), fmt=self.fmt))
+        self.fh.write(data)
+        self.fh.seek(end)
+
+    @contextlib.contextmanager
+    def stream(self, name: str, algorithms: Iterable[str] = ("sha256",)) -> Iterator[HashingWriter]:
+        """A member of unknown size: write (and hash) through the yielded writer; the header is fixed after."""
+        member = Member(name, self.fh.tell())
+        self.fh.write(bytes(BLOCK))
+        writer = HashingWriter(self.fh, algorithms)
+        yield writer
+        member.size = writer.size
+        member.digests = {a: writer.hexdigest(a) for a in writer.hashes}
+        self._pad(writer.size)
+        end = self.fh.tell()
+        self.fh.seek(member.offset)
+        self.fh.write(member_header(name, writer.size, fmt=self.fmt))
+        self.fh.seek(end)
+        self.members.append(member)
+
+    def close(self) -> None:
+        """End-of-archive blocks, padded to a whole record as tar(1) does."""
+        self.fh.write(bytes(2 * BLOCK))
+        end = self.fh.tell()
+        if end % RECORD:
+            self.fh.write(bytes(RECORD - end % RECORD))

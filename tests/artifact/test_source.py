@@ -1,0 +1,63 @@
+"""Sparse reading of qcow2 and raw disks: what DiskSource reads must equal what qemu-img reads."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from factory.artifact.source import image_info, open_disk
+from factory.errors import FactoryError
+
+
+def _raw_with_data(path: Path, size: int, blocks: list[tuple[int, int]]) -> bytes:
+    with open(path, "wb") as fh:
+        fh.truncate(size)
+        for off, n in blocks:
+            fh.seek(off)
+            fh.write(os.urandom(n))
+    return path.read_bytes()
+
+
+def test_raw_extents_skip_holes_and_read_matches_file(tmp_path: Path) -> None:
+    raw = tmp_path / "d.raw"
+    content = _raw_with_data(raw, 32 << 20, [(1 << 20, 8192), (20 << 20, 65536 * 3 + 512)])
+    with open_disk(raw) as src:
+        assert src.data_bytes < 1 << 20          # holes are not data
+        assert src.read(0, len(content)) == content
+        chunks = list(src.chunks(65536))
+        assert chunks == sorted(set(chunks))
+        assert (20 << 20) in chunks and 0 not in chunks[1:]
+
+
+def test_qcow2_is_read_from_host_offsets_without_flattening(tmp_path: Path) -> None:
+    raw = tmp_path / "d.raw"
+    content = _raw_with_data(raw, 16 << 20, [(3 << 20, 70000)])
+    qcow = tmp_path / "d.qcow2"
+    subprocess.run(["qemu-img", "convert", "-O", "qcow2", str(raw), str(qcow)], check=True)
+    with open_disk(qcow) as src:
+        assert src.path == qcow                  # read in place, no temp copy
+        assert src.read(0, len(content)) == content
+
+
+def test_compressed_qcow2_is_flattened_and_still_exact(tmp_path: Path) -> None:
+    raw = tmp_path / "d.raw"
+    content = _raw_with_data(raw, 8 << 20, [(0, 4096), (5 << 20, 100000)])
+    qcow = tmp_path / "c.qcow2"
+    subprocess.run(["qemu-img", "convert", "-c", "-O", "qcow2", str(raw), str(qcow)], check=True)
+    with open_disk(qcow, scratch=tmp_path) as src:
+        assert src.path != qcow
+        assert src.read(0, len(content)) == content
+        flat_dir = src.path.parent
+    assert not flat_dir.exists()                 # the temp copy is removed
+
+
+def test_missing_and_non_disk_inputs_are_one_clear_error(tmp_path: Path) -> None:
+    with pytest.raises(FactoryError, match="does not exist"):
+        image_info(tmp_path / "nope.qcow2")
+    text = tmp_path / "notes.txt"
+    text.write_text("hello\n")
+    with pytest.raises(FactoryError, match="not a disk image"):
+        image_info(text)
