@@ -41,7 +41,7 @@ class SSHSettings:
     port: int = 22
     username: str = "root"
     password: str | None = field(default=None, repr=False)
-    private_key_file: Path | None = None
+    private_key_file: Path | str | None = None
     keypair: KeyPair | None = None
     timeout: float = 300.0
     handshake_attempts: int = 10
@@ -58,7 +58,7 @@ class SSHSettings:
     def login_keys(self) -> list[paramiko.PKey]:
         found = [self.keypair.pkey()] if self.keypair else []
         if self.private_key_file:
-            found.append(load_private_key(self.private_key_file))
+            found.append(load_private_key(Path(self.private_key_file).expanduser()))
         return found
 
 

@@ -1,0 +1,111 @@
+"""The `shell` provisioner: upload commands or scripts to the guest and run them, streaming their output."""
+
+from __future__ import annotations
+
+import secrets as pyrandom
+import shlex
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from factory.comm.ssh import Communicator, Disconnected
+from factory.errors import FactoryError
+from factory.provision.base import (
+    ProvisionContext,
+    Provisioner,
+    ProvisionerType,
+    check_exit,
+    flatten_env,
+    packer_env,
+    render_command,
+)
+from factory.schema.provisioners import ShellProvisioner
+from factory.schema.types import parse_duration
+
+DEFAULT_EXECUTE = "chmod +x {{.Path}}; {{.Vars}} {{.Path}}"
+# Packer's default when use_env_var_file is set: source the uploaded file instead of prefixing the command.
+DEFAULT_EXECUTE_ENV_FILE = "chmod +x {{.Path}}; . {{.EnvVarFile}} && {{.Path}}"
+
+
+@dataclass(frozen=True)
+class Script:
+    """One thing to run: its display name and content."""
+
+    name: str
+    content: bytes
+
+
+def scripts_of(config: ShellProvisioner, ctx: ProvisionContext) -> list[Script]:
+    """inline (one script with inline_shebang), script, or scripts: read now so a missing file fails first."""
+    if config.inline:
+        body = f"#!{config.inline_shebang}\n" + "\n".join(config.inline) + "\n"
+        return [Script("inline script", body.encode())]
+    paths = [config.script] if config.script else list(config.scripts)
+    if not paths:
+        raise FactoryError("the shell provisioner needs one of inline, script or scripts",
+                           hint='e.g. inline = ["echo hello"]')
+    found = []
+    for path in paths:
+        local = ctx.local_path(path)
+        try:
+            found.append(Script(path, local.read_bytes()))
+        except OSError as exc:
+            raise FactoryError(f"shell provisioner: cannot read script {local}: {exc.strerror or exc}",
+                               hint="paths are relative to the directory factory runs in") from None
+    return found
+
+
+class Shell(Provisioner, kind=ProvisionerType.SHELL):
+    def provision(self, config: Any, comm: Communicator | None, ctx: ProvisionContext) -> None:
+        assert isinstance(config, ShellProvisioner) and comm is not None
+        scripts = scripts_of(config, ctx)
+        remote = config.remote_path or (
+            f"{config.remote_folder.rstrip('/') or ''}/"
+            f"{config.remote_file or f'script_{pyrandom.randbelow(10**6)}.sh'}")
+        values = packer_env(ctx, config.environment_vars, config.env)
+        start_retry = parse_duration(config.start_retry_timeout, what="start_retry_timeout")
+        execute = config.execute_command
+        placeholders = {"Path": remote, "Vars": flatten_env(values, config.env_var_format)}
+        env_file = None
+        if config.use_env_var_file:
+            env_file = f"{remote.rsplit('/', 1)[0] or ''}/varfile_{pyrandom.randbelow(10**6)}.sh"
+            placeholders["EnvVarFile"] = env_file
+            if execute == DEFAULT_EXECUTE:
+                execute = DEFAULT_EXECUTE_ENV_FILE
+        command = render_command(execute, placeholders, "execute_command")
+        for script in scripts:
+            ctx.emit(f"Provisioning with shell script: {script.name}")
+            self._upload(comm, script.content, remote, start_retry, ctx)
+            if env_file is not None:
+                env_text = flatten_env(values, "export %s='%s'\n")
+                comm.upload(env_text.encode(), env_file, mode=0o600)
+            if not self._run(comm, command, config, ctx, script.name):
+                continue  # the guest went away as expected (reboot): the next upload waits for it to return
+            if not config.skip_clean:
+                cleanup = "rm -f " + " ".join(shlex.quote(p) for p in (remote, env_file) if p)
+                comm.run(cleanup, on_line=ctx.emit, timeout=ctx.remaining("cleaning up"))
+        if config.pause_after:
+            pause = parse_duration(config.pause_after, what="pause_after")
+            ctx.emit(f"Pausing {pause:g}s after the scripts (pause_after)")
+            time.sleep(pause)
+
+    def _upload(self, comm: Communicator, content: bytes, remote: str, start_retry: float,
+                ctx: ProvisionContext) -> None:
+        """Upload the script; if the guest is away (rebooting), wait for it up to start_retry_timeout."""
+        if not comm.is_connected():
+            left = ctx.remaining("the guest came back")
+            comm.reconnect(timeout=min(start_retry, left) if left is not None else start_retry)
+        comm.upload(content, remote, mode=0o755)
+
+    def _run(self, comm: Communicator, command: str, config: ShellProvisioner, ctx: ProvisionContext,
+             name: str) -> bool:
+        """Run one script; False if it disconnected and that was expected."""
+        try:
+            code = comm.run(command, on_line=ctx.emit, timeout=ctx.remaining(f"running {name}"))
+        except Disconnected as exc:
+            if config.expect_disconnect:
+                ctx.emit("Connection dropped as expected (expect_disconnect); reconnecting for the next step")
+                return False
+            raise FactoryError(f"shell provisioner: {name}: {exc.message}", hint=exc.hint) from exc
+        check_exit(code, config.valid_exit_codes, f"shell provisioner: {name}")
+        return True

@@ -1,0 +1,39 @@
+"""Provisioner tests run against the real sshd of tests/fixtures/sshd.py."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from fixtures.sshd import SshServer
+
+from factory.comm.ssh import Communicator, connect
+from factory.provision import ProvisionContext
+
+
+@pytest.fixture
+def comm(sshd: SshServer) -> Iterator[Communicator]:
+    with connect(sshd.settings()) as c:
+        yield c
+
+
+@pytest.fixture
+def out() -> list[str]:
+    """Lines the provisioner emitted."""
+    return []
+
+
+@pytest.fixture
+def ctx(out: list[str], tmp_path: Path) -> ProvisionContext:
+    return ProvisionContext(build_name="demo", source_name="cloud", source_type="qemu", emit=out.append,
+                            root=tmp_path)
+
+
+@pytest.fixture
+def remote_dir(comm: Communicator, tmp_path: Path) -> Iterator[str]:
+    """A fresh directory on the 'guest' (the test sshd's host), removed afterwards."""
+    path = f"/tmp/factory-prov-{tmp_path.name}"
+    comm.run(f"rm -rf {path}; mkdir -p {path}")
+    yield path
+    comm.run(f"rm -rf {path}")

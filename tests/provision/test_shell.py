@@ -1,0 +1,154 @@
+"""The shell provisioner over a real SSH connection."""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from pathlib import Path
+
+import pytest
+
+from factory import secrets
+from factory.comm.ssh import Communicator
+from factory.errors import FactoryError, Location
+from factory.provision import ProvisionContext, run, run_with_meta
+from factory.schema.provisioners import ShellProvisioner
+from factory.template.model import ProvisionerSpec
+
+# Walks up from the script to the sshd process serving this connection and kills it: a server-side drop
+# (after a pause so the lines printed before it reach us, as they would before a real reboot).
+KILL_SSHD = ('sleep 0.5; P=$PPID; while [ "$(cat /proc/$P/comm)" != sshd ]; do P=$(cut -d" " -f4 /proc/$P/stat); done; '
+             'kill -9 $P; sleep 5')
+
+
+def shell(**kw: object) -> ShellProvisioner:
+    return ShellProvisioner(**kw)  # type: ignore[arg-type]
+
+
+def test_inline_runs_with_packer_variables_and_cleans_up(comm: Communicator, ctx: ProvisionContext,
+                                                         out: list[str], remote_dir: str) -> None:
+    run("shell", shell(inline=["echo build=$PACKER_BUILD_NAME type=$PACKER_BUILDER_TYPE",
+                               "echo \"greeting=$GREETING\"", "echo shebang=$(ps -o args= -p $$)"],
+                       environment_vars=["GREETING=it's a=b"], env={"EXTRA": "x"},
+                       remote_folder=remote_dir), comm, ctx)
+    assert "build=cloud type=qemu" in out
+    assert "greeting=it's a=b" in out
+    assert any(line.startswith("shebang=/bin/sh -e ") for line in out)
+    leftovers: list[str] = []
+    comm.run(f"ls -A {remote_dir}", on_line=leftovers.append)
+    assert leftovers == []
+
+
+def test_inline_stops_at_the_first_failing_command(comm: Communicator, ctx: ProvisionContext, out: list[str]) -> None:
+    with pytest.raises(FactoryError, match=r"exited with status 1; valid exit codes are \[0\]"):
+        run("shell", shell(inline=["echo before", "false", "echo after"]), comm, ctx)
+    assert "before" in out and "after" not in out
+
+
+def test_scripts_run_in_order_and_skip_clean_keeps_them(comm: Communicator, ctx: ProvisionContext, out: list[str],
+                                                         remote_dir: str, tmp_path: Path) -> None:
+    (tmp_path / "one.sh").write_text("#!/bin/sh\necho one $0\n")
+    (tmp_path / "two.sh").write_text("#!/bin/sh\necho two\n")
+    run("shell", shell(scripts=["one.sh", str(tmp_path / "two.sh")], remote_folder=remote_dir,
+                       remote_file="prov.sh", skip_clean=True), comm, ctx)
+    assert f"one {remote_dir}/prov.sh" in out
+    assert out.index(f"one {remote_dir}/prov.sh") < out.index("two")
+    kept: list[str] = []
+    comm.run(f"cat {remote_dir}/prov.sh", on_line=kept.append)
+    assert kept == ["#!/bin/sh", "echo two"]
+
+
+def test_single_script_and_missing_script(comm: Communicator, ctx: ProvisionContext, out: list[str],
+                                          tmp_path: Path) -> None:
+    (tmp_path / "s.sh").write_text("#!/bin/sh\necho from-script\n")
+    run("shell", shell(script="s.sh"), comm, ctx)
+    assert "from-script" in out
+    with pytest.raises(FactoryError, match=r"cannot read script .*missing\.sh"):
+        run("shell", shell(script="missing.sh"), comm, ctx)
+
+
+def test_execute_command_placeholders(comm: Communicator, ctx: ProvisionContext, out: list[str]) -> None:
+    run("shell", shell(inline=["echo \"$0 $FOO\""], environment_vars=["FOO=bar"],
+                       execute_command="{{ .Vars }} sh {{.Path}}"), comm, ctx)
+    assert any(line.endswith(".sh bar") for line in out)
+    with pytest.raises(FactoryError, match=r"execute_command: unknown placeholder \{\{\.Nope\}\}"):
+        run("shell", shell(inline=["true"], execute_command="{{ .Nope }} {{ .Path }}"), comm, ctx)
+
+
+def test_use_env_var_file(comm: Communicator, ctx: ProvisionContext, out: list[str]) -> None:
+    run("shell", shell(inline=["echo \"v=$V\""], environment_vars=["V=from file"], use_env_var_file=True),
+        comm, ctx)
+    assert "v=from file" in out
+
+
+def test_valid_exit_codes(comm: Communicator, ctx: ProvisionContext) -> None:
+    with pytest.raises(FactoryError, match="exited with status 3"):
+        run("shell", shell(inline=["exit 3"]), comm, ctx)
+    run("shell", shell(inline=["exit 3"], valid_exit_codes=[0, 3]), comm, ctx)
+
+
+def test_sensitive_environment_values_are_masked(comm: Communicator, ctx: ProvisionContext, out: list[str]) -> None:
+    secrets.register("pa55-word-from-var")
+    run("shell", shell(inline=["echo token=$TOKEN"], environment_vars=["TOKEN=pa55-word-from-var"]), comm, ctx)
+    assert "token=<sensitive>" in out
+    assert "pa55-word-from-var" not in "\n".join(out)
+
+
+def test_expect_disconnect_survives_a_dropped_connection_and_reconnects(
+        comm: Communicator, ctx: ProvisionContext, out: list[str], tmp_path: Path) -> None:
+    (tmp_path / "drop.sh").write_text(f"#!/bin/sh\necho dropping\n{KILL_SSHD}\n")
+    (tmp_path / "after.sh").write_text("#!/bin/sh\necho after-reconnect\n")
+    run("shell", shell(scripts=["drop.sh", "after.sh"], expect_disconnect=True), comm, ctx)
+    assert "dropping" in out and "after-reconnect" in out
+    assert out.index("dropping") < out.index("after-reconnect")
+
+
+def test_unexpected_disconnect_fails_with_a_hint(comm: Communicator, ctx: ProvisionContext) -> None:
+    with pytest.raises(FactoryError) as info:
+        run("shell", shell(inline=[KILL_SSHD]), comm, ctx)
+    assert "dropped while running" in info.value.message
+    assert info.value.hint and "expect_disconnect" in info.value.hint
+    assert comm.run("true") == 0
+
+
+def test_pause_after(comm: Communicator, ctx: ProvisionContext) -> None:
+    start = time.monotonic()
+    run("shell", shell(inline=["true"], pause_after="1s"), comm, ctx)
+    assert time.monotonic() - start >= 1.0
+
+
+def spec(config: ShellProvisioner, **meta: object) -> ProvisionerSpec:
+    fields: dict[str, object] = {"type": "shell", "name": "", "config": config, "only": (), "except_": (),
+                                 "override": {}, "pause_before": 0.0, "max_retries": 0, "timeout": None,
+                                 "where": Location("build.pkr.hcl", 7)}
+    fields.update(meta)
+    return ProvisionerSpec(**fields)  # type: ignore[arg-type]
+
+
+def test_meta_timeout_stops_a_hanging_script(comm: Communicator, ctx: ProvisionContext) -> None:
+    start = time.monotonic()
+    with pytest.raises(FactoryError, match="timed out") as info:
+        run_with_meta(spec(shell(inline=["sleep 30"]), timeout=1.0), comm, ctx)
+    assert time.monotonic() - start < 6
+    assert info.value.where == Location("build.pkr.hcl", 7)
+
+
+def test_meta_max_retries_and_pause_before(comm: Communicator, ctx: ProvisionContext, out: list[str],
+                                           remote_dir: str) -> None:
+    flaky = shell(inline=[f"if [ ! -e {remote_dir}/tried ]; then touch {remote_dir}/tried; exit 1; fi",
+                          "echo second-try-ok"])
+    start = time.monotonic()
+    run_with_meta(spec(flaky, max_retries=1, pause_before=0.5), comm, ctx)
+    assert time.monotonic() - start >= 0.5
+    assert "second-try-ok" in out
+    assert any("retrying (1/1)" in line for line in out)
+    with pytest.raises(FactoryError, match=r"after 2 attempts"):
+        run_with_meta(spec(shell(inline=["exit 9"]), max_retries=1), comm, ctx)
+
+
+def test_unknown_type_and_missing_communicator(ctx: ProvisionContext) -> None:
+    with pytest.raises(FactoryError, match="'ansible' is not implemented") as info:
+        run("ansible", shell(), None, ctx)
+    assert info.value.hint and "shell-local" in info.value.hint
+    with pytest.raises(FactoryError, match="needs SSH"):
+        run("shell", shell(inline=["true"]), None, dataclasses.replace(ctx))
