@@ -63,6 +63,12 @@ class QmpSession:
     async def _start_listener(self) -> None:
         self._listener = asyncio.get_running_loop().create_task(self._watch())
 
+    async def _stop_listener(self) -> None:
+        if self._listener is not None:
+            self._listener.cancel()
+            with contextlib.suppress(BaseException):
+                await self._listener
+
     async def _watch(self) -> None:
         async for event in self._client.events:
             self.events.append(dict(event))
@@ -80,8 +86,11 @@ class QmpSession:
         """Disconnect and stop the loop thread (idempotent)."""
         if not self._loop.is_running():
             return
-        with contextlib.suppress(QMPError, OSError, TimeoutError, RuntimeError):
+        # The peer may already be gone (qemu quit): disconnect then re-raises the reader's EOFError.
+        with contextlib.suppress(Exception):
             self._call(self._client.disconnect(), 5.0)
+        with contextlib.suppress(Exception):
+            self._call(self._stop_listener(), 5.0)
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(5)
         self._loop.close()

@@ -1,0 +1,62 @@
+"""`factory build TEMPLATE`: run every selected source of every build block (Packer's `packer build`)."""
+
+from __future__ import annotations
+
+import uuid
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from factory import ui
+from factory.build import EventBus, HumanMonitor, JsonMonitor, OnError, sigterm_as_interrupt
+from factory.cli import app
+from factory.errors import FactoryError
+
+
+@app.command()
+def build(
+    template: Annotated[Path, typer.Argument(help="Template file (*.pkr.hcl) or a directory of them.")],
+    var: Annotated[list[str] | None, typer.Option("--var", help="Set a variable: NAME=VALUE (repeatable).")] = None,
+    var_file: Annotated[list[Path] | None, typer.Option("--var-file", help="Variables file (repeatable).")] = None,
+    only: Annotated[list[str] | None, typer.Option("--only", help="Build only these sources (qemu.cloud,...).")
+                    ] = None,
+    except_: Annotated[list[str] | None, typer.Option("--except", help="Skip these sources (comma list).")] = None,
+    force: Annotated[bool, typer.Option("--force", help="Replace a non-empty output directory.")] = False,
+    on_error: Annotated[OnError, typer.Option("--on-error", help="cleanup (default), abort (leave the VM and "
+                                              "files for inspection) or run-cleanup-provisioner.")
+                        ] = OnError.CLEANUP,
+    debug: Annotated[bool, typer.Option("--debug", help="Keep the ephemeral SSH key; show tracebacks.")] = False,
+    machine_readable: Annotated[bool, typer.Option("--machine-readable",
+                                                   help="Emit build events as JSON lines on stdout.")] = False,
+) -> None:
+    """Build machine images from a Packer HCL2 template."""
+    from factory.steps.plan import BuildOptions, build_source
+    from factory.template import load
+
+    project = load(template, vars=var or [], var_files=var_file or [], only=_split(only), except_=_split(except_))
+    bus = EventBus()
+    bus.subscribe(JsonMonitor() if machine_readable else HumanMonitor())
+    opts = BuildOptions(force=force, on_error=on_error, debug=debug)
+    run_uuid = str(uuid.uuid4())
+    pairs = [(b, s) for b in project.builds for s in b.sources]
+    if not pairs:
+        raise FactoryError(f"{template}: nothing to build (no build block, or -only/-except excluded every source)")
+    failures: list[str] = []
+    artifacts = []
+    with sigterm_as_interrupt():
+        for b, source in pairs:
+            try:
+                artifacts += build_source(b, source, project.root, bus, opts, run_uuid)
+            except FactoryError as exc:
+                failures.append(f"{source.full_name}: {exc.render()}")
+    if failures:
+        raise FactoryError("build(s) failed:\n" + "\n".join(failures))
+    if not machine_readable:
+        ui.success("==> Builds finished. The artifacts of successful builds are:")
+        for art in artifacts:
+            ui.info(f"--> {art.describe()}")
+
+
+def _split(values: list[str] | None) -> list[str]:
+    return [v.strip() for item in values or [] for v in item.split(",") if v.strip()]

@@ -1,0 +1,195 @@
+"""The state one source build carries from step to step, and its settings read from the source config."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from factory.artifact.model import Artifact, DiskFormat, Firmware, Hardware
+from factory.build import RunnerContext
+from factory.machine.driver import Driver, Machine, SerialFollower
+from factory.machine.httpd import HttpServer
+from factory.machine.ports import PortLease
+from factory.schema.types import parse_duration, parse_size_mib
+
+
+def _get(config: Any, name: str, default: Any = None) -> Any:
+    value = getattr(config, name, default)
+    return default if value is None else value
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The source options the steps act on, parsed once (durations in seconds, sizes in MiB)."""
+
+    vm_name: str
+    output_directory: Path
+    disk_image: bool
+    use_backing_file: bool
+    disk_size_mib: int
+    format: DiskFormat
+    disk_interface: str
+    disk_cache: str
+    disk_discard: str
+    disk_detect_zeroes: str
+    cdrom_interface: str | None
+    skip_compaction: bool
+    disk_compression: bool
+    accelerator: str
+    machine_type: str
+    cpu_model: str
+    cpus: int
+    memory_mb: int
+    net_device: str
+    firmware: Firmware
+    efi_code: Path | None
+    efi_vars: Path | None
+    bios_file: Path | None
+    qemuargs: tuple[tuple[str, ...], ...]
+    headless: bool
+    boot_command: tuple[str, ...]
+    boot_wait: float
+    boot_key_interval: float
+    shutdown_command: str
+    shutdown_timeout: float
+    communicator: str
+    ssh_username: str
+    ssh_password: str | None
+    ssh_private_key_file: Path | None
+    ssh_timeout: float
+    ssh_handshake_attempts: int
+    pause_before_connecting: float
+    host_port_min: int
+    host_port_max: int
+    http_directory: Path | None
+    http_content: dict[str, str]
+    http_port_min: int
+    http_port_max: int
+    http_bind_address: str
+    cd_files: tuple[str, ...]
+    cd_content: dict[str, str]
+    cd_label: str | None
+    serial_log: Path | None
+    screenshot_on_failure: bool
+
+    @property
+    def hardware(self) -> Hardware:
+        return Hardware(cpus=self.cpus, memory_mb=self.memory_mb, firmware=self.firmware,
+                        disk_interface=self.disk_interface, net_device=self.net_device,
+                        machine_type=self.machine_type)
+
+
+def _path(root: Path, value: str | None) -> Path | None:
+    return (root / os.path.expanduser(value)) if value else None
+
+
+def settings_from(config: Any, source_name: str, root: Path) -> Settings:
+    """Read a builder config (QemuSource, or another builder's with the same Packer option names)."""
+    efi_code, efi_vars = _get(config, "efi_firmware_code"), _get(config, "efi_firmware_vars")
+    efi = bool(_get(config, "efi_boot", False) or efi_code or efi_vars)
+    fmt = DiskFormat(_get(config, "format", "qcow2"))
+    use_backing = bool(_get(config, "use_backing_file", False)) and fmt is DiskFormat.QCOW2
+    return Settings(
+        vm_name=_get(config, "vm_name", f"packer-{source_name}"),
+        output_directory=root / _get(config, "output_directory", f"output-{source_name}"),
+        disk_image=bool(_get(config, "disk_image", False)),
+        use_backing_file=use_backing,
+        disk_size_mib=parse_size_mib(_get(config, "disk_size", "40960M"), what="disk_size"),
+        format=fmt,
+        disk_interface=_get(config, "disk_interface", "virtio"),
+        disk_cache=_get(config, "disk_cache", "writeback"),
+        disk_discard=_get(config, "disk_discard", "ignore"),
+        disk_detect_zeroes=_get(config, "disk_detect_zeroes", "off"),
+        cdrom_interface=_get(config, "cdrom_interface"),
+        skip_compaction=bool(_get(config, "skip_compaction", False)) or use_backing,
+        disk_compression=bool(_get(config, "disk_compression", False)),
+        accelerator=_get(config, "accelerator", "auto"),
+        machine_type=_get(config, "machine_type", "pc"),
+        cpu_model=_get(config, "cpu_model", ""),
+        cpus=int(_get(config, "cpus", 1)),
+        memory_mb=int(_get(config, "memory", 512)),
+        net_device=_get(config, "net_device", "virtio-net"),
+        firmware=Firmware.EFI if efi else Firmware.BIOS,
+        efi_code=_path(root, efi_code), efi_vars=_path(root, efi_vars),
+        bios_file=_path(root, _get(config, "firmware")),
+        qemuargs=tuple(tuple(str(a) for a in args) for args in _get(config, "qemuargs", [])),
+        headless=bool(_get(config, "headless", False)),
+        boot_command=tuple(_get(config, "boot_command", [])),
+        boot_wait=max(0.0, parse_duration(_get(config, "boot_wait", "10s"), what="boot_wait")),
+        boot_key_interval=parse_duration(_get(config, "boot_key_interval", "100ms"), what="boot_key_interval"),
+        shutdown_command=_get(config, "shutdown_command", ""),
+        shutdown_timeout=parse_duration(_get(config, "shutdown_timeout", "5m"), what="shutdown_timeout"),
+        communicator=_get(config, "communicator", "ssh"),
+        ssh_username=_get(config, "ssh_username", "root"),
+        ssh_password=_get(config, "ssh_password"),
+        ssh_private_key_file=_path(root, _get(config, "ssh_private_key_file")),
+        ssh_timeout=parse_duration(_get(config, "ssh_timeout", "5m"), what="ssh_timeout"),
+        ssh_handshake_attempts=int(_get(config, "ssh_handshake_attempts", 10)),
+        pause_before_connecting=parse_duration(_get(config, "pause_before_connecting", "0s")),
+        host_port_min=int(_get(config, "host_port_min", 2222)),
+        host_port_max=int(_get(config, "host_port_max", 4444)),
+        http_directory=_path(root, _get(config, "http_directory")),
+        http_content=dict(_get(config, "http_content", {})),
+        http_port_min=int(_get(config, "http_port_min", 8000)),
+        http_port_max=int(_get(config, "http_port_max", 9000)),
+        # The guest reaches the host through user-net's 10.0.2.2 → 127.0.0.1; exposing more needs a reason.
+        http_bind_address="127.0.0.1",
+        cd_files=tuple(_get(config, "cd_files", [])),
+        cd_content=dict(_get(config, "cd_content", {})),
+        cd_label=_get(config, "cd_label"),
+        serial_log=_path(root, _get(config, "serial_log")),
+        screenshot_on_failure=bool(_get(config, "screenshot_on_failure", True)),
+    )
+
+
+@dataclass
+class BuildContext(RunnerContext):
+    """Mutable state of one source build (the runner's context plus what steps produce)."""
+
+    source_type: str = "qemu"
+    source_name: str = ""
+    root: Path = field(default_factory=Path.cwd)
+    config: Any = None
+    settings: Settings | None = None
+    build: Any = None                      # factory.template Build (provisioners, post-processors)
+    force: bool = False
+    debug: bool = False
+    run_uuid: str = ""
+    driver: Driver | None = None
+    accel: str = "tcg"
+    timeout_factor: float = 1.0
+    staging: Path | None = None            # becomes output_directory on success
+    workdir: Path | None = None            # scratch: sockets, seed, logs; removed at the end
+    media: Path | None = None
+    disk: Path | None = None
+    seed: Path | None = None
+    efi_code: Path | None = None
+    efi_vars: Path | None = None
+    keypair: Any = None
+    ssh_lease: PortLease | None = None
+    http: HttpServer | None = None
+    machine: Machine | None = None
+    serial: SerialFollower | None = None
+    comm: Any = None
+    artifact: Artifact | None = None
+    artifacts: list[Artifact] = field(default_factory=list)
+    kept_files: list[Path] = field(default_factory=list)
+
+    @property
+    def s(self) -> Settings:
+        assert self.settings is not None
+        return self.settings
+
+    @property
+    def template_values(self) -> dict[str, str]:
+        """Values for `{{ .X }}` placeholders in boot_command, qemuargs and http_content."""
+        values = {"Name": self.s.vm_name, "HTTPIP": "10.0.2.2", "HTTPPort": "",
+                  "HTTPDir": str(self.s.http_directory or ""), "OutputDir": str(self.s.output_directory),
+                  "SSHHostPort": str(self.ssh_lease.port) if self.ssh_lease else "", "SSHPublicKey": ""}
+        if self.http is not None:
+            values["HTTPPort"] = str(self.http.port)
+        if self.keypair is not None:
+            values["SSHPublicKey"] = self.keypair.public_openssh
+        return values

@@ -1,0 +1,136 @@
+"""Steps after the VM runs: provisioning, compaction, the output rename and the post-processor chains."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Mapping
+from typing import Any
+
+from factory.artifact.model import Artifact, DiskFormat
+from factory.build import EventKind, Step
+from factory.errors import FactoryError
+from factory.run import run
+from factory.steps.context import BuildContext
+
+
+def _spec_digest(spec: Any, full_name: str) -> Mapping[str, Any]:
+    config = spec.config_for(full_name)
+    import dataclasses
+
+    fields = {f.name: getattr(config, f.name) for f in dataclasses.fields(config)} if dataclasses.is_dataclass(
+        config) else {"repr": repr(config)}
+    return {"type": spec.type, "config": fields}
+
+
+def run_provisioner(ctx: BuildContext, spec: Any, index: int) -> None:
+    """One provisioner with Packer's meta-arguments (pause_before, max_retries, timeout: H4c's run_with_meta)."""
+    from factory.provision import ProvisionContext, run_with_meta
+
+    label = spec.name or spec.type
+    env = {"PACKER_HTTP_ADDR": f"10.0.2.2:{ctx.http.port}"} if ctx.http is not None else {}
+    pctx = ProvisionContext(build_name=ctx.build_name, source_name=ctx.source_name, source_type=ctx.source_type,
+                            emit=lambda line: ctx.output(label, line), extra_env=env, root=ctx.root)
+    ctx.say(f"provisioning with {spec.type}" + (f" ({spec.name})" if spec.name else "")
+            + (f" [provisioner {index}]" if index >= 0 else ""))
+    run_with_meta(spec, ctx.comm, pctx)
+
+
+class Provision(Step[BuildContext]):
+    name, title = "provision", "Provisioning"
+
+    def inputs(self, ctx: BuildContext) -> Mapping[str, Any]:
+        full = f"{ctx.source_type}.{ctx.source_name}"
+        return {"provisioners": [_spec_digest(p, full) for p in _applicable(ctx)]}
+
+    def run(self, ctx: BuildContext) -> None:
+        for i, spec in enumerate(_applicable(ctx)):
+            run_provisioner(ctx, spec, i)
+
+
+def _applicable(ctx: BuildContext) -> list[Any]:
+    full = f"{ctx.source_type}.{ctx.source_name}"
+    return [p for p in (getattr(ctx.build, "provisioners", None) or []) if p.applies_to(full)]
+
+
+def error_cleanup_provisioner(ctx: BuildContext) -> None:
+    spec = getattr(ctx.build, "error_cleanup_provisioner", None)
+    if spec is None or ctx.comm is None:
+        return
+    ctx.say(f"running the error-cleanup-provisioner ({spec.type})")
+    try:
+        run_provisioner(ctx, spec, -1)
+    except FactoryError as exc:
+        ctx.emit(EventKind.NOTICE, f"error-cleanup-provisioner failed: {exc.message}")
+
+
+class Compact(Step[BuildContext]):
+    """The final disk: qemu-img convert (drops unused clusters), optionally compressed; or the disk as is."""
+
+    name, title = "compact", "Writing the final disk"
+
+    def options(self, ctx: BuildContext) -> Mapping[str, Any]:
+        s = ctx.s
+        return {"format": s.format.value, "skip_compaction": s.skip_compaction, "compress": s.disk_compression}
+
+    def run(self, ctx: BuildContext) -> None:
+        s = ctx.s
+        assert ctx.disk is not None and ctx.staging is not None
+        final = ctx.staging / s.vm_name
+        if s.skip_compaction:
+            os.replace(ctx.disk, final)
+        else:
+            if s.format is DiskFormat.QCOW2:
+                from factory.artifact import compact
+
+                compact(ctx.disk, final, compress=s.disk_compression)
+            else:
+                run(["qemu-img", "convert", "-O", s.format.value, ctx.disk, final])
+            ctx.disk.unlink()
+        ctx.disk = final
+        ctx.say(f"disk: {final.name} ({final.stat().st_size / 1048576:.1f} MiB on disk)")
+
+
+class Finalize(Step[BuildContext]):
+    """Rename the staging directory onto output_directory: the artifact appears whole or not at all."""
+
+    name, title = "finalize", "Publishing the artifact"
+
+    def run(self, ctx: BuildContext) -> None:
+        s = ctx.s
+        assert ctx.staging is not None and ctx.disk is not None
+        out = s.output_directory
+        if out.exists():
+            shutil.rmtree(out)
+        os.replace(ctx.staging, out)
+        ctx.staging = None
+        disk = out / ctx.disk.name
+        files = tuple(sorted(p for p in out.iterdir() if p.is_file()))
+        ctx.artifact = Artifact(builder_id=f"factory.{ctx.source_type}", build_name=ctx.build_name,
+                                builder_type=ctx.source_type, files=files, disk=disk,
+                                disk_format=DiskFormat(s.format.value), hardware=s.hardware, vm_name=s.vm_name,
+                                state={"accelerator": ctx.accel, "stage_id": ctx.stage_ids.get("compact", "")})
+        ctx.artifacts.append(ctx.artifact)
+        ctx.emit(EventKind.ARTIFACT, "artifact: " + ", ".join(str(f) for f in files))
+
+
+class PostProcess(Step[BuildContext]):
+    name, title = "post-processors", "Running post-processors"
+
+    def run(self, ctx: BuildContext) -> None:
+        chains = getattr(ctx.build, "post_processors", None) or []
+        full = f"{ctx.source_type}.{ctx.source_name}"
+        chains = [[p for p in chain if p.applies_to(full)] for chain in chains]
+        chains = [c for c in chains if c]
+        if not chains or ctx.artifact is None:
+            return
+        import importlib
+
+        post: Any = importlib.import_module("factory.post")  # H5's package (contract: run_chains, PostContext)
+        pctx = post.PostContext(build_name=ctx.build_name, source_type=ctx.source_type, source_name=ctx.source_name,
+                           run_uuid=ctx.run_uuid, force=ctx.force, emit=lambda line: ctx.output("post", line))
+        results = post.run_chains(chains, ctx.artifact, pctx)
+        for art in results:
+            if art is not ctx.artifact:
+                ctx.artifacts.append(art)
+                ctx.emit(EventKind.ARTIFACT, "artifact: " + art.describe())

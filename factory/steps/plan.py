@@ -1,0 +1,64 @@
+"""From a template's builds to step lists, run one source at a time."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from factory.artifact.model import Artifact
+from factory.build import EventBus, OnError, Step, run_steps
+from factory.errors import FactoryError
+from factory.machine.driver import driver
+from factory.steps import finish, prepare, vm
+from factory.steps.context import BuildContext, settings_from
+
+# Source types factory builds, and the machine driver each one runs on.
+DRIVERS = {"qemu": "qemu"}
+
+
+def steps_for(ctx: BuildContext) -> list[Step[BuildContext]]:
+    s = ctx.s
+    steps: list[Step[BuildContext]] = [
+        prepare.PrepareOutput(), prepare.Accelerator(), prepare.FetchMedia(), prepare.CreateDisk(),
+        prepare.Firmware(), prepare.SshKey(), prepare.Seed(), prepare.Http(), prepare.HostPort(),
+    ]
+    if not s.disk_image:
+        steps.append(vm.Install())
+    steps += [vm.Boot(), vm.Connect(), finish.Provision(), vm.Shutdown(), finish.Compact(), finish.Finalize(),
+              finish.PostProcess()]
+    return steps
+
+
+@dataclass(frozen=True)
+class BuildOptions:
+    force: bool = False
+    on_error: OnError = OnError.CLEANUP
+    debug: bool = False
+
+
+def build_name(build: Any, source: Any) -> str:
+    name = getattr(build, "name", "") or ""
+    return f"{name}.{source.full_name}" if name else str(source.full_name)
+
+
+def build_source(build: Any, source: Any, root: Path, bus: EventBus, opts: BuildOptions,
+                 run_uuid: str | None = None) -> list[Artifact]:
+    """Run one source of one build block; returns the artifacts (builder's, then post-processors')."""
+    if source.type not in DRIVERS:
+        raise FactoryError(f"factory cannot build source type {source.type!r} yet",
+                           hint="supported: " + ", ".join(DRIVERS), where=getattr(source, "where", None))
+    ctx = BuildContext(build_name=build_name(build, source), bus=bus, on_error=opts.on_error,
+                       source_type=source.type, source_name=source.name, root=root, config=source.config,
+                       build=build, force=opts.force, debug=opts.debug, run_uuid=run_uuid or str(uuid.uuid4()))
+    ctx.settings = settings_from(source.config, source.name, root)
+    ctx.driver = driver(DRIVERS[source.type])
+
+    def on_failure(c: BuildContext, exc: BaseException) -> None:
+        if not isinstance(exc, KeyboardInterrupt) and c.on_error is not OnError.ABORT:
+            finish.error_cleanup_provisioner(c)
+        vm.keep_diagnostics(c, exc)
+
+    run_steps(steps_for(ctx), ctx, on_failure=on_failure)
+    return ctx.artifacts

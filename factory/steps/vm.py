@@ -1,0 +1,241 @@
+"""Steps that run the machine: install phase, boot (with boot_command), SSH, shutdown; failure diagnostics.
+
+Only the driver interface (factory.machine.driver) is used here; the QEMU specifics live in the driver.
+"""
+
+from __future__ import annotations
+
+import shutil
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from factory import paths
+from factory.build import EventKind, Step
+from factory.errors import FactoryError
+from factory.machine import keys
+from factory.machine.driver import DiskSpec, MachineSpec, MediaSpec, SerialFollower
+from factory.steps.context import BuildContext
+
+
+def machine_spec(ctx: BuildContext, *, install: bool) -> MachineSpec:
+    """The MachineSpec of one phase: install (installer media bootable, no SSH forward, -no-reboot) or run."""
+    s = ctx.s
+    assert ctx.workdir is not None and ctx.disk is not None
+    media: list[MediaSpec] = []
+    if install and ctx.media is not None:
+        media.append(MediaSpec(ctx.media, interface=s.cdrom_interface or "virtio-scsi", bootable=True))
+    if ctx.seed is not None:
+        # A seed as a read-only virtio disk works for guests with virtio drivers only (no AHCI, no sr_mod).
+        media.append(MediaSpec(ctx.seed, interface=s.cdrom_interface or "virtio"))
+    values = ctx.template_values
+    qemuargs = tuple(tuple(keys.expand(a, values, where="qemuargs") for a in group) for group in s.qemuargs)
+    if s.bios_file:
+        qemuargs = (("-bios", str(s.bios_file)), *qemuargs)
+    return MachineSpec(
+        name=s.vm_name, workdir=ctx.workdir, serial_log=serial_log_path(ctx), accel=ctx.accel, cpus=s.cpus,
+        memory_mb=s.memory_mb, machine_type=s.machine_type, cpu_model=s.cpu_model, firmware=s.firmware,
+        efi_code=ctx.efi_code, efi_vars=ctx.efi_vars,
+        disks=(DiskSpec(ctx.disk, s.format, s.disk_interface, s.disk_cache, s.disk_discard, s.disk_detect_zeroes),),
+        media=tuple(media), net_device=s.net_device,
+        # Never forward SSH while an installer runs: its own sshd must not be mistaken for the installed system.
+        ssh_host_port=None if install or ctx.ssh_lease is None else ctx.ssh_lease.port,
+        headless=s.headless, no_reboot=install, hypervisor_args=qemuargs)
+
+
+def serial_log_path(ctx: BuildContext) -> Path:
+    assert ctx.workdir is not None
+    return ctx.s.serial_log or ctx.workdir / f"{ctx.s.vm_name}.serial.log"
+
+
+def start_machine(ctx: BuildContext, spec: MachineSpec, phase: str) -> None:
+    assert ctx.driver is not None
+    if ctx.serial is not None:
+        ctx.serial.stop()
+    spec.serial_log.parent.mkdir(parents=True, exist_ok=True)
+    with open(spec.serial_log, "ab") as fh:
+        fh.write(f"\n--- factory: {phase} ---\n".encode())
+    ctx.serial = SerialFollower(spec.serial_log, lambda line: ctx.output("serial", line)).start()
+    machine = ctx.driver.machine(spec)
+    ctx.machine = machine
+    ctx.cleanups.push(f"stop VM ({phase})", machine.stop)
+    machine.start()
+    ctx.say(f"VM started ({phase}, {spec.accel}); serial console: {spec.serial_log}")
+
+
+def type_boot_command(ctx: BuildContext) -> None:
+    s = ctx.s
+    assert ctx.machine is not None
+    actions = keys.parse_all([keys.expand(c, ctx.template_values, where=f"boot_command[{i}]")
+                              for i, c in enumerate(s.boot_command)]) if s.boot_command else []
+    if s.boot_wait and (actions or s.boot_command):
+        ctx.say(f"waiting {s.boot_wait:g}s (boot_wait)")
+        _sleep_alive(ctx, s.boot_wait)
+    if actions:
+        ctx.say(f"typing the boot command ({len(actions)} keys/waits)")
+        ctx.machine.send_keys(actions, s.boot_key_interval)
+
+
+def _sleep_alive(ctx: BuildContext, seconds: float) -> None:
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        assert ctx.machine is not None
+        ctx.machine.alive()
+        time.sleep(min(0.2, max(0.0, end - time.monotonic())))
+
+
+class Install(Step[BuildContext]):
+    """Boot the installer, follow its serial console, wait for it to power off (a reboot ends the VM too)."""
+
+    name, title = "install", "Installing from the ISO"
+
+    def options(self, ctx: BuildContext) -> Mapping[str, Any]:
+        return {"boot_command": list(ctx.s.boot_command), "cpus": ctx.s.cpus, "memory": ctx.s.memory_mb}
+
+    def inputs(self, ctx: BuildContext) -> Mapping[str, Any]:
+        return {"media": ctx.media, "seed": ctx.seed}
+
+    def run(self, ctx: BuildContext) -> None:
+        start_machine(ctx, machine_spec(ctx, install=True), "install")
+        assert ctx.machine is not None
+        type_boot_command(ctx)
+        limit = ctx.s.ssh_timeout * ctx.timeout_factor
+        ctx.say(f"waiting up to {limit:g}s for the installer to finish and power off")
+        if not ctx.machine.wait_poweroff(limit):
+            raise FactoryError(f"the installer did not finish within {limit:g}s",
+                               hint="see the serial log and screenshot; raise ssh_timeout for slow installs")
+        ctx.machine.stop()
+        ctx.say("installer finished; booting the installed system")
+
+
+class Boot(Step[BuildContext]):
+    name, title = "boot", "Starting the VM"
+
+    def options(self, ctx: BuildContext) -> Mapping[str, Any]:
+        s = ctx.s
+        return {"cpus": s.cpus, "memory": s.memory_mb, "machine": s.machine_type, "firmware": s.firmware.value,
+                "boot_command": list(s.boot_command) if s.disk_image else [], "qemuargs": list(s.qemuargs)}
+
+    def inputs(self, ctx: BuildContext) -> Mapping[str, Any]:
+        return {"seed": ctx.seed}
+
+    def run(self, ctx: BuildContext) -> None:
+        start_machine(ctx, machine_spec(ctx, install=False), "run")
+        if ctx.s.disk_image:
+            type_boot_command(ctx)
+
+
+class Connect(Step[BuildContext]):
+    name, title = "connect", "Waiting for SSH"
+
+    def options(self, ctx: BuildContext) -> Mapping[str, Any]:
+        return {"username": ctx.s.ssh_username, "communicator": ctx.s.communicator}
+
+    def run(self, ctx: BuildContext) -> None:
+        s = ctx.s
+        if s.communicator != "ssh":
+            return
+        from factory.comm.ssh import SSHSettings, connect
+
+        assert ctx.machine is not None and ctx.ssh_lease is not None
+        timeout = s.ssh_timeout * ctx.timeout_factor
+        settings = SSHSettings(host="127.0.0.1", port=ctx.ssh_lease.port, username=s.ssh_username,
+                               password=s.ssh_password, private_key_file=s.ssh_private_key_file,
+                               keypair=ctx.keypair, timeout=timeout, handshake_attempts=s.ssh_handshake_attempts,
+                               pause_before_connecting=s.pause_before_connecting)
+        ctx.say(f"waiting up to {timeout:g}s for SSH on {settings.target}")
+        try:
+            ctx.comm = connect(settings, alive=ctx.machine.alive, notify=lambda m: ctx.output("ssh", m))
+        except FactoryError as exc:
+            raise FactoryError(exc.message, hint=_ssh_hint(ctx, exc.hint), where=exc.where) from exc
+        ctx.cleanups.push("close SSH", ctx.comm.close)
+        ctx.say("connected over SSH")
+
+
+def _ssh_hint(ctx: BuildContext, inner: str | None) -> str:
+    causes = []
+    if ctx.accel == "tcg":
+        causes.append(f"the VM runs under TCG emulation (no KVM), which boots 10-50x slower: raise ssh_timeout "
+                      f"(was {ctx.s.ssh_timeout:g}s, scaled to {ctx.s.ssh_timeout * ctx.timeout_factor:g}s)")
+    causes.append("the guest got no DHCP lease (check the serial log for the network)")
+    causes.append("sshd is not installed or did not start")
+    causes.append(f"wrong ssh_username {ctx.s.ssh_username!r} or the key/password was not applied "
+                  "(cloud-init did not run: is the cidata seed attached?)")
+    text = "likely causes: " + "; ".join(causes)
+    return f"{inner}\n{text}" if inner else text
+
+
+class Shutdown(Step[BuildContext]):
+    """shutdown_command over SSH, then ACPI power-down, then quit, within shutdown_timeout."""
+
+    name, title = "shutdown", "Shutting down"
+
+    def options(self, ctx: BuildContext) -> Mapping[str, Any]:
+        return {"shutdown_command": ctx.s.shutdown_command}
+
+    def run(self, ctx: BuildContext) -> None:
+        machine = ctx.machine
+        assert machine is not None
+        limit = ctx.s.shutdown_timeout * ctx.timeout_factor
+        deadline = time.monotonic() + limit
+        acpi = True
+        if ctx.s.shutdown_command and ctx.comm is not None:
+            ctx.say(f"running shutdown_command: {ctx.s.shutdown_command}")
+            if self._shutdown_command(ctx):
+                acpi = not machine.wait_poweroff(limit)
+                if acpi:
+                    ctx.emit(EventKind.NOTICE, f"the guest did not power off within {limit:g}s after "
+                             "shutdown_command: trying ACPI power-down")
+        if ctx.comm is not None:
+            ctx.comm.close()
+        if acpi and machine.running():
+            ctx.say("ACPI power-down (system_powerdown)")
+            machine.powerdown()
+            if not machine.wait_poweroff(max(deadline - time.monotonic(), 30.0 * ctx.timeout_factor)):
+                ctx.emit(EventKind.NOTICE, "the guest ignored the ACPI power button: stopping the VM (quit); "
+                         "the disk may need a filesystem check")
+        machine.stop()
+        if ctx.serial is not None:
+            ctx.serial.stop()
+        ctx.say("VM stopped")
+
+    def _shutdown_command(self, ctx: BuildContext) -> bool:
+        """Run it; True if it was accepted (exit 0 or the connection dropped as the guest went down)."""
+        from factory.comm.ssh import Disconnected
+
+        try:
+            code = ctx.comm.run(ctx.s.shutdown_command, on_line=lambda line: ctx.output("shutdown", line),
+                                timeout=60.0 * ctx.timeout_factor)
+        except Disconnected:
+            return True
+        except FactoryError as exc:
+            ctx.emit(EventKind.NOTICE, f"shutdown_command failed ({exc.message}): falling back to ACPI power-down")
+            return False
+        if code != 0:
+            ctx.emit(EventKind.NOTICE, f"shutdown_command exited with {code}: falling back to ACPI power-down")
+            return False
+        return True
+
+
+def keep_diagnostics(ctx: BuildContext, exc: BaseException) -> None:
+    """On failure: a screendump and the serial log, copied where they survive the cleanup; paths printed."""
+    if isinstance(exc, KeyboardInterrupt) or ctx.settings is None or ctx.workdir is None:
+        return
+    keep = paths.cache_dir("failures", f"{ctx.s.vm_name}-{time.strftime('%Y%m%d-%H%M%S')}")
+    if ctx.machine is not None and ctx.s.screenshot_on_failure:
+        shot = ctx.machine.screendump(keep / "screen.png")
+        if shot:
+            ctx.kept_files.append(shot)
+    log = serial_log_path(ctx)
+    if ctx.serial is not None:
+        ctx.serial.stop()
+    if log.exists():
+        if ctx.s.serial_log is None:
+            shutil.copyfile(log, keep / log.name)
+            log = keep / log.name
+        ctx.kept_files.append(log)
+    if ctx.kept_files:
+        ctx.emit(EventKind.NOTICE, "kept for diagnosis: " + ", ".join(str(p) for p in ctx.kept_files))
+    else:
+        keep.rmdir()

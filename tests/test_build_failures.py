@@ -1,0 +1,163 @@
+"""`factory build` failures through the real CLI and a real QEMU (TCG): SSH never comes up, qemu dies, Ctrl-C.
+
+The guest is GRUB booted from a grub-mkrescue image used as a disk image: it boots in seconds, has a real
+command line for boot_command, and never runs sshd — exactly what these failure paths need.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+
+from factory import fsutil
+
+FACTORY = [sys.executable, "-m", "factory"]
+
+
+def _template(tmp: Path, name: str, *, ssh_timeout: str, extra: str = "") -> Path:
+    (tmp / "t").mkdir(exist_ok=True)
+    (tmp / "t" / "grub").mkdir(exist_ok=True)
+    cfg = tmp / "t" / "grub" / "boot" / "grub"
+    cfg.mkdir(parents=True, exist_ok=True)
+    (cfg / "grub.cfg").write_text("serial --unit=0 --speed=115200\nterminal_input console serial\n"
+                                  "terminal_output console serial\necho GRUB-READY\n")
+    subprocess.run(["grub-mkrescue", "-o", str(tmp / "t" / "grub.img"), str(tmp / "t" / "grub")], check=True,
+                   capture_output=True)
+    path = tmp / "t" / "t.pkr.hcl"
+    path.write_text(f"""
+source "qemu" "g" {{
+  iso_url      = "grub.img"
+  iso_checksum = "none"
+  disk_image   = true
+  format       = "raw"
+  accelerator  = "tcg"
+  headless     = true
+  memory       = 256
+  ssh_username = "nobody"
+  ssh_timeout  = "{ssh_timeout}"
+  vm_name      = "{name}"
+  host_port_min = 47100
+  host_port_max = 47200
+  {extra}
+}}
+build {{ sources = ["source.qemu.g"] }}
+""")
+    return path
+
+
+class Run:
+    """factory build in a subprocess, its stderr collected live so the test can act at a given moment."""
+
+    def __init__(self, template: Path, cache: Path) -> None:
+        env = {**os.environ, "FACTORY_CACHE_DIR": str(cache), "COLUMNS": "400"}
+        self.proc = subprocess.Popen([*FACTORY, "build", str(template)], cwd=template.parent, env=env,
+                                     stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        self.lines: list[str] = []
+        self._t = threading.Thread(target=self._read, daemon=True)
+        self._t.start()
+
+    def _read(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            self.lines.append(line.rstrip("\n"))
+
+    def wait_for(self, pattern: str, timeout: float) -> None:
+        end = time.monotonic() + timeout
+        while time.monotonic() < end:
+            if any(re.search(pattern, line) for line in self.lines):
+                return
+            if self.proc.poll() is not None:
+                break
+            time.sleep(0.1)
+        pytest.fail(f"never saw {pattern!r}:\n" + self.text)
+
+    def finish(self, timeout: float = 120) -> int:
+        code = self.proc.wait(timeout)
+        self._t.join(5)
+        return code
+
+    @property
+    def text(self) -> str:
+        return "\n".join(self.lines)
+
+
+def qemu_pids(name: str) -> list[int]:
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                cmd = (entry / "cmdline").read_bytes().split(b"\0")
+            except OSError:
+                continue
+            if cmd and b"qemu-system" in cmd[0] and name.encode() in cmd:
+                pids.append(int(entry.name))
+    return pids
+
+
+def assert_nothing_left(tmp: Path, name: str, text: str) -> None:
+    assert qemu_pids(name) == [], "a qemu process survived"
+    assert not list((tmp / "t").glob(".output-*")), "a partial output directory survived"
+    assert not (tmp / "t" / "output-g").exists()
+    assert not list(Path("/tmp").glob(f"factory-{name}-*")), "the scratch directory survived"
+    port = re.search(r"127\.0\.0\.1:(\d+)", text)
+    assert port, text
+    runtime = os.environ.get("XDG_RUNTIME_DIR")
+    lock_dir = Path(runtime, "factory", "ports") if runtime else tmp / "cache" / "run" / "ports"
+    fd = fsutil.try_lock(lock_dir / f"{port.group(1)}.lock")
+    assert fd is not None, "the port lock is still held"
+    os.close(fd)
+
+@pytest.mark.vm
+def test_ssh_never_comes_up_names_causes_and_keeps_screenshot_and_serial(tmp_path: Path) -> None:
+    name = f"nossh-{uuid.uuid4().hex[:8]}"
+    tpl = _template(tmp_path, name, ssh_timeout="4s",
+                    extra='boot_wait = "1s"\n  boot_command = ["echo BOOTCMD-$${USER}OK<enter>"]')
+    run = Run(tpl, tmp_path / "cache")
+    code = run.finish()
+    text = run.text
+    assert code == 1, text
+    assert "likely causes" in text and "TCG" in text and "ssh_timeout" in text
+    kept = re.search(r"kept for diagnosis: (\S+\.png), (\S+\.serial\.log)", text)
+    assert kept, text
+    png, log = Path(kept.group(1)), Path(kept.group(2))
+    assert png.read_bytes()[:4] == b"\x89PNG"
+    # The boot command was typed through QMP into GRUB: its output (not the echoed command) is in the log.
+    assert re.search(r"^BOOTCMD-OK\r?$", log.read_text(errors="replace"), re.M), log.read_text(errors="replace")
+    assert "Traceback" not in text
+    assert_nothing_left(tmp_path, name, text)
+
+
+@pytest.mark.vm
+def test_qemu_dying_is_reported_with_its_command(tmp_path: Path) -> None:
+    name = f"dies-{uuid.uuid4().hex[:8]}"
+    run = Run(_template(tmp_path, name, ssh_timeout="5m"), tmp_path / "cache")
+    run.wait_for("waiting up to .* for SSH", 120)
+    for pid in qemu_pids(name):
+        os.kill(pid, signal.SIGKILL)
+    code = run.finish()
+    assert code == 1, run.text
+    assert re.search(r"qemu exited with code -9 unexpectedly", run.text), run.text
+    assert_nothing_left(tmp_path, name, run.text)
+
+
+@pytest.mark.vm
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_interrupt_mid_build_leaves_nothing_behind(tmp_path: Path, sig: signal.Signals) -> None:
+    name = f"intr-{uuid.uuid4().hex[:8]}"
+    run = Run(_template(tmp_path, name, ssh_timeout="5m"), tmp_path / "cache")
+    run.wait_for("waiting up to .* for SSH", 120)
+    assert qemu_pids(name), "qemu should be running mid-build"
+    run.proc.send_signal(sig)
+    code = run.finish()
+    assert code == 130, run.text
+    assert "cleaning up" in run.text
+    assert_nothing_left(tmp_path, name, run.text)
