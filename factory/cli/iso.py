@@ -11,6 +11,7 @@ import typer
 from factory import ui
 from factory.cli import app
 from factory.errors import die
+from factory.media.catalog import Release
 
 
 def _read(path: Path, what: str) -> bytes:
@@ -59,3 +60,72 @@ def seed_iso(
         die("nothing to put on the ISO", hint="pass --user-data FILE and/or --file SRC[:DEST]")
     make_iso(content, output, label=label)
     ui.success(f"wrote {output} ({output.stat().st_size // 1024} KiB, label {label!r})")
+
+
+@app.command("iso-build")
+def iso_build(
+    distro: Annotated[str, typer.Argument(help="Release from the catalog (see `factory iso-list`).")],
+    iso: Annotated[Path | None, typer.Option("--iso", help="Use this local ISO instead of downloading.")] = None,
+    iso_checksum: Annotated[str | None, typer.Option(
+        "--iso-checksum", help="sha256:HEX, file:SUMS (path or URL) or none; default: the catalog's.")] = None,
+    output: Annotated[Path | None, typer.Option("-o", "--output", help="ISO to write.")] = None,
+    var: Annotated[list[str] | None, typer.Option("--var", help="Config variable KEY=VALUE (repeatable).")] = None,
+    preseed: Annotated[Path | None, typer.Option(
+        "--preseed", help="Ready user-data / preseed.cfg / ks.cfg to use instead of the template.")] = None,
+    template: Annotated[Path | None, typer.Option("--template", help="Own Jinja template for the config.")] = None,
+    kernel_args: Annotated[str, typer.Option("--kernel-args", help="Extra kernel arguments.")] = "",
+    offline: Annotated[bool, typer.Option("--offline", help="Never touch the network.")] = False,
+) -> None:
+    """Write an installer ISO that installs DISTRO unattended (no key pressed) in BIOS/UEFI, CD/USB."""
+    import time
+
+    from factory.media import catalog
+    from factory.media import iso as remaster_mod
+    from factory.media import preseed as preseed_mod
+
+    release = catalog.load(distro)
+    config = preseed_mod.render(release.family, preseed_mod.PreseedVars.from_pairs(var or []),
+                                template=template, ready_file=preseed)
+    src, sha = _source_iso(release, iso, iso_checksum, offline)
+    args = " ".join(a for a in (release.family.kernel_args(remaster_mod.volume_id(src)), kernel_args) if a)
+    out = output or Path(f"{release.name}-unattended.iso")
+    start = time.monotonic()
+    with ui.progress(f"remaster {out.name}", src.stat().st_size) as bar:
+        report = remaster_mod.remaster_cached(src, sha, out, config=config, kernel_args=args,
+                                              boot_configs=release.boot_configs,
+                                              progress=lambda n, _total: bar.advance(n))
+    took = time.monotonic() - start
+    if report is None:
+        ui.success(f"wrote {out} from the cache in {took:.2f}s (same ISO and config as an earlier build)")
+        return
+    entries = ", ".join(f"{p} ({n})" for p, n in report.patched.items() if n)
+    ui.info(f"unattended entries: {entries}; added: {', '.join(report.added)}")
+    ui.success(f"wrote {out} ({out.stat().st_size / 2**20:.0f} MiB, volume {report.volume_id!r}) in {took:.1f}s")
+
+
+def _source_iso(release: Release, iso: Path | None, checksum: str | None, offline: bool) -> tuple[Path, str]:
+    """The verified source ISO and its sha256: --iso (checked against --iso-checksum) or the catalog's."""
+    from factory.media import cache
+
+    if iso is None:
+        path = cache.fetch_release(release, offline=offline)
+        return path, release.sha256 or known_sha256(path)
+    if not iso.is_file():
+        die(f"--iso {iso}: no such file", hint="give the path of the vendor's installer ISO")
+    spec = checksum or release.checksum
+    parsed = cache.Checksum.parse(spec)
+    if parsed.kind in (cache.CheckKind.SHA256, cache.CheckKind.NONE):
+        sha = known_sha256(iso)
+        if parsed.kind is cache.CheckKind.SHA256 and sha != parsed.value:
+            die(f"checksum mismatch for {iso}: expected sha256 {parsed.value}, got {sha}",
+                hint="this is not the ISO you meant, or it is corrupt; fix --iso-checksum or fetch it again"
+                     + ("" if checksum else f" (the default is {release.name}'s pinned sha256)"))
+        return iso, sha
+    return iso, cache.verify(iso, spec, offline=offline)
+
+
+def known_sha256(path: Path) -> str:
+    """sha256 of a file, remembered by (path, size, mtime) so a rebuild does not re-read a multi-GiB ISO."""
+    from factory.media import cache
+
+    return cache._Index().sha256(path)

@@ -124,6 +124,28 @@ class MediaWriter:
             current = _join(current, found)
         return current
 
+    def list_names(self, folder: str) -> list[str]:
+        """Long names of the entries in a folder (empty if it does not exist)."""
+        iso_dir = self.iso_path(folder)
+        return sorted(self._children(iso_dir)) if iso_dir is not None else []
+
+    def files_at(self, blocks: set[int], suffixes: tuple[str, ...] = (".img", ".bin", ".efi")) -> list[tuple[str, int]]:
+        """(long path, block) of the files with these suffixes whose data starts at one of blocks."""
+        found: list[tuple[str, int]] = []
+        pending = [("", "/")]
+        while pending and blocks:
+            long_dir, iso_dir = pending.pop()
+            for rec in self.iso.list_children(iso_path=iso_dir):
+                if rec.is_dot() or rec.is_dotdot():
+                    continue
+                ident = rec.file_identifier().decode()
+                long = self._long_name(rec, ident)
+                if rec.is_dir():
+                    pending.append((f"{long_dir}{long}/", _join(iso_dir, ident)))
+                elif long.lower().endswith(suffixes) and rec.extent_location() in blocks:
+                    found.append((long_dir + long, rec.extent_location()))
+        return sorted(found)
+
     def _open(self, data: bytes | Path) -> tuple[BinaryIO, int]:
         import io
 
@@ -139,11 +161,14 @@ class MediaWriter:
             if rec.is_dot() or rec.is_dotdot():
                 continue
             ident = rec.file_identifier().decode()
-            long = ident.split(";")[0].rstrip(".") if not rec.is_dir() else ident
-            if rec.rock_ridge is not None and rec.rock_ridge.name():
-                long = rec.rock_ridge.name().decode()
-            out[long] = ident
+            out[self._long_name(rec, ident)] = ident
         return out
+
+    @staticmethod
+    def _long_name(rec: Any, ident: str) -> str:
+        if rec.rock_ridge is not None and rec.rock_ridge.name():
+            return str(rec.rock_ridge.name().decode())
+        return ident.split(";")[0].rstrip(".") if not rec.is_dir() else ident
 
     def _find(self, iso_dir: str, name: str) -> str | None:
         children = self._children(iso_dir)
