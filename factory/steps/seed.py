@@ -55,7 +55,7 @@ def inject_key(user_data: bytes, username: str, public_key: str) -> bytes:
         raise FactoryError("cd_content user-data: the #cloud-config is not a mapping")
     users = doc.get("users")
     if users is None:
-        doc["users"] = ["default", _user_entry(username, public_key)]
+        doc["users"] = [_user_entry(username, public_key)]
     else:
         for user in users:
             if isinstance(user, dict) and user.get("name") == username:

@@ -1,0 +1,104 @@
+"""The step runner: stage IDs, cleanups in reverse on failure and interrupt, event monitors."""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from factory.build import (
+    EventBus,
+    EventKind,
+    JsonMonitor,
+    OnError,
+    RunnerContext,
+    Step,
+    run_steps,
+    stage_id,
+)
+from factory.errors import FactoryError
+
+
+class Rec(Step[RunnerContext]):
+    def __init__(self, name: str, log: list[str], fail: BaseException | None = None, opt: Any = 1) -> None:
+        self.name, self.log, self.fail, self.opt = name, log, fail, opt
+
+    def options(self, ctx: RunnerContext) -> dict[str, Any]:
+        return {"opt": self.opt}
+
+    def run(self, ctx: RunnerContext) -> None:
+        self.log.append(f"run {self.name}")
+        ctx.cleanups.push(self.name, lambda: self.log.append(f"undo {self.name}"))
+        if self.fail is not None:
+            raise self.fail
+
+
+def _ctx(on_error: OnError = OnError.CLEANUP) -> tuple[RunnerContext, list[dict[str, Any]]]:
+    bus = EventBus()
+    out = io.StringIO()
+    bus.subscribe(JsonMonitor(out))
+    ctx = RunnerContext(build_name="b.qemu.x", bus=bus, on_error=on_error)
+    events: list[dict[str, Any]] = []
+    bus.subscribe(lambda ev: events.append(json.loads(ev.as_json())))
+    return ctx, events
+
+
+def test_stage_id_changes_with_options_parent_and_inputs(tmp_path: Path) -> None:
+    f = tmp_path / "script.sh"
+    f.write_text("a")
+    base = stage_id("provision", {"inline": ["x"]}, "p", {"script": f})
+    assert base == stage_id("provision", {"inline": ["x"]}, "p", {"script": f})
+    assert base != stage_id("provision", {"inline": ["y"]}, "p", {"script": f})
+    assert base != stage_id("provision", {"inline": ["x"]}, "q", {"script": f})
+    f.write_text("bb")
+    assert base != stage_id("provision", {"inline": ["x"]}, "p", {"script": f})
+
+
+def test_success_runs_cleanups_in_reverse_and_chains_stage_ids() -> None:
+    log: list[str] = []
+    ctx, events = _ctx()
+    run_steps([Rec("a", log), Rec("b", log)], ctx)
+    assert log == ["run a", "run b", "undo b", "undo a"]
+    assert ctx.stage_ids["b"] == stage_id("b", {"opt": 1}, ctx.stage_ids["a"], {})
+    kinds = [e["type"] for e in events]
+    assert kinds[0] == EventKind.BUILD_STARTED and kinds[-1] == EventKind.BUILD_FINISHED
+    started = [e for e in events if e["type"] == EventKind.STEP_STARTED]
+    assert [e["stage_id"] for e in started] == [ctx.stage_ids["a"], ctx.stage_ids["b"]]
+
+
+@pytest.mark.parametrize("exc", [FactoryError("boom"), KeyboardInterrupt(), RuntimeError("bug")])
+def test_failure_or_interrupt_cleans_up_in_reverse(exc: BaseException) -> None:
+    log: list[str] = []
+    ctx, events = _ctx()
+    seen: list[BaseException] = []
+    with pytest.raises(type(exc)):
+        run_steps([Rec("a", log), Rec("b", log, fail=exc), Rec("c", log)], ctx,
+                  on_failure=lambda c, e: seen.append(e))
+    assert log == ["run a", "run b", "undo b", "undo a"]
+    assert seen == [exc]
+    assert any(e["type"] == EventKind.STEP_FAILED and e["step"] == "b" for e in events)
+
+
+def test_failing_cleanup_does_not_stop_the_others() -> None:
+    log: list[str] = []
+    ctx, events = _ctx()
+
+    class Bad(Rec):
+        def run(self, ctx: RunnerContext) -> None:
+            ctx.cleanups.push("bad", lambda: 1 / 0)  # type: ignore[func-returns-value]
+
+    run_steps([Rec("a", log), Bad("bad", log)], ctx)
+    assert log == ["run a", "undo a"]
+    assert any("cleanup 'bad' failed" in e.get("message", "") for e in events)
+
+
+def test_on_error_abort_keeps_everything() -> None:
+    log: list[str] = []
+    ctx, events = _ctx(OnError.ABORT)
+    with pytest.raises(FactoryError):
+        run_steps([Rec("a", log), Rec("b", log, fail=FactoryError("x"))], ctx)
+    assert log == ["run a", "run b"]
+    assert any("leaving everything in place" in e.get("message", "") for e in events)
