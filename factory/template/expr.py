@@ -5,6 +5,7 @@ Every error carries the file:line:column of the node that failed and the block p
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -168,7 +169,13 @@ class Evaluator:
         """Render template parts; a lone `"${x}"` keeps x's type, as in HCL."""
         if len(parts) == 1 and isinstance(parts[0], strings.Interp):
             return self.eval(parts[0].expr)
-        tree = strings.assemble(parts, self.scope.file)
+        try:
+            tree = strings.assemble(parts, self.scope.file)
+        except FactoryError as exc:
+            if isinstance(exc, EvalError):
+                raise
+            raise EvalError(exc.message, hint=exc.hint, where=exc.where and
+                            dataclasses.replace(exc.where, block=self.scope.block)) from None
         out: list[str] = []
         unknown = self._render(tree, out)
         return unknown if unknown is not None else "".join(out)

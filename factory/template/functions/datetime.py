@@ -69,9 +69,9 @@ def _zone(when: datetime, style: str) -> str:
     hh, mm = divmod(abs(mins), 60)
     if style == "Z":
         return "Z" if mins == 0 else f"{sign}{hh:02d}:{mm:02d}"
-    if style == "ZZZ":
-        return when.tzname() or "UTC" if mins else "UTC"
-    if style == "ZZZZ":
+    if style == "ZZZ" and mins == 0:
+        return "UTC"
+    if style in ("ZZZ", "ZZZZ"):   # a fixed offset has no abbreviation; cty prints it as -0800
         return f"{sign}{hh:02d}{mm:02d}"
     return f"{sign}{hh:02d}:{mm:02d}"
 

@@ -84,9 +84,20 @@ def yamldecode(x: Any) -> Any:
         raise FuncError(f"invalid YAML: {exc}") from None
 
 
-@function("yamlencode", "encoding", "Encodes a value as a YAML document.")
+class _QuotedDumper(yaml.SafeDumper):
+    """Strings double-quoted, as cty's yamlencode writes them (so "yes" and "1" stay strings)."""
+
+
+def _quoted_str(dumper: yaml.SafeDumper, data: str) -> yaml.Node:
+    return dumper.represent_scalar("tag:yaml.org,2002:str", data, style='"')
+
+
+_QuotedDumper.add_representer(str, _quoted_str)
+
+
+@function("yamlencode", "encoding", "Encodes a value as a YAML document (strings double-quoted).")
 def yamlencode(x: Any) -> str:
-    return yaml.safe_dump(x, sort_keys=True, default_flow_style=False, allow_unicode=True)
+    return yaml.dump(x, Dumper=_QuotedDumper, sort_keys=True, default_flow_style=False, allow_unicode=True)
 
 
 @function("urlencode", "encoding", "Escapes a string for a URL query (spaces become +).")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import os
+import re
 from pathlib import Path
 from typing import Any
 
@@ -67,11 +68,37 @@ def fileset(base: Any, pattern: Any) -> list[str]:
     pat = s(pattern, 1)
     if not root.is_dir():
         return []
+    rx = _glob_regex(pat)
+    return sorted(rel for p in root.rglob("*") if p.is_file() and rx.fullmatch(rel := p.relative_to(root).as_posix()))
+
+
+def _glob_regex(pattern: str) -> re.Pattern[str]:
+    """Doublestar globs as Terraform's fileset reads them: ** spans directories, * and ? do not."""
+    out, i = [], 0
+    while i < len(pattern):
+        if pattern.startswith("**/", i):
+            out.append("(?:.*/)?")
+            i += 3
+        elif pattern.startswith("**", i):
+            out.append(".*")
+            i += 2
+        elif pattern[i] == "*":
+            out.append("[^/]*")
+            i += 1
+        elif pattern[i] == "?":
+            out.append("[^/]")
+            i += 1
+        elif pattern[i] == "[":
+            end = pattern.find("]", i)
+            out.append(pattern[i:end + 1] if end > i else re.escape("["))
+            i = end + 1 if end > i else i + 1
+        else:
+            out.append(re.escape(pattern[i]))
+            i += 1
     try:
-        found = {p.relative_to(root).as_posix() for p in root.glob(pat) if p.is_file()}
-    except ValueError as exc:
-        raise FuncError(f"invalid pattern {pat!r}: {exc}", 1) from None
-    return sorted(found)
+        return re.compile("".join(out))
+    except re.error as exc:
+        raise FuncError(f"invalid pattern {pattern!r}: {exc}", 1) from None
 
 
 @function("templatefile", "filesystem", "Renders a file as a string template with the given variables.",
