@@ -6,12 +6,12 @@ import json
 from typing import Any
 
 import pytest
+from fixtures.hcl_eval import ev
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from factory.template.expr import EvalError
 from factory.template.types import Unknown
-from fixtures.hcl_eval import ev
 
 CASES: list[tuple[str, Any]] = [
     # literals
@@ -59,7 +59,8 @@ CASES: list[tuple[str, Any]] = [
     ('"$${literal} %%{literal}"', "${literal} %{literal}"),
     ('"{{ .HTTPIP }}:{{ .HTTPPort }}/{{ .Name }} {{ .SSHPublicKey | urlquery }}"',
      "{{ .HTTPIP }}:{{ .HTTPPort }}/{{ .Name }} {{ .SSHPublicKey | urlquery }}"),
-    ('"chmod +x {{ .Path }}; {{ .Vars }} sudo -E {{ .Path }}"', "chmod +x {{ .Path }}; {{ .Vars }} sudo -E {{ .Path }}"),
+    ('"chmod +x {{ .Path }}; {{ .Vars }} sudo -E {{ .Path }}"',
+     "chmod +x {{ .Path }}; {{ .Vars }} sudo -E {{ .Path }}"),
     ('"${join(",", [for s in var.list : "-${s}"])}"', "-a,-b,-c"),
     ('"%{ if var.os == "ubuntu" }u%{ endif }"', "u"),
     ('"${var.n > 2 ? "x" : "y"}!"', "x!"),
