@@ -49,7 +49,7 @@ class HttpOptions:
     http_port_min: int = opt(8000, help="Lowest port the HTTP server may listen on; a free port in "
                              "`http_port_min`..`http_port_max` is chosen per build.")
     http_port_max: int = opt(9000, help="Highest port the HTTP server may listen on (inclusive).")
-    http_bind_address: str = opt("0.0.0.0", help="Address the HTTP server binds to.", support=IGNORED)
+    http_bind_address: str = opt("0.0.0.0", help="Address the HTTP server binds to.")
     http_network_protocol: str = opt("tcp", help="Network protocol of the HTTP server (tcp, tcp4, tcp6, "
                                      "unix, unixpacket).", support=IGNORED)
 
@@ -211,7 +211,7 @@ class ShellLocalOptions:
     env: dict[str, str] = opt({}, help="Map of environment variables set for the command; merged with "
                               "`environment_vars`.")
     env_var_format: str | None = opt(None, help="printf-style format of each variable in `{{.Vars}}`; "
-                                     "Packer's default is `%s='%s' `.", support=IGNORED)
+                                     "Packer's default is `%s='%s' `.")
     execute_command: list[str] = opt(["/bin/sh", "-c", "{{.Vars}} {{.Script}}"],
                                      help="argv used to run each script; `{{.Vars}}` expands to the "
                                      "environment assignments and `{{.Script}}` to the script path.")

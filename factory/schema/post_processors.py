@@ -29,8 +29,7 @@ class ManifestPostProcessor(Component, kind=Kind.POST_PROCESSOR, name="manifest"
 
     output: str = opt("packer-manifest.json", help="Path of the manifest file; runs append to it.")
     strip_path: bool = opt(False, help="Record file names without their directories.")
-    strip_time: bool = opt(False, help="Leave out `build_time`, so manifests of identical builds compare equal.",
-                           support=IGNORED)
+    strip_time: bool = opt(False, help="Leave out `build_time`, so manifests of identical builds compare equal.")
     custom_data: dict[str, str] = opt({}, help="Free-form map copied into the build's `custom_data`.")
 
 
@@ -101,7 +100,7 @@ class VagrantPostProcessor(Checked, Component, kind=Kind.POST_PROCESSOR, name="v
     vagrantfile_template_generated: bool = opt(False, help="`vagrantfile_template` is created during the build, "
                                                "so it is not checked at validate time.", support=IGNORED)
     provider_override: str | None = opt(None, help="Provider to package for when the builder does not imply "
-                                        "one (`libvirt`, `virtualbox`).", support=IGNORED)
+                                        "one (`libvirt`, `virtualbox`).")
     architecture: str = opt("amd64", help="Architecture recorded in the box metadata.", support=IGNORED)
 
     CHOICES: ClassVar[dict[str, tuple[str, ...]]] = {"provider_override": ("libvirt", "virtualbox")}

@@ -35,27 +35,27 @@ class ShellProvisioner(Checked, Component, kind=Kind.PROVISIONER, name="shell"):
     environment_vars: list[str] = opt([], help="`KEY=VALUE` pairs exported to the scripts through `{{.Vars}}`, "
                                       "after PACKER_BUILD_NAME and PACKER_BUILDER_TYPE.")
     env: dict[str, str] = opt({}, help="Map of environment variables exported to the scripts; merged with "
-                              "`environment_vars`.", support=IGNORED)
+                              "`environment_vars`.")
     env_var_format: str | None = opt(None, help="printf-style format of each variable in `{{.Vars}}` "
-                                     "(Packer's default `%s='%s' `).", support=IGNORED)
+                                     "(Packer's default `%s='%s' `).")
     use_env_var_file: bool = opt(False, help="Write the variables to a file sourced by the script instead of "
-                                 "prefixing the command.", support=IGNORED)
+                                 "prefixing the command.")
     execute_command: str = opt("chmod +x {{.Path}}; {{.Vars}} {{.Path}}", help="Command that runs each "
                                "uploaded script; `{{.Path}}` is its remote path and `{{.Vars}}` the variable "
                                "assignments. Put `sudo` here to run as root.")
     expect_disconnect: bool = opt(False, help="Treat a dropped connection as success (the script rebooted the "
                                   "guest); factory reconnects before the next step.")
     start_retry_timeout: str = opt("5m", help="Duration to keep retrying the start of a script when the guest "
-                                   "is not reachable (e.g. rebooting).", support=IGNORED)
-    pause_after: str | None = opt(None, help="Duration to wait after the scripts ran.", support=IGNORED)
+                                   "is not reachable (e.g. rebooting).")
+    pause_after: str | None = opt(None, help="Duration to wait after the scripts ran.")
     valid_exit_codes: list[int] = opt([0], help="Exit codes treated as success, e.g. `[0, 2300218]` or "
                                       "`[0, 143]` around a reboot.")
     remote_folder: str = opt("/tmp", help="Guest directory scripts are uploaded to.")
     remote_file: str | None = opt(None, help="File name of the uploaded script (default "
-                                  "`script_<random>.sh`).", support=IGNORED)
+                                  "`script_<random>.sh`).")
     remote_path: str | None = opt(None, help="Full guest path of the uploaded script (default "
-                                  "`<remote_folder>/<remote_file>`).", support=IGNORED)
-    skip_clean: bool = opt(False, help="Leave uploaded scripts in the guest.", support=IGNORED)
+                                  "`<remote_folder>/<remote_file>`).")
+    skip_clean: bool = opt(False, help="Leave uploaded scripts in the guest.")
 
     DURATIONS: ClassVar[frozenset[str]] = frozenset({"start_retry_timeout", "pause_after"})
     EXCLUSIVE: ClassVar[tuple[tuple[str, ...], ...]] = (("inline", "script", "scripts"),)

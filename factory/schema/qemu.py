@@ -66,10 +66,9 @@ class QemuSource(IsoOptions, HttpOptions, FloppyOptions, CdOptions, BootOptions,
     disk_interface: str = opt("virtio", help="Bus of the main disk: `virtio`, `virtio-scsi`, `ide`, `sata`, "
                               "`scsi`, `sd`.")
     disk_cache: str = opt("writeback", help="QEMU cache mode of the disk: `writeback`, `writethrough`, `none`, "
-                          "`unsafe`, `directsync`.", support=IGNORED)
-    disk_discard: str = opt("ignore", help="Discard mode of the disk: `ignore` or `unmap`.", support=IGNORED)
-    disk_detect_zeroes: str = opt("off", help="detect-zeroes mode of the disk: `off`, `on`, `unmap`.",
-                                  support=IGNORED)
+                          "`unsafe`, `directsync`.")
+    disk_discard: str = opt("ignore", help="Discard mode of the disk: `ignore` or `unmap`.")
+    disk_detect_zeroes: str = opt("off", help="detect-zeroes mode of the disk: `off`, `on`, `unmap`.")
     disk_additional_size: list[str] = opt([], help="Sizes of extra disks, named `<vm_name>-1`, `-2`, ...",
                                           support=IGNORED)
     skip_resize_disk: bool = opt(False, help="Do not resize a `disk_image` to `disk_size`.", support=IGNORED)
