@@ -48,6 +48,7 @@ class ExportOptions:
     guest_os: str = "linux"           # OVF guest OS: debian, ubuntu, rhel, linux
     compression_level: int = 6        # deflate level for VMDK grains and gzip
     vagrantfile_template: Path | None = None
+    include: tuple[Path, ...] = ()    # Vagrant boxes: extra files packed beside the disk
 
 
 class Exporter:

@@ -41,6 +41,9 @@ class HashingWriter:
         self.size += len(data)
         return len(data)
 
+    def flush(self) -> None:
+        self.fh.flush()
+
     def hexdigest(self, algorithm: str = "sha256") -> str:
         return self.hashes[algorithm].hexdigest()
 

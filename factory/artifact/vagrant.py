@@ -44,6 +44,10 @@ def vagrantfile(provider: str, hw: Hardware, template: Path | None) -> bytes:
     return ("\n".join(lines) + "\n").encode()
 
 
+def _included(opts: ExportOptions) -> list[tuple[str, Path | bytes]]:
+    return [(p.name, p) for p in opts.include]
+
+
 class VagrantLibvirtExporter(Exporter, format="vagrant-libvirt"):
     summary = "Vagrant box for vagrant-libvirt (box.img qcow2)"
 
@@ -56,7 +60,7 @@ class VagrantLibvirtExporter(Exporter, format="vagrant-libvirt"):
             with ui.progress(f"packing {out.name}", None):
                 write_box(out, [("metadata.json", metadata_json(meta)),
                                 ("Vagrantfile", vagrantfile("libvirt", self.hw, self.opts.vagrantfile_template)),
-                                ("box.img", img)], self.opts.compression_level)
+                                ("box.img", img), *_included(self.opts)], self.opts.compression_level)
         return [out]
 
 
@@ -75,6 +79,6 @@ class VagrantVirtualBoxExporter(Exporter, format="vagrant-virtualbox"):
             members: list[tuple[str, Path | bytes]] = [
                 ("metadata.json", meta),
                 ("Vagrantfile", vagrantfile("virtualbox", self.hw, self.opts.vagrantfile_template)),
-                *((f.name, f) for f in files)]
+                *((f.name, f) for f in files), *_included(self.opts)]
             write_box(out, members, self.opts.compression_level)
         return [out]

@@ -1,0 +1,102 @@
+"""`compress`: tar and/or gzip, zstd (multithreaded) or xz, chosen by the output's extension or `format`.
+
+Archives are reproducible (fixed mtimes and owners, gzip without name or time) and hashed while written, so a
+following checksum post-processor does not read them again.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gzip
+import lzma
+import tarfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import IO, Any, cast
+
+import zstandard
+
+from factory import ui
+from factory.artifact import digests
+from factory.artifact.exporters import output
+from factory.artifact.model import Artifact
+from factory.artifact.tario import HashingWriter, fixed_mtime
+from factory.errors import FactoryError
+from factory.post.base import PostContext, PostProcessor, Result, expand, resolve
+
+FORMATS = ("tar.gz", "tar.zst", "tar.xz", "tar", "gz", "zst", "xz")
+_ALIASES = {"tgz": "tar.gz", "tzst": "tar.zst", "txz": "tar.xz"}
+
+
+def format_of(path: str, explicit: str | None) -> str:
+    if explicit:
+        fmt = _ALIASES.get(explicit, explicit)
+        if fmt not in FORMATS:
+            raise FactoryError(f"format: unknown compression format {explicit!r}", hint="use: " + ", ".join(FORMATS))
+        return fmt
+    name = Path(path).name
+    for fmt in (*FORMATS, *_ALIASES):
+        if name.endswith("." + fmt):
+            return _ALIASES.get(fmt, fmt)
+    raise FactoryError(f"output: cannot tell the compression format of {name!r} from its extension",
+                       hint="end it with one of " + ", ".join("." + f for f in FORMATS) + ", or set `format`")
+
+
+@contextlib.contextmanager
+def _compressor(fh: HashingWriter, codec: str, level: int) -> Iterator[IO[bytes]]:
+    sink = cast(IO[bytes], fh)   # HashingWriter has the write/flush a compressor's file object needs
+    if codec == "gz":
+        with gzip.GzipFile(filename="", mode="wb", fileobj=sink, compresslevel=level, mtime=0) as gz:
+            yield cast(IO[bytes], gz)
+    elif codec == "zst":
+        cctx = zstandard.ZstdCompressor(level=level, threads=-1)
+        with cctx.stream_writer(sink, closefd=False) as zst:
+            yield cast(IO[bytes], zst)
+    elif codec == "xz":
+        with lzma.LZMAFile(sink, "wb", preset=level) as xz:
+            yield cast(IO[bytes], xz)
+    else:
+        yield sink
+
+
+def _normalize(info: tarfile.TarInfo) -> tarfile.TarInfo:
+    info.mtime, info.uid, info.gid, info.uname, info.gname = fixed_mtime(), 0, 0, "", ""
+    return info
+
+
+def compress(files: list[Path], out: Path, fmt: str, level: int) -> Path:
+    """Write files to out as fmt (see FORMATS); single-stream formats take exactly one file."""
+    archive, _, codec = fmt.partition(".") if fmt.startswith("tar") else ("", "", fmt)
+    if not archive and len(files) != 1:
+        raise FactoryError(f"compress: format {fmt!r} holds one file, but the artifact has {len(files)}",
+                           hint=f"use a tar format (e.g. output ending .tar.{fmt}) to pack several files")
+    total = sum(f.stat().st_size for f in files if f.is_file())
+    with output(out) as tmp, open(tmp, "wb") as raw, ui.progress(f"compressing to {out.name}", total) as bar:
+        writer = HashingWriter(raw)
+        with _compressor(writer, codec, level) as stream:
+            if archive:
+                with tarfile.open(fileobj=stream, mode="w|", format=tarfile.GNU_FORMAT) as tar:
+                    for f in files:
+                        tar.add(f, arcname=f.name, filter=_normalize)
+                        bar.advance(f.stat().st_size if f.is_file() else 0)
+            else:
+                with open(files[0], "rb") as src:
+                    while chunk := src.read(1 << 20):
+                        stream.write(chunk)
+                        bar.advance(len(chunk))
+    digests.remember(out, "sha256", writer.hexdigest())
+    return out
+
+
+class Compress(PostProcessor, type="compress"):
+    def process(self, config: Any, artifact: Artifact, ctx: PostContext) -> Result:
+        path = expand(config.output, {"BuildName": ctx.source_name, "BuilderType": ctx.source_type}, "output")
+        fmt = format_of(path, config.format)
+        level = config.compression_level
+        if (fmt.endswith("zst") and not 1 <= level <= 22) or (not fmt.endswith("zst") and not 0 <= level <= 9):
+            raise FactoryError(f"compression_level {level} is out of range for {fmt}",
+                               hint="gzip and xz take 0-9, zstd 1-22")
+        out = compress(list(artifact.files), resolve(path, ctx), fmt, level)
+        ctx.emit(f"Compressed {len(artifact.files)} file(s) into {out}")
+        return Result(Artifact("packer.post-processor.compress", artifact.build_name, artifact.builder_type,
+                               (out,), artifact_id=str(out)), keep_input=False)

@@ -1,0 +1,58 @@
+"""`manifest`: Packer's packer-manifest.json, appended to across runs under a lock."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+from factory.artifact.model import Artifact
+from factory.errors import FactoryError
+from factory.fsutil import atomic_path, file_lock
+from factory.post.base import PostContext, PostProcessor, Result, resolve
+
+
+def build_entry(config: Any, artifact: Artifact, ctx: PostContext) -> dict[str, Any]:
+    """One element of builds[], with Packer's field names and order (build_time omitted under strip_time)."""
+    files = []
+    for f in artifact.files:
+        size = f.stat().st_size if f.exists() else 0
+        files.append({"name": f.name if config.strip_path else str(f), "size": size})
+    entry: dict[str, Any] = {"name": ctx.source_name, "builder_type": ctx.source_type}
+    if not config.strip_time:
+        entry["build_time"] = int(time.time())
+    entry |= {"files": files, "artifact_id": artifact.artifact_id, "packer_run_uuid": ctx.run_uuid,
+              "custom_data": dict(config.custom_data) or None}
+    return entry
+
+
+def _read(path: Path) -> dict[str, Any]:
+    if not path.exists() or path.stat().st_size == 0:
+        return {"builds": [], "last_run_uuid": ""}
+    try:
+        data = json.loads(path.read_text())
+    except json.JSONDecodeError as exc:
+        raise FactoryError(f"manifest {path} is not valid JSON (line {exc.lineno}): {exc.msg}",
+                           hint="fix or delete it; factory appends builds to an existing manifest") from None
+    if not isinstance(data, dict) or not isinstance(data.get("builds", []), list):
+        raise FactoryError(f"manifest {path} is not a Packer manifest (no builds list)",
+                           hint="point `output` at another file or delete this one")
+    return data
+
+
+class Manifest(PostProcessor, type="manifest"):
+    def process(self, config: Any, artifact: Artifact, ctx: PostContext) -> Result:
+        out = resolve(config.output, ctx)
+        with file_lock(out.with_name(out.name + ".lock")):
+            data = _read(out)
+            # Packer: with -force, a manifest from another run is started afresh; otherwise builds accumulate.
+            if ctx.force and data.get("last_run_uuid") != ctx.run_uuid:
+                data = {"builds": []}
+            data["builds"] = [*data.get("builds", []), build_entry(config, artifact, ctx)]
+            data["last_run_uuid"] = ctx.run_uuid
+            with atomic_path(out) as tmp:
+                tmp.write_text(json.dumps(data, indent=2) + "\n")
+                tmp.chmod(0o644)
+        ctx.emit(f"Recorded {len(artifact.files)} file(s) in {out}")
+        return Result(artifact, keep_input=True, force_keep=True)

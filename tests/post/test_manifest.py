@@ -1,0 +1,63 @@
+"""manifest: Packer's packer-manifest.json layout, appending across runs, -force, and concurrent writers."""
+
+from __future__ import annotations
+
+import json
+import threading
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from factory.artifact.model import Artifact
+from factory.errors import FactoryError
+from factory.post import PostContext
+from factory.post.manifest import Manifest
+from factory.schema.post_processors import ManifestPostProcessor
+
+
+def test_packer_layout(artifact: Artifact, ctx: PostContext) -> None:
+    cfg = ManifestPostProcessor(custom_data={"os": "debian"})
+    Manifest().process(cfg, artifact, ctx)
+    data = json.loads((ctx.root / "packer-manifest.json").read_text())
+    assert list(data) == ["builds", "last_run_uuid"] and data["last_run_uuid"] == "run-1"
+    build = data["builds"][0]
+    assert list(build) == ["name", "builder_type", "build_time", "files", "artifact_id", "packer_run_uuid",
+                           "custom_data"]
+    assert build["name"] == "cloud" and build["builder_type"] == "qemu" and build["artifact_id"] == "VM"
+    assert build["files"] == [{"name": str(artifact.files[0]), "size": artifact.files[0].stat().st_size}]
+    assert build["custom_data"] == {"os": "debian"} and isinstance(build["build_time"], int)
+
+
+def test_strip_path_strip_time_and_append_then_force(artifact: Artifact, ctx: PostContext) -> None:
+    cfg = ManifestPostProcessor(output="out/m.json", strip_path=True, strip_time=True)
+    Manifest().process(cfg, artifact, ctx)
+    Manifest().process(cfg, artifact, replace(ctx, run_uuid="run-2"))
+    path = ctx.root / "out" / "m.json"
+    data = json.loads(path.read_text())
+    assert [b["packer_run_uuid"] for b in data["builds"]] == ["run-1", "run-2"]
+    assert data["builds"][0]["files"][0]["name"] == "cloud.qcow2" and "build_time" not in data["builds"][0]
+    assert data["builds"][0]["custom_data"] is None
+    # -force in the same run keeps appending; -force in a new run starts the file afresh (Packer's rule).
+    Manifest().process(cfg, artifact, replace(ctx, run_uuid="run-2", force=True))
+    assert len(json.loads(path.read_text())["builds"]) == 3
+    Manifest().process(cfg, artifact, replace(ctx, run_uuid="run-3", force=True))
+    assert [b["packer_run_uuid"] for b in json.loads(path.read_text())["builds"]] == ["run-3"]
+
+
+def test_concurrent_builds_all_land(artifact: Artifact, ctx: PostContext) -> None:
+    cfg = ManifestPostProcessor()
+    threads = [threading.Thread(target=Manifest().process, args=(cfg, artifact, replace(ctx, source_name=f"b{i}")))
+               for i in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    data = json.loads((ctx.root / "packer-manifest.json").read_text())
+    assert sorted(b["name"] for b in data["builds"]) == [f"b{i}" for i in range(8)]
+
+
+def test_corrupt_manifest_is_a_clear_error(artifact: Artifact, ctx: PostContext, tmp_path: Path) -> None:
+    (tmp_path / "packer-manifest.json").write_text("{not json")
+    with pytest.raises(FactoryError, match="not valid JSON"):
+        Manifest().process(ManifestPostProcessor(), artifact, ctx)
