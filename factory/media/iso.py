@@ -97,8 +97,9 @@ def remaster(src: Path, out: Path, *, config: MediaConfig, kernel_args: str, boo
         stack.callback(iso.close)
         writer = MediaWriter(iso, stack)
         changed: dict[str, bytes] = {}
-        patched = _patch_menus(writer, boot_configs, kernel_args, changed)
-        patched.update(_patch_efi_images(writer, layout, kernel_args, Path(work), changed))
+        # EFI images first: they are found by their source extent, which pycdlib renumbers after any change.
+        patched = _patch_efi_images(writer, layout, kernel_args, Path(work), changed)
+        patched.update(_patch_menus(writer, boot_configs, kernel_args, changed))
         if not any(patched.values()):
             die(f"no install entry found in the boot menus of {src}",
                 hint=f"looked in: {', '.join(sorted(patched) or KNOWN_CONFIGS)}; is this an installer ISO?")

@@ -1,0 +1,113 @@
+"""`factory iso-build` as a user runs it: checksum refusal, bad input, determinism, and the output cache."""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from pathlib import Path
+
+import pytest
+from fixtures.isos import ShapedIso, shaped_iso
+
+from factory.cli import main
+from factory.media import iso as iso_mod
+from factory.media.catalog import load
+from factory.media.preseed import PreseedVars, render
+
+
+@pytest.fixture(scope="module")
+def ubuntu(artifact_cache: Path) -> ShapedIso:
+    return shaped_iso("ubuntu", artifact_cache)
+
+
+@pytest.fixture(scope="module")
+def ubuntu_sha(ubuntu: ShapedIso) -> str:
+    return hashlib.sha256(ubuntu.path.read_bytes()).hexdigest()
+
+
+def cli(*argv: str) -> int:
+    with pytest.raises(SystemExit) as done:
+        main(list(argv))
+    return int(done.value.code or 0)
+
+
+def build(src: Path, out: Path, checksum: str, *extra: str) -> int:
+    return cli("iso-build", "ubuntu-24.04", "--iso", str(src), "--iso-checksum", checksum, "-o", str(out),
+               "--var", "password=pw", *extra)
+
+
+def test_checksum_mismatch_is_refused(ubuntu: ShapedIso, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "out.iso"
+    assert build(ubuntu.path, out, "sha256:" + "0" * 64) == 1
+    err = capsys.readouterr().err
+    assert "checksum mismatch" in err and "0" * 64 in err and "Traceback" not in err
+    # without --iso-checksum the catalog's pinned sha256 applies, and this ISO is not the pinned one
+    assert cli("iso-build", "ubuntu-24.04", "--iso", str(ubuntu.path), "-o", str(out), "--var", "password=pw") == 1
+    assert "pinned sha256" in capsys.readouterr().err
+    assert list(tmp_path.iterdir()) == []  # nothing written, not even a temporary file
+
+
+@pytest.mark.parametrize(("argv", "message"), [
+    (["iso-build", "ubuntu-24.4", "--iso", "x.iso"], "unknown release 'ubuntu-24.4'"),
+    (["iso-build", "ubuntu-24.04", "--iso", "/nonexistent.iso", "--var", "password=pw"], "no such file"),
+    (["iso-build", "ubuntu-24.04", "--var", "colour=blue"], "--var colour: unknown variable"),
+    (["iso-build", "ubuntu-24.04", "--iso-checksum", "md5:abc", "--iso", "/etc/hostname", "--var", "password=pw"],
+     "expected sha256:HEX"),
+])
+def test_bad_input_is_one_clear_message(argv: list[str], message: str, capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli(*argv) == 1
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err and err.count("error:") == 1
+
+
+def test_not_an_iso(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    junk = tmp_path / "junk.iso"
+    junk.write_bytes(b"x" * 100_000)
+    assert build(junk, tmp_path / "out.iso", "none") == 1
+    assert "is not an ISO9660 image" in " ".join(capsys.readouterr().err.split())
+
+
+def test_two_runs_are_bit_identical(ubuntu: ShapedIso, ubuntu_sha: str, tmp_path: Path,
+                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    one, two = tmp_path / "one.iso", tmp_path / "two.iso"
+    monkeypatch.setenv("FACTORY_CACHE_DIR", str(tmp_path / "cache1"))
+    assert build(ubuntu.path, one, f"sha256:{ubuntu_sha}") == 0
+    monkeypatch.setenv("FACTORY_CACHE_DIR", str(tmp_path / "cache2"))  # no cache: a real second remaster
+    assert build(ubuntu.path, two, f"sha256:{ubuntu_sha}") == 0
+    assert one.read_bytes() == two.read_bytes()
+    assert one.stat().st_ino != two.stat().st_ino
+    three = tmp_path / "three.iso"
+    assert build(ubuntu.path, three, f"sha256:{ubuntu_sha}", "--var", "hostname=other") == 0
+    assert three.read_bytes() != one.read_bytes()  # and the inputs do matter
+
+
+def test_cache_hit_is_near_instant(ubuntu: ShapedIso, ubuntu_sha: str, tmp_path: Path,
+                                   capsys: pytest.CaptureFixture[str]) -> None:
+    release = load("ubuntu-24.04")
+    config = render(release.family, PreseedVars.from_pairs(["password=pw"]))
+    args = release.family.kernel_args(ubuntu.volume_id)
+
+    def timed(out: Path) -> tuple[float, iso_mod.RemasterReport | None]:
+        start = time.perf_counter()
+        report = iso_mod.remaster_cached(ubuntu.path, ubuntu_sha, out, config=config, kernel_args=args,
+                                         boot_configs=release.boot_configs)
+        return time.perf_counter() - start, report
+
+    miss, first = timed(tmp_path / "a.iso")
+    hit, second = timed(tmp_path / "b.iso")
+    assert first is not None and second is None  # the second came from the cache
+    assert (tmp_path / "a.iso").read_bytes() == (tmp_path / "b.iso").read_bytes()
+    print(f"remaster {miss * 1000:.0f} ms, cache hit {hit * 1000:.1f} ms")
+    assert hit < 0.25 and hit < miss / 3
+    # an edited cache entry is not served
+    entry = next(iso_mod.paths.cache_dir("remaster").glob("*.iso"))
+    with entry.open("r+b") as fh:
+        fh.seek(40000)
+        fh.write(b"tampered")
+    _, third = timed(tmp_path / "c.iso")
+    assert third is not None
+    assert (tmp_path / "c.iso").read_bytes()[40000:40008] != b"tampered"
+    # and the CLI says where the output came from
+    assert build(ubuntu.path, tmp_path / "d.iso", f"sha256:{ubuntu_sha}") == 0
+    assert build(ubuntu.path, tmp_path / "e.iso", f"sha256:{ubuntu_sha}") == 0
+    assert "from the cache" in " ".join(capsys.readouterr().err.split())
