@@ -232,7 +232,8 @@ class Evaluator:
     def _get_attr_expr_term(self, node: Any) -> Any:
         base = self.eval(node.children[0])
         attr_node = node.children[1]
-        return self.attr(base, name_of(attr_node.children[-1]), attr_node)
+        # Point at the whole reference (var.x, local.y.z), where the user reads it from.
+        return self.attr(base, name_of(attr_node.children[-1]), node)
 
     def attr(self, base: Any, name: str, node: Any) -> Any:
         if isinstance(base, Namespace):
