@@ -19,7 +19,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlsplit
 
 from factory import paths, ui
@@ -31,36 +31,52 @@ if TYPE_CHECKING:
 
 CHUNK = 1 << 20
 TIMEOUT = 60.0
-HEX_RE = re.compile(r"^[0-9a-fA-F]{64}$")
+HEX_RE = re.compile(r"^[0-9a-fA-F]+$")
+# Packer's iso_checksum algorithms, by hex length (a bare hex digest is recognised by its length, as Packer does).
+ALGORITHMS = {"md5": 32, "sha1": 40, "sha256": 64, "sha512": 128}
+ALGO_OF_LENGTH = {n: a for a, n in ALGORITHMS.items()}
 
 
 class CheckKind(StrEnum):
     SHA256 = "sha256"
+    DIGEST = "digest"  # md5 / sha1 / sha512 (Packer templates use them); the cache still keys by sha256
     FILE = "file"
     NONE = "none"
 
 
 @dataclass(frozen=True)
+class Digest:
+    algo: str
+    hex: str
+
+    def __str__(self) -> str:
+        return f"{self.algo} {self.hex}"
+
+
+@dataclass(frozen=True)
 class Checksum:
-    """A parsed checksum spec: `sha256:HEX`, bare HEX, `file:URL-or-path` (a SHA256SUMS list) or `none`."""
+    """A parsed checksum spec: `sha256:HEX` (or md5/sha1/sha512), bare HEX, `file:URL-or-path` or `none`."""
 
     kind: CheckKind
     value: str = ""
+    algo: str = "sha256"
 
     @classmethod
     def parse(cls, spec: str) -> Checksum:
         spec = spec.strip()
         if spec.lower() == "none":
             return cls(CheckKind.NONE)
-        if HEX_RE.match(spec):
-            return cls(CheckKind.SHA256, spec.lower())
-        kind, _, value = spec.partition(":")
-        if kind.lower() == "sha256" and HEX_RE.match(value):
-            return cls(CheckKind.SHA256, value.lower())
-        if kind.lower() == "file" and value:
+        algo, sep, value = spec.partition(":")
+        if not sep:
+            algo, value = ALGO_OF_LENGTH.get(len(spec), ""), spec
+        algo = algo.lower()
+        if algo == "file" and value:
             return cls(CheckKind.FILE, value)
-        raise FactoryError(f"checksum {spec!r}: expected sha256:HEX (64 hex digits), file:URL-or-path, or none",
-                           hint="other algorithms (md5, sha1, sha512) are not accepted for installer media")
+        if algo in ALGORITHMS and HEX_RE.match(value) and len(value) == ALGORITHMS[algo]:
+            kind = CheckKind.SHA256 if algo == "sha256" else CheckKind.DIGEST
+            return cls(kind, value.lower(), algo)
+        raise FactoryError(f"checksum {spec!r}: expected sha256:HEX (64 hex digits; md5/sha1/sha512 also work), "
+                           "file:URL-or-path of a checksum list, or none")
 
 
 def offline_mode(offline: bool = False) -> bool:
@@ -89,18 +105,33 @@ def fetch(urls: Sequence[str], checksum: str, *, offline: bool = False, filename
         raise FactoryError(f"ISO not found: {', '.join(urls)}", hint="check the path (or give an http(s) URL)")
     spec = Checksum.parse(checksum)
     expected = _expected(spec, name, offline=offline, signature=signature, key_fingerprint=key_fingerprint)
-    found = find_local(expected, name, deep=offline) if expected else _by_url(urls)
+    found = _find(expected, name, urls, deep=offline)
     if found is not None:
         return found
     if offline:
         raise _offline_miss(name, expected)
-    key = expected or hashlib.sha256("\n".join(urls).encode()).hexdigest()
+    key = expected.hex if expected else hashlib.sha256("\n".join(urls).encode()).hexdigest()
     with file_lock(paths.cache_dir("iso", "locks") / f"{key[:32]}.lock"):
         # Another process may have finished the same download while this one waited for the lock.
-        found = find_local(expected, name, deep=False) if expected else _by_url(urls)
+        found = _find(expected, name, urls, deep=False)
         if found is not None:
             return found
         return _download_any(urls, name, key, expected)
+
+
+def _find(expected: Digest | None, name: str, urls: Sequence[str], *, deep: bool) -> Path | None:
+    if expected is None:
+        return _by_url(urls)
+    if expected.algo == "sha256":
+        return find_local(expected.hex, name, deep=deep)
+    alias = paths.cache_dir("iso", "by-digest") / f"{expected.algo}-{expected.hex}"
+    if alias.is_file() and Path(alias.read_text().strip()).is_file():
+        return Path(alias.read_text().strip())
+    index = _Index()
+    for cand in _candidates(name, deep=deep):
+        if cand.is_file() and index.digest(cand, expected.algo) == expected.hex:
+            return cand
+    return None
 
 
 def fetch_release(release: Release, *, offline: bool = False) -> Path:
@@ -116,23 +147,35 @@ def verify(path: Path, checksum: str, *, offline: bool = False, filename: str | 
     name = filename or path.name
     expected = _expected(spec, name, offline=offline_mode(offline), signature=signature,
                          key_fingerprint=key_fingerprint)
-    actual = sha256_file(path)
-    if expected and actual != expected:
-        raise FactoryError(f"checksum mismatch for {path}: expected sha256 {expected}, got {actual}",
+    algos = ["sha256"] + ([expected.algo] if expected and expected.algo != "sha256" else [])
+    digests = file_digests(path, algos)
+    if expected and digests[expected.algo] != expected.hex:
+        raise FactoryError(f"checksum mismatch for {path}: expected {expected}, got {digests[expected.algo]}",
                            hint="the file is corrupt or not the one pinned; fetch it again or fix --iso-checksum")
-    return actual
+    return digests["sha256"]
 
 
 def sha256_file(path: Path, *, progress: bool = True) -> str:
-    h = hashlib.sha256()
+    return file_digests(path, ["sha256"], progress=progress)["sha256"]
+
+
+def indexed_sha256(path: Path) -> str:
+    """sha256 of a file, remembered by (path, size, mtime) so a multi-GiB ISO is read once."""
+    return _Index().digest(path, "sha256")
+
+
+def file_digests(path: Path, algos: Sequence[str], *, progress: bool = True) -> dict[str, str]:
+    """Several digests of a file in one read (progress shown for big files)."""
+    hashers = {a: hashlib.new(a) for a in algos}
     size = path.stat().st_size
     show = progress and size > 256 * CHUNK
-    with open(path, "rb") as fh, (ui.progress(f"sha256 {path.name}", size) if show else _no_progress()) as bar:
+    with open(path, "rb") as fh, (ui.progress(f"checksum {path.name}", size) if show else _no_progress()) as bar:
         while chunk := fh.read(CHUNK):
-            h.update(chunk)
+            for h in hashers.values():
+                h.update(chunk)
             if bar is not None:
                 bar.advance(len(chunk))
-    return h.hexdigest()
+    return {a: h.hexdigest() for a, h in hashers.items()}
 
 
 @contextlib.contextmanager
@@ -143,13 +186,13 @@ def _no_progress() -> Iterator[None]:
 # --- checksum lists ------------------------------------------------------------------------------------------------
 
 def _expected(spec: Checksum, name: str, *, offline: bool, signature: str | None,
-              key_fingerprint: str | None) -> str:
-    if spec.kind is CheckKind.SHA256:
-        return spec.value
+              key_fingerprint: str | None) -> Digest | None:
+    if spec.kind in (CheckKind.SHA256, CheckKind.DIGEST):
+        return Digest(spec.algo, spec.value)
     if spec.kind is CheckKind.NONE:
-        return ""
+        return None
     text = read_sums(spec.value, offline=offline, signature=signature, key_fingerprint=key_fingerprint)
-    found = sums_lookup(text, name)
+    found = sums_lookup_digest(text, name)
     if found is None:
         raise FactoryError(f"{name} is not listed in the checksum file {spec.value}",
                            hint="pass filename= / check the release's iso filename")
@@ -157,15 +200,21 @@ def _expected(spec: Checksum, name: str, *, offline: bool, signature: str | None
 
 
 def sums_lookup(text: str, name: str) -> str | None:
-    """The sha256 for name in a SHA256SUMS list (GNU `HEX  name` / `HEX *name`, or BSD `SHA256 (name) = HEX`)."""
+    """The hex digest for name in a checksum list (see sums_lookup_digest)."""
+    found = sums_lookup_digest(text, name)
+    return found.hex if found else None
+
+
+def sums_lookup_digest(text: str, name: str) -> Digest | None:
+    """name's digest in a SHA256SUMS/SHA512SUMS/... list: GNU `HEX  name` / `HEX *name` or BSD `SHA256 (name) = HEX`."""
     for line in text.splitlines():
         line = line.strip()
-        bsd = re.match(r"^SHA256 \((.+)\) = ([0-9a-fA-F]{64})$", line)
-        if bsd and Path(bsd.group(1)).name == name:
-            return bsd.group(2).lower()
-        gnu = re.match(r"^([0-9a-fA-F]{64}) [ *](.+)$", line)
-        if gnu and Path(gnu.group(2).lstrip("./")).name == name:
-            return gnu.group(1).lower()
+        bsd = re.match(r"^(MD5|SHA1|SHA256|SHA512) \((.+)\) = ([0-9a-fA-F]+)$", line, re.IGNORECASE)
+        if bsd and Path(bsd.group(2)).name == name:
+            return Digest(bsd.group(1).lower(), bsd.group(3).lower())
+        gnu = re.match(r"^([0-9a-fA-F]+) [ *](.+)$", line)
+        if gnu and len(gnu.group(1)) in ALGO_OF_LENGTH and Path(gnu.group(2).lstrip("./")).name == name:
+            return Digest(ALGO_OF_LENGTH[len(gnu.group(1))], gnu.group(1).lower())
     return None
 
 
@@ -238,14 +287,18 @@ def find_local(sha256: str, name: str, *, deep: bool) -> Path | None:
         for entry in sorted(folder.iterdir()):
             if entry.is_file() and not entry.name.startswith("."):
                 return entry
-    candidates = [d / name for d in search_dirs()]
-    if deep:
-        candidates += [p for d in search_dirs() if d.is_dir() for p in sorted(d.glob("*.iso")) if p.name != name]
     index = _Index()
-    for cand in candidates:
+    for cand in _candidates(name, deep=deep):
         if cand.is_file() and index.sha256(cand) == sha256:
             return cand
     return None
+
+
+def _candidates(name: str, *, deep: bool) -> list[Path]:
+    candidates = [d / name for d in search_dirs()]
+    if deep:
+        candidates += [p for d in search_dirs() if d.is_dir() for p in sorted(d.glob("*.iso")) if p.name != name]
+    return candidates
 
 
 class _Index:
@@ -259,10 +312,14 @@ class _Index:
             self.data = {}
 
     def sha256(self, file: Path) -> str:
+        return self.digest(file, "sha256")
+
+    def digest(self, file: Path, algo: str) -> str:
         st = file.stat()
         key = f"{file.resolve()}|{st.st_size}|{st.st_mtime_ns}"
+        key = key if algo == "sha256" else f"{algo}|{key}"
         if key not in self.data:
-            self.data[key] = sha256_file(file)
+            self.data[key] = file_digests(file, [algo])[algo]
             with atomic_path(self.path) as tmp:
                 tmp.write_text(json.dumps(self.data, indent=0, sort_keys=True))
         return self.data[key]
@@ -278,18 +335,18 @@ def _by_url(urls: Sequence[str]) -> Path | None:
     return None
 
 
-def _offline_miss(name: str, sha256: str) -> FactoryError:
+def _offline_miss(name: str, expected: Digest | None) -> FactoryError:
     where = [str(paths.cache_dir("iso"))] + [str(d) for d in search_dirs()]
-    want = f"{name} (sha256 {sha256})" if sha256 else name
+    want = f"{name} ({expected})" if expected else name
     return FactoryError(
         f"offline: {want} is not in the ISO cache or any ISO folder",
-        hint=f"copy {name} with sha256 {sha256 or '(any)'} into one of: {', '.join(where)} "
+        hint=f"copy {name} with {expected or 'any checksum'} into one of: {', '.join(where)} "
              "(FACTORY_ISO_PATH adds folders, separated by ':')")
 
 
 # --- downloads -----------------------------------------------------------------------------------------------------
 
-def _download_any(urls: Sequence[str], name: str, key: str, expected: str) -> Path:
+def _download_any(urls: Sequence[str], name: str, key: str, expected: Digest | None) -> Path:
     failures = []
     for url in urls:
         if _local_path(url) is not None:
@@ -306,26 +363,32 @@ class _TransferError(Exception):
     pass
 
 
-def _download(url: str, name: str, key: str, expected: str) -> Path:
+def _hashers(expected: Digest | None) -> dict[str, Any]:
+    algos = {"sha256"} | ({expected.algo} if expected else set())
+    return {a: hashlib.new(a) for a in sorted(algos)}
+
+
+def _download(url: str, name: str, key: str, expected: Digest | None) -> Path:
     part = paths.cache_dir("iso", "partial") / f"{key[:32]}-{name}.part"
-    h = hashlib.sha256()
+    hashers = _hashers(expected)
     have = part.stat().st_size if part.exists() else 0
     if have:
-        with open(part, "rb") as fh:  # resume: the digest must cover the bytes already on disk
+        with open(part, "rb") as fh:  # resume: the digests must cover the bytes already on disk
             while chunk := fh.read(CHUNK):
-                h.update(chunk)
+                for h in hashers.values():
+                    h.update(chunk)
     req = urllib.request.Request(url, headers={"Range": f"bytes={have}-"} if have else {})
     try:
         resp = urllib.request.urlopen(req, timeout=TIMEOUT)
     except urllib.error.HTTPError as exc:
         if exc.code == 416 and have:  # the partial file is already complete
-            return _land(part, name, expected, h.hexdigest(), url, key)
+            return _land(part, name, expected, hashers, url, key)
         raise _TransferError(_reason(exc)) from exc
     except (urllib.error.URLError, OSError) as exc:
         raise _TransferError(_reason(exc)) from exc
     with resp:
         if have and resp.status != 206:  # the server ignored Range: start over
-            have, h = 0, hashlib.sha256()
+            have, hashers = 0, _hashers(expected)
         length = resp.headers.get("Content-Length")
         total = have + int(length) if length and length.isdigit() else None
         label = f"download {name}" + (f" (resuming at {have >> 20} MiB)" if have else "")
@@ -334,29 +397,37 @@ def _download(url: str, name: str, key: str, expected: str) -> Path:
                 bar.advance(have)
                 while chunk := resp.read(CHUNK):
                     out.write(chunk)
-                    h.update(chunk)
+                    for h in hashers.values():
+                        h.update(chunk)
                     bar.advance(len(chunk))
         except OSError as exc:  # a broken connection keeps the partial file for the next attempt
             raise _TransferError(f"transfer interrupted: {_reason(exc)} (will resume)") from exc
     got = part.stat().st_size
     if total is not None and got < total:  # http.client ends a short body quietly; the length tells
         raise _TransferError(f"transfer interrupted after {got} of {total} bytes (will resume)")
-    return _land(part, name, expected, h.hexdigest(), url, key)
+    return _land(part, name, expected, hashers, url, key)
 
 
-def _land(part: Path, name: str, expected: str, actual: str, url: str, key: str) -> Path:
-    if expected and actual != expected:
+def _land(part: Path, name: str, expected: Digest | None, hashers: dict[str, Any], url: str, key: str) -> Path:
+    digests = {a: h.hexdigest() for a, h in hashers.items()}
+    if expected and digests[expected.algo] != expected.hex:
         part.unlink(missing_ok=True)
-        raise FactoryError(f"checksum mismatch for {name} from {url}: expected sha256 {expected}, got {actual}",
+        raise FactoryError(f"checksum mismatch for {name} from {url}: expected {expected}, "
+                           f"got {digests[expected.algo]}",
                            hint="the download was removed; the mirror may be serving another release")
-    final = cached_path(actual, name)
+    final = cached_path(digests["sha256"], name)
     final.parent.mkdir(parents=True, exist_ok=True)
     os.replace(part, final)  # same file system: the file appears under its final name complete or not at all
-    if not expected:
+    # The cache is keyed by sha256; other ways to find the same file again are small pointer files.
+    ref = None
+    if expected is None:
         ref = paths.cache_dir("iso", "by-url") / key
+    elif expected.algo != "sha256":
+        ref = paths.cache_dir("iso", "by-digest") / f"{expected.algo}-{expected.hex}"
+    if ref is not None:
         with atomic_path(ref) as tmp:
             tmp.write_text(str(final))
-    ui.info(f"cached {name} (sha256 {actual})")
+    ui.info(f"cached {name} (sha256 {digests['sha256']})")
     return final
 
 

@@ -181,17 +181,31 @@ def _kickstart_message(exc: BaseException, lines: list[str], lineno: int) -> str
 
 # --- Debian preseed ------------------------------------------------------------------------------------------------
 
+DEBCONF_CONF = """\
+Config: configdb
+Templates: templatedb
+
+Name: configdb
+Driver: File
+Filename: {dir}/config.dat
+
+Name: templatedb
+Driver: File
+Filename: {dir}/templates.dat
+"""
 DEBCONF_TYPES = {"string", "boolean", "select", "multiselect", "note", "text", "password", "title", "error"}
 
 
 def check_preseed(text: str, file: str = "preseed.cfg") -> None:
     """debconf-set-selections -c (the syntax debconf itself applies) plus line-shape checks it only warns about."""
-    with tempfile.NamedTemporaryFile("w", suffix=".cfg", delete=False) as fh:
-        fh.write(text)
-    try:
-        proc = run.run(["debconf-set-selections", "-c", fh.name], check=False)
-    finally:
-        os.unlink(fh.name)
+    with tempfile.TemporaryDirectory(prefix="factory-debconf-") as tmp:
+        work = Path(tmp)
+        (work / "preseed.cfg").write_text(text)
+        # debconf locks its system database even for -c; a private one lets checks run in parallel (and
+        # without root).
+        (work / "debconf.conf").write_text(DEBCONF_CONF.format(dir=work))
+        proc = run.run(["debconf-set-selections", "-c", work / "preseed.cfg"], check=False,
+                       env={"DEBCONF_SYSTEMRC": str(work / "debconf.conf")})
     reported: list[tuple[bool, int, str]] = []
     for line in (proc.stderr or b"").decode(errors="replace").splitlines():
         m = re.search(r"on line (\d+)|skipping line (\d+)", line)

@@ -175,6 +175,21 @@ def test_local_path_is_verified_in_place(tmp_path: Path) -> None:
         cache.fetch([str(tmp_path / "nope.iso")], "none")
 
 
+def test_packer_algorithms_sha512_md5_sha1(server: Server, tmp_path: Path) -> None:
+    """Packer templates pin with sha512/sha1/md5 too; the cache still lands the file by sha256."""
+    sha512 = hashlib.sha512(PAYLOAD).hexdigest()
+    path = cache.fetch([f"{server.url}/test.iso"], f"sha512:{sha512}")
+    assert path == cache.cached_path(SHA, "test.iso")
+    assert cache.fetch([f"{server.url}/test.iso"], sha512) == path  # bare hex: algorithm from its length
+    assert server.gets["/test.iso"] == 1
+    assert cache.verify(path, f"md5:{hashlib.md5(PAYLOAD).hexdigest()}") == SHA
+    assert cache.verify(path, hashlib.sha1(PAYLOAD).hexdigest()) == SHA
+    (server.root / "SHA512SUMS").write_text(f"{sha512}  test.iso\n")
+    assert cache.verify(path, f"file:{server.url}/SHA512SUMS") == SHA
+    with pytest.raises(FactoryError, match=f"expected sha512 {'0' * 128}, got {sha512}"):
+        cache.verify(path, "sha512:" + "0" * 128)
+
+
 def test_bad_checksum_spec() -> None:
     with pytest.raises(FactoryError, match="expected sha256:HEX"):
         cache.Checksum.parse("md5:abc")
