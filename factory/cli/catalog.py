@@ -30,3 +30,15 @@ def iso_list(
         table.add_row(*row)
     # The table goes to stdout so it can be piped (COLUMNS sets the width there); messages stay on stderr.
     Console(highlight=False).print(table)
+
+
+@app.command("iso-fetch")
+def iso_fetch(
+    distro: str = typer.Argument(help="Release from the catalog (see `factory iso-list`)."),
+    offline: bool = typer.Option(False, "--offline", help="Never touch the network (FACTORY_OFFLINE=1)."),
+) -> None:
+    """Download (or find) a release's ISO, verify it, and print its path: prepare an air-gapped host with it."""
+    from factory.media import cache
+
+    release = catalog.load(distro)
+    print(cache.fetch_release(release, offline=offline))

@@ -130,3 +130,39 @@ def test_signing_key_is_shipped_and_matches_the_pin(name: str, tmp_path: Path) -
     out = run(["gpg", "--homedir", str(tmp_path), "--batch", "--show-keys", "--with-colons", str(key)])
     fprs = [line.split(":")[9] for line in out.stdout.decode().splitlines() if line.startswith("fpr:")]
     assert fprs and fprs[0] == rel.signing_key_fingerprint
+
+
+def test_iso_fetch_offline_miss_is_one_clear_message(tmp_path: Path) -> None:
+    import os
+    import sys
+
+    from factory.run import run
+
+    env = {"FACTORY_OFFLINE": "1", "FACTORY_ISO_PATH": str(tmp_path), "FACTORY_CACHE_DIR": str(tmp_path / "c"),
+           "PATH": os.environ["PATH"]}
+    proc = run([sys.executable, "-m", "factory", "iso-fetch", "debian-12"], check=False, env=env)
+    err = " ".join(proc.stderr.decode().split())
+    rel = catalog.load("debian-12")
+    assert proc.returncode == 1 and "Traceback" not in err
+    assert f"{rel.iso_filename} (sha256 {rel.sha256})" in err and str(tmp_path) in err
+
+
+def test_iso_fetch_offline_hit_prints_the_path(tmp_path: Path) -> None:
+    """A file the catalog pins cannot be made here, so a fake release pins a small local file instead."""
+    import hashlib
+    import sys
+
+    from factory.run import run
+
+    cat = tmp_path / "isos"
+    cat.mkdir()
+    iso = tmp_path / "store" / "test.iso"
+    iso.parent.mkdir()
+    iso.write_bytes(b"iso bytes")
+    (cat / "t1.toml").write_text(GOOD.format(name="t1", sha=hashlib.sha256(b"iso bytes").hexdigest()))
+    code = ("import sys; from pathlib import Path; from factory.media import catalog; "
+            f"catalog.catalog_dir = lambda: Path({str(cat)!r}); sys.argv[1:] = ['iso-fetch', 't1', '--offline']; "
+            "from factory.cli import main; main()")
+    proc = run([sys.executable, "-c", code], env={"FACTORY_ISO_PATH": str(iso.parent),
+                                                  "FACTORY_CACHE_DIR": str(tmp_path / "c")})
+    assert proc.stdout.decode().strip() == str(iso)
