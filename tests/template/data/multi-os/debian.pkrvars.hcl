@@ -1,0 +1,3 @@
+os_name    = "debian"
+os_version = "12"
+memory     = 4096

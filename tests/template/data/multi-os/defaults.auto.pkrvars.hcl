@@ -1,0 +1,2 @@
+cpus      = 4
+disk_size = "40G"
