@@ -66,12 +66,14 @@ class PreseedVars:
     mirror: str = ""
     poweroff: bool = True
     sudo_nopasswd: bool = True
+    ssh_password_auth: bool = True  # builders often log in with the password (Packer's ssh_password)
 
     @classmethod
     def from_pairs(cls, pairs: Sequence[str], *, base: PreseedVars | None = None) -> PreseedVars:
         """Build from `KEY=VALUE` strings (the CLI's --var). `password=` is hashed at once and never kept.
 
-        List keys (packages, ssh_authorized_keys, late_commands) may repeat; packages also split on commas.
+        List keys (packages, ssh_authorized_keys, late_commands) may repeat; packages also split on commas;
+        `ssh_authorized_keys=@FILE` reads the keys from an authorized_keys / .pub file.
         """
         values: dict[str, Any] = dataclasses.asdict(base or cls())
         lists: dict[str, list[str]] = {}
@@ -89,7 +91,7 @@ class PreseedVars:
             elif key == "password":
                 values["password_hash"] = hash_password(value)
             elif key in _LIST_FIELDS:
-                items = [v.strip() for v in value.split(",")] if key == "packages" else [value]
+                items = _list_items(key, value)
                 lists.setdefault(key, []).extend(v for v in items if v)
             elif key in _BOOL_FIELDS:
                 if value.lower() not in _BOOLS:
@@ -179,7 +181,20 @@ class PreseedVars:
 
 
 _LIST_FIELDS = ("ssh_authorized_keys", "packages", "late_commands")
-_BOOL_FIELDS = ("poweroff", "sudo_nopasswd")
+_BOOL_FIELDS = ("poweroff", "sudo_nopasswd", "ssh_password_auth")
+
+
+def _list_items(key: str, value: str) -> list[str]:
+    if key == "packages":
+        return [v.strip() for v in value.split(",")]
+    if key == "ssh_authorized_keys" and value.startswith("@"):
+        path = Path(value[1:]).expanduser()
+        try:
+            lines = path.read_text().splitlines()
+        except OSError as exc:
+            raise FactoryError(f"--var ssh_authorized_keys: cannot read {path}: {exc.strerror}") from exc
+        return [line.strip() for line in lines if line.strip() and not line.lstrip().startswith("#")]
+    return [value]
 _BOOLS = {"true": True, "yes": True, "1": True, "on": True, "false": False, "no": False, "0": False, "off": False}
 
 

@@ -76,6 +76,19 @@ def test_poweroff_ending_per_family(good: PreseedVars) -> None:
     assert "\nreboot\n" in text(InstallerFamily.ANACONDA, reboot)
 
 
+def test_keys_from_file_and_password_auth(good: PreseedVars, ssh_key: str, tmp_path: Path) -> None:
+    keys = tmp_path / "authorized_keys"
+    keys.write_text(f"# team keys\n{ssh_key}\n\n")
+    v = PreseedVars.from_pairs([f"ssh_authorized_keys=@{keys}"], base=PreseedVars.from_pairs(
+        [f"password={PASSWORD}"]))
+    assert v.ssh_authorized_keys == (ssh_key,)
+    assert "allow-pw: true" in text(InstallerFamily.SUBIQUITY, v)
+    locked = PreseedVars.from_pairs(["ssh_password_auth=false"], base=v)
+    assert "allow-pw: false" in text(InstallerFamily.SUBIQUITY, locked)
+    with pytest.raises(FactoryError, match="cannot read"):
+        PreseedVars.from_pairs([f"ssh_authorized_keys=@{tmp_path / 'none'}"], base=v)
+
+
 def test_disk_layouts(good: PreseedVars) -> None:
     direct = PreseedVars.from_pairs(["disk_layout=direct"], base=good)
     assert direct.disk_layout is DiskLayout.DIRECT
