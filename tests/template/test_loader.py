@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -89,3 +90,147 @@ def test_selected_unknown_source_type_is_an_error(folder: Path) -> None:
     with pytest.raises(FactoryError) as exc:
         load(folder, env={})
     assert 'unknown source type "hyperv-iso"' in exc.value.render()
+
+
+def _write(tmp_path: Path, text: str, name: str = "main.pkr.hcl") -> Path:
+    (tmp_path / name).write_text(text)
+    return tmp_path
+
+
+BASE = 'source "qemu" "a" {\n  iso_url = "a.iso"\n}\nsource "qemu" "b" {\n  iso_url = "b.iso"\n}\n'
+
+
+def test_provisioner_override_is_merged_and_revalidated(tmp_path: Path) -> None:
+    _write(tmp_path, BASE + """
+build {
+  sources = ["source.qemu.a", "source.qemu.b"]
+  provisioner "shell" {
+    inline          = ["echo ${source.name}"]
+    execute_command = "sh {{ .Path }}"
+    override = {
+      "qemu.b" = { execute_command = "sudo sh {{ .Path }}" }
+    }
+  }
+  provisioner "shell" {
+    inline   = ["x"]
+    override = { "qemu.a" = { nonsense = 1 } }
+  }
+}
+""")
+    first, second = load(tmp_path, env={}).builds[0].provisioners
+    a: Any = first.config_for("qemu.a")
+    b: Any = first.config_for("qemu.b")
+    assert (a.execute_command, a.inline) == ("sh {{ .Path }}", ["echo a"])
+    assert (b.execute_command, b.inline) == ("sudo sh {{ .Path }}", ["echo b"])
+    with pytest.raises(FactoryError, match='unknown option "nonsense"'):
+        second.config_for("qemu.a")
+
+
+def test_build_source_blocks_rename_and_override(tmp_path: Path) -> None:
+    _write(tmp_path, BASE + """
+build {
+  name = "images"
+  source "source.qemu.a" {
+    name    = "small"
+    memory  = 512
+    vm_name = "vm-${source.name}"
+  }
+  source "qemu.a" {
+    name = "big"
+    memory = 8192
+  }
+}
+""")
+    (build,) = load(tmp_path, env={}).builds
+    assert [s.full_name for s in build.sources] == ["qemu.small", "qemu.big"]
+    small: Any = build.sources[0].config
+    assert (small.memory, small.vm_name, small.iso_url) == (512, "vm-small", "a.iso")
+    assert build.sources[1].config.memory == 8192  # type: ignore[attr-defined]
+    (only_big,) = load(tmp_path, env={}, only=["images.qemu.big"]).builds
+    assert [s.full_name for s in only_big.sources] == ["qemu.big"]
+
+
+def test_data_sources_locals_blocks_and_contextual_variables(tmp_path: Path) -> None:
+    _write(tmp_path, BASE + """
+data "null" "release" {
+  input = { codename = "bookworm", version = 12 }
+}
+data "http" "sums" {
+  url = "https://example.invalid/SHA256SUMS"
+}
+variables {
+  legacy = "old-style"
+}
+local "token" {
+  expression = "tok-${data.null.release.output.codename}"
+  sensitive  = true
+}
+locals {
+  sums    = try(data.http.sums.body, "offline")
+  can_sum = can(data.http.sums.body)
+  version = packer.version
+  root_ok = path.root != "" && path.cwd != ""
+}
+build {
+  sources = ["source.qemu.a"]
+  provisioner "shell" {
+    inline = ["echo ${local.token} ${build.name}${build.PackerHTTPAddr} ${var.legacy}"]
+  }
+  provisioner "powershell" {
+    inline = ["Write-Host hi"]
+    only   = ["hyperv-iso.win"]
+  }
+}
+""")
+    project = load(tmp_path, env={})
+    assert project.locals["token"] == "tok-bookworm"
+    assert project.locals["sums"] == "offline" and project.locals["can_sum"] is False
+    assert project.locals["version"] == "1.16.0" and project.locals["root_ok"] is True
+    assert project.variables["legacy"].value == "old-style"
+    (prov,) = project.builds[0].provisioners
+    assert prov.config.inline == ["echo tok-bookworm {{ .PackerHTTPAddr }} old-style"]  # type: ignore[attr-defined]
+    assert any("powershell" in w and "applies to no selected source" in w for w in project.warnings)
+    assert any("http data source is not fetched" in w for w in project.warnings)
+    from factory.template.inspect import render_inspect
+
+    assert "local.token: <sensitive>" in render_inspect(project, project.sensitive_locals)
+
+
+def test_single_file_template_and_typed_cli_values(tmp_path: Path) -> None:
+    path = tmp_path / "one.pkr.hcl"
+    path.write_text('variable "pkgs" {\n  type = list(string)\n}\nvariable "n" {\n  type = number\n}\n' + BASE
+                    + 'build {\n  sources = ["source.qemu.a"]\n}\n')
+    (tmp_path / "ignored.auto.pkrvars.hcl").write_text("n = 99\n")   # only folders load auto var files
+    project = load(path, vars=['pkgs=["a", "b"]', "n=7"], env={})
+    assert project.variables["pkgs"].value == ["a", "b"] and project.variables["n"].value == 7
+    assert project.root == tmp_path.resolve()
+
+
+def test_error_cleanup_and_post_processor_chains(tmp_path: Path) -> None:
+    _write(tmp_path, BASE + """
+build {
+  sources = ["source.qemu.a", "source.qemu.b"]
+  error-cleanup-provisioner "shell-local" {
+    inline = ["echo cleanup"]
+  }
+  post-processor "checksum" {
+    checksum_types = ["md5"]
+    except         = ["qemu.b"]
+  }
+  post-processors {
+    post-processor "artifice" {
+      files = ["out/${source.name}.img"]
+    }
+    post-processor "manifest" {
+      keep_input_artifact = false
+    }
+  }
+}
+""")
+    (build,) = load(tmp_path, env={}).builds
+    assert build.error_cleanup_provisioner is not None
+    assert build.error_cleanup_provisioner.config.inline == ["echo cleanup"]  # type: ignore[attr-defined]
+    (checksum,), (artifice, manifest) = build.post_processors
+    assert checksum.applies_to("qemu.a") and not checksum.applies_to("qemu.b")
+    assert artifice.config.files == ["out/a.img"]  # type: ignore[attr-defined]
+    assert manifest.keep_input_artifact is False and artifice.keep_input_artifact is None
