@@ -171,8 +171,9 @@ def _exprs() -> st.SearchStrategy[str]:
     )
 
     def extend(inner: st.SearchStrategy[str]) -> st.SearchStrategy[str]:
-        # SP1 before the operator: HCL identifiers may contain "-", so `a- 1` is the identifier `a-` and a 1.
-        binop = st.tuples(inner, SP1, st.sampled_from(["+", "-", "*", "==", "&&", "||", ">="]), SP, inner)
+        # Spaces around operators: HCL identifiers may contain "-" (`a- 1` is the identifier `a-`), and
+        # python-hcl2 reads `0 -1.5` as 0 followed by the literal -1.5.
+        binop = st.tuples(inner, SP1, st.sampled_from(["+", "-", "*", "==", "&&", "||", ">="]), SP1, inner)
         return st.one_of(
             binop.map(lambda t: f"({''.join(t)})"),
             st.lists(inner, max_size=3).flatmap(lambda xs: _join(xs, ",")).map(lambda s: f"[{s}]"),
