@@ -48,7 +48,7 @@ class SSHSettings:
     pause_before_connecting: float = 0.0
     keepalive_interval: float = 5.0
     # Fast polling is what keeps "sshd up → first command" under a second.
-    poll_interval: float = 0.25
+    poll_interval: float = 0.1
     connect_timeout: float = 1.0
 
     @property
