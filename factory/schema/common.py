@@ -194,6 +194,17 @@ class CommunicatorOptions:
                                                           "ssh_file_transfer_method": ("scp", "sftp")}
 
 
+@dataclass(frozen=True)
+class SourceOptions(IsoOptions, HttpOptions, FloppyOptions, CdOptions, BootOptions, ShutdownOptions,
+                    CommunicatorOptions):
+    """Everything Packer's ISO-based builders share; a source adds its own hardware and output options."""
+
+    SOURCE_DURATIONS: ClassVar[frozenset[str]] = (BootOptions.BOOT_DURATIONS | CommunicatorOptions.COMM_DURATIONS
+                                                  | {"shutdown_timeout"})
+    SOURCE_EXCLUSIVE: ClassVar[tuple[tuple[str, ...], ...]] = (
+        ("iso_url", "iso_urls"), ("http_directory", "http_content"), ("boot_command", "boot_steps"))
+
+
 # Shared by the shell-local provisioner and post-processor (Packer's shell-local/config.go).
 @dataclass(frozen=True)
 class ShellLocalOptions:

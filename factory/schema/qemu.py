@@ -13,23 +13,14 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 from factory.options import Component, Kind, Support, opt
-from factory.schema.common import (
-    BootOptions,
-    CdOptions,
-    CommunicatorOptions,
-    FloppyOptions,
-    HttpOptions,
-    IsoOptions,
-    ShutdownOptions,
-)
+from factory.schema.common import CommunicatorOptions, SourceOptions
 from factory.schema.types import Checked
 
 IGNORED = Support.IGNORED
 
 
 @dataclass(frozen=True)
-class QemuSource(IsoOptions, HttpOptions, FloppyOptions, CdOptions, BootOptions, ShutdownOptions,
-                 CommunicatorOptions, Checked, Component, kind=Kind.SOURCE, name="qemu"):
+class QemuSource(SourceOptions, Checked, Component, kind=Kind.SOURCE, name="qemu"):
     """A QEMU virtual machine driven through QMP: install from an ISO or start from a cloud image."""
 
     summary: ClassVar[str] = ("Builds a QEMU/KVM machine image: boots an installer ISO (or a cloud disk image), "
@@ -138,8 +129,7 @@ class QemuSource(IsoOptions, HttpOptions, FloppyOptions, CdOptions, BootOptions,
     qmp_socket_path: str | None = opt(None, help="Path of the QMP socket exposed with `qmp_enable`.",
                                       support=IGNORED)
 
-    DURATIONS: ClassVar[frozenset[str]] = (BootOptions.BOOT_DURATIONS | CommunicatorOptions.COMM_DURATIONS
-                                           | {"shutdown_timeout"})
+    DURATIONS: ClassVar[frozenset[str]] = SourceOptions.SOURCE_DURATIONS
     SIZES: ClassVar[frozenset[str]] = frozenset({"disk_size", "disk_additional_size"})
     CHOICES: ClassVar[dict[str, tuple[str, ...]]] = {
         **CommunicatorOptions.COMM_CHOICES,
@@ -153,7 +143,6 @@ class QemuSource(IsoOptions, HttpOptions, FloppyOptions, CdOptions, BootOptions,
         "install_method": ("media", "direct-kernel"),
         "http_network_protocol": ("tcp", "tcp4", "tcp6", "unix", "unixpacket"),
     }
-    EXCLUSIVE: ClassVar[tuple[tuple[str, ...], ...]] = (("iso_url", "iso_urls"), ("http_directory", "http_content"),
-                                                       ("boot_command", "boot_steps"), ("iso", "iso_url"),
+    EXCLUSIVE: ClassVar[tuple[tuple[str, ...], ...]] = (*SourceOptions.SOURCE_EXCLUSIVE, ("iso", "iso_url"),
                                                        ("iso", "iso_urls"))
 

@@ -13,23 +13,15 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 from factory.options import Component, Kind, Support, opt
-from factory.schema.common import (
-    BootOptions,
-    CdOptions,
-    CommunicatorOptions,
-    FloppyOptions,
-    HttpOptions,
-    IsoOptions,
-    ShutdownOptions,
-)
+from factory.schema.common import CommunicatorOptions, SourceOptions
 from factory.schema.types import Checked
 
 IGNORED = Support.IGNORED
 
 
 @dataclass(frozen=True)
-class VirtualBoxIsoSource(IsoOptions, HttpOptions, FloppyOptions, CdOptions, BootOptions, ShutdownOptions,
-                          CommunicatorOptions, Checked, Component, kind=Kind.SOURCE, name="virtualbox-iso"):
+class VirtualBoxIsoSource(SourceOptions, Checked, Component, kind=Kind.SOURCE,
+                          name="virtualbox-iso"):
     """A VirtualBox machine installed from an ISO and exported as OVF/OVA."""
 
     summary: ClassVar[str] = ("Builds a VirtualBox machine from an installer ISO and exports it as OVF or OVA. "
@@ -99,8 +91,7 @@ class VirtualBoxIsoSource(IsoOptions, HttpOptions, FloppyOptions, CdOptions, Boo
     output_filename: str | None = opt(None, help="Base name of the exported files (default `vm_name`).")
     vm_name: str | None = opt(None, help="Name of the VM and of its OVF (default `packer-<source name>`).")
 
-    DURATIONS: ClassVar[frozenset[str]] = (BootOptions.BOOT_DURATIONS | CommunicatorOptions.COMM_DURATIONS
-                                           | {"shutdown_timeout", "post_shutdown_delay"})
+    DURATIONS: ClassVar[frozenset[str]] = SourceOptions.SOURCE_DURATIONS | {"post_shutdown_delay"}
     CHOICES: ClassVar[dict[str, tuple[str, ...]]] = {
         **CommunicatorOptions.COMM_CHOICES,
         "format": ("ovf", "ova"),
@@ -110,5 +101,4 @@ class VirtualBoxIsoSource(IsoOptions, HttpOptions, FloppyOptions, CdOptions, Boo
         "hard_drive_interface": ("ide", "sata", "scsi", "pcie", "virtio"),
         "iso_interface": ("ide", "sata", "virtio"),
     }
-    EXCLUSIVE: ClassVar[tuple[tuple[str, ...], ...]] = (("iso_url", "iso_urls"), ("http_directory", "http_content"),
-                                                       ("boot_command", "boot_steps"))
+    EXCLUSIVE: ClassVar[tuple[tuple[str, ...], ...]] = SourceOptions.SOURCE_EXCLUSIVE
