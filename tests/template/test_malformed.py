@@ -5,6 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from factory.errors import FactoryError
 from factory.template import load
@@ -134,3 +136,31 @@ def test_error_shows_the_offending_line_with_a_caret(tmp_path: Path) -> None:
     with pytest.raises(FactoryError) as exc:
         load(tmp_path, env={})
     assert exc.value.render().splitlines()[1:3] == ["  |   iso_url = var.iso", "  |             ^"]
+
+
+VALID = (OK_SOURCE.replace('"x.iso"', '"${var.name}-${local.n}.iso"')
+         + 'variable "name" {\n  default = "d"\n}\nlocals {\n  n = [for i in range(3) : i * 2][1]\n'
+         '  s = "%{ if true }a%{ endif }${upper("b")}"\n}\n'
+         + 'build {\n  sources = ["source.qemu.a"]\n  provisioner "shell" {\n    inline = ["echo ${local.s}"]\n'
+         '  }\n}\n')
+
+
+@settings(deadline=None, max_examples=60, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.lists(st.tuples(st.integers(0, len(VALID)), st.sampled_from(list('{}[]()"$%~=.,:<>!?*+-\n #\\ax1')),
+                          st.booleans()), min_size=1, max_size=4))
+def test_mangled_templates_never_raise_anything_but_a_located_error(
+        tmp_path: Path, edits: list[tuple[int, str, bool]]) -> None:
+    text = list(VALID)
+    for pos, ch, insert in edits:
+        pos = min(pos, len(text) - 1)
+        if insert:
+            text.insert(pos, ch)
+        else:
+            text[pos] = ch
+    (tmp_path / "main.pkr.hcl").write_text("".join(text))
+    try:
+        load(tmp_path, env={})
+    except FactoryError as exc:
+        assert exc.render()
+        errors = getattr(exc, "errors", [exc])
+        assert all(e.where is None or e.where.line >= 0 for e in errors)
