@@ -47,6 +47,13 @@ def matches(patterns: tuple[str, ...], full_name: str, build_name: str = "") -> 
     return any(fnmatch.fnmatchcase(n, p) for p in patterns for n in names)
 
 
+def selected(only: tuple[str, ...], except_: tuple[str, ...], full_name: str) -> bool:
+    """Packer's `only`/`except` meta-arguments: a step runs for a source unless they leave it out."""
+    if only and not matches(only, full_name):
+        return False
+    return not (except_ and matches(except_, full_name))
+
+
 @dataclass(frozen=True)
 class ProvisionerSpec:
     """A provisioner block with its meta-arguments; `config` is for the build's first applicable source."""
@@ -65,9 +72,7 @@ class ProvisionerSpec:
     rebuild: Callable[[str, dict[str, Any]], Component] | None = field(default=None, repr=False, compare=False)
 
     def applies_to(self, full_name: str) -> bool:
-        if self.only and full_name not in self.only and not matches(self.only, full_name):
-            return False
-        return not (self.except_ and (full_name in self.except_ or matches(self.except_, full_name)))
+        return selected(self.only, self.except_, full_name)
 
     def config_for(self, full_name: str) -> Component:
         """The config for one source: evaluated with its source.name/type, `override` merged and re-validated."""
@@ -90,9 +95,7 @@ class PostProcessorSpec:
     where: Location
 
     def applies_to(self, full_name: str) -> bool:
-        if self.only and not matches(self.only, full_name):
-            return False
-        return not (self.except_ and matches(self.except_, full_name))
+        return selected(self.only, self.except_, full_name)
 
 
 @dataclass(frozen=True)

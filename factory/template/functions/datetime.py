@@ -27,24 +27,15 @@ def format_rfc3339(when: datetime) -> str:
     return text.replace("+00:00", "Z")
 
 
-_DURATION = re.compile(r"([0-9]*\.?[0-9]+)(ns|us|µs|ms|s|m|h)")
-_UNIT = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1, "m": 60, "h": 3600}
-
-
 def parse_go_duration(text: str, arg: int = 1) -> float:
-    """Seconds in a Go duration ("1h30m", "-10s", "1.5h")."""
-    body, sign = (text[1:], -1) if text.startswith("-") else (text.lstrip("+"), 1)
-    pos, total = 0, 0.0
-    for m in _DURATION.finditer(body):
-        if m.start() != pos:
-            break
-        total += float(m.group(1)) * _UNIT[m.group(2)]
-        pos = m.end()
-    if not body or pos != len(body):
-        if body == "0":
-            return 0.0
-        raise FuncError(f'"{text}" is not a duration (like 1h30m, 10s, 500ms)', arg)
-    return sign * total
+    """Seconds in a Go duration ("1h30m", "-10s", "1.5h"), parsed the way option durations are."""
+    from factory.errors import FactoryError
+    from factory.schema.types import parse_duration
+
+    try:
+        return parse_duration(text)
+    except FactoryError as exc:
+        raise FuncError(f'"{text}" is not a duration (like 1h30m, 10s, 500ms)', arg) from exc
 
 
 @function("timestamp", "datetime", "The current UTC time in RFC 3339 (a new value on every run).")
