@@ -47,6 +47,9 @@ class SSHSettings:
     handshake_attempts: int = 10
     pause_before_connecting: float = 0.0
     keepalive_interval: float = 5.0
+    # A server that answers nothing for this long is gone (a rebooting guest behind QEMU's port forward never
+    # closes the socket). Generous, because a guest busy under TCG still answers within seconds.
+    dead_after: float = 30.0
     # Fast polling is what keeps "sshd up → first command" under a second.
     poll_interval: float = 0.1
     connect_timeout: float = 1.0
@@ -142,7 +145,8 @@ class Communicator(Transfer):
         banner_timeout, failures = 2.0, 0
         while True:
             self.alive()
-            result = self._attempt(min(s.connect_timeout, max(deadline - time.monotonic(), 0.05)), banner_timeout)
+            left = max(deadline - time.monotonic(), 0.05)
+            result = self._attempt(min(s.connect_timeout, left), min(banner_timeout, left))
             if isinstance(result, paramiko.Transport):
                 result.set_keepalive(max(1, int(s.keepalive_interval)))
                 self._transport = result
@@ -158,7 +162,11 @@ class Communicator(Transfer):
                         f"giving up on SSH to {s.target} after {failures} handshake attempts: {result.seen}"
                         + (f": {result.detail}" if result.detail else ""), hint=result.seen.hint)
             if result.seen is Seen.NO_BANNER:
-                banner_timeout = min(banner_timeout * 2, 30.0)  # a slow (TCG) guest, not a dead port
+                # Accepted but silent: a slow (TCG) sshd, or QEMU's forward still knocking on a guest whose
+                # network is not up. Wait longer next time, but not so long that a late sshd is missed.
+                banner_timeout = min(banner_timeout * 2, 15.0)
+            elif result.seen in (Seen.REFUSED, Seen.CLOSED_BEFORE_BANNER):
+                banner_timeout = 2.0  # the guest answers quickly again: keep attempts short
             left = deadline - time.monotonic()
             if left <= 0:
                 raise journal.error(s.target, time.monotonic() - journal.started)
@@ -257,7 +265,7 @@ class Communicator(Transfer):
                 if got:
                     heard = now
                 elif now - heard > self.settings.keepalive_interval:
-                    if not _responsive(transport, self.settings.keepalive_interval * 2):
+                    if not _responsive(transport, self.settings.dead_after):
                         raise self._lost(cmd)
                     heard = now
                 if deadline is not None and now > deadline:

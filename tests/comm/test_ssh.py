@@ -167,6 +167,19 @@ def test_port_that_closes_before_the_banner_is_diagnosed_like_qemu_port_forwardi
     assert info.value.hint and "QEMU" in info.value.hint
 
 
+def test_port_that_accepts_but_never_speaks_is_diagnosed_within_the_timeout() -> None:
+    listener = socket.create_server(("127.0.0.1", 0), backlog=64)  # the kernel accepts; nobody ever talks
+    try:
+        start = time.monotonic()
+        with pytest.raises(FactoryError) as info:
+            connect(SSHSettings(port=listener.getsockname()[1], keypair=KeyPair.generate(), timeout=3))
+        assert time.monotonic() - start < 4.5
+    finally:
+        listener.close()
+    assert "no SSH banner" in info.value.message
+    assert info.value.hint and "something other than sshd" in info.value.hint
+
+
 def test_alive_raising_ends_the_wait_at_once(sshd: SshServer) -> None:
     start = time.monotonic()
 
@@ -236,7 +249,7 @@ def test_server_side_disconnect_raises_disconnected_then_reconnects(comm: Commun
 def test_silent_dead_peer_is_detected_by_liveness_probe(sshd: SshServer) -> None:
     # A guest that reboots behind QEMU's port forward never closes the host socket: freeze the server side.
     pids: list[str] = []
-    with connect(sshd.settings(keepalive_interval=1)) as c:
+    with connect(sshd.settings(keepalive_interval=1, dead_after=2)) as c:
         start = time.monotonic()
         try:
             with pytest.raises(Disconnected):
