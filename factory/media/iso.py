@@ -83,8 +83,20 @@ def _volume_epoch(iso: Path) -> float:
 
 
 def remaster(src: Path, out: Path, *, config: MediaConfig, kernel_args: str, boot_configs: Sequence[str] = (),
-             progress: Callable[[int, int], None] | None = None) -> RemasterReport:
-    """Write out: src with unattended boot menus, config.files on the media, and every boot path kept."""
+             progress: Callable[[int, int], None] | None = None) -> Path:
+    """Write out: src with unattended boot menus, config.files on the media, and every boot path kept.
+
+    kernel_args are raw (e.g. `autoinstall ds=nocloud;s=/cdrom/nocloud/`; escaped here for GRUB); boot_configs
+    are the release's configs to patch (known ones are found anyway); progress(bytes_done_delta, total).
+    """
+    return remaster_report(src, out, config=config, kernel_args=kernel_args, boot_configs=boot_configs,
+                           progress=progress).out
+
+
+def remaster_report(src: Path, out: Path, *, config: MediaConfig, kernel_args: str,
+                    boot_configs: Sequence[str] = (),
+                    progress: Callable[[int, int], None] | None = None) -> RemasterReport:
+    """remaster(), returning what was patched and added."""
     volid = volume_id(src)
     layout = hybrid.analyse(src)
     with frozen_clock(_volume_epoch(src)), contextlib.ExitStack() as stack, \
@@ -300,8 +312,8 @@ def remaster_cached(src: Path, iso_sha256: str, out: Path, *, config: CachedConf
             _place(entry, out)
             os.utime(stamp)
             return None
-        report = remaster(src, out, config=config, kernel_args=kernel_args, boot_configs=boot_configs,
-                          progress=progress)
+        report = remaster_report(src, out, config=config, kernel_args=kernel_args, boot_configs=boot_configs,
+                                 progress=progress)
         _store(out, entry, stamp)
     _prune(folder)
     return report
