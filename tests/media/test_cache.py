@@ -315,3 +315,27 @@ def test_missing_key_warns_or_refuses(server: Server, keys: tuple[Key, Key], mon
     monkeypatch.setenv("FACTORY_REQUIRE_SIGNATURE", "1")
     with pytest.raises(signing.KeyNotFound, match=vendor.fingerprint):
         cache.read_sums(*args, **kw)  # type: ignore[arg-type]
+
+
+# --- a real vendor signature, checked with the key shipped in isos/keys ------------------------------------------
+
+REAL = Path(__file__).parent / "data" / "debian-11.2.0-amd64-dvd"  # Debian's published SHA256SUMS + .sign
+DEBIAN_CD_KEY = "DF9B9C49EAA9298432589D76DA87E80D6294BE9B"
+
+
+def test_real_debian_checksum_list_verifies_with_the_shipped_key(monkeypatch: pytest.MonkeyPatch,
+                                                                 tmp_path: Path) -> None:
+    monkeypatch.setenv("FACTORY_REQUIRE_SIGNATURE", "1")  # a missing key would fail, not warn
+    monkeypatch.setattr(signing, "SYSTEM_KEYRINGS", tmp_path / "none")  # only isos/keys may help
+    text = cache.read_sums(str(REAL / "SHA256SUMS"), offline=True, signature=str(REAL / "SHA256SUMS.sign"),
+                           key_fingerprint=DEBIAN_CD_KEY)
+    assert cache.sums_lookup(text, "debian-11.2.0-amd64-DVD-1.iso") == (
+        "022370f066bc91b2cdac3837ff5fa9f3822c5afb2fc34f68084416079fe5a408")
+    tampered = tmp_path / "SHA256SUMS"
+    tampered.write_bytes((REAL / "SHA256SUMS").read_bytes().replace(b"022370f0", b"022370f1"))
+    with pytest.raises(FactoryError, match="bad OpenPGP signature"):
+        cache.read_sums(str(tampered), offline=True, signature=str(REAL / "SHA256SUMS.sign"),
+                        key_fingerprint=DEBIAN_CD_KEY)
+    with pytest.raises(FactoryError, match="not the pinned"):  # Debian's key, but the release pins Ubuntu's
+        cache.read_sums(str(REAL / "SHA256SUMS"), offline=True, signature=str(REAL / "SHA256SUMS.sign"),
+                        key_fingerprint="843938DF228D22F7B3742BC0D94AA3F0EFE21092")
