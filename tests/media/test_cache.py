@@ -317,25 +317,31 @@ def test_missing_key_warns_or_refuses(server: Server, keys: tuple[Key, Key], mon
         cache.read_sums(*args, **kw)  # type: ignore[arg-type]
 
 
-# --- a real vendor signature, checked with the key shipped in isos/keys ------------------------------------------
+# --- real vendor signatures, checked with the keys shipped in isos/keys ------------------------------------------
 
-REAL = Path(__file__).parent / "data" / "debian-11.2.0-amd64-dvd"  # Debian's published SHA256SUMS + .sign
+DATA = Path(__file__).parent / "data"  # checksum lists and signatures exactly as the vendors published them
+UBUNTU_CD_KEY = "843938DF228D22F7B3742BC0D94AA3F0EFE21092"
 DEBIAN_CD_KEY = "DF9B9C49EAA9298432589D76DA87E80D6294BE9B"
+REAL = [
+    ("debian-11.2.0-amd64-dvd", "SHA256SUMS.sign", DEBIAN_CD_KEY, "debian-11.2.0-amd64-DVD-1.iso",
+     "022370f066bc91b2cdac3837ff5fa9f3822c5afb2fc34f68084416079fe5a408"),
+    ("ubuntu-20.04.1", "SHA256SUMS.gpg", UBUNTU_CD_KEY, "ubuntu-20.04.1-live-server-amd64.iso",
+     "443511f6bf12402c12503733059269a2e10dec602916c0a75263e5d990f6bb93"),
+]
 
 
-def test_real_debian_checksum_list_verifies_with_the_shipped_key(monkeypatch: pytest.MonkeyPatch,
-                                                                 tmp_path: Path) -> None:
+@pytest.mark.parametrize(("folder", "sig", "key", "iso", "sha"), REAL, ids=[r[0] for r in REAL])
+def test_real_vendor_checksum_list_verifies_with_the_shipped_key(
+        folder: str, sig: str, key: str, iso: str, sha: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setenv("FACTORY_REQUIRE_SIGNATURE", "1")  # a missing key would fail, not warn
     monkeypatch.setattr(signing, "SYSTEM_KEYRINGS", tmp_path / "none")  # only isos/keys may help
-    text = cache.read_sums(str(REAL / "SHA256SUMS"), offline=True, signature=str(REAL / "SHA256SUMS.sign"),
-                           key_fingerprint=DEBIAN_CD_KEY)
-    assert cache.sums_lookup(text, "debian-11.2.0-amd64-DVD-1.iso") == (
-        "022370f066bc91b2cdac3837ff5fa9f3822c5afb2fc34f68084416079fe5a408")
+    sums, signature = DATA / folder / "SHA256SUMS", str(DATA / folder / sig)
+    text = cache.read_sums(str(sums), offline=True, signature=signature, key_fingerprint=key)
+    assert cache.sums_lookup(text, iso) == sha
     tampered = tmp_path / "SHA256SUMS"
-    tampered.write_bytes((REAL / "SHA256SUMS").read_bytes().replace(b"022370f0", b"022370f1"))
+    tampered.write_bytes(sums.read_bytes().replace(sha[:8].encode(), b"00000000"))
     with pytest.raises(FactoryError, match="bad OpenPGP signature"):
-        cache.read_sums(str(tampered), offline=True, signature=str(REAL / "SHA256SUMS.sign"),
-                        key_fingerprint=DEBIAN_CD_KEY)
-    with pytest.raises(FactoryError, match="not the pinned"):  # Debian's key, but the release pins Ubuntu's
-        cache.read_sums(str(REAL / "SHA256SUMS"), offline=True, signature=str(REAL / "SHA256SUMS.sign"),
-                        key_fingerprint="843938DF228D22F7B3742BC0D94AA3F0EFE21092")
+        cache.read_sums(str(tampered), offline=True, signature=signature, key_fingerprint=key)
+    other = UBUNTU_CD_KEY if key == DEBIAN_CD_KEY else DEBIAN_CD_KEY
+    with pytest.raises(FactoryError, match="not the pinned"):  # a real vendor key, but not the one pinned
+        cache.read_sums(str(sums), offline=True, signature=signature, key_fingerprint=other)
