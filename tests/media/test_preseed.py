@@ -247,3 +247,18 @@ def test_schema_location_is_configurable(tmp_path: Path, monkeypatch: pytest.Mon
     monkeypatch.setenv(validate.SCHEMA_ENV, str(tmp_path / "nope.json"))
     with pytest.raises(FactoryError, match="FACTORY_SUBIQUITY_SCHEMA"):
         render(InstallerFamily.SUBIQUITY, good)
+
+
+GOLDEN_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAICAXlOd3HTjmR9srwIqScghfk5TDaqHxASAIHXHh6VsA golden@factory"
+
+
+@pytest.mark.parametrize("family", list(InstallerFamily))
+def test_rendered_configs_match_golden_files(family: InstallerFamily, golden) -> None:  # type: ignore[no-untyped-def]
+    """Template changes show up as reviewable diffs (`pytest --regen` rewrites tests/golden/preseeds/)."""
+    v = PreseedVars.from_pairs([
+        "hostname=golden", "password=golden-password", "timezone=Europe/Paris", "packages=vim,curl",
+        f"ssh_authorized_keys={GOLDEN_KEY}", "late_commands=echo done > /dev/ttyS0", "disk_layout=lvm",
+        "mirror=http://mirror.example.invalid/repo", "proxy=http://proxy.example.invalid:3128",
+    ])
+    for path, content in render(family, v).files.items():
+        golden(f"preseeds/{family.value}/{path.replace('/', '_')}", content.decode())
