@@ -237,6 +237,11 @@ def _lines(tokens: list[Token]) -> list[_Line | None]:
             continue
         comment = current.pop() if len(current) > 1 and current[-1].kind is Tok.COMMENT else None
         eq = next((i for i, t in enumerate(current) if t.kind is Tok.PUNCT and t.text == "=" and i > 0), None)
+        # As hclwrite: only a value complete on its line is aligned; one that opens a bracket or a heredoc
+        # (`x = [`, `y = <<EOT`) continues below, so the line stands apart from its neighbours.
+        rest = current[eq:] if eq is not None else []
+        if any(t.kind is Tok.HEREDOC for t in rest) or sum(t.bracket for t in rest) != 0:
+            eq = None
         lead, assign = (current, []) if eq is None else (current[:eq], current[eq:])
         out.append(_Line(lead, assign, comment))
         current = []

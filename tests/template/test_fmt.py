@@ -55,6 +55,9 @@ def test_the_goldens_cover_the_realistic_cases() -> None:
     ("a = 1 # x\nlong = 2 # y\n", "a    = 1 # x\nlong = 2 # y\n"),
     ("o {\n    p {\n  q = 1\n      }\n}\n", "o {\n  p {\n    q = 1\n  }\n}\n"),
     ("x = a ? b : c\n", "x = a ? b : c\n"),
+    # a value continued on the next lines stands apart from the aligned run (hclwrite)
+    ("a = 1\nlong = [\n1,\n]\nbb = 2\nc = <<EOT\nx\nEOT\n", "a = 1\nlong = [\n  1,\n]\nbb = 2\nc = <<EOT\nx\nEOT\n"),
+    ("a = 1\nbb = [1,\n2]\n", "a = 1\nbb = [1,\n2]\n"),
     ("x = var.l[*].id\n", "x = var.l[*].id\n"),
     ("", ""),
 ])
