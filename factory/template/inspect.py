@@ -1,74 +1,116 @@
-"""The text of `factory inspect`: Packer's layout (variables, locals, builds with sources and steps), stable
-for golden tests, sensitive values masked."""
+"""The text of `factory inspect`, laid out exactly as `packer inspect` prints an HCL2 template.
+
+Packer renders each value with its console formatter (hcl2template/repl) and then Go-quotes it (`%q`), so a list
+shows as "[\\n  \\"a\\",\\n]". Sensitive variables print as "<sensitive>", unknown values as "<unknown>".
+"""
 
 from __future__ import annotations
 
+from decimal import Decimal
+from typing import Any
+
 from factory import secrets
-from factory.template.model import Build, PostProcessorSpec, Project, ProvisionerSpec
-from factory.template.types import render
+from factory.template.model import Build, Project
+from factory.template.types import Unknown, is_known
 
 
 def render_inspect(project: Project, sensitive_locals: frozenset[str] = frozenset()) -> str:
-    """Everything a user wants to check before building, in a stable order."""
-    out = ["> input-variables:", ""]
+    """Packer's inspect output for a loaded project (sensitive values masked)."""
+    out = ["Packer Inspect: HCL2 mode\n\n", "> input-variables:\n\n"]
     for name, var in sorted(project.variables.items()):
-        value = secrets.MASK if var.sensitive else render(var.value)
-        out.append(f"var.{name}: {value}")
-    out += ["", "> local-variables:", ""]
+        out.append(f"var.{name}: {go_quote(_printable(var.value, var.sensitive))}\n")
+    out.append("\n> local-variables:\n\n")
     for name, value in sorted(project.locals.items()):
-        shown = secrets.MASK if name in sensitive_locals else render(value)
-        out.append(f"local.{name}: {shown}")
-    out += ["", "> builds:", ""]
+        out.append(f"local.{name}: {go_quote(_printable(value, name in sensitive_locals))}\n")
+    out.append("\n> builds:\n")
     for i, build in enumerate(project.builds):
-        out += _build(build, i)
-    return secrets.mask("\n".join(out).rstrip() + "\n")
+        out.append(_build(build, i))
+    return secrets.mask("".join(out) + "\n")
 
 
-def _build(build: Build, index: int) -> list[str]:
-    title = build.name or f"<unnamed build {index}>"
-    out = [f"  > {title}:", ""]
+def _build(build: Build, index: int) -> str:
+    out = [f"\n  > {build.name or f'<unnamed build {index}>'}:\n"]
     if build.description:
-        out += [f"    description: {build.description}", ""]
-    out += ["    sources:", ""]
-    out += [f"      {s.full_name}" for s in build.sources] or ["      (none selected)"]
-    out += ["", "    provisioners:", ""]
-    out += [f"      {_prov(p)}" for p in build.provisioners] or ["      (none)"]
-    if build.error_cleanup_provisioner is not None:
-        out += ["", "    error-cleanup-provisioner:", "", f"      {_prov(build.error_cleanup_provisioner)}"]
-    out += ["", "    post-processors:", ""]
+        out.append(f"\n  > Description: {build.description}\n")
+    out.append("\n    sources:\n")
+    out += [f"\n      {s.full_name}\n" for s in build.sources] or ["\n      <no source>\n"]
+    out.append("\n    provisioners:\n\n")
+    out += [f"      {_named(p.type, p.name)}\n" for p in build.provisioners] or ["      <no provisioner>\n"]
+    out.append("\n    post-processors:\n")
     if not build.post_processors:
-        out.append("      (none)")
-    for j, chain in enumerate(build.post_processors):
-        out.append(f"      {j}:")
-        out += [f"        {_pp(p)}" for p in chain]
-        out.append("")
-    return [*out, ""]
+        out.append("\n      <no post-processor>\n")
+    for i, chain in enumerate(build.post_processors):
+        out.append(f"\n      {i}:\n")
+        out += [f"        {_named(p.type, p.name)}\n" for p in chain]
+    return "".join(out)
 
 
-def _meta(name: str, only: tuple[str, ...], except_: tuple[str, ...]) -> str:
-    parts = []
-    if name:
-        parts.append(f'name="{name}"')
-    if only:
-        parts.append("only=" + ",".join(only))
-    if except_:
-        parts.append("except=" + ",".join(except_))
-    return f" ({'; '.join(parts)})" if parts else ""
+def _named(type_: str, name: str) -> str:
+    return f"{type_}.{name}" if name else type_
 
 
-def _prov(p: ProvisionerSpec) -> str:
-    extra = _meta(p.name, p.only, p.except_)
-    if p.pause_before:
-        extra += f" pause_before={p.pause_before:g}s"
-    if p.max_retries:
-        extra += f" max_retries={p.max_retries}"
-    if p.timeout is not None:
-        extra += f" timeout={p.timeout:g}s"
-    return p.type + extra
+def _printable(value: Any, sensitive: bool) -> str:
+    if sensitive:
+        return secrets.MASK
+    if isinstance(value, Unknown) or not is_known(value):
+        return "<unknown>"
+    return format_result(value)
 
 
-def _pp(p: PostProcessorSpec) -> str:
-    extra = _meta(p.name, p.only, p.except_)
-    if p.keep_input_artifact is not None:
-        extra += f" keep_input_artifact={'true' if p.keep_input_artifact else 'false'}"
-    return p.type + extra
+def format_result(value: Any, nested: bool = False) -> str:
+    """Packer's console formatter (repl.FormatResult): strings bare at the top, lists and maps indented."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        return go_g(value)
+    if isinstance(value, str):
+        return go_quote(value) if nested else value
+    if isinstance(value, list):
+        body = "".join(_indent(format_result(v, True)) + ",\n" for v in value)
+        return "[" + ("\n" if value else "") + body + "]"
+    if isinstance(value, dict):
+        body = "".join(_indent(f"{go_quote(k)} = {format_result(value[k], True)}") + "\n" for k in sorted(value))
+        return "{" + ("\n" if value else "") + body + "}"
+    return "<unknown-type>"
+
+
+def _indent(text: str) -> str:
+    return "\n".join("  " + line for line in text.split("\n"))
+
+
+_GO_ESCAPES = {"\a": "\\a", "\b": "\\b", "\f": "\\f", "\n": "\\n", "\r": "\\r", "\t": "\\t", "\v": "\\v",
+               "\\": "\\\\", '"': '\\"'}
+
+
+def go_quote(text: str) -> str:
+    """Go's %q of a string."""
+    out = []
+    for ch in text:
+        if ch in _GO_ESCAPES:
+            out.append(_GO_ESCAPES[ch])
+        elif ord(ch) < 0x20 or ord(ch) == 0x7F:
+            out.append(f"\\x{ord(ch):02x}")
+        elif not ch.isprintable() and ch != " ":
+            out.append(f"\\u{ord(ch):04x}" if ord(ch) <= 0xFFFF else f"\\U{ord(ch):08x}")
+        else:
+            out.append(ch)
+    return '"' + "".join(out) + '"'
+
+
+def go_g(f: float) -> str:
+    """Go's %g (shortest representation; exponent form outside 1e-4 .. 1e6, as strconv does)."""
+    sign, digits, exp = Decimal(repr(f)).as_tuple()
+    if not isinstance(exp, int):   # inf / nan
+        return repr(f).replace("inf", "+Inf").replace("nan", "NaN")
+    nd, dp = len(digits), len(digits) + exp
+    eprec = nd if 6 > nd >= dp else 6
+    x = dp - 1
+    prefix = "-" if sign else ""
+    if x < -4 or x >= eprec:
+        mant = str(digits[0]) + ("." + "".join(map(str, digits[1:])) if nd > 1 else "")
+        return f"{prefix}{mant}e{'+' if x >= 0 else '-'}{abs(x):02d}"
+    return prefix + format(abs(f), f".{max(nd - dp, 0)}f")

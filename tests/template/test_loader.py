@@ -193,7 +193,7 @@ build {
     assert any("http data source is not fetched" in w for w in project.warnings)
     from factory.template.inspect import render_inspect
 
-    assert "local.token: <sensitive>" in render_inspect(project, project.sensitive_locals)
+    assert "local.token: \"<sensitive>\"" in render_inspect(project, project.sensitive_locals)
 
 
 def test_single_file_template_and_typed_cli_values(tmp_path: Path) -> None:

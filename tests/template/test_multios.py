@@ -133,5 +133,5 @@ def test_cli_validate_and_inspect() -> None:
     assert syntax.returncode == 0 and "Syntax-only check passed" in syntax.stdout
     shown = _cli("inspect", "-var-file", str(DATA / "ubuntu.pkrvars.hcl"), "-only", "qemu.*", str(DATA))
     assert shown.returncode == 0, shown.stderr
-    assert "var.ssh_password: <sensitive>" in shown.stdout and "vagrant-secret" not in shown.stdout
+    assert "var.ssh_password: \"<sensitive>\"" in shown.stdout and "vagrant-secret" not in shown.stdout
     assert "      qemu.linux\n\n    provisioners:" in shown.stdout
