@@ -2,8 +2,8 @@
 
 Choices that keep both importers happy: system type `vmx-NN virtualbox-2.2` (each picks its own token), a
 streamOptimized VMDK, RASD items with the fields in schema (alphabetical) order, controllers both know (PIIX4
-IDE, AHCI SATA, LSI Logic SCSI), E1000 for a virtio NIC (OVF has no portable virtio subtype), and firmware
-as VMware's `vmw:Config firmware` (VirtualBox reads the same key).
+IDE, AHCI SATA, LSI Logic SCSI), E1000 for a virtio NIC (OVF has no portable virtio subtype), and EFI
+firmware as VMware's `vmw:Config firmware` (an extension element, ignored by importers that do not know it).
 """
 
 from __future__ import annotations

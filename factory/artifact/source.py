@@ -72,7 +72,8 @@ def _map(info: ImageInfo) -> list[dict[str, object]] | None:
     entries: list[dict[str, object]] = json.loads(proc.stdout)
     if info.format not in ("raw", "qcow2") or info.backing:
         return None
-    data = [e for e in entries if e.get("data")]
+    # An allocated cluster flagged zero reads as zeros whatever stale bytes the file holds there: a hole.
+    data = [e for e in entries if e.get("data") and not e.get("zero")]
     if any("offset" not in e or e.get("depth", 0) != 0 or e.get("compressed") for e in data):
         return None
     return data

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -11,7 +10,7 @@ from typing import Any, ClassVar
 
 from factory import ui
 from factory.artifact.model import Artifact
-from factory.errors import FactoryError
+from factory.provision.base import render_command
 
 
 @dataclass(frozen=True)
@@ -57,20 +56,8 @@ class PostProcessor:
         raise NotImplementedError
 
 
-_PLACEHOLDER = re.compile(r"\{\{\s*\.(\w+)\s*\}\}")
-
-
-def expand(template: str, values: Mapping[str, str], option: str) -> str:
-    """Packer's `{{.Name}}` placeholders in an output option; an unknown one is a user error."""
-
-    def sub(match: re.Match[str]) -> str:
-        key = match.group(1)
-        if key not in values:
-            raise FactoryError(f"{option}: unknown placeholder {{{{.{key}}}}} in {template!r}",
-                               hint="available: " + ", ".join(f"{{{{.{k}}}}}" for k in values))
-        return values[key]
-
-    return _PLACEHOLDER.sub(sub, template)
+# Packer's `{{.Name}}` placeholders in output options: the same substitution the provisioners use.
+expand = render_command
 
 
 def resolve(path: str, ctx: PostContext) -> Path:

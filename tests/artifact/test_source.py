@@ -61,3 +61,13 @@ def test_missing_and_non_disk_inputs_are_one_clear_error(tmp_path: Path) -> None
     text.write_text("hello\n")
     with pytest.raises(FactoryError, match="not a disk image"):
         image_info(text)
+
+
+def test_zero_flagged_clusters_are_holes_not_stale_bytes(tmp_path: Path) -> None:
+    disk = tmp_path / "z.qcow2"
+    subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", str(disk), "4M"], check=True)
+    # Write data, then zero the same cluster without unmapping it: the stale bytes stay in the file.
+    subprocess.run(["qemu-io", "-c", "write -P 0x66 0 64k", "-c", "write -z 0 64k", str(disk)], check=True,
+                   capture_output=True)
+    with open_disk(disk) as src:
+        assert src.read(0, 65536) == bytes(65536)
