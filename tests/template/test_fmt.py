@@ -58,6 +58,9 @@ def test_the_goldens_cover_the_realistic_cases() -> None:
     # a value continued on the next lines stands apart from the aligned run (hclwrite)
     ("a = 1\nlong = [\n1,\n]\nbb = 2\nc = <<EOT\nx\nEOT\n", "a = 1\nlong = [\n  1,\n]\nbb = 2\nc = <<EOT\nx\nEOT\n"),
     ("a = 1\nbb = [1,\n2]\n", "a = 1\nbb = [1,\n2]\n"),
+    # nested multi-line conditionals, indented as packer fmt does (`] : (` stays at the inner level)
+    ('x = var.a == null ? (\nvar.w ? [\n"a",\n] : (\nvar.m ? "m" :\n"n"\n)\n) : var.a\n',
+     'x = var.a == null ? (\n  var.w ? [\n    "a",\n    ] : (\n    var.m ? "m" :\n    "n"\n  )\n) : var.a\n'),
     ("x = var.l[*].id\n", "x = var.l[*].id\n"),
     ("", ""),
 ])
