@@ -47,7 +47,9 @@ def build(
     with sigterm_as_interrupt():
         for b, source in pairs:
             try:
-                artifacts += build_source(b, source, project.root, bus, opts, run_uuid)
+                # Relative paths in a template (output_directory, iso_url, http_directory ...) resolve against the
+                # current directory, as in Packer; templates use path.root to be explicit.
+                artifacts += build_source(b, source, Path.cwd(), bus, opts, run_uuid)
             except FactoryError as exc:
                 failures.append(f"{source.full_name}: {exc.render()}")
     if failures:

@@ -54,6 +54,13 @@ class Verdict:
     def timeout_factor(self) -> float:
         return TCG_TIMEOUT_FACTOR if self.accel is Accel.TCG else 1.0
 
+    @property
+    def fallback_notice(self) -> str:
+        """The loud message for an automatic fall-back to TCG."""
+        return (f"KVM is not usable ({self.reason}): falling back to TCG emulation, which is 10-50x slower; "
+                f"boot and SSH timeouts are scaled x{TCG_TIMEOUT_FACTOR:g}"
+                + (" (cached verdict)" if self.cached else ""))
+
 
 def qemu_version(binary: str = "qemu-system-x86_64") -> str:
     out = run([binary, "--version"]).stdout.decode(errors="replace")
@@ -119,8 +126,11 @@ def _kvm_usable() -> tuple[bool, str]:
     return boots_with("kvm")
 
 
-def resolve(requested: str, *, binary: str = "qemu-system-x86_64") -> Verdict:
-    """Turn the template's accelerator into a verdict: 'auto'/'' probes (cached), 'kvm' must work, 'tcg' is taken."""
+def resolve(requested: str, *, binary: str = "qemu-system-x86_64", announce: bool = True) -> Verdict:
+    """Turn the template's accelerator into a verdict: 'auto'/'' probes (cached), 'kvm' must work, 'tcg' is taken.
+
+    An automatic fall-back to TCG is announced with ui.notice unless announce=False (the caller says it).
+    """
     requested = (requested or "auto").lower()
     if requested in ("tcg", "none"):
         return Verdict(Accel.TCG, "requested")
@@ -133,7 +143,10 @@ def resolve(requested: str, *, binary: str = "qemu-system-x86_64") -> Verdict:
             raise FactoryError(f"accelerator = \"kvm\" does not work on this host: {why}",
                                hint='use accelerator = "auto" to fall back to (slow) emulation, or fix KVM')
         return Verdict(Accel.KVM, why)
-    return _auto(binary)
+    verdict = _auto(binary)
+    if announce and verdict.accel is Accel.TCG:
+        ui.notice(verdict.fallback_notice)
+    return verdict
 
 
 def _auto(binary: str) -> Verdict:
@@ -149,8 +162,4 @@ def _auto(binary: str) -> Verdict:
         ok, why = _kvm_usable()
         verdict = Verdict(Accel.KVM if ok else Accel.TCG, why)
         cache.write_text(json.dumps({"accel": verdict.accel.value, "reason": why}))
-    if verdict.accel is Accel.TCG:
-        ui.notice(f"KVM is not usable ({verdict.reason}): falling back to TCG emulation, which is 10-50x slower; "
-                  f"boot and SSH timeouts are scaled x{TCG_TIMEOUT_FACTOR:g}"
-                  + (" (cached verdict; delete " + str(cache) + " to re-probe)" if verdict.cached else ""))
     return verdict

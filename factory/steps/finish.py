@@ -124,12 +124,12 @@ class PostProcess(Step[BuildContext]):
         chains = [c for c in chains if c]
         if not chains or ctx.artifact is None:
             return
-        import importlib
+        from factory.post import PostContext, run_chains
 
-        post: Any = importlib.import_module("factory.post")  # H5's package (contract: run_chains, PostContext)
-        pctx = post.PostContext(build_name=ctx.build_name, source_type=ctx.source_type, source_name=ctx.source_name,
-                           run_uuid=ctx.run_uuid, force=ctx.force, emit=lambda line: ctx.output("post", line))
-        results = post.run_chains(chains, ctx.artifact, pctx)
+        pctx = PostContext(build_name=ctx.build_name, source_type=ctx.source_type, source_name=ctx.source_name,
+                           run_uuid=ctx.run_uuid, force=ctx.force, emit=lambda line: ctx.output("post", line),
+                           root=ctx.root)
+        results = run_chains(chains, ctx.artifact, pctx)
         for art in results:
             if art is not ctx.artifact:
                 ctx.artifacts.append(art)

@@ -32,6 +32,7 @@ class PrepareOutput(Step[BuildContext]):
         out.parent.mkdir(parents=True, exist_ok=True)
         # Built under a temporary name beside the final one and renamed on success (same filesystem).
         ctx.staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".part", dir=out.parent))
+        ctx.staging.chmod(0o755)  # mkdtemp's 0700 would become the output directory's mode
         ctx.cleanups.push("remove partial output", lambda: _rmtree(ctx.staging))
         ctx.workdir = Path(tempfile.mkdtemp(prefix=f"factory-{ctx.s.vm_name}-"))
         ctx.cleanups.push("remove scratch directory", lambda: _rmtree(ctx.workdir))
@@ -49,11 +50,10 @@ class Accelerator(Step[BuildContext]):
         return {"accelerator": ctx.s.accelerator}
 
     def run(self, ctx: BuildContext) -> None:
-        verdict = accel.resolve(ctx.s.accelerator)
+        verdict = accel.resolve(ctx.s.accelerator, announce=False)
         ctx.accel, ctx.timeout_factor = verdict.accel.value, verdict.timeout_factor
         if verdict.accel is accel.Accel.TCG and ctx.s.accelerator in ("auto", ""):
-            ctx.emit(EventKind.NOTICE, f"using TCG emulation (KVM unusable: {verdict.reason}); "
-                     f"timeouts scaled x{verdict.timeout_factor:g}")
+            ctx.emit(EventKind.NOTICE, verdict.fallback_notice)
         else:
             ctx.say(f"accelerator: {verdict.accel.value} ({verdict.reason})")
 

@@ -33,6 +33,7 @@ def test_auto_probe_detects_hanging_kvm_and_caches_the_verdict(capsys: pytest.Ca
     second = accel.resolve("auto")
     assert second.cached and second.accel is accel.Accel.TCG and second.reason == first.reason
     assert "cached verdict" in capsys.readouterr().err
+    assert accel.resolve("auto", announce=False).cached and capsys.readouterr().err == ""
 
 
 @pytest.mark.vm
