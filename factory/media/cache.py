@@ -12,7 +12,6 @@ import hashlib
 import json
 import os
 import re
-import shutil
 import urllib.error
 import urllib.request
 from collections.abc import Iterator, Sequence
@@ -450,10 +449,3 @@ def _reason(exc: BaseException) -> str:
     if isinstance(exc, urllib.error.URLError):
         return str(exc.reason)
     return str(exc) or type(exc).__name__
-
-
-def clear_partial() -> None:
-    """Drop unfinished downloads (they are otherwise kept for resuming)."""
-    shutil.rmtree(paths.cache_dir("iso", "partial"), ignore_errors=True)
-
-
