@@ -143,25 +143,6 @@ autoinstall:
 """
 
 
-@pytest.mark.parametrize(("content", "expected"), [
-    (USER_DATA.replace("    username: u\n", ""), "autoinstall.identity.username: required"),
-    (USER_DATA + "  shutdown: explode\n", "autoinstall.shutdown: 'explode' is not one of"),
-    (USER_DATA.replace("version: 1", "version: 2"), "autoinstall.version"),
-    (USER_DATA + "  storgae:\n    layout: {name: lvm}\n", "autoinstall.storgae: unknown key (did you mean 'storage'?)"),
-    (USER_DATA.replace("#cloud-config\n", ""), "the first line must be '#cloud-config'"),
-    (USER_DATA + "  late-commands: [\n", "user-data: invalid YAML"),
-    (USER_DATA + "packages: vim\n", "packages: must be a list, not string"),
-    ("#cloud-config\nhostname: x\n", "autoinstall: required"),
-])
-def test_bad_user_data_is_refused(tmp_path: Path, good: PreseedVars, content: str, expected: str) -> None:
-    path = tmp_path / "user-data"
-    path.write_text(content)
-    with pytest.raises(FactoryError) as exc:
-        render(InstallerFamily.SUBIQUITY, good, ready_file=path)
-    assert expected in exc.value.render()
-    assert str(path) in exc.value.render()
-
-
 def test_good_ready_user_data_is_taken_as_is(tmp_path: Path, good: PreseedVars) -> None:
     path = tmp_path / "user-data"
     path.write_text(USER_DATA)
@@ -173,21 +154,6 @@ def test_good_ready_user_data_is_taken_as_is(tmp_path: Path, good: PreseedVars) 
 KICKSTART = "text\ncdrom\nlang en_US.UTF-8\nrootpw --lock\nautopart\npoweroff\n%packages\n@core\n%end\n"
 
 
-@pytest.mark.parametrize(("content", "expected"), [
-    (KICKSTART + "frobnicate --now\n", "Unknown command: frobnicate"),
-    (KICKSTART.replace("autopart", "autopart --type=zfs"), "autopart: Invalid autopart type"),
-    (KICKSTART.replace("rootpw --lock", "rootpw a b"), "rootpw:"),
-    (KICKSTART.replace("%end\n", ""), "%end"),
-    (KICKSTART.replace("text", "install"), "install"),
-])
-def test_bad_kickstart_is_refused(tmp_path: Path, good: PreseedVars, content: str, expected: str) -> None:
-    path = tmp_path / "ks.cfg"
-    path.write_text(content)
-    with pytest.raises(FactoryError) as exc:
-        render(InstallerFamily.ANACONDA, good, ready_file=path)
-    assert expected in exc.value.render() and "ks.cfg" in exc.value.render()
-
-
 def test_good_ready_kickstart_passes(tmp_path: Path, good: PreseedVars) -> None:
     path = tmp_path / "ks.cfg"
     path.write_text(KICKSTART)
@@ -195,19 +161,37 @@ def test_good_ready_kickstart_passes(tmp_path: Path, good: PreseedVars) -> None:
 
 
 PRESEED = "d-i debian-installer/locale string en_US.UTF-8\nd-i passwd/root-login boolean false\n"
+AUTO, DEB, KS = InstallerFamily.SUBIQUITY, InstallerFamily.DEBIAN, InstallerFamily.ANACONDA
+BAD_CONFIGS = [
+    (AUTO, USER_DATA.replace("    username: u\n", ""), "autoinstall.identity.username: required"),
+    (AUTO, USER_DATA + "  shutdown: explode\n", "autoinstall.shutdown: 'explode' is not one of"),
+    (AUTO, USER_DATA.replace("version: 1", "version: 2"), "autoinstall.version"),
+    (AUTO, USER_DATA + "  storgae:\n    layout: {name: lvm}\n",
+     "autoinstall.storgae: unknown key (did you mean 'storage'?)"),
+    (AUTO, USER_DATA.replace("#cloud-config\n", ""), "the first line must be '#cloud-config'"),
+    (AUTO, USER_DATA + "  late-commands: [\n", "user-data: invalid YAML"),
+    (AUTO, USER_DATA + "packages: vim\n", "packages: must be a list, not string"),
+    (AUTO, "#cloud-config\nhostname: x\n", "autoinstall: required"),
+    (KS, KICKSTART + "frobnicate --now\n", "Unknown command: frobnicate"),
+    (KS, KICKSTART.replace("autopart", "autopart --type=zfs"), "autopart: Invalid autopart type"),
+    (KS, KICKSTART.replace("rootpw --lock", "rootpw a b"), "rootpw:"),
+    (KS, KICKSTART.replace("%end\n", ""), "%end"),
+    (KS, KICKSTART.replace("text", "install"), "install"),
+    (DEB, PRESEED + "d-i netcfg/get_hostname\n", "preseed.cfg:3: "),
+    (DEB, PRESEED + "d-i time/zone strng UTC\n", "time/zone: unknown type 'strng'"),
+    (DEB, PRESEED + "d-i clock-setup/utc boolean maybe\n", "clock-setup/utc: a boolean must be true or false"),
+]
 
 
-@pytest.mark.parametrize(("content", "expected"), [
-    (PRESEED + "d-i netcfg/get_hostname\n", "preseed.cfg:3: "),
-    (PRESEED + "d-i time/zone strng UTC\n", "time/zone: unknown type 'strng'"),
-    (PRESEED + "d-i clock-setup/utc boolean maybe\n", "clock-setup/utc: a boolean must be true or false"),
-])
-def test_bad_preseed_is_refused(tmp_path: Path, good: PreseedVars, content: str, expected: str) -> None:
-    path = tmp_path / "preseed.cfg"
+@pytest.mark.parametrize(("family", "content", "expected"), BAD_CONFIGS)
+def test_bad_ready_config_is_refused_naming_the_field(tmp_path: Path, good: PreseedVars, family: InstallerFamily,
+                                                      content: str, expected: str) -> None:
+    path = tmp_path / family.media_files[0].rsplit("/", 1)[-1]
     path.write_text(content)
     with pytest.raises(FactoryError) as exc:
-        render(InstallerFamily.DEBIAN, good, ready_file=path)
+        render(family, good, ready_file=path)
     assert expected in exc.value.render()
+    assert str(path) in exc.value.render()
 
 
 def test_debconf_checker_itself_rejects_a_missing_value() -> None:
