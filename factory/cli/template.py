@@ -31,6 +31,9 @@ def validate(
     only: OnlyOpt = None,
     except_: ExceptOpt = None,
     syntax_only: Annotated[bool, typer.Option("--syntax-only", help="Only check the HCL syntax.")] = False,
+    evaluate_datasources: Annotated[bool, typer.Option(
+        "--evaluate-datasources", help="Accepted for Packer compatibility: factory always evaluates the data "
+        "sources it implements.")] = False,
 ) -> None:
     """Check a template: syntax, variables, references, options; every error at once."""
     from factory.template import load

@@ -126,6 +126,9 @@ def _build(loaded: Loaded, blk: Block, path: str, sources: dict[str, Block], onl
             col.add(FactoryError(f'unsupported block "{nested.type}" in a build block',
                                  where=nested.where(f"{path}.{nested.type}"),
                                  hint=f'did you mean "{close}"?' if close else None))
+    for nested in blk.children("hcp_packer_registry"):
+        col.warn(f"{nested.file}:{nested.line}: {path}.hcp_packer_registry is accepted but not acted on by factory "
+                 "(no HCP Packer registry offline)")
     return Build(name, description, source_refs, provs, cleanup, chains, blk.where(path))
 
 
@@ -275,6 +278,14 @@ class _StepContext:
             return c
 
         first = next(iter(per_source.values()))
+        for r in applicable:   # validate overrides now, as Packer does, not when the step runs
+            extra = override.get(r.full_name) or override.get(r.type)
+            if extra:
+                try:
+                    per_source[r.full_name] = rebuild(r.full_name, extra)
+                except FactoryError as exc:
+                    col.add(exc)
+                    return None
         try:
             max_retries = int(retries)
         except (TypeError, ValueError):

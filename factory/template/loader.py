@@ -77,6 +77,9 @@ def prepare(path: Path, *, vars: Sequence[str] = (), var_files: Sequence[Path] =
     for blk in blocks:
         if blk.type == "packer":
             _packer_block(blk, col)
+        elif blk.type == "communicator":
+            col.warn(f"{blk.file}:{blk.line}: communicator blocks are accepted but not acted on by factory; "
+                     "set the ssh_* options in the source instead")
     decls = V.declare(blocks, col, env)
     V.assign(decls, auto_files=auto, var_files=[Path(p) for p in var_files], env=env, cli_vars=vars, col=col)
     root_abs = root.resolve()

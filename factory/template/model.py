@@ -76,10 +76,12 @@ class ProvisionerSpec:
 
     def config_for(self, full_name: str) -> Component:
         """The config for one source: evaluated with its source.name/type, `override` merged and re-validated."""
+        if full_name in self.per_source:
+            return self.per_source[full_name]
         override = self.override.get(full_name) or self.override.get(full_name.split(".", 1)[0])
         if self.rebuild is not None:
             return self.rebuild(full_name, override or {})
-        return self.per_source.get(full_name, self.config)
+        return self.config
 
 
 @dataclass(frozen=True)

@@ -111,19 +111,44 @@ build {
       "qemu.b" = { execute_command = "sudo sh {{ .Path }}" }
     }
   }
+}
+""")
+    (first,) = load(tmp_path, env={}).builds[0].provisioners
+    a: Any = first.config_for("qemu.a")
+    b: Any = first.config_for("qemu.b")
+    assert (a.execute_command, a.inline) == ("sh {{ .Path }}", ["echo a"])
+    assert (b.execute_command, b.inline) == ("sudo sh {{ .Path }}", ["echo b"])
+    assert first.config.execute_command == "sh {{ .Path }}"  # type: ignore[attr-defined]
+
+
+def test_bad_override_is_reported_at_validate_time(tmp_path: Path) -> None:
+    _write(tmp_path, BASE + """
+build {
+  sources = ["source.qemu.a"]
   provisioner "shell" {
     inline   = ["x"]
     override = { "qemu.a" = { nonsense = 1 } }
   }
 }
 """)
-    first, second = load(tmp_path, env={}).builds[0].provisioners
-    a: Any = first.config_for("qemu.a")
-    b: Any = first.config_for("qemu.b")
-    assert (a.execute_command, a.inline) == ("sh {{ .Path }}", ["echo a"])
-    assert (b.execute_command, b.inline) == ("sudo sh {{ .Path }}", ["echo b"])
-    with pytest.raises(FactoryError, match='unknown option "nonsense"'):
-        second.config_for("qemu.a")
+    with pytest.raises(FactoryError) as exc:
+        load(tmp_path, env={})
+    assert 'unknown option "nonsense" for provisioner "shell"' in exc.value.render()
+
+
+def test_blocks_factory_ignores_are_warned_about(tmp_path: Path) -> None:
+    _write(tmp_path, BASE + """
+communicator "ssh" "x" {}
+build {
+  sources = ["source.qemu.a"]
+  hcp_packer_registry {
+    bucket_name = "x"
+  }
+}
+""")
+    warnings = load(tmp_path, env={}).warnings
+    assert any("communicator blocks are accepted but not acted on" in w for w in warnings)
+    assert any("hcp_packer_registry is accepted but not acted on" in w for w in warnings)
 
 
 def test_build_source_blocks_rename_and_override(tmp_path: Path) -> None:

@@ -1,0 +1,43 @@
+"""Packer's inspect value formatting: the console formatter (repl.FormatResult), Go's %q and %g."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from factory.template import load
+from factory.template.inspect import format_result, go_g, go_quote, render_inspect
+
+
+@pytest.mark.parametrize(("value", "expected"), [
+    ("plain", "plain"), (3, "3"), (2.5, "2.5"), (True, "true"), (None, "null"),
+    ([], "[]"), ({}, "{}"),
+    (["a", 1], '[\n  "a",\n  1,\n]'),
+    ({"b": [1], "a": None}, '{\n  "a" = null\n  "b" = [\n    1,\n  ]\n}'),
+])
+def test_format_result_matches_packer_console(value: object, expected: str) -> None:
+    assert format_result(value) == expected
+
+
+@pytest.mark.parametrize(("value", "expected"), [
+    (2.5, "2.5"), (0.1, "0.1"), (-3.25, "-3.25"), (1234567.5, "1.2345675e+06"), (123456.5, "123456.5"),
+    (0.0001, "0.0001"), (0.00001, "1e-05"), (1e21, "1e+21"),
+])
+def test_go_g(value: float, expected: str) -> None:
+    assert go_g(value) == expected
+
+
+def test_go_quote() -> None:
+    assert go_quote('a "b"\n\tc\\') == '"a \\"b\\"\\n\\tc\\\\"'
+    assert go_quote("\x01é☃") == '"\\x01é☃"'
+
+
+def test_inspect_of_a_minimal_template_is_packers_layout(tmp_path: Path) -> None:
+    (tmp_path / "t.pkr.hcl").write_text('variable "n" {\n  default = [1]\n}\n'
+                                        'source "qemu" "a" {}\nbuild {\n  sources = ["source.qemu.a"]\n}\n')
+    text = render_inspect(load(tmp_path, env={}))
+    assert text == ("Packer Inspect: HCL2 mode\n\n> input-variables:\n\nvar.n: \"[\\n  1,\\n]\"\n\n"
+                    "> local-variables:\n\n\n> builds:\n\n  > <unnamed build 0>:\n\n    sources:\n\n"
+                    "      qemu.a\n\n    provisioners:\n\n      <no provisioner>\n\n    post-processors:\n\n"
+                    "      <no post-processor>\n\n")
