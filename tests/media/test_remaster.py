@@ -232,3 +232,17 @@ def test_output_reopens_in_pycdlib(built: dict[str, Built]) -> None:
         iso = pycdlib.PyCdlib()
         iso.open(str(b.out))
         iso.close()
+
+
+def test_remastering_a_remastered_iso_keeps_the_layout(built: dict[str, Built], tmp_path: Path) -> None:
+    """The restored system area is itself a valid source: a second pass finds and keeps everything again."""
+    again = tmp_path / "again.iso"
+    config = render(_family("ubuntu"), PreseedVars.from_pairs(["password=x", "hostname=second"]))
+    remaster(built["ubuntu"].out, again, config=config, kernel_args=EXPECTED_ARGS["ubuntu"])
+    report = _xorriso_report(again)
+    assert "grub2-mbr cyl-align-off GPT" in report and re.search(r"GPT partname local :\s+2\s+Appended2", report)
+    assert "No problems found" in subprocess.run(["sgdisk", "-v", str(again)], capture_output=True,
+                                                 text=True).stdout
+    _grub2_image_checks(again)
+    text = _extract(again, "/boot/grub/grub.cfg", tmp_path / "grub.cfg").decode()
+    assert text.count("autoinstall") == text.count("ds=nocloud") == 2  # arguments are not added twice
