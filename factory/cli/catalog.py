@@ -13,8 +13,16 @@ from factory.media import catalog
 @app.command("iso-list")
 def iso_list(
     verbose: bool = typer.Option(False, "--verbose", "-v", help="Also show URLs, checksums and signing keys."),
+    as_json: bool = typer.Option(False, "--json", help="Print the catalog as JSON (for scripts)."),
 ) -> None:
     """List the installer ISOs factory knows (the files in isos/)."""
+    if as_json:
+        import dataclasses
+        import json
+
+        rows = [{**dataclasses.asdict(r), "source": str(r.source)} for r in catalog.releases()]
+        print(json.dumps(rows, indent=2))
+        return
     table = Table(title=f"ISO catalog ({catalog.catalog_dir()})", show_lines=verbose)
     for column in ("name", "release", "installer", "volume id", "iso"):
         table.add_column(column, overflow="fold")

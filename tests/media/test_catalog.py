@@ -132,6 +132,17 @@ def test_signing_key_is_shipped_and_matches_the_pin(name: str, tmp_path: Path) -
     assert fprs and fprs[0] == rel.signing_key_fingerprint
 
 
+def test_iso_list_json_is_the_catalog() -> None:
+    import json
+    import sys
+
+    from factory.run import run
+
+    rows = json.loads(run([sys.executable, "-m", "factory", "iso-list", "--json"]).stdout)
+    assert {r["name"]: (r["sha256"], r["family"]) for r in rows} == {
+        r.name: (r.sha256, r.family.value) for r in catalog.releases()}
+
+
 def test_iso_fetch_offline_miss_is_one_clear_message(tmp_path: Path) -> None:
     import os
     import sys
