@@ -6,7 +6,7 @@ braces, none inside brackets and parentheses), align `=` across consecutive attr
 indentation, align trailing comments, and collapse runs of blank lines. Comments, quoted strings (with their
 `${...}` interpolations) and heredocs are kept byte for byte, so formatting cannot change a template's
 meaning. python-hcl2's own reconstructor/formatter loses line breaks after comments and crashes on binary
-operators (8.1.4), so it is used only to check that the input parses.
+operators (8.1.4), so the parser (factory.template.parse) is used only to check that the input is valid.
 """
 
 from __future__ import annotations
@@ -316,18 +316,10 @@ def format_text(text: str, file: str = "<text>") -> str:
 
 
 def check_syntax(text: str, file: str) -> None:
-    """Refuse text python-hcl2 cannot parse, so fmt never rewrites a broken file."""
-    import hcl2.api
-    from lark.exceptions import UnexpectedInput
+    """Refuse text the template parser rejects (with its located message), so fmt never rewrites a broken file."""
+    from factory.template.parse import parse_text
 
-    try:
-        hcl2.api.parses_to_tree(text)
-    except UnexpectedInput as exc:
-        line, col = getattr(exc, "line", 0) or 0, getattr(exc, "column", 0) or 0
-        lines = text.splitlines()
-        shown = lines[line - 1] if 0 < line <= len(lines) else ""
-        raise FactoryError("syntax error: the file does not parse as HCL", hint="fix it, then run fmt again",
-                           where=Location(file, line, col, "", shown)) from None
+    parse_text(text, file)
 
 
 TEMPLATE_SUFFIXES = (".pkr.hcl", ".pkrvars.hcl")

@@ -78,8 +78,9 @@ def test_fmt_keeps_strings_heredocs_and_block_comments_byte_for_byte() -> None:
     ('a = "open\n', "unterminated string"),
     ("/* never closed\n", "unterminated /* comment"),
     ("a = <<EOT\nno end\n", "heredoc <<EOT is never closed"),
-    ("a = = 1\n", "does not parse as HCL"),
-    ("block {\n", "does not parse as HCL"),
+    ("a = = 1\n", "syntax error: unexpected"),
+    ("block {\n", "unexpected end of file"),
+    ("a = 1\na = 2\n", 'attribute "a" is set twice'),
 ])
 def test_fmt_refuses_broken_files_with_file_and_line(source: str, message: str) -> None:
     with pytest.raises(FactoryError) as err:
