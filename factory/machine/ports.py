@@ -30,6 +30,8 @@ class PortLease:
 
 def _free(port: int, host: str) -> bool:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        # As QEMU's hostfwd and http.server do: a port in TIME_WAIT is reusable, one with a listener is not.
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             s.bind((host, port))
         except OSError:

@@ -32,7 +32,9 @@ def test_content_served_and_port_freed(tmp_path: Path, monkeypatch: pytest.Monke
     srv.stop()  # idempotent
     assert any("GET /preseed.cfg" in line for line in lines)
     with socket.socket() as s:
-        s.bind(("127.0.0.1", srv.port))  # the port is really free again
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        s.bind(("127.0.0.1", srv.port))  # nothing listens there any more
+        s.listen()
 
 
 def test_directory_served(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
