@@ -17,6 +17,8 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import BinaryIO
 
+from factory.errors import FactoryError
+
 SECTOR = 512
 BLOCK = 2048
 SYSTEM_AREA = 16 * BLOCK
@@ -243,7 +245,8 @@ def _append_partitions(sfh: BinaryIO, ofh: BinaryIO, layout: Layout, start: int,
         while left:
             chunk = sfh.read(min(_COPY_CHUNK, left))
             if not chunk:
-                raise ValueError(f"source ISO is truncated inside GPT partition {part.index + 1}")
+                raise FactoryError(f"the source ISO ends inside its GPT partition {part.index + 1} ({part.name})",
+                                   hint="the file is truncated: download it again")
             ofh.write(chunk)
             left -= len(chunk)
             if on_bytes:

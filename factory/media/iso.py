@@ -61,6 +61,8 @@ class RemasterReport:
 
 def volume_id(iso: Path) -> str:
     """The ISO9660 volume id (what dracut's hd:LABEL= and GRUB's search -l see)."""
+    if not iso.is_file():
+        die(f"ISO not found: {iso}", hint="check the path of the installer ISO")
     with iso.open("rb") as fh:
         fh.seek(16 * 2048)
         pvd = fh.read(2048)
@@ -98,6 +100,7 @@ def remaster_report(src: Path, out: Path, *, config: MediaConfig, kernel_args: s
                     progress: Callable[[int, int], None] | None = None) -> RemasterReport:
     """remaster(), returning what was patched and added."""
     volid = volume_id(src)
+    Path(out).parent.mkdir(parents=True, exist_ok=True)
     layout = hybrid.analyse(src)
     with frozen_clock(_volume_epoch(src)), contextlib.ExitStack() as stack, \
             tempfile.TemporaryDirectory(prefix=".remaster-", dir=Path(out).parent) as work:

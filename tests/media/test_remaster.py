@@ -105,8 +105,9 @@ def test_boots_unattended(built: dict[str, Built], shape: str, firmware: str, me
     assert "console=ttyS0,115200" in cmdline and "ignore_loglevel" in cmdline  # own + extra arguments kept
     assert "rd.live.check" not in cmdline and "rescue" not in cmdline  # the default is a plain install entry
     # GRUB shows its countdown on the serial console: the menu waited about 1 s, not the vendor's 30/60 s.
-    countdowns = re.findall(r"automatically in (\d+)s", run.log)
-    assert all(int(s) <= 1 for s in countdowns), countdowns
+    countdowns = [int(s) for s in re.findall(r"automatically in (\d+)s", run.log)]
+    if shape == "ubuntu" or firmware == "uefi":  # GRUB menus (ISOLINUX's vesamenu draws on the screen only;
+        assert countdowns and max(countdowns) <= 1, countdowns  # Debian's `timeout 0` would wait forever there)
     print(f"{shape} {firmware}-{media}: kernel command line after {run.seconds:.1f}s")
 
 
@@ -246,3 +247,13 @@ def test_remastering_a_remastered_iso_keeps_the_layout(built: dict[str, Built], 
     _grub2_image_checks(again)
     text = _extract(again, "/boot/grub/grub.cfg", tmp_path / "grub.cfg").decode()
     assert text.count("autoinstall") == text.count("ds=nocloud") == 2  # arguments are not added twice
+
+
+def test_truncated_source_is_one_clear_error(built: dict[str, Built], tmp_path: Path) -> None:
+    cut = tmp_path / "cut.iso"
+    with built["ubuntu"].source.path.open("rb") as fh:
+        cut.write_bytes(fh.read(built["ubuntu"].source.path.stat().st_size - 3 * 2**20))  # into the ESP
+    config = render(_family("ubuntu"), PreseedVars.from_pairs(["password=x"]))
+    with pytest.raises(FactoryError, match="ends inside its GPT partition 2"):
+        remaster(cut, tmp_path / "out.iso", config=config, kernel_args=EXPECTED_ARGS["ubuntu"])
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["cut.iso"]  # no half-written output or work dir
