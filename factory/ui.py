@@ -24,7 +24,8 @@ from rich.progress import (
 
 from factory import secrets
 
-console = Console(stderr=True, highlight=False)
+# soft_wrap: never hard-wrap messages (CI logs, pipes, tests read them whole).
+console = Console(stderr=True, highlight=False, soft_wrap=True)
 
 
 def info(message: str) -> None:
