@@ -9,7 +9,7 @@ from typing import Any
 
 from factory.artifact.model import Artifact, DiskFormat, Firmware, Hardware
 from factory.build import RunnerContext
-from factory.machine.driver import Driver, Machine, SerialFollower
+from factory.machine.driver import DirectBoot, Driver, Machine, SerialFollower
 from factory.machine.httpd import HttpServer
 from factory.machine.ports import PortLease
 from factory.schema.types import parse_duration, parse_size_mib
@@ -122,7 +122,9 @@ def settings_from(config: Any, source_name: str, root: Path) -> Settings:
         shutdown_command=_get(config, "shutdown_command", ""),
         shutdown_timeout=parse_duration(_get(config, "shutdown_timeout", "5m"), what="shutdown_timeout"),
         communicator=_get(config, "communicator", "ssh"),
-        ssh_username=_get(config, "ssh_username", "root"),
+        # With `iso = ...` factory creates the user itself: preseed_vars' username (PreseedVars' default).
+        ssh_username=_get(config, "ssh_username") or (
+            (_get(config, "preseed_vars", {}) or {}).get("username", "factory") if _get(config, "iso") else "root"),
         ssh_password=_get(config, "ssh_password"),
         ssh_private_key_file=_path(root, _get(config, "ssh_private_key_file")),
         ssh_timeout=parse_duration(_get(config, "ssh_timeout", "5m"), what="ssh_timeout"),
@@ -163,6 +165,9 @@ class BuildContext(RunnerContext):
     staging: Path | None = None            # becomes output_directory on success
     workdir: Path | None = None            # scratch: sockets, seed, logs; removed at the end
     media: Path | None = None
+    release: Any = None                    # factory.media.catalog.Release for `iso = "name"`
+    direct_boot: DirectBoot | None = None
+    unattended_files: dict[str, bytes] = field(default_factory=dict)
     disk: Path | None = None
     seed: Path | None = None
     efi_code: Path | None = None

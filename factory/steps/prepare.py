@@ -66,6 +66,15 @@ class FetchMedia(Step[BuildContext]):
         return {"urls": _urls(c), "checksum": getattr(c, "iso_checksum", None)}
 
     def run(self, ctx: BuildContext) -> None:
+        catalog_name = getattr(ctx.config, "iso", None)
+        if catalog_name:
+            from factory.media import catalog
+            from factory.media.cache import fetch
+
+            ctx.release = catalog.load(catalog_name)
+            ctx.media = fetch(ctx.release.iso_urls, ctx.release.checksum, filename=ctx.release.iso_filename)
+            ctx.say(f"media: {ctx.release.title}: {ctx.media}")
+            return
         urls = _urls(ctx.config)
         if not urls:
             if ctx.s.disk_image:
@@ -184,19 +193,23 @@ class Http(Step[BuildContext]):
 
     def run(self, ctx: BuildContext) -> None:
         s = ctx.s
-        if not s.http_directory and not s.http_content:
+        if not s.http_directory and not s.http_content and not ctx.unattended_files:
             return
         if s.http_directory and not s.http_directory.is_dir():
             raise FactoryError(f"http_directory {s.http_directory} is not a directory")
         content = None
-        if s.http_content:
+        if s.http_content or ctx.unattended_files:
             values = ctx.template_values
             content = {k: expand(v, values, where=f"http_content[{k!r}]").encode() for k, v in s.http_content.items()}
+            content.update({"/" + k.lstrip("/"): v for k, v in ctx.unattended_files.items()})
         ctx.http = HttpServer(directory=s.http_directory, content=content, port_min=s.http_port_min,
                               port_max=s.http_port_max, bind=s.http_bind_address,
                               emit=lambda line: ctx.output("http", line))
         ctx.cleanups.push("stop HTTP server", ctx.http.stop)
         ctx.say(f"HTTP server on port {ctx.http.port} (guest: http://10.0.2.2:{ctx.http.port}/)")
+        from factory.steps.unattended import finish_direct_boot
+
+        finish_direct_boot(ctx)
 
 
 class HostPort(Step[BuildContext]):

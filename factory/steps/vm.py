@@ -38,7 +38,7 @@ def machine_spec(ctx: BuildContext, *, install: bool) -> MachineSpec:
         memory_mb=s.memory_mb, machine_type=s.machine_type, cpu_model=s.cpu_model, firmware=s.firmware,
         efi_code=ctx.efi_code, efi_vars=ctx.efi_vars,
         disks=(DiskSpec(ctx.disk, s.format, s.disk_interface, s.disk_cache, s.disk_discard, s.disk_detect_zeroes),),
-        media=tuple(media), net_device=s.net_device,
+        media=tuple(media), net_device=s.net_device, direct_boot=ctx.direct_boot if install else None,
         # Never forward SSH while an installer runs: its own sshd must not be mistaken for the installed system.
         ssh_host_port=None if install or ctx.ssh_lease is None else ctx.ssh_lease.port,
         headless=s.headless, no_reboot=install, hypervisor_args=qemuargs)

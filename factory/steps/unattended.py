@@ -1,0 +1,91 @@
+"""`iso = "<catalog name>"`: factory makes the unattended install itself, so no boot_command is needed.
+
+`install_method = "media"` remasters the ISO with the rendered config and boot arguments (H2b's remaster,
+cached); `"direct-kernel"` boots the ISO's kernel and initrd (extracted with pycdlib) with arguments that point
+the installer at the config served by the build's HTTP server.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from factory.build import Step
+from factory.errors import FactoryError
+from factory.machine.driver import DirectBoot
+from factory.steps.context import BuildContext
+
+GUEST_HTTP = "http://10.0.2.2:{port}/"
+
+
+def _vars(ctx: BuildContext) -> Any:
+    from factory.media.preseed import PreseedVars
+
+    pairs = [f"{k}={v}" for k, v in (getattr(ctx.config, "preseed_vars", None) or {}).items()]
+    given = {p.split("=", 1)[0] for p in pairs}
+    if "username" not in given and getattr(ctx.config, "ssh_username", None):
+        pairs.append(f"username={ctx.s.ssh_username}")
+    if "password" not in given and ctx.s.ssh_password:
+        pairs.append(f"password={ctx.s.ssh_password}")
+    if ctx.keypair is not None:
+        pairs.append(f"ssh_authorized_keys={ctx.keypair.public_openssh}")
+    # The install phase ends when the installer powers off (a reboot ends the VM too: -no-reboot).
+    pairs.append("poweroff=true")
+    return PreseedVars.from_pairs(pairs)
+
+
+def direct_kernel_args(family: Any, port: int) -> str:
+    """Installer arguments that fetch the config over HTTP from the build's server (guest view: 10.0.2.2)."""
+    from factory.media.catalog import InstallerFamily
+
+    base = GUEST_HTTP.format(port=port)
+    if family is InstallerFamily.SUBIQUITY:
+        return f"autoinstall ds=nocloud-net;s={base}nocloud/"
+    if family is InstallerFamily.DEBIAN:
+        return f"auto=true priority=critical preseed/url={base}preseed.cfg"
+    return f"inst.ks={base}ks.cfg"
+
+
+class Unattended(Step[BuildContext]):
+    name, title = "unattended", "Making the unattended install"
+
+    def options(self, ctx: BuildContext) -> Mapping[str, Any]:
+        return {"iso": getattr(ctx.config, "iso", None), "method": getattr(ctx.config, "install_method", "media"),
+                "preseed_vars": getattr(ctx.config, "preseed_vars", None) or {}}
+
+    def inputs(self, ctx: BuildContext) -> Mapping[str, Any]:
+        return {"iso": ctx.media}
+
+    def run(self, ctx: BuildContext) -> None:
+        if ctx.release is None:
+            return
+        from factory.media import iso as remaster
+        from factory.media.preseed import render
+
+        release = ctx.release
+        assert ctx.media is not None and ctx.workdir is not None
+        rendered = render(release.family, _vars(ctx))
+        method = getattr(ctx.config, "install_method", "media") or "media"
+        if method == "media":
+            out = ctx.workdir / "unattended.iso"
+            remaster.remaster_cached(ctx.media, release.sha256 or remaster.volume_id(ctx.media), out,
+                                     config=rendered, kernel_args=release.family.kernel_args(release.volume_id),
+                                     boot_configs=release.boot_configs)
+            ctx.media = out
+            ctx.say(f"unattended {release.title} media made ({', '.join(sorted(rendered.files))})")
+            return
+        if method != "direct-kernel":
+            raise FactoryError(f"install_method {method!r} is not supported", hint="use media or direct-kernel")
+        kernel, initrd = remaster.extract(ctx.media, [release.kernel, release.initrd], ctx.workdir)
+        ctx.unattended_files = dict(rendered.files)
+        ctx.direct_boot = DirectBoot(kernel, initrd, "console=ttyS0")  # arguments completed once HTTP runs
+        ctx.say(f"booting {release.title}'s kernel directly; config served over HTTP")
+
+
+def finish_direct_boot(ctx: BuildContext) -> None:
+    """Once the HTTP server has its port, put the config URL on the kernel command line."""
+    if ctx.direct_boot is None or ctx.release is None or ctx.http is None:
+        return
+    args = direct_kernel_args(ctx.release.family, ctx.http.port)
+    ctx.direct_boot = DirectBoot(ctx.direct_boot.kernel, ctx.direct_boot.initrd,
+                                 f"{args} {ctx.direct_boot.cmdline}".strip())
