@@ -1,9 +1,10 @@
 """A streamOptimized VMDK writer (VMware's Virtual Disk Format 5.0, the flavour OVA packages carry).
 
-Why not `qemu-img convert -o subformat=streamOptimized`: it compresses on one core, embeds a random CID (so two
-exports differ), and its output has to be read back to be hashed and tarred. This writer reads only the data
-extents of the source, deflates grains on all cores, and streams the result into any sink (a plain file or
-an OVA member) that hashes as it writes, so the disk is read once and the VMDK is never read back.
+Why not `qemu-img convert -o subformat=streamOptimized`: it deflates with zlib on one core, embeds a random
+CID (so two exports differ), and its output has to be read back to be hashed and tarred. This writer reads
+only the data extents of the source, deflates grains on all cores (ISA-L by default, see `deflate`), and
+streams the result into any sink (a plain file or an OVA member) that hashes as it writes, so the disk is read
+once and the VMDK is never read back.
 
 Layout: header, embedded descriptor (padded to 128 sectors like qemu and VMware), one marker + zlib grain per
 non-zero 64 KiB grain, then every grain table, the grain directory, a footer (header copy with the directory
@@ -19,6 +20,8 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from enum import StrEnum
+
+from isal import isal_zlib
 
 from factory.artifact.source import DiskSource
 
@@ -84,13 +87,25 @@ def descriptor(name: str, capacity_sectors: int, adapter: Adapter, hw_version: i
     return text
 
 
-def _compress_batch(src: DiskSource, offsets: list[int], level: int) -> list[tuple[int, bytes]]:
+def deflate(level: int) -> Callable[[bytes], bytes]:
+    """A zlib-format compressor for grains at level 1 (fast) to 9 (small).
+
+    Levels 1-6 use ISA-L (python-isal): the same zlib streams at 5-15x zlib's speed for ~5 % more bytes than
+    zlib's level 6 (ISA-L levels 1, 2, 3 for 1-2, 3-5, 6). Levels 7-9 use zlib itself, for the smallest output.
+    """
+    if level >= 7:
+        return lambda data: zlib.compress(data, level)
+    fast = 1 if level <= 2 else 2 if level <= 5 else 3
+    return lambda data: bytes(isal_zlib.compress(data, fast))
+
+
+def _compress_batch(src: DiskSource, offsets: list[int], pack: Callable[[bytes], bytes]) -> list[tuple[int, bytes]]:
     out = []
     for off in offsets:
         data = src.read(off, GRAIN)
         if data == _ZERO_GRAIN[:len(data)]:
             continue
-        out.append((off, zlib.compress(data.ljust(GRAIN, b"\x00"), level)))
+        out.append((off, pack(data.ljust(GRAIN, b"\x00"))))
     return out
 
 
@@ -108,10 +123,11 @@ def _batches(src: DiskSource) -> Iterator[list[int]]:
 def _compressed_grains(src: DiskSource, level: int, workers: int) -> Iterator[tuple[int, bytes]]:
     """(guest offset, zlib grain) in ascending order, compressed on `workers` threads (zlib drops the GIL)."""
     window = workers * 4
+    pack = deflate(level)
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="vmdk-deflate") as pool:
         pending: list[Future[list[tuple[int, bytes]]]] = []
         for batch in _batches(src):
-            pending.append(pool.submit(_compress_batch, src, batch, level))
+            pending.append(pool.submit(_compress_batch, src, batch, pack))
             if len(pending) >= window:
                 yield from pending.pop(0).result()
         for fut in pending:

@@ -47,3 +47,18 @@ def test_sparse_disk_costs_only_its_data(tmp_path: Path) -> None:
     assert result.grains == 16                        # 1 MiB of data = 16 grains; the rest is never stored
     assert out.stat().st_size < 2 << 20               # grain tables for 20 GiB are ~1.6 MiB at most
     subprocess.run(["qemu-img", "compare", str(disk), str(out)], check=True, capture_output=True)
+
+
+def test_every_compression_level_reads_back_and_9_is_smallest(boot_disk: tuple[Path, str], tmp_path: Path) -> None:
+    disk, _ = boot_disk
+    text = tmp_path / "text.raw"
+    # Compressible content, so the levels differ: repeated source text with varying numbers.
+    body = b"".join(b"line %d of the factory test disk, compressible text\n" % i for i in range(200000))
+    text.write_bytes(body.ljust(-(-len(body) // 512) * 512, b"\0"))
+    sizes = {}
+    for level in (1, 3, 6, 9):
+        out = tmp_path / f"l{level}.vmdk"
+        _write(text, out, level=level)
+        subprocess.run(["qemu-img", "compare", "-f", "raw", str(text), str(out)], check=True, capture_output=True)
+        sizes[level] = out.stat().st_size
+    assert sizes[9] <= min(sizes.values()) and sizes[9] < sizes[1]
