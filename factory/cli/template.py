@@ -3,12 +3,31 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from factory import ui
 from factory.cli import app
+from factory.errors import FactoryError
+
+if TYPE_CHECKING:
+    from factory.template import Project
+
+
+def _load(template: Path, **kw: Any) -> Project:
+    """load() that shows the template's warnings even when it fails."""
+    from factory.template import load
+
+    try:
+        project = load(template, **kw)
+    except FactoryError as exc:
+        for warning in getattr(exc, "warnings", []):
+            ui.warn(warning)
+        raise
+    for warning in project.warnings:
+        ui.warn(warning)
+    return project
 
 
 def _split(values: list[str] | None) -> list[str]:
@@ -36,12 +55,8 @@ def validate(
         "sources it implements.")] = False,
 ) -> None:
     """Check a template: syntax, variables, references, options; every error at once."""
-    from factory.template import load
-
-    project = load(template, vars=var or [], var_files=var_file or [], only=_split(only),
-                   except_=_split(except_), syntax_only=syntax_only)
-    for warning in project.warnings:
-        ui.warn(warning)
+    _load(template, vars=var or [], var_files=var_file or [], only=_split(only), except_=_split(except_),
+          syntax_only=syntax_only)
     if syntax_only:
         print("Syntax-only check passed. Everything looks okay.")
     else:
@@ -57,10 +72,7 @@ def inspect(
     except_: ExceptOpt = None,
 ) -> None:
     """Show a template's variables (sensitive ones masked), locals, sources and build steps in order."""
-    from factory.template import load
     from factory.template.inspect import render_inspect
 
-    project = load(template, vars=var or [], var_files=var_file or [], only=_split(only), except_=_split(except_))
-    for warning in project.warnings:
-        ui.warn(warning)
+    project = _load(template, vars=var or [], var_files=var_file or [], only=_split(only), except_=_split(except_))
     print(render_inspect(project, project.sensitive_locals), end="")

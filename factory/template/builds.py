@@ -10,6 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from lark import Tree
+
 from factory.errors import FactoryError, FactoryErrors, Location
 from factory.options import Component, Kind, lookup, suggest
 from factory.template.collect import Collector
@@ -17,7 +19,7 @@ from factory.template.config import Body, evaluate_body, make_component
 from factory.template.expr import EvalError, Namespace, Scope, evaluate
 from factory.template.loader import Loaded
 from factory.template.model import Build, PostProcessorSpec, ProvisionerSpec, SourceRef, matches
-from factory.template.parse import Attr, Block
+from factory.template.parse import Attr, Block, locate
 
 PROVISIONER_META = frozenset({"name", "pause_before", "max_retries", "timeout", "only", "except", "override",
                               "continue_on_error"})
@@ -143,9 +145,13 @@ def _source_refs(blk: Block, path: str, scope: Scope, sources: dict[str, Block],
             col.add(FactoryError("sources must be a list of source references like \"source.qemu.base\"",
                                  where=listed.where(f"{path}.sources")))
         names = []
-    for n in names:
+    elements = _tuple_elements(listed.expr) if listed is not None else []
+    for i, n in enumerate(names):
         assert listed is not None
-        items.append((str(n), None, listed.where(f"{path}.sources")))
+        where = listed.where(f"{path}.sources[{i}]")
+        if len(elements) == len(names):   # point at the list element itself
+            where = locate(listed.file, elements[i], f"{path}.sources[{i}]")
+        items.append((str(n), None, where))
     for sb in blk.children("source"):
         if len(sb.labels) != 1:
             col.add(FactoryError('a source block inside build takes one label: source "source.TYPE.NAME" {}',
@@ -171,6 +177,16 @@ def _source_refs(blk: Block, path: str, scope: Scope, sources: dict[str, Block],
             continue
         out.append(_Selected(type_, name, origin, full, sources[key], override, where))
     return out
+
+
+def _tuple_elements(expr: Any) -> list[Any]:
+    """The element nodes of a literal list expression ([] if it is anything else)."""
+    node = expr
+    while isinstance(node, Tree) and node.data == "expr_term" and len(node.children) == 1:
+        node = node.children[0]
+    if not (isinstance(node, Tree) and node.data == "tuple"):
+        return []
+    return [c for c in node.children if isinstance(c, Tree) and c.data != "new_line_or_comment"]
 
 
 def _source_scope(scope: Scope, type_: str, name: str, build_name: str) -> Scope:

@@ -33,7 +33,9 @@ class Collector:
             self.warnings.append(message)
 
     def raise_if_any(self) -> None:
-        if len(self.errors) == 1:
-            raise self.errors[0]
-        if self.errors:
-            raise FactoryErrors(list(self.errors))
+        """Raise every collected error at once; the warnings ride along so a CLI can show them too."""
+        if not self.errors:
+            return
+        exc = self.errors[0] if len(self.errors) == 1 else FactoryErrors(list(self.errors))
+        exc.warnings = list(self.warnings)  # type: ignore[attr-defined]
+        raise exc

@@ -65,7 +65,7 @@ CASES: list[tuple[str, str, dict[str, object], list[str]]] = [
      ["main.pkr.hcl:3:3", 'attribute "cpus" is set twice']),
     ("duplicate source", OK_SOURCE + OK_SOURCE + OK_BUILD, {}, ["main.pkr.hcl:4:1", 'duplicate source "qemu.a"']),
     ("undeclared source in build", OK_SOURCE + 'build {\n  sources = ["source.qemu.b"]\n}\n', {},
-     ["main.pkr.hcl:5:3", "build.sources", 'reference to undeclared source "source.qemu.b"']),
+     ["main.pkr.hcl:5:14", "build.sources[0]", 'reference to undeclared source "source.qemu.b"']),
     ("unknown provisioner type", OK_SOURCE + 'build {\n  sources = ["source.qemu.a"]\n  provisioner "shel" {\n'
      '    inline = ["x"]\n  }\n}\n', {}, ["main.pkr.hcl:6:3", "build.provisioner[0]",
                                          'unknown provisioner type "shel"', 'did you mean "shell"?']),
@@ -89,7 +89,7 @@ CASES: list[tuple[str, str, dict[str, object], list[str]]] = [
      + OK_SOURCE.replace('"x.iso"', "data.amazon-ami.base.id") + OK_BUILD, {},
      ["main.pkr.hcl:5:3", "the value of iso_url is not known", "try(..., default)"]),
     ("selected unknown source type", 'source "hyperv-iso" "a" {\n  x = 1\n}\nbuild {\n'
-     '  sources = ["source.hyperv-iso.a"]\n}\n', {}, ["main.pkr.hcl:5:3", 'unknown source type "hyperv-iso"']),
+     '  sources = ["source.hyperv-iso.a"]\n}\n', {}, ["main.pkr.hcl:5:14", 'unknown source type "hyperv-iso"']),
     ("index out of range", 'locals {\n  a = ["x"][3]\n}\n' + OK_SOURCE + OK_BUILD, {},
      ["main.pkr.hcl:2:12", "index 3 out of range"]),
     ("null in template", 'variable "v" {\n  default = null\n}\nlocals {\n  a = "x-${var.v}"\n}\n' + OK_SOURCE
