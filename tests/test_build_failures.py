@@ -6,6 +6,7 @@ command line for boot_command, and never runs sshd — exactly what these failur
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import signal
@@ -57,9 +58,9 @@ build {{ sources = ["source.qemu.g"] }}
 class Run:
     """factory build in a subprocess, its stderr collected live so the test can act at a given moment."""
 
-    def __init__(self, template: Path, cache: Path) -> None:
+    def __init__(self, template: Path, cache: Path, *flags: str) -> None:
         env = {**os.environ, "FACTORY_CACHE_DIR": str(cache), "COLUMNS": "400"}
-        self.proc = subprocess.Popen([*FACTORY, "build", str(template)], cwd=template.parent, env=env,
+        self.proc = subprocess.Popen([*FACTORY, "build", *flags, str(template)], cwd=template.parent, env=env,
                                      stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         self.lines: list[str] = []
         self._t = threading.Thread(target=self._read, daemon=True)
@@ -137,15 +138,21 @@ def test_ssh_never_comes_up_names_causes_and_keeps_screenshot_and_serial(tmp_pat
 
 
 @pytest.mark.vm
-def test_qemu_dying_is_reported_with_its_command(tmp_path: Path) -> None:
+def test_qemu_dying_is_reported_with_its_command_and_json_events(tmp_path: Path) -> None:
     name = f"dies-{uuid.uuid4().hex[:8]}"
-    run = Run(_template(tmp_path, name, ssh_timeout="5m"), tmp_path / "cache")
-    run.wait_for("waiting up to .* for SSH", 120)
+    run = Run(_template(tmp_path, name, ssh_timeout="5m"), tmp_path / "cache", "--machine-readable")
+    run.wait_for('"step": "connect"', 120)
     for pid in qemu_pids(name):
         os.kill(pid, signal.SIGKILL)
     code = run.finish()
     assert code == 1, run.text
     assert re.search(r"qemu exited with code -9 unexpectedly", run.text), run.text
+    events = [json.loads(line) for line in run.lines if line.startswith("{")]
+    started = [e["step"] for e in events if e["type"] == "step-started"]
+    assert started[:3] == ["output", "accelerator", "media"] and "connect" in started
+    assert all(len(e["stage_id"]) == 64 for e in events if e["type"] == "step-started")
+    assert any(e["type"] == "step-failed" and e["step"] == "connect" for e in events)
+    assert any(e["type"] == "build-failed" for e in events)
     assert_nothing_left(tmp_path, name, run.text)
 
 
