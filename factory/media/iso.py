@@ -28,7 +28,7 @@ from factory import paths
 from factory.errors import FactoryError, die
 from factory.fsutil import atomic_path, file_lock
 from factory.media import bootcfg, hybrid
-from factory.media.isofs import DEFAULT_EPOCH, MediaWriter, frozen_clock
+from factory.media.isofs import DEFAULT_EPOCH, MediaWriter, frozen_clock, kernel_copy
 from factory.run import run
 
 # Bump whenever the bytes remaster() writes for the same inputs change: it is part of the output cache key.
@@ -102,7 +102,7 @@ def remaster_report(src: Path, out: Path, *, config: MediaConfig, kernel_args: s
     volid = volume_id(src)
     Path(out).parent.mkdir(parents=True, exist_ok=True)
     layout = hybrid.analyse(src)
-    with frozen_clock(_volume_epoch(src)), contextlib.ExitStack() as stack, \
+    with frozen_clock(_volume_epoch(src)), kernel_copy(), contextlib.ExitStack() as stack, \
             tempfile.TemporaryDirectory(prefix=".remaster-", dir=Path(out).parent) as work:
         iso = pycdlib.PyCdlib()
         try:
