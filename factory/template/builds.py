@@ -16,6 +16,7 @@ from factory.errors import FactoryError, FactoryErrors, Location
 from factory.options import Component, Kind, lookup, suggest
 from factory.template.collect import Collector
 from factory.template.config import Body, evaluate_body, make_component
+from factory.template.dynamic import expand
 from factory.template.expr import EvalError, Namespace, Scope, evaluate
 from factory.template.loader import Loaded
 from factory.template.model import Build, PostProcessorSpec, ProvisionerSpec, SourceRef, matches
@@ -51,6 +52,7 @@ def decode_builds(loaded: Loaded, only: tuple[str, ...], except_: tuple[str, ...
     builds = []
     for i, blk in enumerate(build_blocks):
         path = "build" if len(build_blocks) == 1 else f"build[{i}]"
+        blk = expand(blk, loaded.scope, col)
         b = _build(loaded, blk, path, sources, only, except_)
         if b is not None:
             builds.append(b)
@@ -82,7 +84,8 @@ def _static(attr: Attr | None, scope: Scope, path: str, col: Collector, default:
     if attr is None:
         return default
     try:
-        return evaluate(attr.expr, scope.with_block(f"{path}.{attr.name}", attr.file))
+        sc = scope.with_block(f"{path}.{attr.name}", attr.file)
+        return evaluate(attr.expr, sc.bind(attr.bound) if attr.bound else sc)
     except EvalError as exc:
         col.add(exc)
         return default
@@ -199,9 +202,10 @@ def _source_scope(scope: Scope, type_: str, name: str, build_name: str) -> Scope
 def _source(loaded: Loaded, r: _Selected, path: str) -> SourceRef | None:
     scope = _source_scope(loaded.scope, r.type, r.name, "")
     spath = f"source.{r.type}.{r.origin}"
-    body = evaluate_body(r.block, scope, spath, loaded.col)
+    body = evaluate_body(expand(r.block, scope, loaded.col), scope, spath, loaded.col)
     if r.override is not None:
-        body = evaluate_body(r.override, scope, f"{path}.source", loaded.col, skip=frozenset({"name"}), body=body)
+        body = evaluate_body(expand(r.override, scope, loaded.col), scope, f"{path}.source", loaded.col,
+                             skip=frozenset({"name"}), body=body)
     config = make_component(Kind.SOURCE, r.type, body, r.block.where(spath), spath, loaded.col)
     if config is None:
         return None

@@ -37,7 +37,8 @@ def evaluate_body(blk: Block, scope: Scope, path: str, col: Collector, skip: fro
             continue
         where = attr.where(f"{path}.{attr.name}")
         try:
-            value = evaluate(attr.expr, scope.with_block(f"{path}.{attr.name}", attr.file))
+            sc = scope.with_block(f"{path}.{attr.name}", attr.file)
+            value = evaluate(attr.expr, sc.bind(attr.bound) if attr.bound else sc)
         except EvalError as exc:
             col.add(exc)
             continue

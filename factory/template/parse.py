@@ -58,6 +58,7 @@ class Attr:
     file: str
     line: int
     column: int
+    bound: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)  # dynamic block iterator
 
     def where(self, block: str) -> Location:
         return Location(self.file, self.line, self.column, block, source_line(self.file, self.line))

@@ -259,3 +259,38 @@ build {
     assert checksum.applies_to("qemu.a") and not checksum.applies_to("qemu.b")
     assert artifice.config.files == ["out/a.img"]  # type: ignore[attr-defined]
     assert manifest.keep_input_artifact is False and artifice.keep_input_artifact is None
+
+
+def test_dynamic_blocks_generate_nested_and_build_blocks(tmp_path: Path) -> None:
+    _write(tmp_path, """
+variable "img_args" {
+  default = { convert = "-c", create = "preallocation=off" }
+}
+variable "steps" {
+  default = ["one", "two"]
+}
+source "qemu" "a" {
+  dynamic "qemu_img_args" {
+    for_each = { create = "preallocation=off" }
+    iterator = arg
+    content {
+      convert = [var.img_args[arg.key]]
+      create  = ["-o", arg.value]
+    }
+  }
+}
+build {
+  sources = ["source.qemu.a"]
+  dynamic "provisioner" {
+    for_each = var.steps
+    labels   = ["shell"]
+    content {
+      inline = ["echo ${provisioner.key}: ${provisioner.value}"]
+    }
+  }
+}
+""")
+    (build,) = load(tmp_path, env={}).builds
+    assert build.sources[0].config.qemu_img_args == {  # type: ignore[attr-defined]
+        "convert": ["preallocation=off"], "create": ["-o", "preallocation=off"]}
+    assert [p.config.inline for p in build.provisioners] == [["echo 0: one"], ["echo 1: two"]]  # type: ignore[attr-defined]

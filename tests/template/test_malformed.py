@@ -105,6 +105,12 @@ CASES: list[tuple[str, str, dict[str, object], list[str]]] = [
     ("only matches nothing", OK_SOURCE + OK_BUILD, {"only": ["virtualbox-iso.*"]},
      ["no source matches the -only/-except filters"]),
     ("no build block", OK_SOURCE, {}, ["the template has no build block"]),
+    ("dynamic block without content", OK_SOURCE + 'build {\n  sources = ["source.qemu.a"]\n'
+     '  dynamic "provisioner" {\n    for_each = [1]\n  }\n}\n', {},
+     ["main.pkr.hcl:6:3", "a dynamic block needs one label, for_each and one content block"]),
+    ("dynamic for_each not a collection", OK_SOURCE + 'build {\n  sources = ["source.qemu.a"]\n'
+     '  dynamic "provisioner" {\n    for_each = 3\n    labels = ["shell"]\n    content {}\n  }\n}\n', {},
+     ["main.pkr.hcl:7:5", "for_each must be a list, set or map"]),
     ("heredoc with bad interpolation", 'locals {\n  a = <<EOF\nline ${var.nope}\nEOF\n}\n' + OK_SOURCE + OK_BUILD,
      {}, ["main.pkr.hcl:3:8", 'reference to undeclared variable "var.nope"']),
 ]
