@@ -12,7 +12,7 @@ from typing import Any
 from factory.errors import FactoryError
 from factory.template.collect import Collector
 from factory.template.expr import EvalError, Scope, evaluate
-from factory.template.parse import Attr, Block, name_of
+from factory.template.parse import Block, name_of
 
 _ALLOWED = {"for_each", "iterator", "labels"}
 
