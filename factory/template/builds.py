@@ -20,6 +20,7 @@ from factory.template.dynamic import expand
 from factory.template.expr import EvalError, Namespace, Scope, evaluate
 from factory.template.loader import Loaded
 from factory.template.model import Build, PostProcessorSpec, ProvisionerSpec, SourceRef, matches
+from factory.template.model import selected as step_applies
 from factory.template.parse import Attr, Block, locate
 
 PROVISIONER_META = frozenset({"name", "pause_before", "max_retries", "timeout", "only", "except", "override",
@@ -269,8 +270,7 @@ class _StepContext:
         col, scope = self.col, self._scope_for(None)
         only = self._meta_list(blk, "only", path) if "only" in blk.attrs else ()
         except_ = self._meta_list(blk, "except", path) if "except" in blk.attrs else ()
-        probe = ProvisionerSpec("", "", None, only, except_, {}, 0.0, 0, None, blk.where(path))  # type: ignore[arg-type]
-        applicable = [r for r in self.selected if probe.applies_to(r.full_name)]
+        applicable = [r for r in self.selected if step_applies(only, except_, r.full_name)]
         if not self._type_ok(blk, Kind.PROVISIONER, path, applicable):
             return None
         name = str(_static(blk.attrs.get("name"), scope, path, col, "") or "")
@@ -319,8 +319,7 @@ class _StepContext:
         col, scope = self.col, self._scope_for(None)
         only = self._meta_list(blk, "only", path) if "only" in blk.attrs else ()
         except_ = self._meta_list(blk, "except", path) if "except" in blk.attrs else ()
-        probe = PostProcessorSpec("", "", None, only, except_, None, blk.where(path))  # type: ignore[arg-type]
-        applicable = [r for r in self.selected if probe.applies_to(r.full_name)]
+        applicable = [r for r in self.selected if step_applies(only, except_, r.full_name)]
         if not self._type_ok(blk, Kind.POST_PROCESSOR, path, applicable):
             return None
         name = str(_static(blk.attrs.get("name"), scope, path, col, "") or "")
