@@ -136,6 +136,21 @@ CASES: list[tuple[str, Any]] = [
     ('timeadd("2017-11-22T00:00:00Z", "10m")', "2017-11-22T00:10:00Z"),
     ('timeadd("2017-11-22T00:00:00Z", "-1h30m")', "2017-11-21T22:30:00Z"),
     ('timeadd("2017-11-22T00:00:00+01:00", "1.5h")', "2017-11-22T01:30:00+01:00"),
+    ('rfc3339_parse("2023-07-25T23:43:16Z").unix', 1690328596),
+    ('rfc3339_parse("2023-07-25 23:43:16Z")', {
+        "year": 2023, "year_day": 206, "month": 7, "month_name": "July", "day": 25, "weekday": 2,
+        "weekday_name": "Tuesday", "hour": 23, "minute": 43, "second": 16, "iso_year": 2023, "iso_week": 30,
+        "unix": 1690328596}),
+    ("unix_timestamp_parse(1690328596).rfc3339", "2023-07-25T23:43:16Z"),
+    ("unix_timestamp_parse(0).weekday_name", "Thursday"),
+    # network
+    ('cidrhost("10.12.112.0/20", 16)', "10.12.112.16"), ('cidrhost("10.12.112.0/20", 268)', "10.12.113.12"),
+    ('cidrhost("fd00:fd12:3456:7890:00a2::/72", 34)', "fd00:fd12:3456:7890::22"),
+    ('cidrhost("10.0.0.0/24", -2)', "10.0.0.254"),
+    ('cidrnetmask("172.16.0.0/12")', "255.240.0.0"),
+    ('cidrsubnet("172.16.0.0/12", 4, 2)', "172.18.0.0/16"), ('cidrsubnet("10.1.2.0/24", 4, 15)', "10.1.2.240/28"),
+    ('cidrsubnet("fd00:fd12:3456:7890::/56", 16, 162)', "fd00:fd12:3456:7800:a200::/72"),
+    ('cidrsubnets("10.1.0.0/16", 4, 4, 8, 4)', ["10.1.0.0/20", "10.1.16.0/20", "10.1.32.0/24", "10.1.48.0/20"]),
     # conversion
     ('tobool("true")', True), ("tobool(false)", False), ("tobool(null)", None),
     ('tonumber("1")', 1), ('tonumber("1.5")', 1.5), ("tonumber(2)", 2),
@@ -201,6 +216,22 @@ def test_nondeterministic_functions_have_the_documented_shape() -> None:
     hashed = ev('bcrypt("hello world")')
     assert hashed.startswith("$2a$10$") and bcrypt.checkpw(b"hello world", hashed.encode())
     assert ev('bcrypt("x", 4)').startswith("$2a$04$")
+
+
+def test_legacy_time_and_gzip_functions() -> None:
+    import base64
+    import gzip
+    from datetime import UTC, datetime
+
+    from factory.template.functions.datetime import go_time_format
+
+    when = datetime(2018, 1, 2, 23, 12, 1, tzinfo=UTC)
+    assert go_time_format("2006-01-02T15:04:05Z07:00", when) == "2018-01-02T23:12:01Z"
+    assert go_time_format("Jan _2 03:04PM Monday", when) == "Jan  2 11:12PM Tuesday"
+    assert go_time_format("20060102150405", when) == "20180102231201"
+    assert re.fullmatch(r"\d{4}-\d\d-\d\d", ev('legacy_isotime("2006-01-02")'))
+    assert ev('legacy_strftime("%Y")') == str(datetime.now(UTC).year)
+    assert gzip.decompress(base64.b64decode(ev('base64gzip("test")'))) == b"test"
 
 
 def test_env_only_in_variable_defaults() -> None:

@@ -68,7 +68,8 @@ SPECIAL_DOCS = {
 def _load() -> None:
     import importlib
 
-    for family in ("numeric", "text", "collections", "encoding", "filesystem", "crypto", "datetime", "conversion"):
+    for family in ("numeric", "text", "collections", "encoding", "filesystem", "crypto", "datetime", "network",
+                   "conversion"):
         importlib.import_module(f"{__name__}.{family}")   # each module registers its functions on import
 
 

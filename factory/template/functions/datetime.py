@@ -92,3 +92,75 @@ def formatdate(spec: Any, ts: Any) -> str:
         else:
             out.append(tok)
     return "".join(out)
+
+
+def _parts(when: datetime) -> dict[str, Any]:
+    iso_year, iso_week, _ = when.isocalendar()
+    return {"year": when.year, "year_day": when.timetuple().tm_yday, "month": when.month,
+            "month_name": when.strftime("%B"), "day": when.day, "weekday": (when.weekday() + 1) % 7,
+            "weekday_name": when.strftime("%A"), "hour": when.hour, "minute": when.minute, "second": when.second,
+            "iso_year": iso_year, "iso_week": iso_week}
+
+
+@function("rfc3339_parse", "datetime", "Date and time values (year, month, day, weekday, unix, iso_week ...) of "
+          "an RFC 3339 timestamp.")
+def rfc3339_parse(ts: Any) -> dict[str, Any]:
+    text = s(ts)
+    when = parse_rfc3339(text.replace(" ", "T", 1) if "T" not in text.upper() else text)
+    return {**_parts(when), "unix": int(when.timestamp())}
+
+
+@function("unix_timestamp_parse", "datetime", "Date and time values (in UTC, with rfc3339) of a Unix timestamp.")
+def unix_timestamp_parse(seconds: Any) -> dict[str, Any]:
+    from factory.template.functions.numeric import num
+
+    n = num(seconds)
+    if not isinstance(n, int):
+        raise FuncError("a whole number of seconds is required", 0)
+    when = datetime.fromtimestamp(n, UTC)
+    return {**_parts(when), "rfc3339": format_rfc3339(when)}
+
+
+# Go reference-time layout elements, longest first so "2006" wins over "2" and "January" over "Jan".
+_GO_LAYOUT = [("January", "%B"), ("Monday", "%A"), ("2006", "%Y"), ("Z07:00", "Z07:00"), ("-07:00", "-07:00"),
+              ("-0700", "%z"), ("Jan", "%b"), ("Mon", "%a"), ("MST", "%Z"), ("002", "%j"), ("06", "%y"),
+              ("01", "%m"), ("02", "%d"), ("_2", "_2"), ("15", "%H"), ("03", "%I"), ("04", "%M"), ("05", "%S"),
+              ("PM", "%p"), ("pm", "pm"), ("1", "1"), ("2", "2"), ("3", "3"), ("4", "4"), ("5", "5")]
+
+
+def go_time_format(layout: str, when: datetime) -> str:
+    """Format a time with a Go layout (reference time Mon Jan 2 15:04:05 MST 2006)."""
+    out, i = [], 0
+    while i < len(layout):
+        for token, code in _GO_LAYOUT:
+            if layout.startswith(token, i):
+                out.append(_go_element(code, when))
+                i += len(token)
+                break
+        else:
+            out.append(layout[i])
+            i += 1
+    return "".join(out)
+
+
+def _go_element(code: str, when: datetime) -> str:
+    plain = {"1": str(when.month), "2": str(when.day), "3": str(when.hour % 12 or 12), "4": str(when.minute),
+             "5": str(when.second), "_2": f"{when.day:2d}", "pm": when.strftime("%p").lower()}
+    if code in plain:
+        return plain[code]
+    if code in ("Z07:00", "-07:00"):
+        zone = _zone(when, "Z" if code == "Z07:00" else "ZZZZZ")
+        return zone
+    if code == "%Z":
+        return when.tzname() or "UTC"
+    return when.strftime(code)
+
+
+@function("legacy_isotime", "datetime", "The current UTC time in a Go layout (Packer's legacy isotime).")
+def legacy_isotime(layout: Any) -> str:
+    return go_time_format(s(layout), datetime.now(UTC))
+
+
+@function("legacy_strftime", "datetime", "The current UTC time in a C strftime format (Packer's legacy strftime).")
+def legacy_strftime(fmt: Any) -> str:
+    return datetime.now(UTC).strftime(s(fmt))

@@ -105,6 +105,13 @@ def urlencode(x: Any) -> str:
     return urllib.parse.quote_plus(s(x), safe="")
 
 
+@function("base64gzip", "encoding", "Gzips a string and base64-encodes the result.")
+def base64gzip(x: Any) -> str:
+    import gzip
+
+    return base64.b64encode(gzip.compress(s(x).encode(), mtime=0)).decode()
+
+
 @function("textencodebase64", "encoding", "Base64 of a string encoded in a named character set.")
 def textencodebase64(x: Any, encoding: Any) -> str:
     try:
