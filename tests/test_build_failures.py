@@ -163,6 +163,11 @@ def test_interrupt_mid_build_leaves_nothing_behind(tmp_path: Path, sig: signal.S
     run = Run(_template(tmp_path, name, ssh_timeout="5m"), tmp_path / "cache")
     run.wait_for("waiting up to .* for SSH", 120)
     assert qemu_pids(name), "qemu should be running mid-build"
+    if sig == signal.SIGINT:  # on request: SIGUSR1 saves a screendump of the running VM
+        run.proc.send_signal(signal.SIGUSR1)
+        run.wait_for(r"screendump: \S+\.png", 60)
+        shot = re.search(r"screendump: (\S+\.png)", run.text)
+        assert shot and Path(shot.group(1)).read_bytes()[:4] == b"\x89PNG"
     run.proc.send_signal(sig)
     code = run.finish()
     assert code == 130, run.text

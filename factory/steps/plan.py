@@ -63,5 +63,6 @@ def build_source(build: Any, source: Any, root: Path, bus: EventBus, opts: Build
             finish.error_cleanup_provisioner(c)
         vm.keep_diagnostics(c, exc)
 
-    run_steps(steps_for(ctx), ctx, on_failure=on_failure)
+    with vm.screendump_on_sigusr1(ctx):
+        run_steps(steps_for(ctx), ctx, on_failure=on_failure)
     return ctx.artifacts

@@ -5,9 +5,12 @@ Only the driver interface (factory.machine.driver) is used here; the QEMU specif
 
 from __future__ import annotations
 
+import contextlib
 import shutil
+import signal
+import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -216,6 +219,27 @@ class Shutdown(Step[BuildContext]):
             ctx.emit(EventKind.NOTICE, f"shutdown_command exited with {code}: falling back to ACPI power-down")
             return False
         return True
+
+
+@contextlib.contextmanager
+def screendump_on_sigusr1(ctx: BuildContext) -> Iterator[None]:
+    """`kill -USR1 <factory pid>` saves a PNG of the VM's screen on request (headless builds have no window)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum: int, frame: object) -> None:
+        if ctx.machine is None or ctx.settings is None:
+            return
+        dest = paths.cache_dir("screens") / f"{ctx.s.vm_name}-{time.strftime('%Y%m%d-%H%M%S')}.png"
+        shot = ctx.machine.screendump(dest)
+        ctx.emit(EventKind.NOTICE, f"screendump: {shot}" if shot else "screendump: the VM is not running")
+
+    old = signal.signal(signal.SIGUSR1, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGUSR1, old)
 
 
 def keep_diagnostics(ctx: BuildContext, exc: BaseException) -> None:
