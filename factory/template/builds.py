@@ -328,11 +328,14 @@ class _StepContext:
             col.add(FactoryError("keep_input_artifact must be true or false",
                                  where=blk.attrs["keep_input_artifact"].where(f"{path}.keep_input_artifact")))
             keep = None
-        first = applicable[0] if applicable else (self.selected[0] if self.selected else None)
-        config = self._evaluate(blk, Kind.POST_PROCESSOR, path, first, POST_META, col)
-        if config is None:
-            return None
-        return PostProcessorSpec(blk.labels[0], name, config, only, except_, keep, blk.where(path))
+        per_source: dict[str, Component] = {}
+        for r in applicable or self.selected[:1] or [None]:  # type: ignore[list-item]
+            config = self._evaluate(blk, Kind.POST_PROCESSOR, path, r, POST_META, col)
+            if config is None:
+                return None
+            per_source[r.full_name if r else ""] = config
+        first = next(iter(per_source.values()))
+        return PostProcessorSpec(blk.labels[0], name, first, only, except_, keep, blk.where(path), per_source)
 
 
 def _chains(ctx: _StepContext, blk: Block, path: str) -> list[list[PostProcessorSpec]]:

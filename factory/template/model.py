@@ -95,9 +95,14 @@ class PostProcessorSpec:
     except_: tuple[str, ...]
     keep_input_artifact: bool | None
     where: Location
+    per_source: dict[str, Component] = field(default_factory=dict, repr=False, compare=False)
 
     def applies_to(self, full_name: str) -> bool:
         return selected(self.only, self.except_, full_name)
+
+    def config_for(self, full_name: str) -> Component:
+        """The config evaluated for one source (it may read source.name, e.g. in `output`)."""
+        return self.per_source.get(full_name, self.config)
 
 
 @dataclass(frozen=True)

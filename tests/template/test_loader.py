@@ -258,6 +258,7 @@ build {
     (checksum,), (artifice, manifest) = build.post_processors
     assert checksum.applies_to("qemu.a") and not checksum.applies_to("qemu.b")
     assert artifice.config.files == ["out/a.img"]  # type: ignore[attr-defined]
+    assert artifice.config_for("qemu.b").files == ["out/b.img"]  # type: ignore[attr-defined]
     assert manifest.keep_input_artifact is False and artifice.keep_input_artifact is None
 
 
