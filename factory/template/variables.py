@@ -1,7 +1,8 @@
 """Input variables: declarations, Packer's value precedence, type conversion, validation and sensitivity.
 
-Precedence (lowest first): default < *.auto.pkrvars.hcl < -var-file (HCL or JSON, in order) < PKR_VAR_name
-(FACTORY_VAR_name wins over it) < -var name=value.
+Precedence (lowest first), as Packer's code applies it (hcl2template collectInputVariableValues) and its docs
+state: default < PKR_VAR_name environment variables (FACTORY_VAR_name wins over PKR_VAR_name) <
+*.auto.pkrvars.hcl (lexical order) < -var-file (HCL or JSON, in order) < -var name=value.
 """
 
 from __future__ import annotations
@@ -135,12 +136,12 @@ def _static(blk: Block, name: str, fallback: Any, scope: Scope) -> Any:
 def assign(decls: dict[str, VarDecl], *, auto_files: Sequence[Path], var_files: Sequence[Path],
            env: Mapping[str, str], cli_vars: Sequence[str], col: Collector) -> None:
     """Apply values in Packer's precedence order, then convert, validate and register sensitive ones."""
-    for path in [*auto_files, *var_files]:
-        _from_file(decls, path, col)
     for prefix in ("PKR_VAR_", "FACTORY_VAR_"):
         for key, raw in sorted(env.items()):
             if key.startswith(prefix) and key[len(prefix):] in decls:
                 _set_text(decls[key[len(prefix):]], raw, f"environment variable {key}", col)
+    for path in [*auto_files, *var_files]:
+        _from_file(decls, path, col)
     for item in cli_vars:
         name, sep, raw = item.partition("=")
         name = name.strip()

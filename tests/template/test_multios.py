@@ -74,16 +74,17 @@ def test_rocky_headful_build_runs_guest_additions_everywhere() -> None:
 
 
 def test_env_default_and_precedence() -> None:
+    # Packer's order (collectInputVariableValues): default < PKR_VAR_ < auto var files < -var-file < -var.
     env = {"FACTORY_TEST_BUILD_USER": "alice", "PKR_VAR_memory": "1024", "PKR_VAR_cpus": "3",
-           "FACTORY_VAR_cpus": "5"}
+           "PKR_VAR_arch": "arm64", "FACTORY_VAR_arch": "riscv64", "PKR_VAR_iso_checksum": "sha256:00"}
     project = _load("debian.pkrvars.hcl", env=env, vars=["memory=512"])
     assert project.locals["owner"] == "alice"
-    # default 2 < auto var file 4 < PKR_VAR 3 < FACTORY_VAR 5
-    assert project.variables["cpus"].value == 5
-    # default 2048 < var file 4096 < PKR_VAR 1024 < -var 512
-    assert project.variables["memory"].value == 512
-    # default "20G" < auto var file "40G"
-    assert project.variables["disk_size"].value == "40G"
+    assert project.variables["arch"].value == "riscv64"             # default < PKR_VAR < FACTORY_VAR
+    assert project.variables["iso_checksum"].value == "sha256:00"   # default < PKR_VAR
+    assert project.variables["cpus"].value == 4                     # PKR_VAR 3 < auto var file 4
+    assert project.variables["memory"].value == 512                 # PKR_VAR < var file 4096 < -var 512
+    assert _load("debian.pkrvars.hcl", env=env).variables["memory"].value == 4096
+    assert project.variables["disk_size"].value == "40G"            # default "20G" < auto var file
 
 
 def test_without_only_the_unknown_hyperv_source_is_an_error() -> None:
