@@ -7,7 +7,6 @@ Outputs appear atomically (temp name beside the target, renamed on success).
 from __future__ import annotations
 
 import contextlib
-import gzip
 import hashlib
 import io
 import json
@@ -23,7 +22,7 @@ from factory import ui
 from factory.artifact import digests, ovf
 from factory.artifact.model import Hardware
 from factory.artifact.source import DiskSource, image_info, open_disk
-from factory.artifact.tario import HashingWriter, TarWriter, fixed_mtime
+from factory.artifact.tario import HashingWriter, TarWriter, fixed_mtime, gzip_writer
 from factory.artifact.vmdk import Adapter, write_stream_optimized
 from factory.errors import FactoryError
 from factory.fsutil import atomic_path
@@ -322,7 +321,7 @@ def _has_gpt(raw: Path) -> bool:
 def write_box(out: Path, members: list[tuple[str, Path | bytes]], level: int) -> None:
     """A Vagrant box: tar.gz with fixed owners, mtimes and order, gzip header without name or time."""
     with output(out) as tmp, open(tmp, "wb") as raw, \
-            gzip.GzipFile(filename="", mode="wb", fileobj=raw, compresslevel=level, mtime=0) as gz, \
+            gzip_writer(raw, level) as gz, \
             tarfile.open(fileobj=gz, mode="w", format=tarfile.GNU_FORMAT) as tar:
         for name, content in members:
             info = tarfile.TarInfo(name)

@@ -7,7 +7,6 @@ following checksum post-processor does not read them again.
 from __future__ import annotations
 
 import contextlib
-import gzip
 import lzma
 import tarfile
 from collections.abc import Iterator
@@ -20,7 +19,7 @@ from factory import ui
 from factory.artifact import digests
 from factory.artifact.exporters import output
 from factory.artifact.model import Artifact
-from factory.artifact.tario import HashingWriter, fixed_mtime
+from factory.artifact.tario import HashingWriter, fixed_mtime, gzip_writer
 from factory.errors import FactoryError
 from factory.post.base import PostContext, PostProcessor, Result, expand, resolve
 
@@ -46,7 +45,7 @@ def format_of(path: str, explicit: str | None) -> str:
 def _compressor(fh: HashingWriter, codec: str, level: int) -> Iterator[IO[bytes]]:
     sink = cast(IO[bytes], fh)   # HashingWriter has the write/flush a compressor's file object needs
     if codec == "gz":
-        with gzip.GzipFile(filename="", mode="wb", fileobj=sink, compresslevel=level, mtime=0) as gz:
+        with gzip_writer(sink, level) as gz:
             yield cast(IO[bytes], gz)
     elif codec == "zst":
         cctx = zstandard.ZstdCompressor(level=level, threads=-1)
