@@ -205,9 +205,21 @@ class SourceOptions(IsoOptions, HttpOptions, FloppyOptions, CdOptions, BootOptio
         ("iso_url", "iso_urls"), ("http_directory", "http_content"), ("boot_command", "boot_steps"))
 
 
+@dataclass(frozen=True)
+class EnvOptions:
+    """Environment variables given to scripts, on the guest (shell) or the host (shell-local)."""
+
+    environment_vars: list[str] = opt([], help="`KEY=VALUE` pairs set for the scripts (through `{{.Vars}}`), "
+                                      "after PACKER_BUILD_NAME and PACKER_BUILDER_TYPE.")
+    env: dict[str, str] = opt({}, help="Map of environment variables set for the scripts; merged with "
+                              "`environment_vars`.")
+    env_var_format: str | None = opt(None, help="printf-style format of each variable in `{{.Vars}}` "
+                                     "(Packer's default `%s='%s' `).")
+
+
 # Shared by the shell-local provisioner and post-processor (Packer's shell-local/config.go).
 @dataclass(frozen=True)
-class ShellLocalOptions:
+class ShellLocalOptions(EnvOptions):
     """Running commands on the build host."""
 
     command: str | None = opt(None, help="A single command run on the host. Exactly one of `command`, "
@@ -217,12 +229,6 @@ class ShellLocalOptions:
     inline_shebang: str = opt("/bin/sh -e", help="Shebang line of the script made from `inline`.")
     script: str | None = opt(None, help="Path of a local script to run on the host.")
     scripts: list[str] = opt([], help="Paths of local scripts run in order on the host.")
-    environment_vars: list[str] = opt([], help="`KEY=VALUE` pairs set in the environment of the command, in "
-                                      "addition to PACKER_BUILD_NAME and PACKER_BUILDER_TYPE.")
-    env: dict[str, str] = opt({}, help="Map of environment variables set for the command; merged with "
-                              "`environment_vars`.")
-    env_var_format: str | None = opt(None, help="printf-style format of each variable in `{{.Vars}}`; "
-                                     "Packer's default is `%s='%s' `.")
     execute_command: list[str] = opt(["/bin/sh", "-c", "{{.Vars}} {{.Script}}"],
                                      help="argv used to run each script; `{{.Vars}}` expands to the "
                                      "environment assignments and `{{.Script}}` to the script path.")

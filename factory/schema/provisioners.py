@@ -13,14 +13,14 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 from factory.options import Component, Kind, Support, opt
-from factory.schema.common import ShellLocalOptions
+from factory.schema.common import EnvOptions, ShellLocalOptions
 from factory.schema.types import Checked
 
 IGNORED = Support.IGNORED
 
 
 @dataclass(frozen=True)
-class ShellProvisioner(Checked, Component, kind=Kind.PROVISIONER, name="shell"):
+class ShellProvisioner(EnvOptions, Checked, Component, kind=Kind.PROVISIONER, name="shell"):
     """Run commands or scripts in the guest over SSH."""
 
     summary: ClassVar[str] = "Uploads commands or scripts to the guest and runs them over SSH, streaming output."
@@ -32,12 +32,6 @@ class ShellProvisioner(Checked, Component, kind=Kind.PROVISIONER, name="shell"):
     script: str | None = opt(None, help="Path of a local script uploaded to the guest and run.")
     scripts: list[str] = opt([], help="Paths of local scripts uploaded and run in order.")
     binary: bool = opt(False, help="Upload scripts as-is (no line-ending conversion).", support=IGNORED)
-    environment_vars: list[str] = opt([], help="`KEY=VALUE` pairs exported to the scripts through `{{.Vars}}`, "
-                                      "after PACKER_BUILD_NAME and PACKER_BUILDER_TYPE.")
-    env: dict[str, str] = opt({}, help="Map of environment variables exported to the scripts; merged with "
-                              "`environment_vars`.")
-    env_var_format: str | None = opt(None, help="printf-style format of each variable in `{{.Vars}}` "
-                                     "(Packer's default `%s='%s' `).")
     use_env_var_file: bool = opt(False, help="Write the variables to a file sourced by the script instead of "
                                  "prefixing the command.")
     execute_command: str = opt("chmod +x {{.Path}}; {{.Vars}} {{.Path}}", help="Command that runs each "
