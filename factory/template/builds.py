@@ -252,6 +252,28 @@ class _StepContext:
             body.values[k] = v
         return make_component(kind, blk.labels[0], body, blk.where(path), path, col)
 
+    def _per_source(self, blk: Block, kind: Kind, path: str, applicable: list[_Selected], meta: frozenset[str]
+                    ) -> dict[str, Component] | None:
+        """The step's config for each source it applies to. A step that applies to none is still decoded (inspect
+        lists it), but like Packer, which never decodes it then, its problems are only warnings."""
+        out: dict[str, Component] = {}
+        if applicable:
+            for r in applicable:
+                c = self._evaluate(blk, kind, path, r, meta, self.col)
+                if c is None:
+                    return None
+                out[r.full_name] = c
+            return out
+        quiet = Collector()
+        first = self.selected[0] if self.selected else None
+        c = self._evaluate(blk, kind, path, first, meta, quiet)
+        if c is None or quiet.errors:
+            self.col.warn(f"{blk.file}:{blk.line}: {path} applies to no selected source and was skipped: "
+                          f"{quiet.errors[0].message if quiet.errors else 'invalid'}")
+            return None
+        out[first.full_name if first else ""] = c
+        return out
+
     def _type_ok(self, blk: Block, kind: Kind, path: str, applicable: list[_Selected]) -> bool:
         if len(blk.labels) != 1:
             self.col.add(FactoryError(f'a {kind} block takes one label, its type: {kind} "shell" {{ ... }}',
@@ -282,12 +304,9 @@ class _StepContext:
         retries = _static(blk.attrs.get("max_retries"), scope, path, col, 0)
         if "continue_on_error" in blk.attrs:
             col.warn(f"{blk.file}:{blk.line}: {path}.continue_on_error is accepted but not acted on by factory")
-        per_source: dict[str, Component] = {}
-        for r in applicable or self.selected[:1] or [None]:  # type: ignore[list-item]
-            c = self._evaluate(blk, Kind.PROVISIONER, path, r, PROVISIONER_META, col)
-            if c is None:
-                return None
-            per_source[r.full_name if r else ""] = c
+        per_source = self._per_source(blk, Kind.PROVISIONER, path, applicable, PROVISIONER_META)
+        if per_source is None:
+            return None
         by_name = {r.full_name: r for r in self.selected}
 
         def rebuild(full_name: str, extra: dict[str, Any]) -> Component:
@@ -328,12 +347,9 @@ class _StepContext:
             col.add(FactoryError("keep_input_artifact must be true or false",
                                  where=blk.attrs["keep_input_artifact"].where(f"{path}.keep_input_artifact")))
             keep = None
-        per_source: dict[str, Component] = {}
-        for r in applicable or self.selected[:1] or [None]:  # type: ignore[list-item]
-            config = self._evaluate(blk, Kind.POST_PROCESSOR, path, r, POST_META, col)
-            if config is None:
-                return None
-            per_source[r.full_name if r else ""] = config
+        per_source = self._per_source(blk, Kind.POST_PROCESSOR, path, applicable, POST_META)
+        if per_source is None:
+            return None
         first = next(iter(per_source.values()))
         return PostProcessorSpec(blk.labels[0], name, first, only, except_, keep, blk.where(path), per_source)
 

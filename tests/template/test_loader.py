@@ -295,3 +295,21 @@ build {
     assert build.sources[0].config.qemu_img_args == {  # type: ignore[attr-defined]
         "convert": ["preallocation=off"], "create": ["-o", "preallocation=off"]}
     assert [p.config.inline for p in build.provisioners] == [["echo 0: one"], ["echo 1: two"]]  # type: ignore[attr-defined]
+
+
+def test_step_that_applies_to_no_selected_source_only_warns(tmp_path: Path) -> None:
+    _write(tmp_path, BASE + """
+build {
+  sources = ["source.qemu.a"]
+  provisioner "shell" {
+    inline = [source.name == "a" ? "echo" : "x"]
+  }
+  provisioner "shell" {
+    only   = ["vmware-iso.win"]
+    inline = [data.vsphere.x.y.z]
+  }
+}
+""")
+    project = load(tmp_path, env={})
+    assert len(project.builds[0].provisioners) == 1
+    assert any("provisioner[1] applies to no selected source and was skipped" in w for w in project.warnings)
