@@ -24,7 +24,7 @@ KNOWN_UNTESTED_QEMU = frozenset({
     "boot_key_interval", "cd_content", "cd_files", "cd_label", "cdrom_interface", "communicator", "cpu_model",
     "disk_cache", "disk_compression", "disk_detect_zeroes", "disk_discard", "efi_boot", "efi_firmware_code",
     "efi_firmware_vars", "http_bind_address", "http_content", "http_port_max", "http_port_min", "install_method",
-    "iso_urls", "preseed_vars", "qemuargs", "screenshot_on_failure", "shutdown_timeout", "skip_compaction",
+    "iso_urls", "qemuargs", "screenshot_on_failure", "shutdown_timeout", "skip_compaction",
     "ssh_handshake_attempts", "ssh_private_key_file", "use_backing_file",
 })
 
