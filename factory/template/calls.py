@@ -51,7 +51,7 @@ def call_function(ev: Evaluator, node: Any) -> Any:
         close = suggest(name, FUNCTIONS)
         raise ev.error(node, f'call to unknown function "{name}"',
                        hint=f'did you mean "{close}"?' if close else "see the function list in docs/reference.md")
-    args = [ev.eval(a) for a in arg_nodes]
+    args = [ev.plain(ev.eval(a), a) for a in arg_nodes]
     if expand:
         if not args or not isinstance(args[-1], list | Unknown):
             raise ev.error(arg_nodes[-1] if arg_nodes else node, "the argument before ... must be a list")

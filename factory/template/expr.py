@@ -79,12 +79,19 @@ class Scope:
 
 def evaluate(node: Any, scope: Scope) -> Any:
     """Evaluate one expression tree."""
-    return Evaluator(scope).eval(node)
+    ev = Evaluator(scope)
+    return ev.plain(ev.eval(node), node)
 
 
 class Evaluator:
     def __init__(self, scope: Scope) -> None:
         self.scope = scope
+
+    def plain(self, value: Any, node: Any) -> Any:
+        """A value as data: a bare `var` or `local` (a Namespace) becomes the object of its entries."""
+        if isinstance(value, Namespace):
+            return {name: self.plain(value.get(name, node, self), node) for name in value.known}
+        return value
 
     def error(self, node: Any, message: str, hint: str | None = None) -> EvalError:
         return EvalError(message, hint=hint, where=locate(self.scope.file, node, self.scope.block))

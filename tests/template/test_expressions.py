@@ -73,6 +73,8 @@ CASES: list[tuple[str, Any]] = [
     ("<<EOF\nEOF\n", ""),
     # functions with expansion
     ("max(var.nums...)", 9), ('concat(var.list, ["d"])', ["a", "b", "c", "d"]),
+    # a bare namespace is the object of its entries
+    ("keys(var)[0]", "flag"), ("length(var)", 11), ("var.map", {"x": 1, "y": 2}),
 ]
 
 VARS: dict[str, Any] = {
