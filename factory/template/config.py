@@ -92,7 +92,7 @@ def make_component(kind: Kind, type_: str, body: Body, where: Location, path: st
             kwargs[name] = to_python(value, info.type)
         except ht.ConversionError as exc:
             col.add(FactoryError(f"invalid value for {name}: {exc}", where=at,
-                                 hint=f"{name} is a {info.type_name}"))
+                                 hint=f"{name} has type {info.type_name}"))
             ok = False
             continue
         if info.support is Support.IGNORED:
