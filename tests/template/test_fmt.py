@@ -206,13 +206,20 @@ def _bodies(draw: st.DrawFn, depth: int = 0) -> str:
     names = draw(st.lists(NAMES, max_size=4, unique=True))
     for name in names:
         pad = draw(st.sampled_from(["", "  ", "\t", "      "]))
-        kind = draw(st.sampled_from(["attr", "attr", "comment", "blank", "block"] if depth < 2 else ["attr"]))
+        kinds = ["attr", "attr", "comment", "blank", "heredoc", "block"] if depth < 2 else ["attr", "heredoc"]
+        kind = draw(st.sampled_from(kinds))
         if kind == "attr":
             comment = draw(st.sampled_from(["", " # note", "  // why"]))
             lines.append(f"{pad}{name}{draw(SP)}={draw(SP)}{draw(EXPRS)}{comment}")
         elif kind == "comment":
             lines.append(pad + draw(st.sampled_from(["# c", "// c", "/* c */", "/* a\n   b */"])))
             lines.append(f"{pad}{name} = 1")
+        elif kind == "heredoc":
+            body = draw(st.lists(st.sampled_from(["  two  spaces", "\ttab", "", "x = [ 1 ]", "# not a comment"]),
+                                 max_size=3))
+            marker = draw(st.sampled_from(["<<EOT", "<<-EOT"]))
+            lines.append(f"{pad}{name}{draw(SP)}={draw(SP)}{marker}\n" + "".join(b + "\n" for b in body)
+                         + draw(st.sampled_from(["EOT", "  EOT"])))
         elif kind == "blank":
             lines.extend(["", "", f"{name}={draw(EXPRS)}"])
         else:
