@@ -288,14 +288,23 @@ class _StepContext:
                           "factory and applies to no selected source; skipped")
         return False
 
-    def provisioner(self, blk: Block, path: str) -> ProvisionerSpec | None:
-        col, scope = self.col, self._scope_for(None)
+    def _head(self, blk: Block, kind: Kind, path: str
+              ) -> tuple[tuple[str, ...], tuple[str, ...], list[_Selected], str] | None:
+        """A step's only/except, the selected sources it applies to and its name (None: skip the step)."""
         only = self._meta_list(blk, "only", path) if "only" in blk.attrs else ()
         except_ = self._meta_list(blk, "except", path) if "except" in blk.attrs else ()
         applicable = [r for r in self.selected if step_applies(only, except_, r.full_name)]
-        if not self._type_ok(blk, Kind.PROVISIONER, path, applicable):
+        if not self._type_ok(blk, kind, path, applicable):
             return None
-        name = str(_static(blk.attrs.get("name"), scope, path, col, "") or "")
+        name = str(_static(blk.attrs.get("name"), self._scope_for(None), path, self.col, "") or "")
+        return only, except_, applicable, name
+
+    def provisioner(self, blk: Block, path: str) -> ProvisionerSpec | None:
+        col, scope = self.col, self._scope_for(None)
+        head = self._head(blk, Kind.PROVISIONER, path)
+        if head is None:
+            return None
+        only, except_, applicable, name = head
         override = _static(blk.attrs.get("override"), scope, path, col, {}) or {}
         if not isinstance(override, dict) or not all(isinstance(v, dict) for v in override.values()):
             col.add(FactoryError('override must map source names to objects: override = { "qemu.base" = {...} }',
@@ -336,12 +345,10 @@ class _StepContext:
 
     def post_processor(self, blk: Block, path: str) -> PostProcessorSpec | None:
         col, scope = self.col, self._scope_for(None)
-        only = self._meta_list(blk, "only", path) if "only" in blk.attrs else ()
-        except_ = self._meta_list(blk, "except", path) if "except" in blk.attrs else ()
-        applicable = [r for r in self.selected if step_applies(only, except_, r.full_name)]
-        if not self._type_ok(blk, Kind.POST_PROCESSOR, path, applicable):
+        head = self._head(blk, Kind.POST_PROCESSOR, path)
+        if head is None:
             return None
-        name = str(_static(blk.attrs.get("name"), scope, path, col, "") or "")
+        only, except_, applicable, name = head
         keep = _static(blk.attrs.get("keep_input_artifact"), scope, path, col, None)
         if keep is not None and not isinstance(keep, bool):
             col.add(FactoryError("keep_input_artifact must be true or false",
