@@ -229,6 +229,7 @@ def _bodies(draw: st.DrawFn, depth: int = 0) -> str:
     return "\n".join(lines)
 
 
+@pytest.mark.filterwarnings("ignore:Generating overly large repr")  # the recursive strategy's repr, not a bug
 @settings(max_examples=int(os.environ.get("FMT_EXAMPLES", "150")), deadline=None,
           suppress_health_check=[HealthCheck.too_slow])
 @given(_bodies())
