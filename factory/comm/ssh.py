@@ -80,6 +80,7 @@ def connect(settings: SSHSettings, *, alive: Callable[[], None] = lambda: None, 
     if not settings.password and not settings.keypair and not settings.private_key_file:
         raise FactoryError(f"no SSH credentials for {settings.target}",
                            hint="set ssh_password or ssh_private_key_file, or let factory generate a key pair")
+    settings.login_keys()  # an unusable key file fails now, not after minutes of waiting for the guest
     comm = Communicator(settings, alive=alive, expect=expect, notify=notify)
     comm.reconnect()
     if settings.pause_before_connecting > 0:

@@ -58,6 +58,17 @@ def test_password_auth(sshd: SshServer) -> None:
     assert PASSWORD not in secrets.mask(f"pw {PASSWORD}")
 
 
+def test_private_key_file_login_and_unusable_key_file(sshd: SshServer, tmp_path: Path) -> None:
+    key_file = sshd.keypair.write_private(tmp_path / "id_ed25519")
+    with connect(sshd.settings(keypair=None, private_key_file=str(key_file))) as c:
+        assert c.run("true") == 0
+    (tmp_path / "junk").write_text("not a key")
+    with pytest.raises(FactoryError, match="is not a usable private key"):
+        connect(sshd.settings(keypair=None, private_key_file=tmp_path / "junk"))
+    with pytest.raises(FactoryError, match="does not exist"):  # at once, before any waiting for sshd
+        connect(sshd.settings(keypair=None, port=free_port(), timeout=60, private_key_file=tmp_path / "missing"))
+
+
 def test_output_lines_stream_live_from_stdout_and_stderr(comm: Communicator) -> None:
     seen: list[tuple[float, str]] = []
     start = time.monotonic()
