@@ -124,6 +124,10 @@ class Evaluator:
             return self.scope.bound[name]
         if name in self.scope.names:
             return self.scope.names[name]
+        if name in _ROOTS:
+            raise self.error(node, f'references to {name}. are not allowed here',
+                             hint="variable defaults and var files take constant values (functions are fine), "
+                                  "as in Packer; compute derived values in a locals block")
         candidates = [*self.scope.bound, *self.scope.names]
         close = suggest(name, candidates)
         raise self.error(node, f'unknown variable "{name}"',
@@ -448,6 +452,9 @@ class Evaluator:
         from factory.template.calls import call_function
 
         return call_function(self, node)
+
+
+_ROOTS = frozenset({"var", "local", "data", "path", "source", "build", "packer"})
 
 
 def _exprs(node: Any) -> list[Any]:

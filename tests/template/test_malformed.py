@@ -111,6 +111,9 @@ CASES: list[tuple[str, str, dict[str, object], list[str]]] = [
     ("dynamic for_each not a collection", OK_SOURCE + 'build {\n  sources = ["source.qemu.a"]\n'
      '  dynamic "provisioner" {\n    for_each = 3\n    labels = ["shell"]\n    content {}\n  }\n}\n', {},
      ["main.pkr.hcl:7:5", "for_each must be a list, set or map"]),
+    ("variable default referencing a variable", 'variable "a" {\n  default = "x"\n}\nvariable "b" {\n'
+     '  default = "${var.a}-y"\n}\n' + OK_SOURCE + OK_BUILD, {},
+     ["main.pkr.hcl:5:16", "references to var. are not allowed here", "compute derived values in a locals"]),
     ("heredoc with bad interpolation", 'locals {\n  a = <<EOF\nline ${var.nope}\nEOF\n}\n' + OK_SOURCE + OK_BUILD,
      {}, ["main.pkr.hcl:3:8", 'reference to undeclared variable "var.nope"']),
 ]
