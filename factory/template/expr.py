@@ -124,6 +124,10 @@ class Evaluator:
             return self.scope.bound[name]
         if name in self.scope.names:
             return self.scope.names[name]
+        if name in ("source", "build") and "var" in self.scope.names:
+            raise self.error(node, f"{name}.* is not available here",
+                             hint=f"{name}.name and friends exist inside source, provisioner and post-processor "
+                                  "blocks of a build, not in locals or variables")
         if name in _ROOTS:
             raise self.error(node, f'references to {name}. are not allowed here',
                              hint="variable defaults and var files take constant values (functions are fine), "

@@ -114,6 +114,8 @@ CASES: list[tuple[str, str, dict[str, object], list[str]]] = [
     ("variable default referencing a variable", 'variable "a" {\n  default = "x"\n}\nvariable "b" {\n'
      '  default = "${var.a}-y"\n}\n' + OK_SOURCE + OK_BUILD, {},
      ["main.pkr.hcl:5:16", "references to var. are not allowed here", "compute derived values in a locals"]),
+    ("source.name in locals", 'locals {\n  n = source.name\n}\n' + OK_SOURCE + OK_BUILD, {},
+     ["main.pkr.hcl:2:7", "source.* is not available here"]),
     ("heredoc with bad interpolation", 'locals {\n  a = <<EOF\nline ${var.nope}\nEOF\n}\n' + OK_SOURCE + OK_BUILD,
      {}, ["main.pkr.hcl:3:8", 'reference to undeclared variable "var.nope"']),
 ]
