@@ -91,7 +91,11 @@ def prepare(path: Path, *, vars: Sequence[str] = (), var_files: Sequence[Path] =
     scope = Scope("", names, FUNCTIONS, env=env)
     loaded = Loaded(root_abs, files, blocks, scope, decls, col)
     names["local"] = _locals_namespace(loaded)
-    names["data"] = _data_namespace(loaded)
+    names["data"] = data = _data_namespace(loaded)
+    for type_ in data.known:   # every data source is read (and warned about) even when nothing uses it
+        of_type = data.entries.get(type_) or _resolve(data, type_)
+        for name in of_type.known:
+            _resolve(of_type, name)
     for name in names["local"].known:
         try:
             loaded.locals_[name] = names["local"].resolve(name, None)
@@ -239,6 +243,11 @@ def _locals_namespace(loaded: Loaded) -> Namespace:
         return value
 
     return Namespace("local", None, resolve, names=list(attrs), what="local value")
+
+
+def _resolve(ns: Namespace, name: str) -> Any:
+    assert ns.resolve is not None
+    return ns.resolve(name, None)
 
 
 class _Failed:

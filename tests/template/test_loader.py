@@ -313,3 +313,8 @@ build {
     project = load(tmp_path, env={})
     assert len(project.builds[0].provisioners) == 1
     assert any("provisioner[1] applies to no selected source and was skipped" in w for w in project.warnings)
+
+
+def test_unused_plugin_data_source_is_still_warned_about(tmp_path: Path) -> None:
+    _write(tmp_path, BASE + 'data "sshkey" "install" {}\nbuild {\n  sources = ["source.qemu.a"]\n}\n')
+    assert any('data source "sshkey" comes from a plugin' in w for w in load(tmp_path, env={}).warnings)
