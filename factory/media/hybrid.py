@@ -166,7 +166,8 @@ def analyse(path: Path) -> Layout:
         catalog = read_catalog(fh)
         gpt = read_gpt(fh)
         total = fh.seek(0, 2) // SECTOR
-    data_end, appended = blocks * 4, tuple[GptEntry, ...]()
+    data_end = blocks * 4
+    appended: tuple[GptEntry, ...] = ()
     if gpt is not None and gpt.entries:
         iso_part = min(gpt.entries, key=lambda e: e.first)
         data_end = iso_part.last + 1
