@@ -111,3 +111,16 @@ def test_cache_hit_is_near_instant(ubuntu: ShapedIso, ubuntu_sha: str, tmp_path:
     assert build(ubuntu.path, tmp_path / "d.iso", f"sha256:{ubuntu_sha}") == 0
     assert build(ubuntu.path, tmp_path / "e.iso", f"sha256:{ubuntu_sha}") == 0
     assert "from the cache" in " ".join(capsys.readouterr().err.split())
+
+
+def test_ready_config_lands_byte_for_byte(ubuntu: ShapedIso, ubuntu_sha: str, tmp_path: Path) -> None:
+    import subprocess
+
+    ready = tmp_path / "my-user-data"
+    text = render(load("ubuntu-24.04").family, PreseedVars.from_pairs(["password=pw", "hostname=mine"]))
+    ready.write_bytes(text.files["nocloud/user-data"] + b"# my own edits\n")
+    out = tmp_path / "out.iso"
+    assert build(ubuntu.path, out, f"sha256:{ubuntu_sha}", "--preseed", str(ready)) == 0
+    subprocess.run(["xorriso", "-osirrox", "on", "-indev", str(out), "-extract", "/nocloud/user-data",
+                    str(tmp_path / "got")], check=True, capture_output=True)
+    assert (tmp_path / "got").read_bytes() == ready.read_bytes()

@@ -257,3 +257,20 @@ def test_truncated_source_is_one_clear_error(built: dict[str, Built], tmp_path: 
     with pytest.raises(FactoryError, match="ends inside its GPT partition 2"):
         remaster(cut, tmp_path / "out.iso", config=config, kernel_args=EXPECTED_ARGS["ubuntu"])
     assert sorted(p.name for p in tmp_path.iterdir()) == ["cut.iso"]  # no half-written output or work dir
+
+
+def test_interrupted_write_leaves_nothing_behind(built: dict[str, Built], tmp_path: Path) -> None:
+    """Ctrl-C in the middle of the write: no output, no .part file, no work folder."""
+    config = render(_family("ubuntu"), PreseedVars.from_pairs(["password=x"]))
+    seen: list[int] = []
+
+    def interrupt(n: int, _total: int) -> None:
+        seen.append(n)
+        if sum(seen) > 4 << 20:
+            raise KeyboardInterrupt
+
+    out = tmp_path / "out" / "interrupted.iso"
+    with pytest.raises(KeyboardInterrupt):
+        remaster(built["ubuntu"].source.path, out, config=config, kernel_args="autoinstall", progress=interrupt)
+    assert sum(seen) > 4 << 20  # it really was stopped mid-write
+    assert list(out.parent.iterdir()) == []
