@@ -80,6 +80,12 @@ def type_boot_command(ctx: BuildContext) -> None:
         ctx.machine.send_keys(actions, s.boot_key_interval)
 
 
+def check_boot_command(ctx: BuildContext) -> None:
+    """Parse boot_command before anything starts (placeholders expanded with stand-in values)."""
+    values = {k: v or "0" for k, v in ctx.template_values.items()}
+    keys.parse_all([keys.expand(c, values, where=f"boot_command[{i}]") for i, c in enumerate(ctx.s.boot_command)])
+
+
 def _sleep_alive(ctx: BuildContext, seconds: float) -> None:
     end = time.monotonic() + seconds
     while time.monotonic() < end:
