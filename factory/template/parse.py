@@ -163,6 +163,24 @@ _EXPECTED = {
 }
 
 
+_VALUE_START = {"INT_LITERAL", "FLOAT_LITERAL", "DBLQUOTE", "LSQB", "NAME", "LPAR"}
+
+
+def _expected(terminals: set[str]) -> str:
+    """What the parser wanted, in words: "a value", '"="', "end of file" ... (keywords and internals left out)."""
+    words = set()
+    if len(terminals & _VALUE_START) >= 3:
+        words.add("a value")
+        terminals -= _VALUE_START | {"MINUS", "NOT", "LBRACE", "TEMPLATE_STRING", "HEREDOC_TEMPLATE",
+                                     "HEREDOC_TEMPLATE_TRIM"}
+    for t in terminals:
+        if t == "$END":
+            words.add("end of file")
+        elif t in _EXPECTED:
+            words.add(_EXPECTED[t])
+    return " or ".join(sorted(words)[:6])
+
+
 def _parse_error(exc: UnexpectedInput, file: str, text: str) -> FactoryError:
     line, col = getattr(exc, "line", 0) or 0, getattr(exc, "column", 0) or 0
     if isinstance(exc, UnexpectedEOF) or line <= 0:
@@ -171,11 +189,16 @@ def _parse_error(exc: UnexpectedInput, file: str, text: str) -> FactoryError:
         message = "unexpected end of file (an unclosed block, bracket or string?)"
     elif isinstance(exc, UnexpectedToken):
         tok = exc.token
-        shown = "end of line" if tok.type == "NL_OR_COMMENT" else f'"{tok}"' if str(tok) else tok.type
-        expected = sorted({_EXPECTED.get(e, e) for e in exc.expected if not e.startswith("__")})[:6]
+        value = str(tok)
+        if tok.type == "NL_OR_COMMENT" or value.startswith(("\n", "\r")):
+            shown = "end of line"
+        else:
+            first = value.splitlines()[0] if value else tok.type
+            shown = f'"{first[:24]}"'
         message = f"syntax error: unexpected {shown}"
+        expected = _expected(set(exc.expected))
         if expected:
-            message += f"; expected {' or '.join(expected)}"
+            message += f"; expected {expected}"
         if tok.type == "$END":
             message = "unexpected end of file (an unclosed block, bracket or string?)"
     elif isinstance(exc, UnexpectedCharacters):

@@ -18,6 +18,12 @@ OK_BUILD = 'build {\n  sources = ["source.qemu.a"]\n}\n'
 CASES: list[tuple[str, str, dict[str, object], list[str]]] = [
     ("unclosed block", 'source "qemu" "a" {\n  cpus = 2\n', {}, ["main.pkr.hcl:", "unexpected end of file"]),
     ("missing equals", 'locals {\n  a "x"\n}\n', {}, ["main.pkr.hcl:3:1", 'syntax error: unexpected "}"']),
+    ("colon instead of equals", 'locals {\n  a: 1\n}\n', {}, ["main.pkr.hcl:2:4", 'unexpected ":"; expected "="',
+                                                              "  |   a: 1"]),
+    ("missing value", 'locals {\n  a = {\n    c =\n  }\n}\n', {},
+     ["main.pkr.hcl:3:8", "unexpected end of line; expected a value"]),
+    ("extra closing brace", OK_SOURCE + OK_BUILD + "}\n", {}, ["main.pkr.hcl:7:1", "expected end of file"]),
+    ("missing comma in list", 'locals {\n  a = ["x" "y"]\n}\n', {}, ["main.pkr.hcl:2:12", 'expected "," or "]"']),
     ("bad character", 'locals {\n  a = 1 @ 2\n}\n', {}, ["main.pkr.hcl:2:", "syntax error"]),
     ("unterminated string", 'locals {\n  a = "abc\n}\n', {}, ["main.pkr.hcl:2:8", "unclosed block, bracket or string"]),
     ("unknown top-level block", OK_SOURCE + OK_BUILD + 'sorce "qemu" "b" {}\n', {},
