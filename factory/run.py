@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import shlex
 import shutil
+import signal
 import subprocess
+import threading
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
@@ -89,19 +92,40 @@ def failure_message(args: Sequence[str], code: int, output: bytes, tail_lines: i
 def _run_streaming(args: list[str], input: bytes | None, env: Mapping[str, str] | None,
                    cwd: StrPath | None, timeout: float | None,
                    on_line: Callable[[str], None]) -> subprocess.CompletedProcess[bytes]:
+    # The reader runs in a thread so the timeout is enforced even while output is flowing (or while a silent
+    # child holds the pipe open); the child gets its own process group so a timeout or Ctrl-C kills its whole
+    # tree, not just the shell.
     lines: list[bytes] = []
     with subprocess.Popen(args, stdin=subprocess.PIPE if input is not None else subprocess.DEVNULL,
-                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env, cwd=cwd) as proc:
-        if input is not None and proc.stdin:
-            proc.stdin.write(input)
-            proc.stdin.close()
-        assert proc.stdout is not None
-        for raw in proc.stdout:
-            lines.append(raw)
-            on_line(secrets.mask(raw.decode(errors="replace").rstrip("\n")))
-        code = proc.wait(timeout=timeout)
+                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env, cwd=cwd,
+                          start_new_session=True) as proc:
+        stdout = proc.stdout
+        assert stdout is not None
+
+        def pump() -> None:
+            for raw in stdout:
+                lines.append(raw)
+                on_line(secrets.mask(raw.decode(errors="replace").rstrip("\n")))
+
+        reader = threading.Thread(target=pump, name=f"run:{os.path.basename(args[0])}", daemon=True)
+        reader.start()
+        try:
+            if input is not None and proc.stdin:
+                proc.stdin.write(input)
+                proc.stdin.close()
+            code = proc.wait(timeout=timeout)
+        except BaseException:
+            _kill_group(proc)
+            raise
+        reader.join(timeout=5)
     out = b"".join(lines)
     return subprocess.CompletedProcess(args, code, out, out)
+
+
+def _kill_group(proc: subprocess.Popen[bytes]) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
 
 
 def tool_path(tool: str) -> Path:

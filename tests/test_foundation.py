@@ -75,3 +75,19 @@ def test_packer_single_dash_flags_are_normalized() -> None:
 
     assert normalize_argv(["build", "-var", "a=b", "-var-file=x.hcl", "-only=qemu.*", "-x"]) == [
         "build", "--var", "a=b", "--var-file=x.hcl", "--only=qemu.*", "-x"]
+
+
+def test_run_streaming_timeout_kills_the_whole_process_tree(tmp_path: Path) -> None:
+    # A child that keeps the pipe open and keeps printing must not outlive the timeout.
+    marker = tmp_path / "still-running"
+    script = f"(sleep 3; touch {marker}) & while true; do echo tick; sleep 0.1; done"
+    seen: list[str] = []
+    import time
+
+    start = time.monotonic()
+    with pytest.raises(FactoryError) as exc:
+        run(["sh", "-c", script], on_line=seen.append, timeout=1)
+    assert "timed out" in exc.value.message and time.monotonic() - start < 3
+    assert "tick" in seen
+    time.sleep(3.5)
+    assert not marker.exists(), "the background child survived the timeout"
