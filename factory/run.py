@@ -130,3 +130,19 @@ def _kill_group(proc: subprocess.Popen[bytes]) -> None:
 
 def tool_path(tool: str) -> Path:
     return Path(which(tool))
+
+
+def die_with_parent() -> None:
+    """preexec_fn for long-lived children (QEMU): the kernel kills the child if factory itself dies, even by
+    SIGKILL, so no VM is ever orphaned. Linux only (prctl PR_SET_PDEATHSIG); a no-op elsewhere.
+
+    Note: the signal fires when the *thread* that forked exits, so start such children from a long-lived thread.
+    """
+    import ctypes
+    import ctypes.util
+
+    libc_name = ctypes.util.find_library("c")
+    if not libc_name:
+        return
+    pr_set_pdeathsig = 1
+    ctypes.CDLL(libc_name, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGKILL, 0, 0, 0)

@@ -91,3 +91,37 @@ def test_run_streaming_timeout_kills_the_whole_process_tree(tmp_path: Path) -> N
     assert "tick" in seen
     time.sleep(3.5)
     assert not marker.exists(), "the background child survived the timeout"
+
+
+def test_die_with_parent_kills_the_child_when_its_parent_is_killed(tmp_path: Path) -> None:
+    import os
+    import signal
+    import time
+
+    pidfile = tmp_path / "child.pid"
+    parent = (
+        "import subprocess, sys, time\n"
+        "from factory.run import die_with_parent\n"
+        "p = subprocess.Popen(['sleep', '60'], preexec_fn=die_with_parent)\n"
+        f"open({str(pidfile)!r}, 'w').write(str(p.pid))\n"
+        "time.sleep(60)\n"
+    )
+    proc = subprocess.Popen([sys.executable, "-c", parent])
+    deadline = time.monotonic() + 20
+    while not (pidfile.exists() and pidfile.read_text()) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    child = int(pidfile.read_text())
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    for _ in range(100):
+        try:
+            os.kill(child, 0)
+        except ProcessLookupError:
+            break
+        # A zombie still answers kill(0); reap-free check via /proc state.
+        state = Path(f"/proc/{child}/stat")
+        if state.exists() and state.read_text().split()[2] == "Z":
+            break
+        time.sleep(0.05)
+    else:
+        pytest.fail("child outlived its SIGKILLed parent")

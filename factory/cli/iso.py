@@ -128,4 +128,4 @@ def known_sha256(path: Path) -> str:
     """sha256 of a file, remembered by (path, size, mtime) so a rebuild does not re-read a multi-GiB ISO."""
     from factory.media import cache
 
-    return cache._Index().sha256(path)
+    return cache.indexed_sha256(path)
