@@ -43,6 +43,7 @@ class _Selected:
 
 
 def decode_builds(loaded: Loaded, only: tuple[str, ...], except_: tuple[str, ...]) -> list[Build]:
+    """Every build block, with its sources filtered by -only/-except; problems go to loaded.col."""
     col = loaded.col
     sources = _sources(loaded.blocks, col)
     build_blocks = [b for b in loaded.blocks if b.type == "build"]

@@ -62,10 +62,6 @@ def evaluate_body(blk: Block, scope: Scope, path: str, col: Collector, skip: fro
     return out
 
 
-def component_class(kind: Kind, type_: str) -> type[Component] | None:
-    return lookup(kind, type_)
-
-
 def make_component(kind: Kind, type_: str, body: Body, where: Location, path: str, col: Collector
                    ) -> Component | None:
     """Build the declared dataclass for (kind, type_) from body, reporting every problem."""
@@ -198,8 +194,3 @@ def _unknown_hint(kind: Kind, type_: str) -> str:
     close = suggest(type_, registered(kind))
     return f'did you mean "{close}"?' if close else _PLUGIN_HINTS[kind]
 
-
-def known_types(kind: Kind) -> list[str]:
-    from factory.options import registered
-
-    return list(registered(kind))

@@ -9,13 +9,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from factory.errors import FactoryError, Location
+from factory.errors import FactoryError
 from factory.template import variables as V
 from factory.template.collect import CascadeError, Collector
 from factory.template.expr import EvalError, Namespace, Scope, evaluate
 from factory.template.functions import FUNCTIONS
 from factory.template.model import Project, Variable
-from factory.template.parse import Attr, Block, locate, parse_file
+from factory.template.parse import Attr, Block, parse_file
 from factory.template.types import Unknown
 
 # The Packer release whose template language factory follows (packer.version, required_version checks).
@@ -282,6 +282,7 @@ def _data_namespace(loaded: Loaded) -> Namespace:
 
 
 def variables_of(loaded: Loaded) -> dict[str, Variable]:
+    """The Project's variables (sorted by name) from the evaluated declarations."""
     return {n: Variable(n, d.value if not d.failed else Unknown("invalid"), d.type_text, d.sensitive,
                         d.description) for n, d in sorted(loaded.decls.items())}
 
@@ -307,6 +308,3 @@ def load(path: Path, *, vars: Sequence[str] = (), var_files: Sequence[Path] = ()
     return Project(loaded.root, variables_of(loaded), builds, dict(loaded.locals_), list(col.warnings),
                    loaded.files, frozenset(loaded.sensitive_locals))
 
-
-def where_of(file: str, node: Any, block: str) -> Location:
-    return locate(file, node, block)

@@ -25,6 +25,7 @@ def remember(file: str, text: str) -> None:
 
 
 def source_line(file: str, line: int) -> str:
+    """Line `line` (1-based) of a remembered file, for error displays."""
     lines = _SOURCES.get(file, [])
     return lines[line - 1].rstrip() if 0 < line <= len(lines) else ""
 
@@ -36,6 +37,7 @@ def locate(file: str, node: Any, block: str = "") -> Location:
 
 
 def position(node: Any) -> tuple[int, int]:
+    """(line, column) of a Lark token or tree: its own, or its first positioned descendant's."""
     if isinstance(node, Token):
         return node.line or 0, node.column or 0
     if isinstance(node, Tree):
@@ -99,6 +101,7 @@ def parse_text(text: str, file: str) -> Block:
 
 
 def parse_file(path: Path) -> Block:
+    """Parse one HCL file (errors located in it)."""
     try:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:

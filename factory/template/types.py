@@ -113,6 +113,7 @@ def format_number(x: int | float) -> str:
 
 
 def to_number(value: Any) -> int | float:
+    """HCL's conversion to number ("2" → 2); ConversionError otherwise."""
     if isinstance(value, bool) or value is None:
         raise ConversionError(f"a number is required, got {type_name(value)}")
     if isinstance(value, int | float):
@@ -127,6 +128,7 @@ def to_number(value: Any) -> int | float:
 
 
 def to_string(value: Any) -> str:
+    """HCL's conversion of a primitive to string (true → "true", 2.5 → "2.5")."""
     if isinstance(value, str):
         return value
     if isinstance(value, bool):
@@ -139,6 +141,7 @@ def to_string(value: Any) -> str:
 
 
 def to_bool(value: Any) -> bool:
+    """HCL's conversion to bool ("true"/"false" strings too)."""
     if isinstance(value, bool):
         return value
     if value == "true":

@@ -11,18 +11,21 @@ from factory.template.types import ConversionError, distinct_sorted, equals, to_
 
 
 def lst(value: Any, arg: int = 0, what: str = "a list") -> list[Any]:
+    """The argument as a list, or a FuncError naming it."""
     if not isinstance(value, list):
         raise FuncError(f"{what} is required, got {type_name(value)}", arg)
     return value
 
 
 def mapping(value: Any, arg: int = 0) -> dict[str, Any]:
+    """The argument as a map/object, or a FuncError naming it."""
     if not isinstance(value, dict):
         raise FuncError(f"a map or object is required, got {type_name(value)}", arg)
     return value
 
 
 def whole(value: Any, arg: int) -> int:
+    """The argument as a whole number, or a FuncError naming it."""
     n = num(value, arg)
     if not isinstance(n, int):
         raise FuncError(f"a whole number is required, got {n}", arg)

@@ -11,6 +11,7 @@ from factory.template.functions.text import s
 
 
 def parse_rfc3339(text: str, arg: int = 0) -> datetime:
+    """An RFC 3339 timestamp (with a zone) as an aware datetime, or a FuncError."""
     try:
         when = datetime.fromisoformat(text.replace("z", "Z"))
     except ValueError:
@@ -21,6 +22,7 @@ def parse_rfc3339(text: str, arg: int = 0) -> datetime:
 
 
 def format_rfc3339(when: datetime) -> str:
+    """An aware datetime as RFC 3339, "Z" for UTC, fractional seconds only when present."""
     text = when.isoformat()
     if when.microsecond == 0:
         text = when.replace(microsecond=0).isoformat()

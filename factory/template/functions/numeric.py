@@ -10,6 +10,7 @@ from factory.template.types import ConversionError, norm_number, to_number
 
 
 def num(value: Any, arg: int = 0) -> int | float:
+    """The argument as a number (numeric strings convert), or a FuncError naming it."""
     try:
         return to_number(value)
     except ConversionError as exc:

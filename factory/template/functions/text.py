@@ -11,6 +11,7 @@ from factory.template.types import ConversionError, to_string
 
 
 def s(value: Any, arg: int = 0) -> str:
+    """The argument as a string (numbers and bools convert), or a FuncError naming it."""
     try:
         return to_string(value)
     except ConversionError as exc:
