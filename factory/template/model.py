@@ -40,7 +40,9 @@ class SourceRef:
 
 
 def matches(patterns: tuple[str, ...], full_name: str, build_name: str = "") -> bool:
-    """Whether a source matches any of Packer's -only/-except/only/except globs (`qemu.*`, `*.cloud`)."""
+    """Whether a source matches any -only/-except/only/except glob. Packer matches the build name
+    (`build.type.name` when the build is named, else `type.name`); factory also accepts `type.name` and the bare
+    type for named builds, so `-only 'qemu.*'` works either way."""
     names = [full_name, full_name.split(".", 1)[0]]
     if build_name:
         names.append(f"{build_name}.{full_name}")
