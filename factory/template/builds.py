@@ -206,6 +206,15 @@ def _source(loaded: Loaded, r: _Selected, path: str) -> SourceRef | None:
     spath = f"source.{r.type}.{r.origin}"
     body = evaluate_body(expand(r.block, scope, loaded.col), scope, spath, loaded.col)
     if r.override is not None:
+        for name, attr in r.override.attrs.items():
+            if name in r.block.attrs:   # Packer merges, it does not override: a field set twice is an error
+                first = r.block.attrs[name]
+                loaded.col.add(FactoryError(
+                    f'"{name}" is set both in source "{r.type}" "{r.origin}" and in this build\'s source block',
+                    where=attr.where(f"{path}.source.{name}"),
+                    hint=f"remove one of them (the other is at {first.file}:{first.line}); build-level source "
+                         "blocks fill in fields, they cannot overwrite them"))
+                return None
         body = evaluate_body(expand(r.override, scope, loaded.col), scope, f"{path}.source", loaded.col,
                              skip=frozenset({"name"}), body=body)
     config = make_component(Kind.SOURCE, r.type, body, r.block.where(spath), spath, loaded.col)

@@ -122,6 +122,9 @@ CASES: list[tuple[str, str, dict[str, object], list[str]]] = [
      ["main.pkr.hcl:5:16", "references to var. are not allowed here", "compute derived values in a locals"]),
     ("source.name in locals", 'locals {\n  n = source.name\n}\n' + OK_SOURCE + OK_BUILD, {},
      ["main.pkr.hcl:2:7", "source.* is not available here"]),
+    ("build source block overwriting a field", OK_SOURCE + 'build {\n  source "source.qemu.a" {\n'
+     '    iso_url = "y.iso"\n  }\n}\n', {},
+     ["main.pkr.hcl:6:5", '"iso_url" is set both in source "qemu" "a" and in this build\'s source block']),
     ("heredoc with bad interpolation", 'locals {\n  a = <<EOF\nline ${var.nope}\nEOF\n}\n' + OK_SOURCE + OK_BUILD,
      {}, ["main.pkr.hcl:3:8", 'reference to undeclared variable "var.nope"']),
 ]
