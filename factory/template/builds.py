@@ -59,9 +59,24 @@ def decode_builds(loaded: Loaded, only: tuple[str, ...], except_: tuple[str, ...
         if b is not None:
             builds.append(b)
     if (only or except_) and not any(b.sources for b in builds) and not col.errors:
+        names = sorted(_build_names(loaded))
         col.add(FactoryError("no source matches the -only/-except filters",
-                             hint="sources are named TYPE.NAME (e.g. qemu.ubuntu); globs like qemu.* work"))
+                             hint=f"the builds here are: {', '.join(names) or 'none'} (globs like qemu.* work)"))
     return builds
+
+
+def _build_names(loaded: Loaded) -> set[str]:
+    """Packer's build names (BUILD.TYPE.NAME, or TYPE.NAME for unnamed builds), for hints."""
+    out = set()
+    for blk in (b for b in loaded.blocks if b.type == "build"):
+        quiet = Collector()
+        name = str(_static(blk.attrs.get("name"), loaded.scope, "build", quiet, "") or "")
+        refs = [str(x) for x in (_static(blk.attrs.get("sources"), loaded.scope, "build", quiet, []) or [])]
+        refs += [sb.labels[0] for sb in blk.children("source") if sb.labels]
+        for ref in refs:
+            key = ref.removeprefix("source.")
+            out.add(f"{name}.{key}" if name else key)
+    return out
 
 
 def _sources(blocks: list[Block], col: Collector) -> dict[str, Block]:
