@@ -74,5 +74,6 @@ def inspect(
     """Show a template's variables (sensitive ones masked), locals, sources and build steps in order."""
     from factory.template.inspect import render_inspect
 
-    project = _load(template, vars=var or [], var_files=var_file or [], only=_split(only), except_=_split(except_))
+    project = _load(template, vars=var or [], var_files=var_file or [], only=_split(only), except_=_split(except_),
+                    skip_unknown_sources=True)
     print(render_inspect(project, project.sensitive_locals), end="")

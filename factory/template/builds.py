@@ -42,7 +42,8 @@ class _Selected:
     where: Location
 
 
-def decode_builds(loaded: Loaded, only: tuple[str, ...], except_: tuple[str, ...]) -> list[Build]:
+def decode_builds(loaded: Loaded, only: tuple[str, ...], except_: tuple[str, ...],
+                  skip_unknown_sources: bool = False) -> list[Build]:
     """Every build block, with its sources filtered by -only/-except; problems go to loaded.col."""
     col = loaded.col
     sources = _sources(loaded.blocks, col)
@@ -55,7 +56,7 @@ def decode_builds(loaded: Loaded, only: tuple[str, ...], except_: tuple[str, ...
     for i, blk in enumerate(build_blocks):
         path = "build" if len(build_blocks) == 1 else f"build[{i}]"
         blk = expand(blk, loaded.scope, col)
-        b = _build(loaded, blk, path, sources, only, except_)
+        b = _build(loaded, blk, path, sources, only, except_, skip_unknown_sources)
         if b is not None:
             builds.append(b)
     if (only or except_) and not any(b.sources for b in builds) and not col.errors:
@@ -109,7 +110,7 @@ def _static(attr: Attr | None, scope: Scope, path: str, col: Collector, default:
 
 
 def _build(loaded: Loaded, blk: Block, path: str, sources: dict[str, Block], only: tuple[str, ...],
-           except_: tuple[str, ...]) -> Build | None:
+           except_: tuple[str, ...], skip_unknown: bool = False) -> Build | None:
     col, scope = loaded.col, loaded.scope
     name = str(_static(blk.attrs.get("name"), scope, path, col, "") or "")
     description = str(_static(blk.attrs.get("description"), scope, path, col, "") or "")
@@ -124,13 +125,14 @@ def _build(loaded: Loaded, blk: Block, path: str, sources: dict[str, Block], onl
                 and not (except_ and matches(except_, r.full_name, name))]
     for r in refs:
         if lookup(Kind.SOURCE, r.type) is None:
-            if r in selected:
+            if r in selected and not skip_unknown:
                 col.add(FactoryError(f'unknown source type "{r.type}" (selected source {r.full_name})',
                                      where=r.where, hint=f"factory builds qemu and virtualbox-iso sources; leave "
                                      f"this one out with -except {r.full_name} or pick others with -only"))
             else:
+                why = "is left out" if r in selected else "is not selected and was skipped"
                 col.warn(f"{r.where.file}:{r.where.line}: source {r.full_name} (type {r.type}, not implemented "
-                         "by factory) is not selected and was skipped")
+                         f"by factory) {why}")
     if refs and not selected:
         return None
     runnable = [r for r in selected if lookup(Kind.SOURCE, r.type) is not None]

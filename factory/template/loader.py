@@ -288,8 +288,12 @@ def variables_of(loaded: Loaded) -> dict[str, Variable]:
 
 
 def load(path: Path, *, vars: Sequence[str] = (), var_files: Sequence[Path] = (), only: Sequence[str] = (),
-         except_: Sequence[str] = (), env: Mapping[str, str] | None = None, syntax_only: bool = False) -> Project:
-    """Load a template file or folder into a Project; every problem is raised at once (FactoryErrors)."""
+         except_: Sequence[str] = (), env: Mapping[str, str] | None = None, syntax_only: bool = False,
+         skip_unknown_sources: bool = False) -> Project:
+    """Load a template file or folder into a Project; every problem is raised at once (FactoryErrors).
+
+    skip_unknown_sources: leave out (with a warning) selected sources of builders factory lacks instead of
+    failing, for `inspect`, which like Packer's shows a template without decoding its sources."""
     from factory.template.builds import decode_builds
 
     col = Collector()
@@ -303,7 +307,7 @@ def load(path: Path, *, vars: Sequence[str] = (), var_files: Sequence[Path] = ()
         col.raise_if_any()
         return Project(root.resolve(), {}, [], files=files)
     loaded = prepare(Path(path), vars=vars, var_files=var_files, env=env, col=col)
-    builds = decode_builds(loaded, tuple(only), tuple(except_))
+    builds = decode_builds(loaded, tuple(only), tuple(except_), skip_unknown_sources)
     col.raise_if_any()
     return Project(loaded.root, variables_of(loaded), builds, dict(loaded.locals_), list(col.warnings),
                    loaded.files, frozenset(loaded.sensitive_locals))
