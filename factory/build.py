@@ -213,6 +213,10 @@ class Step(ABC, Generic[C]):
     def inputs(self, ctx: C) -> Mapping[str, Any]:
         return {}
 
+    def applies(self, ctx: C) -> bool:
+        """False when the build does not need this step (it is then skipped silently, no stage ID)."""
+        return True
+
     @abstractmethod
     def run(self, ctx: C) -> None: ...
 
@@ -249,6 +253,8 @@ def run_steps(steps: Sequence[Step[R]], ctx: R, *, on_failure: Callable[[R, Base
     ctx.emit(EventKind.BUILD_STARTED, "build started")
     try:
         for step in steps:
+            if not step.applies(ctx):
+                continue
             sid = stage_id(step.name, step.options(ctx), parent, step.inputs(ctx))
             ctx.stage_ids[step.name] = sid
             ctx.emit(EventKind.STEP_STARTED, step.title or step.name, step=step.name, stage_id=sid)

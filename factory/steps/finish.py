@@ -39,6 +39,9 @@ def run_provisioner(ctx: BuildContext, spec: Any, index: int) -> None:
 class Provision(Step[BuildContext]):
     name, title = "provision", "Provisioning"
 
+    def applies(self, ctx: BuildContext) -> bool:
+        return bool(_applicable(ctx))
+
     def inputs(self, ctx: BuildContext) -> Mapping[str, Any]:
         full = f"{ctx.source_type}.{ctx.source_name}"
         return {"provisioners": [_spec_digest(p, full) for p in _applicable(ctx)]}
@@ -116,6 +119,9 @@ class Finalize(Step[BuildContext]):
 
 class PostProcess(Step[BuildContext]):
     name, title = "post-processors", "Running post-processors"
+
+    def applies(self, ctx: BuildContext) -> bool:
+        return bool(getattr(ctx.build, "post_processors", None))
 
     def run(self, ctx: BuildContext) -> None:
         chains = getattr(ctx.build, "post_processors", None) or []

@@ -122,6 +122,11 @@ class CreateDisk(Step[BuildContext]):
 class Firmware(Step[BuildContext]):
     name, title = "firmware", "Preparing UEFI firmware"
 
+    def applies(self, ctx: BuildContext) -> bool:
+        from factory.artifact.model import Firmware as Fw
+
+        return ctx.s.firmware is Fw.EFI
+
     def run(self, ctx: BuildContext) -> None:
         from factory.artifact.model import Firmware as Fw
         from factory.machine.firmware import UefiFirmware, find_uefi
@@ -141,6 +146,9 @@ class Firmware(Step[BuildContext]):
 
 class SshKey(Step[BuildContext]):
     name, title = "ssh-key", "Preparing SSH credentials"
+
+    def applies(self, ctx: BuildContext) -> bool:
+        return ctx.s.communicator == "ssh"
 
     def run(self, ctx: BuildContext) -> None:
         s = ctx.s
@@ -188,6 +196,9 @@ class Seed(Step[BuildContext]):
 class Http(Step[BuildContext]):
     name, title = "http", "Starting the HTTP server"
 
+    def applies(self, ctx: BuildContext) -> bool:
+        return bool(ctx.s.http_directory or ctx.s.http_content or ctx.unattended_files)
+
     def options(self, ctx: BuildContext) -> Mapping[str, Any]:
         return {"http_directory": str(ctx.s.http_directory or ""), "http_content": ctx.s.http_content}
 
@@ -214,6 +225,9 @@ class Http(Step[BuildContext]):
 
 class HostPort(Step[BuildContext]):
     name, title = "ssh-port", "Reserving the SSH host port"
+
+    def applies(self, ctx: BuildContext) -> bool:
+        return ctx.s.communicator == "ssh"
 
     def run(self, ctx: BuildContext) -> None:
         if ctx.s.communicator != "ssh":

@@ -49,6 +49,9 @@ def direct_kernel_args(family: Any, port: int) -> str:
 class Unattended(Step[BuildContext]):
     name, title = "unattended", "Making the unattended install"
 
+    def applies(self, ctx: BuildContext) -> bool:
+        return ctx.release is not None
+
     def options(self, ctx: BuildContext) -> Mapping[str, Any]:
         return {"iso": getattr(ctx.config, "iso", None), "method": getattr(ctx.config, "install_method", "media"),
                 "preseed_vars": getattr(ctx.config, "preseed_vars", None) or {}}

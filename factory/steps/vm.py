@@ -138,6 +138,9 @@ class Boot(Step[BuildContext]):
 class Connect(Step[BuildContext]):
     name, title = "connect", "Waiting for SSH"
 
+    def applies(self, ctx: BuildContext) -> bool:
+        return ctx.s.communicator == "ssh"
+
     def options(self, ctx: BuildContext) -> Mapping[str, Any]:
         return {"username": ctx.s.ssh_username, "communicator": ctx.s.communicator}
 
