@@ -225,8 +225,9 @@ class OvaExporter(Exporter, format="ova"):
         parts = OvaParts(f"{name}.ovf", f"{name}.mf", f"{name}-disk1.vmdk")
         with open_disk(disk, scratch=out.parent) as src, output(out) as tmp, open(tmp, "w+b") as fh, \
                 ui.progress(f"writing {out.name}", src.virtual_size) as bar:
-            writer = HashingWriter(fh)
-            write_package(src, TarWriter(writer.fh), parts, self.hw, self.opts, bar.advance)
+            # The members are hashed as written (for the .mf); the .ova itself is not, because the headers of
+            # the .ovf and .mf before the VMDK are filled in afterwards.
+            write_package(src, TarWriter(fh), parts, self.hw, self.opts, bar.advance)
         return [out]
 
 
