@@ -18,13 +18,21 @@ def build_entry(config: Any, artifact: Artifact, ctx: PostContext) -> dict[str, 
     files = []
     for f in artifact.files:
         size = f.stat().st_size if f.exists() else 0
-        files.append({"name": f.name if config.strip_path else str(f), "size": size})
+        files.append({"name": f.name if config.strip_path else _shown(f, ctx.root), "size": size})
     entry: dict[str, Any] = {"name": ctx.source_name, "builder_type": ctx.source_type}
     if not config.strip_time:
         entry["build_time"] = int(time.time())
     entry |= {"files": files, "artifact_id": artifact.artifact_id, "packer_run_uuid": ctx.run_uuid,
               "custom_data": dict(config.custom_data) or None}
     return entry
+
+
+def _shown(path: Path, root: Path) -> str:
+    """Packer records paths as the template gave them, e.g. output-qemu/disk: relative to where factory runs."""
+    try:
+        return str(path.resolve().relative_to(root.resolve()))
+    except ValueError:
+        return str(path)
 
 
 def _read(path: Path) -> dict[str, Any]:

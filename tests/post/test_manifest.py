@@ -25,7 +25,7 @@ def test_packer_layout(artifact: Artifact, ctx: PostContext) -> None:
     assert list(build) == ["name", "builder_type", "build_time", "files", "artifact_id", "packer_run_uuid",
                            "custom_data"]
     assert build["name"] == "cloud" and build["builder_type"] == "qemu" and build["artifact_id"] == "VM"
-    assert build["files"] == [{"name": str(artifact.files[0]), "size": artifact.files[0].stat().st_size}]
+    assert build["files"] == [{"name": "output-cloud/cloud.qcow2", "size": artifact.files[0].stat().st_size}]
     assert build["custom_data"] == {"os": "debian"} and isinstance(build["build_time"], int)
 
 
