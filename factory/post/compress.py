@@ -66,7 +66,7 @@ def _normalize(info: tarfile.TarInfo) -> tarfile.TarInfo:
 def compress(files: list[Path], out: Path, fmt: str, level: int) -> Path:
     """Write files to out as fmt (see FORMATS); single-stream formats take exactly one file."""
     archive, _, codec = fmt.partition(".") if fmt.startswith("tar") else ("", "", fmt)
-    if not archive and len(files) != 1:
+    if not archive and (len(files) != 1 or not files[0].is_file()):
         raise FactoryError(f"compress: format {fmt!r} holds one file, but the artifact has {len(files)}",
                            hint=f"use a tar format (e.g. output ending .tar.{fmt}) to pack several files")
     total = sum(f.stat().st_size for f in files if f.is_file())
