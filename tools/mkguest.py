@@ -44,7 +44,8 @@ from pathlib import Path
 if __package__ in (None, ""):  # run as a script from a checkout: make `factory` importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from factory.fsutil import atomic_dir, file_lock
+from factory.errors import FactoryError
+from factory.fsutil import atomic_dir, atomic_path, file_lock
 from factory.run import run
 
 IMAGE_NAME = "debian-12-guest.qcow2"
@@ -140,9 +141,12 @@ class GuestBuild:
         return (self.directory / "cmdline").read_text().strip()
 
 
+CLI_MARKER = b"\n# --- command line (not part of the recipe) ---\n"
+
+
 def recipe_digest() -> str:
-    """Hash of everything that decides the image: this file (package list, config, layout)."""
-    return hashlib.sha256(Path(__file__).read_bytes()).hexdigest()
+    """Hash of everything that decides the image: this file up to the command-line part."""
+    return hashlib.sha256(Path(__file__).read_bytes().partition(CLI_MARKER)[0]).hexdigest()
 
 
 def default_cache_dir() -> Path:
@@ -263,7 +267,7 @@ def configure(root: Path, layout: Layout) -> None:
 def boot_files(root: Path) -> tuple[Path, Path]:
     kernels = sorted((root / "boot").glob("vmlinuz-*"))
     if not kernels:
-        raise RuntimeError("debootstrap installed no kernel under /boot")
+        raise FactoryError("debootstrap installed no kernel under /boot", hint="check the PACKAGES list")
     version = kernels[-1].name.removeprefix("vmlinuz-")
     return kernels[-1], root / "boot" / f"initrd.img-{version}"
 
@@ -357,6 +361,7 @@ def place(image: Path, disk: Path, offset: int, chunk: int = 1 << 20) -> None:
             pos += len(block)
 
 
+# --- command line (not part of the recipe) ---
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("-o", "--output", type=Path, required=True, help=f"directory to write {IMAGE_NAME} into")
@@ -365,18 +370,23 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     # SIGTERM unwinds like Ctrl-C: the running command is killed, mounts and temp dirs are cleaned up.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
-    if os.geteuid() != 0:
+    cache_dir = args.cache_dir or default_cache_dir()
+    cached = (cache_dir / f"debian-12-guest-{recipe_digest()[:16]}" / IMAGE_NAME).exists()
+    if os.geteuid() != 0 and not (args.cache and cached):
         print("mkguest: debootstrap needs root; run as root (or with sudo)", file=sys.stderr)
         return 2
     out = args.output / IMAGE_NAME
-    if args.cache:
-        guest = cached_build(args.cache_dir)
-        args.output.mkdir(parents=True, exist_ok=True)
-        run(["cp", "--reflink=auto", "--sparse=always", guest.image, out])
-    else:
-        with atomic_dir(args.output / ".mkguest-build") as tmp:
-            build(tmp, cache_dir=args.cache_dir)
-            os.replace(tmp / IMAGE_NAME, out)
+    try:
+        with atomic_path(out) as tmp_out:
+            if args.cache:
+                run(["cp", "--reflink=auto", "--sparse=always", cached_build(cache_dir).image, tmp_out])
+            else:
+                with tempfile.TemporaryDirectory(prefix=".mkguest-", dir=args.output) as tmp:
+                    os.replace(build(Path(tmp), cache_dir=cache_dir).image, tmp_out)
+            tmp_out.chmod(0o644)
+    except FactoryError as exc:
+        print(f"mkguest: {exc.render()}", file=sys.stderr)
+        return 1
     print(out)
     return 0
 

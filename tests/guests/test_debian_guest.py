@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import hashlib
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 from fixtures.guest import (
+    MKGUEST,
     GuestImage,
     boot_guest_ssh,
     cloud_config,
@@ -30,7 +33,10 @@ def test_layout_fits_the_disk_and_aligns_partitions() -> None:
 def test_recipe_digest_covers_the_package_list() -> None:
     mkguest = load_mkguest()
     assert "cloud-init" in mkguest.PACKAGES and "linux-image-cloud-amd64" in mkguest.PACKAGES
-    assert mkguest.recipe_digest() == mkguest.recipe_digest() and len(mkguest.recipe_digest()) == 64
+    recipe, marker, cli = MKGUEST.read_bytes().partition(mkguest.CLI_MARKER)
+    # The digest covers the whole recipe (packages, configuration, disk layout), not the command line.
+    assert marker and b"PACKAGES = (" in recipe and b"def configure(" in recipe and b"def main(" in cli
+    assert mkguest.recipe_digest() == hashlib.sha256(recipe).hexdigest()
 
 
 def test_guest_image_is_a_cached_qcow2_with_boot_files(debian_guest: GuestImage) -> None:
@@ -43,6 +49,17 @@ def test_guest_image_is_a_cached_qcow2_with_boot_files(debian_guest: GuestImage)
     # A second request is served from the cache: same directory, nothing rebuilt.
     again = load_mkguest().cached_build(debian_guest.path.parent.parent)
     assert again.image == debian_guest.path
+
+
+def test_cli_copies_the_cached_guest_into_the_output_dir(debian_guest: GuestImage, tmp_path: Path) -> None:
+    cache = debian_guest.path.parent.parent
+    proc = subprocess.run([sys.executable, str(MKGUEST), "--cache", "--cache-dir", str(cache), "--output",
+                           str(tmp_path / "out")], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    out = tmp_path / "out" / "debian-12-guest.qcow2"
+    assert proc.stdout.strip() == str(out)
+    assert subprocess.run(["cmp", "-s", str(out), str(debian_guest.path)]).returncode == 0
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["debian-12-guest.qcow2"]  # no temp left
 
 
 @pytest.mark.vm
