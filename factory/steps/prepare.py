@@ -33,7 +33,7 @@ class PrepareOutput(Step[BuildContext]):
         # Built under a temporary name beside the final one and renamed on success (same filesystem).
         ctx.staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".part", dir=out.parent))
         ctx.staging.chmod(0o755)  # mkdtemp's 0700 would become the output directory's mode
-        ctx.cleanups.push("remove partial output", lambda: _rmtree(ctx.staging))
+        ctx.cleanups.push("remove unpublished output", lambda: _rmtree(ctx.staging))
         ctx.workdir = Path(tempfile.mkdtemp(prefix=f"factory-{ctx.s.vm_name}-"))
         ctx.cleanups.push("remove scratch directory", lambda: _rmtree(ctx.workdir))
 
