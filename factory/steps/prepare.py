@@ -69,10 +69,10 @@ class FetchMedia(Step[BuildContext]):
         catalog_name = getattr(ctx.config, "iso", None)
         if catalog_name:
             from factory.media import catalog
-            from factory.media.cache import fetch
+            from factory.media.cache import fetch_release
 
             ctx.release = catalog.load(catalog_name)
-            ctx.media = fetch(ctx.release.iso_urls, ctx.release.checksum, filename=ctx.release.iso_filename)
+            ctx.media = fetch_release(ctx.release)  # pinned sha256, or the vendor's signed SUMS
             ctx.say(f"media: {ctx.release.title}: {ctx.media}")
             return
         urls = _urls(ctx.config)

@@ -71,7 +71,9 @@ class Unattended(Step[BuildContext]):
         method = getattr(ctx.config, "install_method", "media") or "media"
         if method == "media":
             out = ctx.workdir / "unattended.iso"
-            remaster.remaster_cached(ctx.media, release.sha256 or remaster.volume_id(ctx.media), out,
+            from factory.media.cache import indexed_sha256
+
+            remaster.remaster_cached(ctx.media, release.sha256 or indexed_sha256(ctx.media), out,
                                      config=rendered, kernel_args=release.family.kernel_args(release.volume_id),
                                      boot_configs=release.boot_configs)
             ctx.media = out
