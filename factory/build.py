@@ -271,8 +271,9 @@ def run_steps(steps: Sequence[Step[R]], ctx: R, *, on_failure: Callable[[R, Base
         if on_failure is not None:
             with contextlib.suppress(Exception):
                 on_failure(ctx, exc)
-        if ctx.on_error is OnError.ABORT and not isinstance(exc, KeyboardInterrupt):
-            ctx.emit(EventKind.NOTICE, "-on-error=abort: leaving everything in place: "
+        if ctx.on_error is not OnError.CLEANUP and not isinstance(exc, KeyboardInterrupt):
+            # Packer's abort / run-cleanup-provisioner: leave the VM and files for inspection.
+            ctx.emit(EventKind.NOTICE, f"-on-error={ctx.on_error.value}: leaving everything in place: "
                      + "; ".join(reversed(ctx.cleanups.labels())))
         else:
             _cleanup(ctx)

@@ -95,9 +95,10 @@ def test_failing_cleanup_does_not_stop_the_others() -> None:
     assert any("cleanup 'bad' failed" in e.get("message", "") for e in events)
 
 
-def test_on_error_abort_keeps_everything() -> None:
+@pytest.mark.parametrize("mode", [OnError.ABORT, OnError.RUN_CLEANUP_PROVISIONER])
+def test_on_error_abort_keeps_everything(mode: OnError) -> None:
     log: list[str] = []
-    ctx, events = _ctx(OnError.ABORT)
+    ctx, events = _ctx(mode)
     with pytest.raises(FactoryError):
         run_steps([Rec("a", log), Rec("b", log, fail=FactoryError("x"))], ctx)
     assert log == ["run a", "run b"]
