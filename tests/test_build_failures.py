@@ -22,6 +22,7 @@ import pytest
 from factory import fsutil
 
 FACTORY = [sys.executable, "-m", "factory"]
+RUNTIME = os.environ.get("XDG_RUNTIME_DIR") or "/tmp/factory-tests-runtime"
 
 
 def _template(tmp: Path, name: str, *, ssh_timeout: str, extra: str = "") -> Path:
@@ -59,7 +60,8 @@ class Run:
     """factory build in a subprocess, its stderr collected live so the test can act at a given moment."""
 
     def __init__(self, template: Path, cache: Path, *flags: str) -> None:
-        env = {**os.environ, "FACTORY_CACHE_DIR": str(cache), "COLUMNS": "400"}
+        # One runtime dir for every test process, so port locks are shared across xdist workers as across builds.
+        env = {**os.environ, "FACTORY_CACHE_DIR": str(cache), "COLUMNS": "400", "XDG_RUNTIME_DIR": RUNTIME}
         self.proc = subprocess.Popen([*FACTORY, "build", *flags, str(template)], cwd=template.parent, env=env,
                                      stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         self.lines: list[str] = []
@@ -111,8 +113,7 @@ def assert_nothing_left(tmp: Path, name: str, text: str) -> None:
     assert not list(Path("/tmp").glob(f"factory-{name}-*")), "the scratch directory survived"
     port = re.search(r"127\.0\.0\.1:(\d+)", text)
     assert port, text
-    runtime = os.environ.get("XDG_RUNTIME_DIR")
-    lock_dir = Path(runtime, "factory", "ports") if runtime else tmp / "cache" / "run" / "ports"
+    lock_dir = Path(RUNTIME, "factory", "ports")
     fd = fsutil.try_lock(lock_dir / f"{port.group(1)}.lock")
     assert fd is not None, "the port lock is still held"
     os.close(fd)

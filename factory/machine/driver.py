@@ -55,6 +55,7 @@ class MachineSpec:
     serial_log: Path
     accel: str = "tcg"
     cpus: int = 1
+    topology: tuple[int, int, int] | None = None   # sockets, cores, threads
     memory_mb: int = 1024
     machine_type: str = "pc"
     cpu_model: str = ""
@@ -68,6 +69,8 @@ class MachineSpec:
     ssh_host_port: int | None = None     # forward host 127.0.0.1:port to guest :22 (None: no forwarding)
     guest_ssh_port: int = 22
     headless: bool = True
+    vga: str = ""                        # display adapter model ("" = the hypervisor's default)
+    emulator: str = ""                   # the hypervisor binary ("" = the driver's default)
     no_reboot: bool = False              # a guest reboot ends the VM (install phase)
     hypervisor_args: tuple[tuple[str, ...], ...] = ()
 

@@ -20,6 +20,7 @@ from factory.machine.qmp import QmpSession
 from factory.run import run, which
 
 QEMU = "qemu-system-x86_64"
+KEY_HOLD = 0.03
 
 # Controllers a disk or medium interface needs, and the -device that attaches it.
 _CONTROLLERS = {"virtio-scsi": ("virtio-scsi-pci", "scsi0"), "scsi": ("virtio-scsi-pci", "scsi0"),
@@ -77,10 +78,15 @@ def build_argv(spec: MachineSpec, qmp_socket: Path, *, binary: str = QEMU) -> li
     """The full qemu command line; qemuargs (hypervisor_args) replace defaults with the same flag (Packer)."""
     machine = spec.machine_type + f",accel={spec.accel}"
     cpu = spec.cpu_model or ("host" if spec.accel == "kvm" else "max")
+    smp = str(spec.cpus)
+    if spec.topology:
+        sockets, cores, threads = spec.topology
+        smp += f",sockets={sockets},cores={cores},threads={threads}"
     groups: list[list[str]] = [
-        ["-name", spec.name], ["-machine", machine], ["-cpu", cpu], ["-smp", str(spec.cpus)],
-        ["-m", f"{spec.memory_mb}M"],
+        ["-name", spec.name], ["-machine", machine], ["-cpu", cpu], ["-smp", smp], ["-m", f"{spec.memory_mb}M"],
     ]
+    if spec.vga:
+        groups.append(["-vga", spec.vga])
     if spec.firmware is Firmware.EFI:
         if spec.efi_code is None or spec.efi_vars is None:
             raise FactoryError("EFI boot needs firmware code and a writable variable store")
@@ -118,7 +124,7 @@ class QemuMachine(Machine):
 
     def __init__(self, spec: MachineSpec, binary: str = QEMU) -> None:
         self.spec = spec
-        self.binary = binary
+        self.binary = spec.emulator or binary
         self.qmp_socket = spec.workdir / f"{spec.name}.qmp"
         self.stderr_log = spec.workdir / f"{spec.name}.qemu.log"
         self.proc: subprocess.Popen[bytes] | None = None
@@ -217,6 +223,7 @@ class QemuMachine(Machine):
             elif isinstance(action, Press):
                 codes = ["shift", action.qcode] if action.shift else [action.qcode]
                 self._keys(codes, down=True)
+                time.sleep(min(interval / 2, KEY_HOLD))  # a held key, as a typist's: some guests miss 0 ms taps
                 self._keys(list(reversed(codes)), down=False)
             time.sleep(interval)
 

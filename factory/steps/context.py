@@ -41,6 +41,7 @@ class Settings:
     machine_type: str
     cpu_model: str
     cpus: int
+    topology: tuple[int, int, int] | None
     memory_mb: int
     net_device: str
     firmware: Firmware
@@ -49,6 +50,11 @@ class Settings:
     bios_file: Path | None
     qemuargs: tuple[tuple[str, ...], ...]
     headless: bool
+    vga: str
+    qemu_binary: str
+    skip_resize_disk: bool
+    disk_additional_mib: tuple[int, ...]
+    efi_drop_efivars: bool
     boot_command: tuple[str, ...]
     boot_wait: float
     boot_key_interval: float
@@ -85,6 +91,13 @@ def _path(root: Path, value: str | None) -> Path | None:
     return (root / os.path.expanduser(value)) if value else None
 
 
+def _topology(config: Any) -> tuple[int, int, int] | None:
+    sockets, cores, threads = (_get(config, k) for k in ("sockets", "cores", "threads"))
+    if not (sockets or cores or threads):
+        return None
+    return int(sockets or 1), int(cores or 1), int(threads or 1)
+
+
 def settings_from(config: Any, source_name: str, root: Path) -> Settings:
     """Read a builder config (QemuSource, or another builder's with the same Packer option names)."""
     efi_code, efi_vars = _get(config, "efi_firmware_code"), _get(config, "efi_firmware_vars")
@@ -109,6 +122,7 @@ def settings_from(config: Any, source_name: str, root: Path) -> Settings:
         machine_type=_get(config, "machine_type", "pc"),
         cpu_model=_get(config, "cpu_model", ""),
         cpus=int(_get(config, "cpus", 1)),
+        topology=_topology(config),
         memory_mb=int(_get(config, "memory", 512)),
         net_device=_get(config, "net_device", "virtio-net"),
         firmware=Firmware.EFI if efi else Firmware.BIOS,
@@ -116,6 +130,12 @@ def settings_from(config: Any, source_name: str, root: Path) -> Settings:
         bios_file=_path(root, _get(config, "firmware")),
         qemuargs=tuple(tuple(str(a) for a in args) for args in _get(config, "qemuargs", [])),
         headless=bool(_get(config, "headless", False)),
+        vga=_get(config, "vga", ""),
+        qemu_binary=_get(config, "qemu_binary", ""),
+        skip_resize_disk=bool(_get(config, "skip_resize_disk", False)),
+        disk_additional_mib=tuple(parse_size_mib(v, what="disk_additional_size")
+                                  for v in _get(config, "disk_additional_size", [])),
+        efi_drop_efivars=bool(_get(config, "efi_drop_efivars", False)),
         boot_command=tuple(_get(config, "boot_command", [])),
         boot_wait=max(0.0, parse_duration(_get(config, "boot_wait", "10s"), what="boot_wait")),
         boot_key_interval=parse_duration(_get(config, "boot_key_interval", "100ms"), what="boot_key_interval"),
@@ -169,6 +189,7 @@ class BuildContext(RunnerContext):
     direct_boot: DirectBoot | None = None
     unattended_files: dict[str, bytes] = field(default_factory=dict)
     disk: Path | None = None
+    extra_disks: list[Path] = field(default_factory=list)
     seed: Path | None = None
     efi_code: Path | None = None
     efi_vars: Path | None = None

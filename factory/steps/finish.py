@@ -103,6 +103,8 @@ class Finalize(Step[BuildContext]):
         s = ctx.s
         assert ctx.staging is not None and ctx.disk is not None
         out = s.output_directory
+        if s.efi_drop_efivars and ctx.efi_vars is not None:
+            ctx.efi_vars.unlink(missing_ok=True)
         if out.exists():
             shutil.rmtree(out)
         os.replace(ctx.staging, out)

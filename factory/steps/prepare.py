@@ -99,7 +99,7 @@ class CreateDisk(Step[BuildContext]):
     def options(self, ctx: BuildContext) -> Mapping[str, Any]:
         s = ctx.s
         return {"disk_image": s.disk_image, "use_backing_file": s.use_backing_file, "size": s.disk_size_mib,
-                "format": s.format.value}
+                "format": s.format.value, "skip_resize": s.skip_resize_disk, "additional": list(s.disk_additional_mib)}
 
     def inputs(self, ctx: BuildContext) -> Mapping[str, Any]:
         return {"media": ctx.media}
@@ -113,10 +113,14 @@ class CreateDisk(Step[BuildContext]):
             if s.use_backing_file:
                 ctx.driver.overlay_disk(ctx.media, disk)
             else:
-                ctx.driver.copy_disk(ctx.media, disk, s.format, s.disk_size_mib)
+                ctx.driver.copy_disk(ctx.media, disk, s.format, None if s.skip_resize_disk else s.disk_size_mib)
         else:
             ctx.driver.create_disk(disk, s.disk_size_mib, s.format)
         ctx.disk = disk
+        for n, size in enumerate(s.disk_additional_mib, start=1):
+            extra = ctx.staging / f"{s.vm_name}-{n}"  # Packer's names for disk_additional_size
+            ctx.driver.create_disk(extra, size, s.format)
+            ctx.extra_disks.append(extra)
 
 
 class Firmware(Step[BuildContext]):

@@ -21,6 +21,8 @@ from factory.machine import keys
 from factory.machine.driver import DiskSpec, MachineSpec, MediaSpec, SerialFollower
 from factory.steps.context import BuildContext
 
+TCG_KEY_INTERVAL = 0.3
+
 
 def machine_spec(ctx: BuildContext, *, install: bool) -> MachineSpec:
     """The MachineSpec of one phase: install (installer media bootable, no SSH forward, -no-reboot) or run."""
@@ -40,11 +42,13 @@ def machine_spec(ctx: BuildContext, *, install: bool) -> MachineSpec:
         name=s.vm_name, workdir=ctx.workdir, serial_log=serial_log_path(ctx), accel=ctx.accel, cpus=s.cpus,
         memory_mb=s.memory_mb, machine_type=s.machine_type, cpu_model=s.cpu_model, firmware=s.firmware,
         efi_code=ctx.efi_code, efi_vars=ctx.efi_vars,
-        disks=(DiskSpec(ctx.disk, s.format, s.disk_interface, s.disk_cache, s.disk_discard, s.disk_detect_zeroes),),
+        disks=tuple(DiskSpec(d, s.format, s.disk_interface, s.disk_cache, s.disk_discard, s.disk_detect_zeroes)
+                    for d in (ctx.disk, *ctx.extra_disks)),
         media=tuple(media), net_device=s.net_device, direct_boot=ctx.direct_boot if install else None,
         # Never forward SSH while an installer runs: its own sshd must not be mistaken for the installed system.
         ssh_host_port=None if install or ctx.ssh_lease is None else ctx.ssh_lease.port,
-        headless=s.headless, no_reboot=install, hypervisor_args=qemuargs)
+        headless=s.headless, vga=s.vga, emulator=s.qemu_binary, topology=s.topology, no_reboot=install,
+        hypervisor_args=qemuargs)
 
 
 def serial_log_path(ctx: BuildContext) -> Path:
@@ -76,8 +80,11 @@ def type_boot_command(ctx: BuildContext) -> None:
         ctx.say(f"waiting {s.boot_wait:g}s (boot_wait)")
         _sleep_alive(ctx, s.boot_wait)
     if actions:
-        ctx.say(f"typing the boot command ({len(actions)} keys/waits)")
-        ctx.machine.send_keys(actions, s.boot_key_interval)
+        # Emulated guests poll the keyboard slowly and QEMU's PS/2 queue is short: keys typed at KVM pace are
+        # dropped under TCG (Packer's dropped-keystroke bug), so the pace is scaled like the timeouts.
+        interval = max(s.boot_key_interval, TCG_KEY_INTERVAL) if ctx.accel == "tcg" else s.boot_key_interval
+        ctx.say(f"typing the boot command ({len(actions)} keys/waits, {interval * 1000:.0f} ms apart)")
+        ctx.machine.send_keys(actions, interval)
 
 
 def check_boot_command(ctx: BuildContext) -> None:

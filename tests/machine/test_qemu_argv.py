@@ -58,3 +58,20 @@ def test_qemuargs_replace_defaults_with_same_switch() -> None:
 def test_unknown_interface_is_a_clear_error() -> None:
     with pytest.raises(FactoryError, match="unsupported disk/cdrom interface 'floppy'"):
         build_argv(_spec(disks=(DiskSpec(W / "d", interface="floppy"),)), W / "vm.qmp")
+
+
+def test_topology_vga_and_extra_disks() -> None:
+    spec = _spec(topology=(1, 2, 1), vga="virtio", emulator="/opt/qemu/bin/qemu-system-x86_64",
+                 disks=(DiskSpec(W / "disk.qcow2"), DiskSpec(W / "vm-1")))
+    argv = build_argv(spec, W / "vm.qmp")
+    assert argv[argv.index("-smp") + 1] == "2,sockets=1,cores=2,threads=1"
+    assert argv[argv.index("-vga") + 1] == "virtio"
+    assert sum(1 for a in argv if a.startswith("virtio-blk-pci,drive=disk")) == 2
+    assert "bootindex=0" in " ".join(argv) and "bootindex=1" in " ".join(argv)
+
+
+def test_emulator_from_the_spec() -> None:
+    from factory.machine.qemu import QemuMachine
+
+    machine = QemuMachine(_spec(emulator="/opt/qemu/bin/qemu-system-x86_64"))
+    assert machine.argv[0] == "/opt/qemu/bin/qemu-system-x86_64"
