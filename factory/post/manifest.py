@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import time
 from pathlib import Path
@@ -10,6 +11,7 @@ from typing import Any
 from factory.artifact.model import Artifact
 from factory.errors import FactoryError
 from factory.fsutil import atomic_path, file_lock
+from factory.paths import runtime_dir
 from factory.post.base import PostContext, PostProcessor, Result, resolve
 
 
@@ -49,10 +51,17 @@ def _read(path: Path) -> dict[str, Any]:
     return data
 
 
+def _lock_path(out: Path) -> Path:
+    """The manifest's lock lives in factory's runtime dir, keyed by the manifest's real path, so concurrent
+    builds writing the same manifest serialise without leaving a stray `.lock` beside the user's files."""
+    key = hashlib.sha256(str(out.resolve()).encode()).hexdigest()[:24]
+    return runtime_dir("locks") / f"manifest-{key}.lock"
+
+
 class Manifest(PostProcessor, type="manifest"):
     def process(self, config: Any, artifact: Artifact, ctx: PostContext) -> Result:
         out = resolve(config.output, ctx)
-        with file_lock(out.with_name(out.name + ".lock")):
+        with file_lock(_lock_path(out)):
             data = _read(out)
             # Packer: with -force, a manifest from another run is started afresh; otherwise builds accumulate.
             if ctx.force and data.get("last_run_uuid") != ctx.run_uuid:

@@ -60,9 +60,8 @@ class QemuSource(SourceOptions, Checked, Component, kind=Kind.SOURCE, name="qemu
                           "`unsafe`, `directsync`.")
     disk_discard: str = opt("ignore", help="Discard mode of the disk: `ignore` or `unmap`.")
     disk_detect_zeroes: str = opt("off", help="detect-zeroes mode of the disk: `off`, `on`, `unmap`.")
-    disk_additional_size: list[str] = opt([], help="Sizes of extra disks, named `<vm_name>-1`, `-2`, ...",
-                                          support=IGNORED)
-    skip_resize_disk: bool = opt(False, help="Do not resize a `disk_image` to `disk_size`.", support=IGNORED)
+    disk_additional_size: list[str] = opt([], help="Sizes of extra disks, named `<vm_name>-1`, `-2`, ...")
+    skip_resize_disk: bool = opt(False, help="Do not resize a `disk_image` to `disk_size`.")
     cdrom_interface: str | None = opt(None, help="Bus of the installer CD-ROM: `virtio-scsi`, `ide`, `sata`, "
                                       "`scsi`, `virtio`. Unset: factory picks one that works for guests that "
                                       "have only virtio drivers (cloud kernels often lack AHCI).")
@@ -81,18 +80,18 @@ class QemuSource(SourceOptions, Checked, Component, kind=Kind.SOURCE, name="qemu
     accelerator: str = opt("auto", help="`auto` (factory's default): a real probe boots a tiny guest with KVM "
                            "under a short timeout and falls back to TCG with a loud notice; `kvm`, `tcg`, `hvf`, "
                            "`whpx`, `xen`, or `none` (QEMU's own default) force one.")
-    qemu_binary: str = opt("qemu-system-x86_64", help="QEMU system emulator to run.", support=IGNORED)
+    qemu_binary: str = opt("qemu-system-x86_64", help="QEMU system emulator to run.")
     machine_type: str = opt("pc", help="QEMU machine type (`pc`, `q35`, ...); Secure Boot needs a q35 type.")
     cpu_model: str | None = opt(None, help="QEMU `-cpu` model (e.g. `host`); unset uses QEMU's default.")
     cpus: int = opt(1, help="Number of virtual CPUs.")
-    sockets: int | None = opt(None, help="CPU sockets of the SMP topology.", support=IGNORED)
-    cores: int | None = opt(None, help="Cores per socket of the SMP topology.", support=IGNORED)
-    threads: int | None = opt(None, help="Threads per core of the SMP topology.", support=IGNORED)
+    sockets: int | None = opt(None, help="CPU sockets of the SMP topology.")
+    cores: int | None = opt(None, help="Cores per socket of the SMP topology.")
+    threads: int | None = opt(None, help="Threads per core of the SMP topology.")
     memory: int = opt(512, help="Memory of the VM in MiB.")
     net_device: str = opt("virtio-net", help="NIC model (`virtio-net`, `e1000`, `rtl8139`, `vmxnet3`, ...).")
     net_bridge: str | None = opt(None, help="Attach the NIC to this host bridge instead of user networking.",
                                  support=IGNORED)
-    vga: str | None = opt(None, help="Emulated VGA card (`std`, `virtio`, `qxl`, ...).", support=IGNORED)
+    vga: str | None = opt(None, help="Emulated VGA card (`std`, `virtio`, `qxl`, ...).")
     firmware: str | None = opt(None, help="Firmware file passed to QEMU (BIOS image). For UEFI use "
                                "`efi_boot`.")
     use_pflash: bool = opt(False, help="Load `firmware` as a pflash drive instead of `-bios`.",
@@ -103,7 +102,7 @@ class QemuSource(SourceOptions, Checked, Component, kind=Kind.SOURCE, name="qemu
                                         "`efi_boot`.")
     efi_firmware_vars: str | None = opt(None, help="OVMF VARS template copied per build; unset: discovered. "
                                         "Setting it implies `efi_boot`.")
-    efi_drop_efivars: bool = opt(False, help="Leave the efivars.fd file out of the artifact.", support=IGNORED)
+    efi_drop_efivars: bool = opt(False, help="Leave the efivars.fd file out of the artifact.")
     vtpm: bool = opt(False, help="Attach an emulated TPM (swtpm).", support=IGNORED)
     use_tpm1: bool = opt(False, help="Emulate TPM 1.2 instead of 2.0.", support=IGNORED)
     tpm_device_type: str | None = opt(None, help="TPM device model (`tpm-tis`, `tpm-tis-device`, ...).",

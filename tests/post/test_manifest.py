@@ -27,6 +27,8 @@ def test_packer_layout(artifact: Artifact, ctx: PostContext) -> None:
     assert build["name"] == "cloud" and build["builder_type"] == "qemu" and build["artifact_id"] == "VM"
     assert build["files"] == [{"name": "output-cloud/cloud.qcow2", "size": artifact.files[0].stat().st_size}]
     assert build["custom_data"] == {"os": "debian"} and isinstance(build["build_time"], int)
+    # Nothing but the manifest appears beside it (no stray lock file in the user's directory).
+    assert [p.name for p in ctx.root.iterdir() if p.is_file()] == ["packer-manifest.json"]
 
 
 def test_strip_path_strip_time_and_append_then_force(artifact: Artifact, ctx: PostContext) -> None:
