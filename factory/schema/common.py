@@ -49,7 +49,9 @@ class HttpOptions:
     http_port_min: int = opt(8000, help="Lowest port the HTTP server may listen on; a free port in "
                              "`http_port_min`..`http_port_max` is chosen per build.")
     http_port_max: int = opt(9000, help="Highest port the HTTP server may listen on (inclusive).")
-    http_bind_address: str = opt("0.0.0.0", help="Address the HTTP server binds to.")
+    http_bind_address: str = opt("127.0.0.1", help="Address the HTTP server binds to. factory defaults to "
+                                 "loopback (QEMU user networking reaches it as 10.0.2.2) where Packer binds "
+                                 "0.0.0.0 and exposes the preseed/kickstart server to the whole network.")
     http_network_protocol: str = opt("tcp", help="Network protocol of the HTTP server (tcp, tcp4, tcp6, "
                                      "unix, unixpacket).", support=IGNORED)
 

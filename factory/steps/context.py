@@ -156,8 +156,9 @@ def settings_from(config: Any, source_name: str, root: Path) -> Settings:
         http_content=dict(_get(config, "http_content", {})),
         http_port_min=int(_get(config, "http_port_min", 8000)),
         http_port_max=int(_get(config, "http_port_max", 9000)),
-        # The guest reaches the host through user-net's 10.0.2.2 → 127.0.0.1; exposing more needs a reason.
-        http_bind_address="127.0.0.1",
+        # The guest reaches the host through user-net's 10.0.2.2 → 127.0.0.1; exposing more needs a reason,
+        # so loopback is the default and a template's explicit address (e.g. a bridged guest) is honoured.
+        http_bind_address=str(_get(config, "http_bind_address", "127.0.0.1")),
         cd_files=tuple(_get(config, "cd_files", [])),
         cd_content=dict(_get(config, "cd_content", {})),
         cd_label=_get(config, "cd_label"),
