@@ -23,7 +23,8 @@ def iso_list(
         rows = [{**dataclasses.asdict(r), "source": str(r.source)} for r in catalog.releases()]
         print(json.dumps(rows, indent=2))
         return
-    table = Table(title=f"ISO catalog ({catalog.catalog_dir()})", show_lines=verbose)
+    folders = ", ".join(str(d) for d in catalog.catalog_dirs())
+    table = Table(title=f"ISO catalog ({folders})", show_lines=verbose)
     for column in ("name", "release", "installer", "volume id", "iso"):
         table.add_column(column, overflow="fold")
     if verbose:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import tomllib
 from dataclasses import dataclass
@@ -76,28 +77,51 @@ class Release:
         return f"sha256:{self.sha256}" if self.sha256 else f"file:{self.checksum_url}"
 
 
+# Folders (':'-separated) searched before the shipped catalog: a site's own releases, or a test's.
+ISOS_DIR_ENV = "FACTORY_ISOS_DIR"
+
+
 def catalog_dir() -> Path:
-    """Where the release files live (isos/ in a checkout, factory/_data/isos when installed)."""
+    """Where the shipped release files live (isos/ in a checkout, factory/_data/isos when installed)."""
     return paths.data_dir("isos")
+
+
+def catalog_dirs() -> list[Path]:
+    """Every folder searched for release files, first match wins: $FACTORY_ISOS_DIR's, then the shipped one."""
+    extra = [Path(p).expanduser() for p in os.environ.get(ISOS_DIR_ENV, "").split(os.pathsep) if p]
+    for folder in extra:
+        if not folder.is_dir():
+            raise FactoryError(f"{ISOS_DIR_ENV}: {folder} is not a directory",
+                               hint="point it at folders of NAME.toml release files (':'-separated)")
+    return [*extra, catalog_dir()]
+
+
+def _files() -> dict[str, Path]:
+    """Release name -> file; a release in an earlier folder shadows one of the same name in a later one."""
+    found: dict[str, Path] = {}
+    for folder in reversed(catalog_dirs()):
+        found.update({p.stem: p for p in folder.glob("*.toml")})
+    return found
 
 
 def releases() -> list[Release]:
     """Every release in the catalog, sorted by name."""
-    return sorted((_parse(p) for p in catalog_dir().glob("*.toml")), key=lambda r: r.name)
+    return sorted((_parse(p) for p in _files().values()), key=lambda r: r.name)
 
 
 def names() -> list[str]:
-    return sorted(p.stem for p in catalog_dir().glob("*.toml"))
+    return sorted(_files())
 
 
 def load(name: str) -> Release:
-    """The release called name (the file isos/NAME.toml)."""
-    path = catalog_dir() / f"{name}.toml"
-    if not path.is_file():
-        known = names()
+    """The release called name (the file NAME.toml in the first catalog folder that has one)."""
+    files = _files()
+    path = files.get(name)
+    if path is None:
+        known = sorted(files)
         close = suggest(name, known)
         hint = f"did you mean {close!r}?" if close else f"known releases: {', '.join(known)}"
-        raise FactoryError(f"unknown release {name!r}: no {path.name} in the ISO catalog", hint=hint)
+        raise FactoryError(f"unknown release {name!r}: no {name}.toml in the ISO catalog", hint=hint)
     return _parse(path)
 
 

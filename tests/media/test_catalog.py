@@ -177,3 +177,36 @@ def test_iso_fetch_offline_hit_prints_the_path(tmp_path: Path) -> None:
     proc = run([sys.executable, "-c", code], env={"FACTORY_ISO_PATH": str(iso.parent),
                                                   "FACTORY_CACHE_DIR": str(tmp_path / "c")})
     assert proc.stdout.decode().strip() == str(iso)
+
+
+def test_factory_isos_dir_adds_releases_and_shadows_shipped_ones(tmp_path: Path,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    site = tmp_path / "site"
+    site.mkdir()
+    (site / "t1.toml").write_text(GOOD.format(name="t1", sha="a" * 64))
+    (site / "debian-12.toml").write_text(GOOD.format(name="debian-12", sha="b" * 64))
+    monkeypatch.setenv("FACTORY_ISOS_DIR", str(site))
+    assert catalog.catalog_dirs() == [site, catalog.catalog_dir()]
+    assert catalog.load("t1").source == site / "t1.toml"
+    assert catalog.load("debian-12").title == "Test 1.0"  # the site's file wins over the shipped one
+    assert {r.name for r in catalog.releases()} >= REQUIRED | {"t1"}
+    assert catalog.load("ubuntu-24.04").source.parent == catalog.catalog_dir()
+
+
+def test_factory_isos_dir_that_is_missing_is_a_clear_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("FACTORY_ISOS_DIR", str(tmp_path / "nope"))
+    with pytest.raises(FactoryError) as exc:
+        catalog.load("t1")
+    assert exc.value.message == f"FACTORY_ISOS_DIR: {tmp_path / 'nope'} is not a directory"
+
+
+def test_iso_list_shows_a_release_from_factory_isos_dir(tmp_path: Path) -> None:
+    import sys
+
+    from factory.run import run
+
+    (tmp_path / "t1.toml").write_text(GOOD.format(name="t1", sha="a" * 64))
+    proc = run([sys.executable, "-m", "factory", "iso-list"],
+               env={"FACTORY_ISOS_DIR": str(tmp_path), "COLUMNS": "400"})
+    out = proc.stdout.decode()
+    assert str(tmp_path) in out and "Test 1.0" in out and "ubuntu-24.04" in out
