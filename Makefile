@@ -10,7 +10,7 @@ JOBS   ?= 2
 # Host tools factory drives (qemu, qemu-img, OVMF, libvirt) and the ones its tests use to make real guests and
 # installer-shaped ISOs (debootstrap, grub, xorriso, mtools, the d-i netboot kernel).
 APT_PACKAGES := python3-venv python3-dev gcc pkg-config git \
-	qemu-system-x86 qemu-utils ovmf \
+	qemu-system-x86 qemu-utils qemu-block-extra ovmf \
 	libvirt-daemon-system libvirt-clients libvirt-dev \
 	debootstrap e2fsprogs dosfstools mtools gdisk systemd-boot-efi busybox-static \
 	xorriso grub-pc-bin grub-efi-amd64-bin grub-common debian-installer-12-netboot-amd64 isolinux syslinux-common \
