@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import threading
 import time
 from collections.abc import Coroutine
@@ -17,9 +18,15 @@ from typing import Any, TypeVar
 from qemu.qmp import QMPClient
 from qemu.qmp.error import QMPError
 
+from factory import secrets
 from factory.errors import FactoryError
 
 T = TypeVar("T")
+
+
+def _mask_secrets(record: logging.LogRecord) -> bool:
+    record.msg, record.args = secrets.mask(record.getMessage()), ()
+    return True
 
 
 class QmpSession:
@@ -33,6 +40,8 @@ class QmpSession:
         self._thread = threading.Thread(target=self._loop.run_forever, name=f"qmp-{name}", daemon=True)
         self._thread.start()
         self._client = QMPClient(name)
+        # qemu.qmp logs every message at DEBUG (`--debug`): secrets sent through QMP (VNC password) are masked.
+        self._client.logger.addFilter(_mask_secrets)
         self._listener: asyncio.Task[None] | None = None
 
     def _call(self, coro: Coroutine[Any, Any, T], timeout: float) -> T:
