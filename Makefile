@@ -14,7 +14,7 @@ APT_PACKAGES := python3-venv python3-dev gcc pkg-config git \
 	libvirt-daemon-system libvirt-clients libvirt-dev \
 	debootstrap e2fsprogs dosfstools mtools gdisk systemd-boot-efi busybox-static \
 	xorriso grub-pc-bin grub-efi-amd64-bin grub-common debian-installer-12-netboot-amd64 isolinux syslinux-common \
-	debconf cpio zstd xz-utils openssh-client openssh-server openssl ca-certificates gpg gpgv microsocks
+	debconf cpio zstd xz-utils openssh-client openssh-server openssl ca-certificates gpg gpgv swtpm swtpm-tools microsocks
 
 .PHONY: bootstrap deps apt venv demo test test-fast lint bench clean
 
