@@ -1,37 +1,89 @@
-"""Ephemeral SSH key pairs: ed25519 in OpenSSH formats, the private half registered as a secret."""
+"""SSH key pairs: ephemeral ones made per build (ed25519 by default; rsa or ecdsa on request), in OpenSSH
+formats with the private half registered as a secret, and loading a user's key file (with a certificate)."""
 
 from __future__ import annotations
 
 import io
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from enum import StrEnum
 from pathlib import Path
 
 import paramiko
 from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 
 from factory import secrets
 from factory.errors import FactoryError
 
 
+class KeyType(StrEnum):
+    """temporary_key_pair_type values (Packer's); dsa is accepted by name only, to refuse it clearly."""
+
+    ED25519 = "ed25519"
+    RSA = "rsa"
+    ECDSA = "ecdsa"
+    DSA = "dsa"
+
+
+_CURVES: dict[int, Callable[[], ec.EllipticCurve]] = {256: ec.SECP256R1, 384: ec.SECP384R1, 521: ec.SECP521R1}
+_PKEY_CLASS: dict[KeyType, type[paramiko.PKey]] = {
+    KeyType.ED25519: paramiko.Ed25519Key, KeyType.RSA: paramiko.RSAKey, KeyType.ECDSA: paramiko.ECDSAKey}
+
+
+def _private_key(kind: KeyType, bits: int | None) -> ed25519.Ed25519PrivateKey | rsa.RSAPrivateKey | \
+        ec.EllipticCurvePrivateKey:
+    """A new private key of the type and size asked for (Packer's defaults: rsa 4096, ecdsa 256)."""
+    if kind is KeyType.ED25519:
+        return ed25519.Ed25519PrivateKey.generate()  # fixed size: bits are ignored, as in Packer
+    if kind is KeyType.RSA:
+        size = bits or 4096
+        if size < 1024 or size > 16384:
+            raise FactoryError(f"temporary_key_pair_bits {size} is not a usable RSA key size",
+                               hint="use 2048..16384 (Packer's default is 4096; OpenSSH refuses RSA keys "
+                                    "shorter than 1024 bits)")
+        return rsa.generate_private_key(public_exponent=65537, key_size=size)
+    if kind is KeyType.ECDSA:
+        size = bits or 256
+        if size not in _CURVES:
+            raise FactoryError(f"temporary_key_pair_bits {size} is not an ECDSA curve size",
+                               hint="ECDSA keys are 256, 384 or 521 bits")
+        return ec.generate_private_key(_CURVES[size]())
+    raise FactoryError("temporary_key_pair_type \"dsa\" is refused: DSA keys are insecure, OpenSSH disables "
+                       "them by default since 7.0 and removed them in 9.8, so the guest's sshd would not accept "
+                       "the key", hint='use "ed25519" (factory\'s default), "ecdsa" or "rsa"')
+
+
 @dataclass(frozen=True)
 class KeyPair:
-    """An ed25519 key pair; `repr` never shows the private key."""
+    """An SSH key pair; `repr` never shows the private key."""
 
     private_openssh: str = field(repr=False)
     public_openssh: str
+    kind: KeyType = KeyType.ED25519
 
     @classmethod
-    def generate(cls, comment: str = "factory") -> KeyPair:
-        """A fresh ed25519 key pair (one per build), private key registered so it is masked everywhere."""
-        key = Ed25519PrivateKey.generate()
+    def generate(cls, comment: str = "factory", kind: KeyType | str = KeyType.ED25519,
+                 bits: int | None = None) -> KeyPair:
+        """A fresh key pair (one per build), private key registered so it is masked everywhere."""
+        try:
+            key_type = KeyType(kind)
+        except ValueError:
+            raise FactoryError(f"unknown temporary_key_pair_type {kind!r}",
+                               hint="use ed25519 (the default), ecdsa or rsa") from None
+        key = _private_key(key_type, bits)
         private = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.OpenSSH,
                                     serialization.NoEncryption()).decode()
         public = key.public_key().public_bytes(serialization.Encoding.OpenSSH,
                                                serialization.PublicFormat.OpenSSH).decode()
-        pair = cls(private, f"{public} {comment}")
+        pair = cls(private, f"{public} {comment}", key_type)
         pair.register()
         return pair
+
+    @property
+    def public_blob(self) -> str:
+        """The base64 key material of the public key (the part that identifies it in authorized_keys)."""
+        return self.public_openssh.split()[1]
 
     def register(self) -> None:
         """Mask the private key (whole and line by line, since logs split it) wherever text is shown."""
@@ -41,7 +93,7 @@ class KeyPair:
                 secrets.register(line)
 
     def pkey(self) -> paramiko.PKey:
-        return paramiko.Ed25519Key.from_private_key(io.StringIO(self.private_openssh))
+        return _PKEY_CLASS[self.kind].from_private_key(io.StringIO(self.private_openssh))
 
     def write_private(self, path: Path) -> Path:
         """Write the private key with 0600 permissions (for `ssh -i` or a user's debugging)."""
@@ -51,14 +103,27 @@ class KeyPair:
         return path
 
 
-def load_private_key(path: Path, password: str | None = None) -> paramiko.PKey:
-    """Load ssh_private_key_file (ed25519, ECDSA or RSA, OpenSSH or PEM), with a clear error if it is unusable."""
+def load_private_key(path: Path, password: str | None = None, *, certificate: Path | None = None,
+                     option: str = "ssh_private_key_file") -> paramiko.PKey:
+    """Load a private key file (ed25519, ECDSA or RSA, OpenSSH or PEM) and optionally its OpenSSH user
+    certificate, with a clear error if either is unusable."""
     try:
-        return paramiko.PKey.from_path(path, password=password)
+        key = paramiko.PKey.from_path(path, password=password)
     except FileNotFoundError:
-        raise FactoryError(f"ssh_private_key_file {path} does not exist",
+        raise FactoryError(f"{option} {path} does not exist",
                            hint="give the path of a private key, or leave it unset for an ephemeral key") from None
     except (paramiko.SSHException, ValueError) as exc:
-        raise FactoryError(f"ssh_private_key_file {path} is not a usable private key: {exc}",
+        raise FactoryError(f"{option} {path} is not a usable private key: {exc}",
                            hint="an unencrypted OpenSSH or PEM private key (ed25519, ecdsa or rsa) is needed"
                            ) from None
+    if certificate is not None:
+        cert_option = option.replace("private_key_file", "certificate_file")
+        try:
+            key.load_certificate(str(certificate))
+        except FileNotFoundError:
+            raise FactoryError(f"{cert_option} {certificate} does not exist") from None
+        except (paramiko.SSHException, ValueError, IndexError) as exc:
+            raise FactoryError(f"{cert_option} {certificate} cannot be used with {path}: {exc}",
+                               hint="give the OpenSSH user certificate (*-cert.pub) signed for this private key "
+                                    "(ssh-keygen -s CA -I ID -n USER key.pub)") from None
+    return key

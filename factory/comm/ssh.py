@@ -6,11 +6,16 @@
 
 `expect` guards against reaching the wrong sshd (an installer's own): "SHA256:..." pins the host key, anything
 else is a command that must exit 0 on the right system; a wrong system is skipped and the wait goes on.
+
+Packer's other communicator options live beside it: the route to sshd (route.py: SOCKS5 proxy, bastion), the
+login (auth.py: keys with certificates, agent, password, keyboard-interactive), algorithms (algorithms.py),
+tunnels (tunnel.py) and SCP transfers (scp.py).
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import select
 import threading
 import time
@@ -19,14 +24,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import paramiko
+import paramiko.agent
 
 from factory import secrets
+from factory.comm import algorithms
+from factory.comm.auth import Login, authenticate
 from factory.comm.keys import KeyPair, load_private_key
+from factory.comm.route import Bastion, Proxy, Route
 from factory.comm.transfer import Transfer
-from factory.comm.wait import Attempt, Journal, Seen, await_banner, tcp_connect
+from factory.comm.tunnel import Tunnel, Tunnels
+from factory.comm.wait import Attempt, Journal, Seen
 from factory.errors import FactoryError
 
-__all__ = ["Communicator", "Disconnected", "KeyPair", "SSHSettings", "connect"]
+__all__ = ["Bastion", "Communicator", "Disconnected", "KeyPair", "Proxy", "SSHSettings", "Tunnel", "connect"]
 
 log = logging.getLogger("factory.comm")
 
@@ -46,13 +56,25 @@ class SSHSettings:
     timeout: float = 300.0
     handshake_attempts: int = 10
     pause_before_connecting: float = 0.0
-    keepalive_interval: float = 5.0
+    keepalive_interval: float = 5.0      # <= 0: no keep-alives (ssh_keep_alive_interval = "-1s")
     # A server that answers nothing for this long is gone (a rebooting guest behind QEMU's port forward never
     # closes the socket). Generous, because a guest busy under TCG still answers within seconds.
     dead_after: float = 30.0
     # Fast polling is what keeps "sshd up → first command" under a second.
     poll_interval: float = 0.1
     connect_timeout: float = 1.0
+    pty: bool = False                    # ssh_pty: commands run on a pseudo-terminal (stderr joins stdout)
+    agent_auth: bool = False             # ssh_agent_auth: also offer the keys of the agent at SSH_AUTH_SOCK
+    forward_agent: bool = True           # not ssh_disable_agent_forwarding: as Packer, when SSH_AUTH_SOCK is set
+    certificate_file: Path | str | None = None   # ssh_certificate_file, for private_key_file
+    ciphers: tuple[str, ...] = ()        # ssh_ciphers (checked names, in preference order)
+    kex_algorithms: tuple[str, ...] = ()  # ssh_key_exchange_algorithms
+    file_transfer: str = "sftp"          # ssh_file_transfer_method: "sftp" or "scp"
+    read_write_timeout: float | None = None  # ssh_read_write_timeout: silence after which the server is gone
+    local_tunnels: tuple[Tunnel, ...] = ()
+    remote_tunnels: tuple[Tunnel, ...] = ()
+    bastion: Bastion | None = None
+    proxy: Proxy | None = None
 
     @property
     def target(self) -> str:
@@ -61,8 +83,27 @@ class SSHSettings:
     def login_keys(self) -> list[paramiko.PKey]:
         found = [self.keypair.pkey()] if self.keypair else []
         if self.private_key_file:
-            found.append(load_private_key(Path(self.private_key_file).expanduser()))
+            cert = Path(self.certificate_file).expanduser() if self.certificate_file else None
+            found.append(load_private_key(Path(self.private_key_file).expanduser(), certificate=cert))
+        elif self.certificate_file:
+            raise FactoryError("ssh_certificate_file needs ssh_private_key_file (the key the certificate signs)",
+                               hint="set ssh_private_key_file to the private key of the certificate")
         return found
+
+    def login(self) -> Login:
+        return Login(self.username, self.password, tuple(self.login_keys()), agent=self.agent_auth)
+
+    @property
+    def silence_limit(self) -> float:
+        """How long the server may answer nothing, liveness probes included, before it counts as gone."""
+        return self.read_write_timeout or self.dead_after
+
+    @property
+    def probe_every(self) -> float | None:
+        """After this much silence during a command, ask the server whether it is still there."""
+        if self.keepalive_interval > 0:
+            return self.keepalive_interval
+        return self.read_write_timeout / 2 if self.read_write_timeout else None
 
 
 class Disconnected(FactoryError):
@@ -77,10 +118,10 @@ def connect(settings: SSHSettings, *, alive: Callable[[], None] = lambda: None, 
     """
     if settings.password:
         secrets.register(settings.password)
-    if not settings.password and not settings.keypair and not settings.private_key_file:
-        raise FactoryError(f"no SSH credentials for {settings.target}",
-                           hint="set ssh_password or ssh_private_key_file, or let factory generate a key pair")
-    settings.login_keys()  # an unusable key file fails now, not after minutes of waiting for the guest
+    # Unusable credentials or algorithms fail now, not after minutes of waiting for the guest.
+    settings.login().check(settings.target)
+    algorithms.choose("ssh_ciphers", settings.ciphers, algorithms.CIPHERS)
+    algorithms.choose("ssh_key_exchange_algorithms", settings.kex_algorithms, algorithms.KEX)
     comm = Communicator(settings, alive=alive, expect=expect, notify=notify)
     comm.reconnect()
     if settings.pause_before_connecting > 0:
@@ -127,10 +168,13 @@ class Communicator(Transfer):
 
     def __init__(self, settings: SSHSettings, *, alive: Callable[[], None] = lambda: None,
                  expect: str | None = None, notify: LineSink | None = None) -> None:
-        super().__init__()
+        super().__init__(settings.file_transfer, settings.read_write_timeout)
         self.settings, self.alive, self.expect = settings, alive, expect
         self._notify = notify
         self._transport: paramiko.Transport | None = None
+        self._login = settings.login()
+        self._route = Route(settings.host, settings.port, proxy=settings.proxy, bastion=settings.bastion)
+        self._tunnels = Tunnels(settings.local_tunnels, settings.remote_tunnels, lambda: self._transport)
 
     def notify(self, message: str) -> None:
         (self._notify or log.info)(secrets.mask(message))
@@ -138,7 +182,7 @@ class Communicator(Transfer):
     # -- connection ---------------------------------------------------------------------------------------------
     def reconnect(self, timeout: float | None = None) -> None:
         """(Re)connect, waiting up to timeout (default ssh_timeout) with the same diagnostics as the first wait."""
-        self.close()
+        self._disconnect()
         s = self.settings
         budget = s.timeout if timeout is None else timeout
         journal = Journal()
@@ -149,8 +193,10 @@ class Communicator(Transfer):
             left = max(deadline - time.monotonic(), 0.05)
             result = self._attempt(min(s.connect_timeout, left), min(banner_timeout, left))
             if isinstance(result, paramiko.Transport):
-                result.set_keepalive(max(1, int(s.keepalive_interval)))
+                if s.keepalive_interval > 0:
+                    result.set_keepalive(max(1, round(s.keepalive_interval)))
                 self._transport = result
+                self._tunnels.attach(result)
                 log.debug("ssh connected to %s after %.2fs", s.target, time.monotonic() - journal.started)
                 return
             journal.record(result)
@@ -170,19 +216,18 @@ class Communicator(Transfer):
                 banner_timeout = 2.0  # the guest answers quickly again: keep attempts short
             left = deadline - time.monotonic()
             if left <= 0:
-                raise journal.error(s.target, time.monotonic() - journal.started)
+                raise journal.error(s.target + self._route.describe(), time.monotonic() - journal.started)
             pause = s.poll_interval if result.seen not in (Seen.AUTH, Seen.WRONG_SYSTEM) else 1.0
             time.sleep(min(pause, left))
 
     def _attempt(self, connect_timeout: float, banner_timeout: float) -> paramiko.Transport | Attempt:
         s = self.settings
-        sock = tcp_connect(s.host, s.port, connect_timeout)
-        if isinstance(sock, Attempt):
-            return sock
-        if (silent := await_banner(sock, banner_timeout)) is not None:
-            sock.close()
-            return silent
-        transport = paramiko.Transport(sock)
+        stream = self._route.open(connect_timeout, banner_timeout)
+        if isinstance(stream, Attempt):
+            return stream
+        transport = paramiko.Transport(stream)
+        algorithms.restrict(transport, algorithms.choose("ssh_ciphers", s.ciphers, algorithms.CIPHERS)[0],
+                            algorithms.choose("ssh_key_exchange_algorithms", s.kex_algorithms, algorithms.KEX)[0])
         transport.banner_timeout = transport.handshake_timeout = max(15.0, banner_timeout)
         try:
             outcome = self._handshake_and_login(transport)
@@ -203,7 +248,7 @@ class Communicator(Transfer):
         fingerprint = transport.get_remote_server_key().fingerprint
         if self.expect and self.expect.startswith("SHA256:") and fingerprint != self.expect:
             return Attempt(Seen.HOST_KEY, f"got {fingerprint}, expected {self.expect}")
-        if (failed := _authenticate(transport, s)) is not None:
+        if (failed := authenticate(transport, self._login)) is not None:
             return failed
         if self.expect and not self.expect.startswith("SHA256:"):
             status = _exec_quiet(transport, self.expect, timeout=max(s.keepalive_interval * 3, 30.0))
@@ -225,7 +270,12 @@ class Communicator(Transfer):
         return self._transport is not None and self._transport.is_active()
 
     def close(self) -> None:
-        """Close the session (idempotent)."""
+        """Close the session, its tunnels and the route (bastion) (idempotent)."""
+        self._disconnect()
+        self._tunnels.close()
+        self._route.close()
+
+    def _disconnect(self) -> None:
         self._drop_sftp()
         if self._transport is not None:
             self._transport.close()
@@ -238,15 +288,21 @@ class Communicator(Transfer):
         self.close()
 
     # -- commands -----------------------------------------------------------------------------------------------
-    def run(self, cmd: str, *, on_line: LineSink | None = None, timeout: float | None = None) -> int:
+    def run(self, cmd: str, *, on_line: LineSink | None = None, timeout: float | None = None,
+            stdin: bytes | None = None) -> int:
         """Run cmd through the login shell, streaming stdout and stderr lines live; return the exit status.
 
-        Raises Disconnected if the connection drops first, FactoryError on timeout. A command killed by a signal
-        (no exit status, connection still up) returns -1.
+        stdin, if given, is fed to the command and then closed (EOF); without it the command's stdin stays open
+        and empty, as with Packer. Raises Disconnected if the connection drops first, FactoryError on timeout. A
+        command killed by a signal (no exit status, connection still up) returns -1.
         """
         transport = self.transport
         chan = transport.open_session(timeout=30)
+        forwarding = self._session_options(chan)
         chan.exec_command(cmd)
+        if stdin is not None:
+            # Fed from a thread: a command that writes before it reads cannot deadlock against a full window.
+            threading.Thread(target=_feed, args=(chan, stdin), daemon=True, name="ssh-stdin").start()
         out, err = _Lines(on_line), _Lines(on_line)
         deadline = time.monotonic() + timeout if timeout else None
         heard = time.monotonic()
@@ -265,8 +321,8 @@ class Communicator(Transfer):
                 now = time.monotonic()
                 if got:
                     heard = now
-                elif now - heard > self.settings.keepalive_interval:
-                    if not _responsive(transport, self.settings.dead_after):
+                elif (probe := self.settings.probe_every) is not None and now - heard > probe:
+                    if not _responsive(transport, self.settings.silence_limit):
                         raise self._lost(cmd)
                     heard = now
                 if deadline is not None and now > deadline:
@@ -276,6 +332,8 @@ class Communicator(Transfer):
             out.flush()
             err.flush()
             chan.close()
+            if forwarding is not None:
+                forwarding.close()
         # paramiko keeps -1 until an exit-status message arrives (it also sets status_event on a bare close).
         if chan.exit_status != -1:
             return int(chan.exit_status)
@@ -283,6 +341,15 @@ class Communicator(Transfer):
         if not transport.is_active() or not _responsive(transport, 3.0):
             raise self._lost(cmd)
         return -1
+
+    def _session_options(self, chan: paramiko.Channel) -> paramiko.agent.AgentRequestHandler | None:
+        """ssh_pty and agent forwarding (Packer forwards the local agent unless ssh_disable_agent_forwarding)."""
+        s = self.settings
+        if s.pty:
+            chan.get_pty(term="xterm", width=80, height=40)  # Packer's terminal type and size
+        if s.forward_agent and os.environ.get("SSH_AUTH_SOCK"):
+            return paramiko.agent.AgentRequestHandler(chan)
+        return None
 
     def _lost(self, cmd: str) -> Disconnected:
         if self._transport is not None:
@@ -296,37 +363,12 @@ class Communicator(Transfer):
         return self.transport
 
 
-def _authenticate(transport: paramiko.Transport, s: SSHSettings) -> Attempt | None:
-    """Try each key, then the password (also through keyboard-interactive); None when logged in."""
-    tried: list[str] = []
-    for key in s.login_keys():
-        try:
-            transport.auth_publickey(s.username, key)
-            return None
-        except paramiko.AuthenticationException as exc:
-            tried.append(f"{key.get_name()} key: {exc}")
-        except (paramiko.SSHException, EOFError, OSError) as exc:
-            return Attempt(Seen.HANDSHAKE, f"during authentication: {exc}")
-    if s.password:
-        password = s.password
-        try:
-            transport.auth_password(s.username, password)
-            return None
-        except paramiko.BadAuthenticationType as exc:
-            if "keyboard-interactive" not in exc.allowed_types:
-                tried.append(f"password not allowed (server allows {', '.join(exc.allowed_types)})")
-                return Attempt(Seen.AUTH, f"user {s.username!r}: " + "; ".join(tried))
-        except paramiko.AuthenticationException as exc:
-            tried.append(f"password: {exc}")
-            return Attempt(Seen.AUTH, f"user {s.username!r}: " + "; ".join(tried))
-        except (paramiko.SSHException, EOFError, OSError) as exc:
-            return Attempt(Seen.HANDSHAKE, f"during authentication: {exc}")
-        try:
-            transport.auth_interactive(s.username, lambda _t, _i, prompts: [password for _ in prompts])
-            return None
-        except (paramiko.SSHException, EOFError, OSError) as exc:
-            tried.append(f"keyboard-interactive: {exc}")
-    return Attempt(Seen.AUTH, f"user {s.username!r}: " + "; ".join(tried))
+def _feed(chan: paramiko.Channel, data: bytes) -> None:
+    try:
+        chan.sendall(data)
+        chan.shutdown_write()
+    except (OSError, EOFError, paramiko.SSHException):
+        pass  # the command ended or the connection dropped: run() reports that
 
 
 def _exec_quiet(transport: paramiko.Transport, cmd: str, timeout: float) -> int:

@@ -1,4 +1,5 @@
-"""File transfer over SFTP for the communicator: bytes or files up, files or trees both ways."""
+"""File transfer for the communicator: bytes or files up, files or trees both ways, over SFTP (default) or SCP
+(ssh_file_transfer_method; factory.comm.scp)."""
 
 from __future__ import annotations
 
@@ -10,16 +11,19 @@ from pathlib import Path
 
 import paramiko
 
+from factory.comm.scp import Scp
 from factory.errors import FactoryError
 from factory.fsutil import atomic_path
 
 
 class Transfer:
-    """SFTP side of the communicator; subclasses provide the live transport."""
+    """File side of the communicator; subclasses provide the live transport. method: "sftp" or "scp"."""
 
-    def __init__(self) -> None:
+    def __init__(self, method: str = "sftp", timeout: float | None = None) -> None:
         self._sftp: paramiko.SFTPClient | None = None
         self._sftp_of: paramiko.Transport | None = None
+        self._timeout = timeout  # no reply within this long is an error (ssh_read_write_timeout)
+        self._scp = Scp(self._sftp_transport, timeout) if method == "scp" else None
 
     def _sftp_transport(self) -> paramiko.Transport:
         raise NotImplementedError
@@ -35,6 +39,8 @@ class Transfer:
                                    hint="enable the sftp subsystem in sshd_config "
                                         "(Subsystem sftp /usr/lib/openssh/sftp-server)") from None
             self._sftp_of = transport
+            if self._timeout:
+                self._sftp.get_channel().settimeout(self._timeout)  # type: ignore[union-attr]
         assert self._sftp is not None
         return self._sftp
 
@@ -45,6 +51,8 @@ class Transfer:
 
     def upload(self, src: Path | bytes, dest: str, *, mode: int | None = None) -> None:
         """Write bytes or a local file to the remote path dest (overwritten); a file keeps its permission bits."""
+        if self._scp is not None:
+            return self._scp.upload(src, dest, mode)
         with _remote_errors("upload to", dest):
             if isinstance(src, bytes):
                 self.sftp.putfo(io.BytesIO(src), dest, file_size=len(src))
@@ -56,6 +64,8 @@ class Transfer:
 
     def upload_dir(self, src: Path, dest: str) -> None:
         """Copy the contents of the local directory src into the remote directory dest (created if missing)."""
+        if self._scp is not None:
+            return self._scp.upload_dir(src, dest)
         self.mkdirs(dest)
         for entry in sorted(src.iterdir()):
             target = posixpath.join(dest, entry.name)
@@ -66,6 +76,8 @@ class Transfer:
 
     def mkdirs(self, path: str) -> None:
         """mkdir -p on the guest."""
+        if self._scp is not None:
+            return self._scp.mkdirs(path)
         parts = [p for p in path.split("/") if p]
         current = "/" if path.startswith("/") else ""
         for part in parts:
@@ -75,7 +87,16 @@ class Transfer:
             with _remote_errors("create directory", current):
                 self.sftp.mkdir(current)
 
+    def remote_exists(self, path: str) -> bool:
+        try:
+            self.sftp.stat(path)
+        except OSError:
+            return False
+        return True
+
     def remote_isdir(self, path: str) -> bool:
+        if self._scp is not None:
+            return self._scp.remote_isdir(path)
         try:
             return stat.S_ISDIR(self.sftp.stat(path).st_mode or 0)
         except OSError:
@@ -83,6 +104,8 @@ class Transfer:
 
     def download(self, src: str, dest: Path) -> None:
         """Copy a remote file (written atomically) or a remote directory's contents to the local path dest."""
+        if self._scp is not None:
+            return self._scp.download(src, dest)
         with _remote_errors("download", src):
             attrs = self.sftp.stat(src)
         if stat.S_ISDIR(attrs.st_mode or 0):
