@@ -75,11 +75,11 @@ class Shell(Provisioner, kind=ProvisionerType.SHELL):
         command = render_command(execute, placeholders, "execute_command")
         for script in scripts:
             ctx.emit(f"Provisioning with shell script: {script.name}")
-            self._upload(comm, script.content, remote, start_retry, ctx)
+            self._await_guest(comm, start_retry, ctx)
             if env_file is not None:
                 env_text = flatten_env(values, "export %s='%s'\n")
                 comm.upload(env_text.encode(), env_file, mode=0o600)
-            if not self._run(comm, command, config, ctx, script.name):
+            if not self._run(comm, command, config, ctx, script, remote):
                 continue  # the guest went away as expected (reboot): the next upload waits for it to return
             if not config.skip_clean:
                 cleanup = "rm -f " + " ".join(shlex.quote(p) for p in (remote, env_file) if p)
@@ -89,23 +89,68 @@ class Shell(Provisioner, kind=ProvisionerType.SHELL):
             ctx.emit(f"Pausing {pause:g}s after the scripts (pause_after)")
             time.sleep(pause)
 
-    def _upload(self, comm: Communicator, content: bytes, remote: str, start_retry: float,
-                ctx: ProvisionContext) -> None:
-        """Upload the script; if the guest is away (rebooting), wait for it up to start_retry_timeout."""
+    def _await_guest(self, comm: Communicator, start_retry: float, ctx: ProvisionContext) -> None:
+        """If the guest is away (rebooting after expect_disconnect), wait for it up to start_retry_timeout."""
         if not comm.is_connected():
             left = ctx.remaining("the guest came back")
             comm.reconnect(timeout=min(start_retry, left) if left is not None else start_retry)
-        comm.upload(content, remote, mode=0o755)
 
     def _run(self, comm: Communicator, command: str, config: ShellProvisioner, ctx: ProvisionContext,
-             name: str) -> bool:
-        """Run one script; False if it disconnected and that was expected."""
+             script: Script, remote: str) -> bool:
+        """Upload and run one script in a single remote command; False if it disconnected and that was expected.
+
+        Under emulation (TCG) an SFTP upload before the run (an sftp-server start plus round trips) costs a
+        third of the time from sshd up to the first command, and each extra process ~50 ms: so the script is
+        written by the same shell that then runs execute_command, with a builtin printf when it fits.
+        """
+        chmod = "chmod +x {{.Path}}" not in config.execute_command  # Packer's default makes it executable itself
+        write, stdin = write_file_command(script.content, remote, executable=chmod)
         try:
-            code = comm.run(command, on_line=ctx.emit, timeout=ctx.remaining(f"running {name}"))
+            code = comm.run(f"{write} || exit\n{command}", on_line=ctx.emit, stdin=stdin,
+                            timeout=ctx.remaining(f"running {script.name}"))
         except Disconnected as exc:
             if config.expect_disconnect:
                 ctx.emit("Connection dropped as expected (expect_disconnect); reconnecting for the next step")
                 return False
-            raise FactoryError(f"shell provisioner: {name}: {exc.message}", hint=exc.hint) from exc
-        check_exit(code, config.valid_exit_codes, f"shell provisioner: {name}")
+            raise FactoryError(f"shell provisioner: {script.name}: {exc.message}", hint=exc.hint) from exc
+        if code not in config.valid_exit_codes and not comm.remote_exists(remote):
+            raise FactoryError(f"shell provisioner: cannot upload {script.name} to {remote} on the guest "
+                               f"(exit status {code})",
+                               hint="remote_folder (or remote_path's directory) must exist and be writable by "
+                                    "the SSH user: see the shell's message above")
+        check_exit(code, config.valid_exit_codes, f"shell provisioner: {script.name}")
         return True
+
+
+# printf's format is the file's bytes: these pass as themselves in single quotes in sh, bash, dash, zsh, fish
+# and csh; every other byte is a 3-digit octal escape (newline \n), so no shell sees a quote, a newline or a `!`.
+_PLAIN = frozenset(b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789 _-./,:=+@^#()[]{}<>;|&*?~$\"\t")
+# One argv string may not exceed 128 KiB on Linux (MAX_ARG_STRLEN); larger scripts go through stdin.
+_MAX_INLINE = 96 * 1024
+
+
+def printf_format(content: bytes) -> str | None:
+    """content as a printf format that reproduces it byte for byte, or None if it cannot (NUL bytes, too big)."""
+    if b"\0" in content:
+        return None
+    out = []
+    for byte in content:
+        if byte in _PLAIN:
+            out.append(chr(byte))
+        elif byte == 0x0A:
+            out.append("\\n")
+        elif byte == 0x25:
+            out.append("%%")
+        else:
+            out.append(f"\\{byte:03o}")
+    text = "".join(out)
+    return text if len(text) <= _MAX_INLINE else None
+
+
+def write_file_command(content: bytes, path: str, *, executable: bool) -> tuple[str, bytes | None]:
+    """A shell command that writes content to path on the guest, and the stdin it needs (None: none)."""
+    quoted = shlex.quote(path)
+    fmt = printf_format(content)
+    write = f"printf '{fmt}' > {quoted}" if fmt is not None else f"cat > {quoted}"
+    chmod = f" && chmod 755 {quoted}" if executable else ""
+    return f"umask 022; {write}{chmod}", (None if fmt is not None else content)

@@ -152,3 +152,45 @@ def test_unknown_type_and_missing_communicator(ctx: ProvisionContext) -> None:
     assert info.value.hint and "shell-local" in info.value.hint
     with pytest.raises(FactoryError, match="needs SSH"):
         run("shell", shell(inline=["true"]), None, dataclasses.replace(ctx))
+
+
+@pytest.mark.parametrize("content", [
+    # sh stops reading at `exit 0`: what follows is data, never parsed.
+    pytest.param(b"#!/bin/sh\nexit 0\n'quotes' \"d\" $HOME `x` !h 100% \\n \\\\ \r\n" + bytes(range(1, 256)),
+                 id="printf-every-byte"),
+    pytest.param(b"#!/bin/sh\nexit 0\n" + b"x%'\n" * 40_000, id="stdin-too-big-for-argv"),
+    pytest.param(b"#!/bin/sh\nexit 0\na NUL: \x00\n", id="stdin-nul-byte"),
+])
+def test_the_script_arrives_byte_for_byte(comm: Communicator, ctx: ProvisionContext, remote_dir: str,
+                                           tmp_path: Path, content: bytes) -> None:
+    """Written by the shell that runs it (printf, or cat from stdin when it cannot fit in argv or holds NUL)."""
+    (tmp_path / "s.sh").write_bytes(content)
+    run("shell", shell(script="s.sh", remote_folder=remote_dir, remote_file="s.sh", skip_clean=True), comm, ctx)
+    got = tmp_path / "got.sh"
+    comm.download(f"{remote_dir}/s.sh", got)
+    assert got.read_bytes() == content
+    assert got.stat().st_mode & 0o755 == 0o755
+
+
+def test_execute_command_without_chmod_still_finds_an_executable(comm: Communicator, ctx: ProvisionContext,
+                                                                  out: list[str]) -> None:
+    run("shell", shell(inline=["echo direct"], execute_command="{{.Vars}} {{.Path}}"), comm, ctx)
+    assert "direct" in out
+
+
+def test_missing_remote_folder_is_an_upload_error(comm: Communicator, ctx: ProvisionContext, out: list[str]) -> None:
+    with pytest.raises(FactoryError, match=r"cannot upload inline script to /nonexistent-dir/x\.sh") as err:
+        run("shell", shell(inline=["echo never"], remote_folder="/nonexistent-dir", remote_file="x.sh"), comm, ctx)
+    assert err.value.hint and "remote_folder" in err.value.hint
+    assert "never" not in out
+    assert any("/nonexistent-dir/x.sh" in line for line in out)  # the guest shell's own words are shown
+
+
+def test_small_scripts_are_written_by_a_builtin_and_big_or_binary_ones_through_stdin() -> None:
+    from factory.provision.shell import write_file_command
+
+    small, stdin = write_file_command(b"#!/bin/sh\necho 'hi' 100%\n", "/tmp/a b.sh", executable=False)
+    assert stdin is None and small == "umask 022; printf '#\\041/bin/sh\\necho \\047hi\\047 100%%\\n' > '/tmp/a b.sh'"
+    big, stdin = write_file_command(b"x" * 200_000, "/tmp/s.sh", executable=True)
+    assert stdin == b"x" * 200_000 and big == "umask 022; cat > /tmp/s.sh && chmod 755 /tmp/s.sh"
+    assert write_file_command(b"a\x00b", "/tmp/s.sh", executable=False)[1] == b"a\x00b"
