@@ -105,9 +105,13 @@ class Shell(Provisioner, kind=ProvisionerType.SHELL):
         """
         chmod = "chmod +x {{.Path}}" not in config.execute_command  # Packer's default makes it executable itself
         write, stdin = write_file_command(script.content, remote, executable=chmod)
+        line = f"{write} || exit\n{command}"
+        if stdin is not None and comm.settings.pty:
+            # A terminal would translate the bytes on their way to cat: send them with the transfer method.
+            comm.upload(script.content, remote, mode=0o755)
+            line, stdin = command, None
         try:
-            code = comm.run(f"{write} || exit\n{command}", on_line=ctx.emit, stdin=stdin,
-                            timeout=ctx.remaining(f"running {script.name}"))
+            code = comm.run(line, on_line=ctx.emit, stdin=stdin, timeout=ctx.remaining(f"running {script.name}"))
         except Disconnected as exc:
             if config.expect_disconnect:
                 ctx.emit("Connection dropped as expected (expect_disconnect); reconnecting for the next step")

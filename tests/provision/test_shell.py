@@ -7,9 +7,10 @@ import time
 from pathlib import Path
 
 import pytest
+from fixtures.sshd import SshServer
 
 from factory import secrets
-from factory.comm.ssh import Communicator
+from factory.comm.ssh import Communicator, connect
 from factory.errors import FactoryError, Location
 from factory.provision import ProvisionContext, run, run_with_meta
 from factory.schema.provisioners import ShellProvisioner
@@ -194,3 +195,14 @@ def test_small_scripts_are_written_by_a_builtin_and_big_or_binary_ones_through_s
     big, stdin = write_file_command(b"x" * 200_000, "/tmp/s.sh", executable=True)
     assert stdin == b"x" * 200_000 and big == "umask 022; cat > /tmp/s.sh && chmod 755 /tmp/s.sh"
     assert write_file_command(b"a\x00b", "/tmp/s.sh", executable=False)[1] == b"a\x00b"
+
+
+def test_on_a_pty_a_big_script_goes_by_the_transfer_method(sshd: SshServer, ctx: ProvisionContext, remote_dir: str,
+                                                           tmp_path: Path, out: list[str]) -> None:
+    content = b"#!/bin/sh\necho on-a-pty\nexit 0\n" + bytes(range(1, 256)) * 500  # too big for argv: not via cat
+    (tmp_path / "s.sh").write_bytes(content)
+    with connect(dataclasses.replace(sshd.settings(), pty=True)) as comm:
+        run("shell", shell(script="s.sh", remote_folder=remote_dir, remote_file="s.sh", skip_clean=True), comm, ctx)
+        comm.download(f"{remote_dir}/s.sh", tmp_path / "got.sh")
+    assert (tmp_path / "got.sh").read_bytes() == content
+    assert "on-a-pty" in out
