@@ -118,10 +118,17 @@ def load_private_key(path: Path, password: str | None = None, *, certificate: Pa
                            ) from None
     if certificate is not None:
         cert_option = option.replace("private_key_file", "certificate_file")
+        if not certificate.is_file():
+            raise FactoryError(f"{cert_option} {certificate} does not exist")
         try:
             key.load_certificate(str(certificate))
-        except FileNotFoundError:
-            raise FactoryError(f"{cert_option} {certificate} does not exist") from None
+            signed = serialization.load_ssh_public_identity(certificate.read_bytes())
+            if not isinstance(signed, serialization.SSHCertificate):
+                raise ValueError("it is a public key, not a certificate")
+            # paramiko only compares key types: a certificate for another key of the same type must fail here.
+            if signed.public_key().public_bytes(serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH
+                                                ).split()[1].decode() != key.get_base64():
+                raise ValueError("it certifies a different key")
         except (paramiko.SSHException, ValueError, IndexError) as exc:
             raise FactoryError(f"{cert_option} {certificate} cannot be used with {path}: {exc}",
                                hint="give the OpenSSH user certificate (*-cert.pub) signed for this private key "

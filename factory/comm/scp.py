@@ -99,8 +99,9 @@ class Scp:
 
     # -- the Transfer operations --------------------------------------------------------------------------------
     def upload(self, src: Path | bytes, dest: str, mode: int | None) -> None:
-        parent, name = posixpath.split(dest)
-        with self._session(f"scp -p -t -- {shlex.quote(parent or '.')}", "upload to", dest) as s:
+        # The target is the file itself: given its parent instead, scp would write the parent when it is missing.
+        name = posixpath.basename(dest) or "file"
+        with self._session(f"scp -p -t -- {shlex.quote(dest)}", "upload to", dest) as s:
             s.ack()
             if isinstance(src, bytes):
                 self._send_file(s, name, src, 0o644 if mode is None else mode, int(time.time()))

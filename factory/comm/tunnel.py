@@ -43,6 +43,11 @@ class Tunnel:
         return f"{self.listen_port}:{self.host}:{self.port}"
 
 
+def tunnels(values: list[str] | tuple[str, ...], option: str) -> tuple[Tunnel, ...]:
+    """Parse ssh_local_tunnels / ssh_remote_tunnels (also the schema's validator)."""
+    return tuple(Tunnel.parse(v, option) for v in values)
+
+
 def _pump(a: socket.socket | paramiko.Channel, b: socket.socket | paramiko.Channel) -> None:
     """Copy bytes both ways until either side closes."""
     try:
