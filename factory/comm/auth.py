@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import getpass
+import io
 import os
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -30,6 +31,8 @@ class Login:
         if self.agent and not os.environ.get("SSH_AUTH_SOCK"):
             raise FactoryError(f"{what}: agent authentication is set but SSH_AUTH_SOCK is not",
                                hint="start ssh-agent and ssh-add your key, or give a private key file")
+        if self.interactive:
+            _open_terminal().close()
         if not (self.password or self.keys or self.agent or self.interactive):
             raise FactoryError(f"no SSH credentials for {what}",
                                hint="set ssh_password or ssh_private_key_file, or let factory generate a key pair")
@@ -97,16 +100,21 @@ def _password(transport: paramiko.Transport, username: str, password: str, tried
         return False
 
 
-def _ask_terminal(title: str, instructions: str, prompts: Sequence[tuple[str, bool]]) -> list[str]:
-    """Keyboard-interactive prompts shown on the controlling terminal, as Packer does for the bastion."""
+def _open_terminal() -> io.TextIOWrapper:
+    """The controlling terminal for reading and writing (as getpass opens it), or a clear error."""
     try:
-        tty = open("/dev/tty", "r+")  # noqa: SIM115 - closed below; getpass opens its own
+        fd = os.open("/dev/tty", os.O_RDWR | os.O_NOCTTY)
     except OSError:
         raise FactoryError("ssh_bastion_interactive needs a terminal to ask for the answers, and factory has "
                            "none (CI, or no controlling tty)",
                            hint="use ssh_bastion_password, ssh_bastion_private_key_file or ssh_bastion_agent_auth"
                            ) from None
-    with tty:
+    return io.TextIOWrapper(io.FileIO(fd, "w+"), write_through=True)
+
+
+def _ask_terminal(title: str, instructions: str, prompts: Sequence[tuple[str, bool]]) -> list[str]:
+    """Keyboard-interactive prompts shown on the controlling terminal, as Packer does for the bastion."""
+    with _open_terminal() as tty:
         for text in (title, instructions):
             if text:
                 tty.write(text.rstrip() + "\n")
@@ -114,7 +122,6 @@ def _ask_terminal(title: str, instructions: str, prompts: Sequence[tuple[str, bo
         for prompt, echo in prompts:
             if echo:
                 tty.write(prompt)
-                tty.flush()
                 answers.append(tty.readline().rstrip("\n"))
             else:
                 answers.append(getpass.getpass(prompt, stream=tty))
