@@ -304,3 +304,39 @@ def test_pause_before_connecting_waits_after_first_contact(sshd: SshServer) -> N
 def test_no_credentials_is_a_user_error(sshd: SshServer) -> None:
     with pytest.raises(FactoryError, match="no SSH credentials"):
         connect(sshd.settings(keypair=None))
+
+
+def test_pty_runs_commands_on_a_terminal(sshd: SshServer) -> None:
+    lines: list[str] = []
+    with connect(sshd.settings(pty=True)) as c:
+        assert c.run("tty; echo to-stderr >&2", on_line=lines.append) == 0
+    assert lines[0].startswith("/dev/pts/") and lines[1] == "to-stderr"
+    with connect(sshd.settings()) as c:
+        assert c.run("tty", on_line=lines.append) == 1  # no terminal without ssh_pty
+    assert lines[-1] == "not a tty"
+
+
+def _frozen_server_run(sshd: SshServer, **kw: object) -> tuple[type[BaseException], float]:
+    """Run a command whose server side freezes (a guest that vanished); what ended it, and when."""
+    pids: list[str] = []
+    with connect(sshd.settings(**kw)) as c:
+        start = time.monotonic()
+        try:
+            c.run("echo $PPID; sleep 0.3; kill -STOP $PPID; sleep 60", on_line=pids.append, timeout=6)
+        except FactoryError as exc:
+            return type(exc), time.monotonic() - start
+        finally:
+            for pid in pids:
+                os.kill(int(pid), signal.SIGKILL)
+    raise AssertionError("the command did not fail")
+
+
+def test_read_write_timeout_declares_a_silent_server_dead(sshd: SshServer) -> None:
+    kind, took = _frozen_server_run(sshd, keepalive_interval=-1, read_write_timeout=1.5)
+    assert kind is Disconnected and took < 5
+
+
+def test_negative_keep_alive_interval_disables_probing(sshd: SshServer) -> None:
+    # No keep-alives and no read/write timeout: only the command's own timeout ends the wait (Packer's -1s).
+    kind, took = _frozen_server_run(sshd, keepalive_interval=-1, dead_after=1)
+    assert kind is FactoryError and took >= 5.9
