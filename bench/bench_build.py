@@ -2,13 +2,15 @@
 
 Both run in this one process, on the same Debian guest (tools/mkguest.py, cached), same VM size, same
 accelerator (factory's probe verdict, cached before timing), same provisioning commands:
-  floor:   qemu-img convert (copy) + a cidata seed + qemu-system-x86_64 + `ssh` polled every second until it
-           works + the commands + `sudo poweroff` + wait for qemu + qemu-img convert (compact);
+  floor:   qemu-img convert (copy) + a cidata seed + qemu-system-x86_64 + `ssh` polled every 0.1 s with the
+           first command until it works + the other commands + `sudo poweroff` + wait for qemu + qemu-img convert
+           (compact);
   factory: `factory build` of the equivalent template (disk_image, efi_boot, cd_content, shell provisioner,
            shutdown_command).
 Printed: the wall-time ratio factory/floor (target <= 1.05), and, measured inside the guest, the time from
-sshd's "Server listening" to factory's first provisioner command (target <= 1 s; bench/bench_ssh.py measures
-the communicator alone against a host sshd).
+sshd's "Server listening" to factory's first provisioner command (target <= 1 s), next to the same figure for
+the script's `ssh` loop: OpenSSH running the command directly, the floor any client has against this guest
+(bench/bench_ssh.py measures the communicator alone against a host sshd).
 
     .venv/bin/python bench/bench_build.py [--guest PATH]
 """
@@ -100,12 +102,14 @@ def hand_written(image: Path, work: Path, accel_name: str) -> tuple[float, str]:
     ssh = ["ssh", "-i", str(keyfile), "-p", str(port), "-o", "StrictHostKeyChecking=no", "-o",
            "UserKnownHostsFile=/dev/null", "-o", "BatchMode=yes", "-o", "ConnectTimeout=5", "-o", "LogLevel=ERROR",
            "bench@127.0.0.1"]
-    while subprocess.run([*ssh, "true"], capture_output=True).returncode != 0:
+    # Polled every 0.1 s with the first command itself: the best a client can do against this guest's sshd
+    # (no script to upload, nothing between login and the command), so its latency is the floor for factory's.
+    while (first := subprocess.run([*ssh, COMMANDS[0]], capture_output=True, text=True)).returncode != 0:
         if qemu.poll() is not None:
             raise RuntimeError("qemu died")
-        time.sleep(1)
-    outputs = []
-    for cmd in [*COMMANDS, JOURNAL]:
+        time.sleep(0.1)
+    outputs = [first.stdout]
+    for cmd in [*COMMANDS[1:], JOURNAL]:
         done = subprocess.run([*ssh, cmd], check=True, capture_output=True, text=True)
         outputs.append(done.stdout)
     subprocess.run([*ssh, "sudo poweroff"], capture_output=True)
@@ -178,9 +182,11 @@ def main() -> int:
     print(f"median ratio factory/floor: {statistics.median(ratios):.3f} over {len(ratios)} round(s) "
           "(target <= 1.05)")
     fac_lat = [a for a, _ in latencies if a is not None]
-    if fac_lat:
-        print(f"sshd listening -> factory's first command (guest clock, median): {statistics.median(fac_lat):.2f} s "
-              "(target <= 1 s; the script's ssh loop is the floor above)")
+    floor_lat = [b for _, b in latencies if b is not None]
+    if fac_lat and floor_lat:
+        fac, floor = statistics.median(fac_lat), statistics.median(floor_lat)
+        print(f"sshd listening -> first command (guest clock, median): factory {fac:.2f} s (target <= 1 s), "
+              f"OpenSSH polled every 0.1 s running the command directly {floor:.2f} s: ratio {fac / floor:.2f}")
     return 0
 
 
