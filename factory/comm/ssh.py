@@ -61,7 +61,7 @@ class SSHSettings:
     # closes the socket). Generous, because a guest busy under TCG still answers within seconds.
     dead_after: float = 30.0
     # Fast polling is what keeps "sshd up → first command" under a second.
-    poll_interval: float = 0.1
+    poll_interval: float = 0.05
     connect_timeout: float = 1.0
     pty: bool = False                    # ssh_pty: commands run on a pseudo-terminal (stderr joins stdout)
     agent_auth: bool = False             # ssh_agent_auth: also offer the keys of the agent at SSH_AUTH_SOCK
