@@ -18,6 +18,8 @@ from typing import ClassVar
 from factory.artifact.model import DiskFormat, Firmware
 from factory.errors import FactoryError
 from factory.machine.keys import Action
+from factory.machine.tpm import TpmSpec
+from factory.machine.vnc import VncSpec
 
 
 @dataclass(frozen=True)
@@ -73,6 +75,14 @@ class MachineSpec:
     emulator: str = ""                   # the hypervisor binary ("" = the driver's default)
     no_reboot: bool = False              # a guest reboot ends the VM (install phase)
     hypervisor_args: tuple[tuple[str, ...], ...] = ()
+    display: str = ""                    # display backend when not headless ("" = the hypervisor's default)
+    use_default_display: bool = False    # pass no display option at all
+    vnc: VncSpec | None = None
+    user_qmp: Path | None = None         # an extra monitor socket for the user (the driver keeps its own)
+    tpm: TpmSpec | None = None
+    floppy: Path | None = None           # a floppy image attached as the first floppy drive
+    bios: Path | None = None             # firmware file (`firmware`); as a pflash drive when bios_pflash
+    bios_pflash: bool = False
 
 
 class Machine(ABC):

@@ -14,6 +14,7 @@ from pathlib import Path
 from factory import secrets
 from factory.artifact.model import DiskFormat, Firmware
 from factory.errors import FactoryError
+from factory.machine import tpm, vnc
 from factory.machine.driver import DiskSpec, Driver, Machine, MachineSpec, MediaSpec
 from factory.machine.keys import Action, Hold, Press, Wait
 from factory.machine.qmp import QmpSession
@@ -74,7 +75,29 @@ def _storage_args(spec: MachineSpec) -> list[list[str]]:
     return groups
 
 
-def build_argv(spec: MachineSpec, qmp_socket: Path, *, binary: str = QEMU) -> list[str]:
+def _display(spec: MachineSpec) -> list[str]:
+    """-display: none when headless or when there is no X display to open a window on (factory never needs
+    one); otherwise the configured backend, or QEMU's own default (Packer: `display = "none"` means that)."""
+    if spec.headless:
+        return ["-display", "none"]
+    if spec.use_default_display:
+        return []
+    if spec.display and spec.display != "none":
+        return ["-display", spec.display]
+    return [] if os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY") else ["-display", "none"]
+
+
+def _console_args(spec: MachineSpec, tpm_socket: Path | None) -> list[list[str]]:
+    groups = [g for g in [_display(spec)] if g]
+    if spec.vnc is not None:
+        groups.append(["-vnc", vnc.qemu_arg(spec.vnc)])
+    if spec.tpm is not None:
+        groups += tpm.qemu_args(spec.tpm, tpm_socket or spec.workdir / "swtpm.sock")
+    return groups
+
+
+def build_argv(spec: MachineSpec, qmp_socket: Path, *, binary: str = QEMU,
+               tpm_socket: Path | None = None) -> list[str]:
     """The full qemu command line; qemuargs (hypervisor_args) replace defaults with the same flag (Packer)."""
     machine = spec.machine_type + f",accel={spec.accel}"
     cpu = spec.cpu_model or ("host" if spec.accel == "kvm" else "max")
@@ -87,12 +110,17 @@ def build_argv(spec: MachineSpec, qmp_socket: Path, *, binary: str = QEMU) -> li
     ]
     if spec.vga:
         groups.append(["-vga", spec.vga])
+    if spec.bios is not None:
+        groups.append(["-drive", f"if=pflash,format=raw,readonly=on,file={spec.bios}"] if spec.bios_pflash
+                      else ["-bios", str(spec.bios)])
     if spec.firmware is Firmware.EFI:
         if spec.efi_code is None or spec.efi_vars is None:
             raise FactoryError("EFI boot needs firmware code and a writable variable store")
         groups.append(["-drive", f"if=pflash,format=raw,unit=0,readonly=on,file={spec.efi_code}"])
         groups.append(["-drive", f"if=pflash,format=raw,unit=1,file={spec.efi_vars}"])
     groups += _storage_args(spec)
+    if spec.floppy is not None:
+        groups.append(["-drive", f"file={spec.floppy},if=floppy,format=raw,index=0"])
     if spec.direct_boot:
         groups.append(["-kernel", str(spec.direct_boot.kernel)])
         if spec.direct_boot.initrd:
@@ -104,9 +132,10 @@ def build_argv(spec: MachineSpec, qmp_socket: Path, *, binary: str = QEMU) -> li
     groups.append(["-device", f"{spec.net_device},netdev=user.0"])
     groups.append(["-serial", f"file:{spec.serial_log}"])
     groups.append(["-qmp", f"unix:{qmp_socket},server=on,wait=off"])
+    if spec.user_qmp is not None:
+        groups.append(["-qmp", f"unix:{spec.user_qmp},server=on,wait=off"])
     groups.append(["-monitor", "none"])
-    if spec.headless or not os.environ.get("DISPLAY"):
-        groups.append(["-display", "none"])
+    groups += _console_args(spec, tpm_socket)
     if spec.no_reboot:
         groups.append(["-no-reboot"])
     overridden = {args[0] for args in spec.hypervisor_args if args}
@@ -129,20 +158,29 @@ class QemuMachine(Machine):
         self.stderr_log = spec.workdir / f"{spec.name}.qemu.log"
         self.proc: subprocess.Popen[bytes] | None = None
         self.qmp: QmpSession | None = None
+        self.swtpm = tpm.Swtpm(spec.tpm, spec.workdir) if spec.tpm is not None else None
 
     @property
     def argv(self) -> list[str]:
-        return build_argv(self.spec, self.qmp_socket, binary=self.binary)
+        return build_argv(self.spec, self.qmp_socket, binary=self.binary,
+                          tpm_socket=self.swtpm.socket if self.swtpm else None)
 
     def start(self) -> None:
         argv = self.argv
         argv[0] = which(argv[0])
         self.qmp_socket.unlink(missing_ok=True)
+        if self.spec.user_qmp is not None:
+            self.spec.user_qmp.unlink(missing_ok=True)
+        if self.swtpm is not None:
+            self.swtpm.start()
         with open(self.stderr_log, "wb") as err:
             self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=err, stderr=subprocess.STDOUT,
                                          start_new_session=True)
         self.qmp = QmpSession(self.spec.name)
         self.qmp.connect(self.qmp_socket, alive=self.alive)
+        if self.spec.vnc is not None and self.spec.vnc.password is not None:
+            # Until this, QEMU's `password=on` VNC server refuses every client.
+            self.qmp.execute("set_password", {"protocol": "vnc", "password": self.spec.vnc.password})
 
     def running(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
@@ -152,6 +190,8 @@ class QemuMachine(Machine):
             tail = self.stderr_log.read_text(errors="replace").strip().splitlines()[-8:]
         except OSError:
             tail = []
+        if self.swtpm is not None:
+            tail += ["swtpm: " + line for line in self.swtpm.log_tail()]
         return secrets.mask("\n".join("    " + line for line in tail))
 
     def alive(self) -> None:
@@ -195,7 +235,11 @@ class QemuMachine(Machine):
         if self.qmp is not None:
             self.qmp.close()
             self.qmp = None
+        if self.swtpm is not None:
+            self.swtpm.stop()
         self.qmp_socket.unlink(missing_ok=True)
+        if self.spec.user_qmp is not None:
+            self.spec.user_qmp.unlink(missing_ok=True)
 
     def screendump(self, dest: Path) -> Path | None:
         if self.qmp is None or not self.running():

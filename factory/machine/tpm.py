@@ -70,6 +70,13 @@ class Swtpm:
             text += self.log.read_text(errors="replace")
         return " ".join(text.split())[-400:]
 
+    def log_tail(self, lines: int = 4) -> list[str]:
+        """swtpm's last log lines (why QEMU could not initialise the TPM)."""
+        try:
+            return self.log.read_text(errors="replace").strip().splitlines()[-lines:]
+        except OSError:
+            return []
+
     def stop(self) -> None:
         """End swtpm (idempotent); it normally exits by itself once QEMU is gone."""
         proc, self.proc = self.proc, None

@@ -60,11 +60,17 @@ class HttpOptions:
 class FloppyOptions:
     """A floppy image attached at boot (Packer's FloppyConfig); mostly for Windows unattended installs."""
 
-    floppy_files: list[str] = opt([], help="Files (globs allowed) placed at the root of a floppy attached at "
-                                  "boot.", support=IGNORED)
-    floppy_dirs: list[str] = opt([], help="Directories copied recursively onto the floppy.", support=IGNORED)
-    floppy_content: dict[str, str] = opt({}, help="Map of floppy path to file content.", support=IGNORED)
-    floppy_label: str | None = opt(None, help="Volume label of the floppy.", support=IGNORED)
+    floppy_files: list[str] = opt([], help="Files (globs allowed) placed at the root of a 1.44 MB FAT12 floppy "
+                                  "attached as the first floppy drive; a directory adds every file below it, "
+                                  "flat (Packer's rule). A missing path is an error, a glob matching nothing "
+                                  "a warning.")
+    floppy_dirs: list[str] = opt([], help="Directories (globs allowed) copied onto the floppy with their own "
+                                 "name and structure.")
+    floppy_content: dict[str, str] = opt({}, help="Map of floppy path to file content; wins over "
+                                         "`floppy_files`/`floppy_dirs` for the same path. The image is "
+                                         "deterministic (sorted, SOURCE_DATE_EPOCH or 1980-01-01 times).")
+    floppy_label: str | None = opt(None, help="Volume label of the floppy (default `packer`; at most 11 "
+                                   "characters; `cidata` makes it a cloud-init NoCloud seed).")
 
 
 @dataclass(frozen=True)

@@ -94,8 +94,7 @@ class QemuSource(SourceOptions, Checked, Component, kind=Kind.SOURCE, name="qemu
     vga: str | None = opt(None, help="Emulated VGA card (`std`, `virtio`, `qxl`, ...).")
     firmware: str | None = opt(None, help="Firmware file passed to QEMU (BIOS image). For UEFI use "
                                "`efi_boot`.")
-    use_pflash: bool = opt(False, help="Load `firmware` as a pflash drive instead of `-bios`.",
-                           support=IGNORED)
+    use_pflash: bool = opt(False, help="Load `firmware` as a read-only pflash drive instead of `-bios`.")
     efi_boot: bool = opt(False, help="Boot with UEFI: OVMF is found from QEMU's firmware descriptors "
                          "(Debian, Ubuntu, Fedora paths) and each build gets a writable copy of the VARS file.")
     efi_firmware_code: str | None = opt(None, help="OVMF CODE file; unset: discovered. Setting it implies "
@@ -103,10 +102,12 @@ class QemuSource(SourceOptions, Checked, Component, kind=Kind.SOURCE, name="qemu
     efi_firmware_vars: str | None = opt(None, help="OVMF VARS template copied per build; unset: discovered. "
                                         "Setting it implies `efi_boot`.")
     efi_drop_efivars: bool = opt(False, help="Leave the efivars.fd file out of the artifact.")
-    vtpm: bool = opt(False, help="Attach an emulated TPM (swtpm).", support=IGNORED)
-    use_tpm1: bool = opt(False, help="Emulate TPM 1.2 instead of 2.0.", support=IGNORED)
-    tpm_device_type: str | None = opt(None, help="TPM device model (`tpm-tis`, `tpm-tis-device`, ...).",
-                                      support=IGNORED)
+    vtpm: bool = opt(False, help="Attach an emulated TPM 2.0: a `swtpm` process per VM start (package "
+                     "`swtpm`), its state kept in the build's scratch directory across the install and run "
+                     "phases, stopped with the VM.")
+    use_tpm1: bool = opt(False, help="Emulate TPM 1.2 instead of 2.0.")
+    tpm_device_type: str | None = opt(None, help="TPM device model: `tpm-tis` (x86 default), `tpm-crb`, "
+                                      "`tpm-tis-device` (ARM), `tpm-spapr` (POWER).")
     qemuargs: list[list[str]] = opt([], help="Extra QEMU switches, each `[switch, value...]`; a switch given "
                                     "here replaces factory's default for it. `{{ .HTTPIP }}`, `{{ .HTTPPort }}`, "
                                     "`{{ .OutputDir }}`, `{{ .Name }}`, `{{ .SSHHostPort }}` are expanded.")
@@ -114,19 +115,24 @@ class QemuSource(SourceOptions, Checked, Component, kind=Kind.SOURCE, name="qemu
     # console --------------------------------------------------------------------------------------------------
     headless: bool = opt(False, help="Run without a display window. factory never needs one: keys go through "
                          "QMP and screenshots through `screendump`.")
-    display: str | None = opt(None, help="QEMU `-display` backend (Packer's default `gtk`).", support=IGNORED)
-    use_default_display: bool = opt(False, help="Pass no `-display` option.", support=IGNORED)
-    vnc_bind_address: str = opt("127.0.0.1", help="Address the VNC server binds to.", support=IGNORED)
-    vnc_port_min: int = opt(5900, help="Lowest VNC port.", support=IGNORED)
-    vnc_port_max: int = opt(6000, help="Highest VNC port.", support=IGNORED)
-    vnc_use_password: bool = opt(False, help="Protect VNC with a password.", support=IGNORED)
-    vnc_password: str | None = opt(None, help="Password of the VNC server.", sensitive=True, support=IGNORED)
-    disable_vnc: bool = opt(False, help="Do not start a VNC server (factory types keys over QMP, not VNC).",
-                            support=IGNORED)
-    qmp_enable: bool = opt(False, help="Expose a QMP socket. factory always controls QEMU through its own QMP "
-                           "socket.", support=IGNORED)
-    qmp_socket_path: str | None = opt(None, help="Path of the QMP socket exposed with `qmp_enable`.",
-                                      support=IGNORED)
+    display: str | None = opt(None, help="QEMU `-display` backend when not `headless` (e.g. `gtk`, `sdl`). "
+                              "Unset or `none`: QEMU's default where an X/Wayland display exists, else "
+                              "`-display none` (factory never needs a window).")
+    use_default_display: bool = opt(False, help="Pass no `-display` option at all (unless `headless`).")
+    vnc_bind_address: str = opt("127.0.0.1", help="Address the VNC server binds to (IPv4 or a host name).")
+    vnc_port_min: int = opt(5900, help="Lowest VNC port (at least 5900: QEMU takes a display number). The "
+                            "port is taken under a cross-process lock, like the SSH port, and printed as "
+                            "`vnc://host:port`.")
+    vnc_port_max: int = opt(6000, help="Highest VNC port (inclusive).")
+    vnc_use_password: bool = opt(False, help="Protect VNC with a password (VNC authentication). It is set "
+                                 "through QMP, never on QEMU's command line; without `vnc_password` a random "
+                                 "one is written to a file only you can read, and its path is printed.")
+    vnc_password: str | None = opt(None, help="Password of the VNC server (at most 8 characters, as VNC "
+                                   "authentication uses).", sensitive=True)
+    disable_vnc: bool = opt(False, help="Do not start a VNC server (factory types keys over QMP, not VNC).")
+    qmp_enable: bool = opt(False, help="Expose an extra QMP socket for you (factory keeps its own).")
+    qmp_socket_path: str | None = opt(None, help="Path of the QMP socket exposed with `qmp_enable` (default "
+                                      "`<vm_name>.monitor` in the build's scratch directory; printed).")
 
     DURATIONS: ClassVar[frozenset[str]] = SourceOptions.SOURCE_DURATIONS
     SIZES: ClassVar[frozenset[str]] = frozenset({"disk_size", "disk_additional_size"})
@@ -141,6 +147,7 @@ class QemuSource(SourceOptions, Checked, Component, kind=Kind.SOURCE, name="qemu
         "accelerator": ("auto", "kvm", "tcg", "hvf", "whpx", "xen", "hax", "none"),
         "install_method": ("media", "direct-kernel"),
         "http_network_protocol": ("tcp", "tcp4", "tcp6", "unix", "unixpacket"),
+        "tpm_device_type": ("tpm-tis", "tpm-crb", "tpm-tis-device", "tpm-spapr"),
     }
     EXCLUSIVE: ClassVar[tuple[tuple[str, ...], ...]] = (*SourceOptions.SOURCE_EXCLUSIVE, ("iso", "iso_url"),
                                                        ("iso", "iso_urls"))

@@ -203,6 +203,7 @@ class BuildContext(RunnerContext):
     artifact: Artifact | None = None
     artifacts: list[Artifact] = field(default_factory=list)
     kept_files: list[Path] = field(default_factory=list)
+    console: Any = None                    # factory.steps.console.ConsoleState (VNC, QMP, TPM, floppy)
 
     @property
     def s(self) -> Settings:

@@ -11,7 +11,7 @@ from factory.artifact.model import Artifact
 from factory.build import EventBus, OnError, Step, run_steps
 from factory.errors import FactoryError
 from factory.machine.driver import driver
-from factory.steps import finish, prepare, unattended, vm
+from factory.steps import console, finish, prepare, unattended, vm
 from factory.steps.context import BuildContext, settings_from
 
 # Source types factory builds, and the machine driver each one runs on.
@@ -22,8 +22,8 @@ def steps_for(ctx: BuildContext) -> list[Step[BuildContext]]:
     s = ctx.s
     steps: list[Step[BuildContext]] = [
         prepare.PrepareOutput(), prepare.Accelerator(), prepare.FetchMedia(), prepare.CreateDisk(),
-        prepare.Firmware(), prepare.SshKey(), unattended.Unattended(), prepare.Seed(), prepare.Http(),
-        prepare.HostPort(),
+        prepare.Firmware(), prepare.SshKey(), unattended.Unattended(), prepare.Seed(), console.Floppy(),
+        prepare.Http(), prepare.HostPort(), console.Console(),
     ]
     if not s.disk_image:
         steps.append(vm.Install())

@@ -19,6 +19,7 @@ from factory.build import EventKind, Step
 from factory.errors import FactoryError
 from factory.machine import keys
 from factory.machine.driver import DiskSpec, MachineSpec, MediaSpec, SerialFollower
+from factory.steps import console
 from factory.steps.context import BuildContext
 
 TCG_KEY_INTERVAL = 0.3
@@ -36,9 +37,7 @@ def machine_spec(ctx: BuildContext, *, install: bool) -> MachineSpec:
         media.append(MediaSpec(ctx.seed, interface=s.cdrom_interface or "virtio"))
     values = ctx.template_values
     qemuargs = tuple(tuple(keys.expand(a, values, where="qemuargs") for a in group) for group in s.qemuargs)
-    if s.bios_file:
-        qemuargs = (("-bios", str(s.bios_file)), *qemuargs)
-    return MachineSpec(
+    spec = MachineSpec(
         name=s.vm_name, workdir=ctx.workdir, serial_log=serial_log_path(ctx), accel=ctx.accel, cpus=s.cpus,
         memory_mb=s.memory_mb, machine_type=s.machine_type, cpu_model=s.cpu_model, firmware=s.firmware,
         efi_code=ctx.efi_code, efi_vars=ctx.efi_vars,
@@ -49,6 +48,7 @@ def machine_spec(ctx: BuildContext, *, install: bool) -> MachineSpec:
         ssh_host_port=None if install or ctx.ssh_lease is None else ctx.ssh_lease.port,
         headless=s.headless, vga=s.vga, emulator=s.qemu_binary, topology=s.topology, no_reboot=install,
         hypervisor_args=qemuargs)
+    return console.machine_console(ctx, spec)
 
 
 def serial_log_path(ctx: BuildContext) -> Path:

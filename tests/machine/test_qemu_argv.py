@@ -75,3 +75,38 @@ def test_emulator_from_the_spec() -> None:
 
     machine = QemuMachine(_spec(emulator="/opt/qemu/bin/qemu-system-x86_64"))
     assert machine.argv[0] == "/opt/qemu/bin/qemu-system-x86_64"
+
+def test_console_and_devices(golden) -> None:  # type: ignore[no-untyped-def]
+    from factory.machine.tpm import TpmSpec
+    from factory.machine.vnc import VncSpec
+
+    spec = _spec(vnc=VncSpec("0.0.0.0", 5907, password="hunter2"), user_qmp=W / "vm.monitor",
+                 tpm=TpmSpec(W / "tpm", model="tpm-crb"), floppy=W / "floppy.img", bios=Path("/fw/bios.bin"),
+                 bios_pflash=True, headless=False, display="sdl")
+    argv = build_argv(spec, W / "vm.qmp", tpm_socket=W / "swtpm.sock")
+    assert "hunter2" not in " ".join(argv)       # set through QMP after start, never on the command line
+    golden("machine/qemu-argv-console.txt", _text(argv))
+
+
+def test_display_choices(monkeypatch: pytest.MonkeyPatch) -> None:
+    def display(**kw: object) -> list[str]:
+        argv = build_argv(_spec(**kw), W / "vm.qmp")
+        return argv[argv.index("-display"):argv.index("-display") + 2] if "-display" in argv else []
+
+    monkeypatch.delenv("DISPLAY", raising=False)
+    monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
+    assert display(headless=True, display="gtk") == ["-display", "none"]     # headless wins
+    assert display(headless=False) == ["-display", "none"]                   # no X: never try a window
+    assert display(headless=False, display="gtk") == ["-display", "gtk"]
+    assert display(headless=False, use_default_display=True) == []
+    monkeypatch.setenv("DISPLAY", ":0")
+    assert display(headless=False) == []                                     # QEMU's default window
+    assert display(headless=False, display="none") == []                     # Packer: "none" = QEMU's default
+
+
+def test_firmware_as_bios_or_pflash_and_vnc_without_password() -> None:
+    from factory.machine.vnc import VncSpec
+
+    argv = build_argv(_spec(bios=Path("/fw/b.bin"), vnc=VncSpec("127.0.0.1", 5900)), W / "vm.qmp")
+    assert argv[argv.index("-bios") + 1] == "/fw/b.bin" and "if=pflash" not in " ".join(argv)
+    assert argv[argv.index("-vnc") + 1] == "127.0.0.1:0"

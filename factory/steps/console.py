@@ -1,0 +1,200 @@
+"""Steps for what the user (not factory) uses to watch and reach the VM, and the extra devices Packer attaches:
+VNC, an extra QMP socket, the display, an emulated TPM (swtpm), a floppy, firmware as pflash.
+
+factory drives the VM through its own QMP socket and never needs VNC or a window; these exist for the user
+and for guests that expect them (Windows: floppy answer files, TPM 2.0).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from factory import secrets
+from factory.build import EventKind, Step
+from factory.errors import FactoryError
+from factory.machine import vnc
+from factory.machine.driver import MachineSpec
+from factory.machine.ports import PortLease
+from factory.machine.tpm import TpmSpec
+from factory.machine.vnc import VncSpec
+from factory.media import floppy
+from factory.run import which
+from factory.steps.context import BuildContext
+
+UNIX_PATH_MAX = 107           # sun_path is 108 bytes with the terminating NUL
+
+
+def _get(config: Any, name: str, default: Any = None) -> Any:
+    value = getattr(config, name, default)
+    return default if value is None else value
+
+
+@dataclass(frozen=True)
+class ConsoleSettings:
+    """The console/device options of a source, read once."""
+
+    display: str = ""
+    use_default_display: bool = False
+    vnc: bool = True
+    vnc_bind_address: str = "127.0.0.1"
+    vnc_port_min: int = 5900
+    vnc_port_max: int = 6000
+    vnc_use_password: bool = False
+    vnc_password: str | None = field(default=None, repr=False)
+    qmp_enable: bool = False
+    qmp_socket_path: Path | None = None
+    vtpm: bool = False
+    use_tpm1: bool = False
+    tpm_device_type: str = "tpm-tis"
+    use_pflash: bool = False
+    floppy_files: tuple[str, ...] = ()
+    floppy_dirs: tuple[str, ...] = ()
+    floppy_content: dict[str, str] = field(default_factory=dict)
+    floppy_label: str = floppy.DEFAULT_LABEL
+
+    @property
+    def wants_floppy(self) -> bool:
+        return bool(self.floppy_files or self.floppy_dirs or self.floppy_content)
+
+
+def console_settings(config: Any, root: Path) -> ConsoleSettings:
+    """Read the options (defaults as Packer's)."""
+    qmp_path = _get(config, "qmp_socket_path")
+    return ConsoleSettings(
+        display=str(_get(config, "display", "")),
+        use_default_display=bool(_get(config, "use_default_display", False)),
+        vnc=not bool(_get(config, "disable_vnc", False)),
+        vnc_bind_address=str(_get(config, "vnc_bind_address", "127.0.0.1")),
+        vnc_port_min=int(_get(config, "vnc_port_min", 5900)),
+        vnc_port_max=int(_get(config, "vnc_port_max", 6000)),
+        vnc_use_password=bool(_get(config, "vnc_use_password", False)),
+        vnc_password=_get(config, "vnc_password") or None,
+        qmp_enable=bool(_get(config, "qmp_enable", False)),
+        qmp_socket_path=root / os.path.expanduser(qmp_path) if qmp_path else None,
+        vtpm=bool(_get(config, "vtpm", False)),
+        use_tpm1=bool(_get(config, "use_tpm1", False)),
+        tpm_device_type=str(_get(config, "tpm_device_type", "tpm-tis")),
+        use_pflash=bool(_get(config, "use_pflash", False)),
+        floppy_files=tuple(_get(config, "floppy_files", [])),
+        floppy_dirs=tuple(_get(config, "floppy_dirs", [])),
+        floppy_content=dict(_get(config, "floppy_content", {})),
+        floppy_label=str(_get(config, "floppy_label", floppy.DEFAULT_LABEL)),
+    )
+
+
+@dataclass
+class ConsoleState:
+    """What the console steps produced, read when each machine phase is specified."""
+
+    settings: ConsoleSettings
+    floppy: Path | None = None
+    vnc: VncSpec | None = None
+    vnc_lease: PortLease | None = None
+    user_qmp: Path | None = None
+    tpm: TpmSpec | None = None
+
+
+def state(ctx: BuildContext) -> ConsoleState:
+    if ctx.console is None:
+        ctx.console = ConsoleState(console_settings(ctx.config, ctx.root))
+    assert isinstance(ctx.console, ConsoleState)
+    return ctx.console
+
+
+def machine_console(ctx: BuildContext, spec: MachineSpec) -> MachineSpec:
+    """spec completed with the console and devices the steps prepared (same for install and run phases)."""
+    st = state(ctx)
+    c = st.settings
+    return dataclasses.replace(
+        spec, display=c.display, use_default_display=c.use_default_display, vnc=st.vnc, user_qmp=st.user_qmp,
+        tpm=st.tpm, floppy=st.floppy, bios=ctx.s.bios_file, bios_pflash=c.use_pflash)
+
+
+class Floppy(Step[BuildContext]):
+    name, title = "floppy", "Making the floppy (floppy_files / floppy_dirs / floppy_content)"
+
+    def applies(self, ctx: BuildContext) -> bool:
+        return state(ctx).settings.wants_floppy
+
+    def options(self, ctx: BuildContext) -> Mapping[str, Any]:
+        c = state(ctx).settings
+        return {"floppy_files": list(c.floppy_files), "floppy_dirs": list(c.floppy_dirs),
+                "floppy_content": c.floppy_content, "floppy_label": c.floppy_label}
+
+    def run(self, ctx: BuildContext) -> None:
+        st = state(ctx)
+        c = st.settings
+        assert ctx.workdir is not None
+        floppy.check_label(c.floppy_label)
+        files = floppy.collect(ctx.root, c.floppy_files, c.floppy_dirs, c.floppy_content, ctx.template_values,
+                               warn=lambda m: ctx.emit(EventKind.NOTICE, m))
+        st.floppy = floppy.make_floppy(files, ctx.workdir / "floppy.img", label=c.floppy_label)
+        ctx.say(f"floppy {c.floppy_label!r} with {len(files)} file(s): " + ", ".join(sorted(files)))
+
+
+class Console(Step[BuildContext]):
+    """VNC port and password, the user's QMP socket, the TPM's state directory, firmware checks."""
+
+    name, title = "console", "Preparing the console (VNC, QMP, TPM)"
+
+    def applies(self, ctx: BuildContext) -> bool:
+        c = state(ctx).settings
+        return c.vnc or c.qmp_enable or c.vtpm or c.use_pflash
+
+    def options(self, ctx: BuildContext) -> Mapping[str, Any]:
+        c = state(ctx).settings
+        return {"vnc": c.vnc, "vnc_use_password": c.vnc_use_password, "qmp_enable": c.qmp_enable,
+                "vtpm": c.vtpm, "use_tpm1": c.use_tpm1, "tpm_device_type": c.tpm_device_type}
+
+    def run(self, ctx: BuildContext) -> None:
+        st = state(ctx)
+        c = st.settings
+        assert ctx.workdir is not None
+        if c.use_pflash and ctx.s.bios_file is None:
+            ctx.emit(EventKind.NOTICE, "use_pflash has no effect without `firmware` (a firmware file to load)")
+        if c.vtpm:
+            which("swtpm")
+            st.tpm = TpmSpec(state_dir=ctx.workdir / "tpm", tpm1=c.use_tpm1, model=c.tpm_device_type)
+            ctx.say(f"emulated TPM {'1.2' if c.use_tpm1 else '2.0'} ({c.tpm_device_type}) through swtpm")
+        if c.qmp_enable:
+            st.user_qmp = _user_qmp(ctx, c)
+            ctx.say(f"QMP socket for you (qmp_enable): {st.user_qmp}")
+        if c.vnc:
+            self._vnc(ctx, st)
+
+    def _vnc(self, ctx: BuildContext, st: ConsoleState) -> None:
+        c = st.settings
+        assert ctx.workdir is not None
+        password, source = None, None
+        if c.vnc_use_password:
+            password, source = c.vnc_password, "from vnc_password"
+            if password is None:
+                # Packer prints a generated password; factory keeps it off the logs, in a file only you can read.
+                password = vnc.generate_password()
+                pw_file = ctx.workdir / "vnc-password"
+                fd = os.open(pw_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+                with os.fdopen(fd, "w") as fh:
+                    fh.write(password + "\n")
+                source = f"in {pw_file} (random, this build only)"
+        elif c.vnc_password:
+            secrets.register(c.vnc_password)
+        st.vnc, st.vnc_lease = vnc.reserve_vnc(c.vnc_bind_address, c.vnc_port_min, c.vnc_port_max, password)
+        ctx.cleanups.push(f"release VNC port {st.vnc.port}", st.vnc_lease.release)
+        ctx.say(vnc.connection_message(st.vnc, source))
+
+
+def _user_qmp(ctx: BuildContext, c: ConsoleSettings) -> Path:
+    assert ctx.workdir is not None
+    path = c.qmp_socket_path or ctx.workdir / f"{ctx.s.vm_name}.monitor"
+    if len(os.fsencode(path)) > UNIX_PATH_MAX:
+        raise FactoryError(f"qmp_socket_path {path} is too long for a unix socket ({len(os.fsencode(path))} "
+                           f"bytes, at most {UNIX_PATH_MAX})", hint="choose a shorter path, e.g. under /tmp")
+    if not path.parent.is_dir():
+        raise FactoryError(f"qmp_socket_path {path}: directory {path.parent} does not exist",
+                           hint="create it first or choose another qmp_socket_path")
+    return path
