@@ -6,7 +6,6 @@ factory (PR_SET_PDEATHSIG), and stop() ends it explicitly too: no exit path of a
 
 from __future__ import annotations
 
-import contextlib
 import subprocess
 import time
 from dataclasses import dataclass
@@ -50,8 +49,10 @@ class Swtpm:
         argv[0] = which("swtpm")
         self.spec.state_dir.mkdir(parents=True, exist_ok=True)
         self.socket.unlink(missing_ok=True)
-        self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                     stderr=subprocess.PIPE, preexec_fn=die_with_parent)
+        # stderr goes to the log file too: a pipe nobody reads could fill up and stall swtpm mid-build.
+        with open(self.log, "ab") as log:
+            self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=log,
+                                         preexec_fn=die_with_parent)
         deadline = time.monotonic() + timeout
         while not self.socket.exists():
             if self.proc.poll() is not None or time.monotonic() > deadline:
@@ -63,12 +64,7 @@ class Swtpm:
             time.sleep(0.02)
 
     def _last_words(self) -> str:
-        text = ""
-        if self.proc is not None and self.proc.poll() is not None and self.proc.stderr is not None:
-            text = self.proc.stderr.read().decode(errors="replace")
-        with contextlib.suppress(OSError):
-            text += self.log.read_text(errors="replace")
-        return " ".join(text.split())[-400:]
+        return " ".join(" ".join(self.log_tail()).split())[-400:]
 
     def log_tail(self, lines: int = 4) -> list[str]:
         """swtpm's last log lines (why QEMU could not initialise the TPM)."""
@@ -80,16 +76,13 @@ class Swtpm:
     def stop(self) -> None:
         """End swtpm (idempotent); it normally exits by itself once QEMU is gone."""
         proc, self.proc = self.proc, None
-        if proc is not None:
-            if proc.poll() is None:
-                proc.terminate()
-                try:
-                    proc.wait(5)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
-                    proc.wait(5)
-            if proc.stderr is not None:
-                proc.stderr.close()
+        if proc is not None and proc.poll() is None:
+            proc.terminate()
+            try:
+                proc.wait(5)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(5)
         self.socket.unlink(missing_ok=True)
 
 
