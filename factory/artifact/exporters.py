@@ -13,7 +13,7 @@ import json
 import os
 import tarfile
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar
@@ -108,11 +108,14 @@ def export(disk: Path, fmt: str, out: Path, *, hardware: Hardware | None = None,
     return cls(hardware or Hardware(), opts).run(Path(disk), Path(out))
 
 
-def compact(disk: Path, out: Path, *, compress: bool = False) -> Path:
-    """Rewrite disk as a compacted (optionally compressed) qcow2 at out: zero clusters are dropped."""
+def compact(disk: Path, out: Path, *, compress: bool = False, extra: Sequence[str] = ()) -> Path:
+    """Rewrite disk as a compacted (optionally compressed) qcow2 at out: zero clusters are dropped.
+
+    extra (qemu_img_args.convert) goes after factory's options and before the file names, as in Packer."""
     info = image_info(disk)
     with output(out) as tmp, ui.progress(f"compacting {disk.name}", None):
-        run(["qemu-img", "convert", "-f", info.format, "-O", "qcow2", *(["-c"] if compress else []), disk, tmp])
+        run(["qemu-img", "convert", "-f", info.format, *(["-c"] if compress else []), *extra, "-O", "qcow2",
+             disk, tmp])
     return out
 
 

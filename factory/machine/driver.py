@@ -18,8 +18,40 @@ from typing import ClassVar
 from factory.artifact.model import DiskFormat, Firmware
 from factory.errors import FactoryError
 from factory.machine.keys import Action
+from factory.machine.ports import PortLease
 from factory.machine.tpm import TpmSpec
 from factory.machine.vnc import VncSpec
+
+
+@dataclass(frozen=True)
+class DiskToolArgs:
+    """Extra arguments for the driver's disk tool (qemu-img for QEMU: Packer's qemu_img_args), per operation.
+
+    They go after the tool's own options and before the file names, as Packer places them."""
+
+    create: tuple[str, ...] = ()
+    convert: tuple[str, ...] = ()
+    resize: tuple[str, ...] = ()
+
+    @classmethod
+    def parse(cls, value: object, *, option: str = "qemu_img_args") -> DiskToolArgs:
+        """From `{ create = [...], convert = [...], resize = [...] }`; unknown keys or non-lists are errors."""
+        hint = 'e.g. qemu_img_args { convert = ["-o", "preallocation=full"], resize = ["--shrink"] }'
+        if not isinstance(value, dict):
+            raise FactoryError(f"{option} must be a map of create/convert/resize to argument lists", hint=hint)
+        known = ("create", "convert", "resize")
+        args: dict[str, tuple[str, ...]] = {}
+        for key, items in value.items():
+            if key not in known:
+                raise FactoryError(f"{option}: unknown qemu-img subcommand {key!r}",
+                                   hint="keys: create, convert, resize; " + hint)
+            if not isinstance(items, list | tuple) or not all(isinstance(a, str) for a in items):
+                raise FactoryError(f"{option}.{key} must be a list of strings, got {items!r}", hint=hint)
+            args[key] = tuple(items)
+        return cls(**args)
+
+
+NO_DISK_ARGS = DiskToolArgs()
 
 
 @dataclass(frozen=True)
@@ -36,7 +68,7 @@ class DiskSpec:
 class MediaSpec:
     """Read-only media: an installer ISO (bootable) or a seed (cidata) image."""
 
-    path: Path
+    path: Path | str                     # a file, or a URL the hypervisor reads itself (iso_skip_cache)
     interface: str = "virtio-scsi"       # virtio-scsi | ide | sata | virtio (raw virtio-blk)
     bootable: bool = False
 
@@ -121,6 +153,12 @@ class Machine(ABC):
                   interrupted: Callable[[], None] | None = None) -> None:
         """Type parsed boot_command actions, interval seconds between keys."""
 
+    def forward_port(self, guest_port: int, low: int, high: int, *, purpose: str,
+                     busy: Callable[[int], None] | None = None) -> PortLease:
+        """Forward a free host port in low..high (127.0.0.1) to guest_port of the running VM; busy(port) is told
+        about ports found in use. The lease's release() frees factory's lock; the forward ends with the VM."""
+        raise FactoryError(f"{purpose}: the {type(self).__name__} driver cannot forward ports after start")
+
 
 class Driver(ABC):
     """A hypervisor: disk preparation and machines. Subclasses register with `class X(Driver, name="qemu")`."""
@@ -135,15 +173,17 @@ class Driver(ABC):
             Driver.registry[name] = cls
 
     @abstractmethod
-    def create_disk(self, path: Path, size_mib: int, fmt: DiskFormat) -> None: ...
+    def create_disk(self, path: Path, size_mib: int, fmt: DiskFormat, args: DiskToolArgs = NO_DISK_ARGS) -> None:
+        ...
 
     @abstractmethod
-    def overlay_disk(self, base: Path, path: Path) -> None:
-        """A copy-on-write disk on top of base (base is never written)."""
+    def overlay_disk(self, base: Path | str, path: Path, args: DiskToolArgs = NO_DISK_ARGS) -> None:
+        """A copy-on-write disk on top of base (a file or a URL; base is never written)."""
 
     @abstractmethod
-    def copy_disk(self, base: Path, path: Path, fmt: DiskFormat, size_mib: int | None) -> None:
-        """A full copy of base in fmt, grown to size_mib when larger."""
+    def copy_disk(self, base: Path | str, path: Path, fmt: DiskFormat, size_mib: int | None,
+                  args: DiskToolArgs = NO_DISK_ARGS) -> None:
+        """A full copy of base (a file or a URL) in fmt, grown to size_mib when larger."""
 
     @abstractmethod
     def machine(self, spec: MachineSpec) -> Machine: ...

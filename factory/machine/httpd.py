@@ -1,21 +1,28 @@
 """The built-in HTTP server for http_directory / http_content, one per build on a reserved port.
 
-With QEMU user networking the guest reaches the host's loopback as 10.0.2.2, so binding 127.0.0.1 is enough
-and exposes nothing to the network (http_bind_address widens it when a template asks).
+With QEMU user networking the guest reaches the host's loopback as 10.0.2.2 (IPv6: fec0::2 → ::1), so binding
+loopback is enough and exposes nothing to the network (http_bind_address widens it when a template asks).
+The port is leased by binding the server's own socket, so no other program can take it in between.
 """
 
 from __future__ import annotations
 
+import errno
 import functools
 import http.server
+import ipaddress
+import socket
 import threading
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from factory.machine.ports import PortLease, reserve
+from factory.errors import FactoryError
+from factory.machine.ports import PortLease, lease
 
 GUEST_HOST_IP = "10.0.2.2"
+GUEST_HOST_IP6 = "fec0::2"
+PROTOCOLS = ("tcp", "tcp4", "tcp6")
 
 
 class _ContentHandler(http.server.SimpleHTTPRequestHandler):
@@ -48,23 +55,62 @@ def _log(handler: http.server.BaseHTTPRequestHandler, format: str, *args: Any) -
         emit(f"http: {handler.address_string()} {format % args}")
 
 
+class _Server6(http.server.ThreadingHTTPServer):
+    """IPv6 only (Go's tcp6): a v4-mapped client must not reach a server the template asked to keep on IPv6."""
+
+    address_family = socket.AF_INET6
+
+    def server_bind(self) -> None:
+        self.socket.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+        super().server_bind()
+
+
+def listen_address(bind: str, protocol: str) -> tuple[str, bool]:
+    """The address to bind for http_network_protocol, and whether it is IPv6; bad pairs are user errors."""
+    if protocol not in PROTOCOLS:
+        raise FactoryError(f"http_network_protocol {protocol!r}: the guest cannot reach a host socket file",
+                           hint="use tcp, tcp4 or tcp6")
+    try:
+        ip = ipaddress.ip_address(bind)
+    except ValueError:
+        raise FactoryError(f"http_bind_address {bind!r} is not an IP address",
+                           hint="e.g. 127.0.0.1 (default), 0.0.0.0, ::1") from None
+    if protocol == "tcp6" and ip.version == 4:
+        if not (ip.is_loopback or ip.is_unspecified):
+            raise FactoryError(f"http_bind_address {bind} is IPv4 but http_network_protocol is tcp6",
+                               hint="give an IPv6 address (e.g. ::1) or use tcp4")
+        return ("::1" if ip.is_loopback else "::"), True
+    if protocol == "tcp4" and ip.version == 6:
+        raise FactoryError(f"http_bind_address {bind} is IPv6 but http_network_protocol is tcp4",
+                           hint="give an IPv4 address (e.g. 127.0.0.1) or use tcp6")
+    return bind, ip.version == 6
+
+
 class HttpServer:
     """Serves a directory or an in-memory path → content map until stop()."""
 
     def __init__(self, *, directory: Path | None = None, content: Mapping[str, bytes] | None = None,
-                 port_min: int = 8000, port_max: int = 9000, bind: str = "127.0.0.1",
+                 port_min: int = 8000, port_max: int = 9000, bind: str = "127.0.0.1", protocol: str = "tcp",
                  emit: Any = None) -> None:
-        self.lease: PortLease = reserve(port_min, port_max, purpose="http server", host=bind)
+        address, self.ipv6 = listen_address(bind, protocol)
         handler: Any
         if content is not None:
             handler = type("Handler", (_ContentHandler,), {"content": dict(content)})
         else:
             handler = functools.partial(_DirHandler, directory=str(directory))
-        try:
-            self.server = http.server.ThreadingHTTPServer((bind, self.lease.port), handler)
-        except OSError:
-            self.lease.release()
-            raise
+        server_cls = _Server6 if self.ipv6 else http.server.ThreadingHTTPServer
+
+        def claim(port: int) -> bool:
+            try:
+                self.server = server_cls((address, port), handler)
+            except OSError as exc:
+                if exc.errno == errno.EADDRINUSE:
+                    return False
+                raise FactoryError(f"http server: cannot listen on {address} port {port}: {exc.strerror}",
+                                   hint="check http_bind_address / http_network_protocol") from exc
+            return True
+
+        self.lease: PortLease = lease(port_min, port_max, purpose="http server", claim=claim)
         self.server.emit = emit  # type: ignore[attr-defined]
         self.server.daemon_threads = True
         self._thread = threading.Thread(target=self.server.serve_forever, name="factory-httpd", daemon=True)
@@ -74,6 +120,12 @@ class HttpServer:
     def port(self) -> int:
         return self.lease.port
 
+    @property
+    def guest_host(self) -> str:
+        """The host as the guest reaches it through QEMU user networking, URL-ready (`{{ .HTTPIP }}`)."""
+        return guest_host(self.ipv6)
+
+
     def stop(self) -> None:
         """Stop serving and free the port (idempotent)."""
         if self.lease.held:
@@ -81,3 +133,8 @@ class HttpServer:
             self.server.server_close()
             self._thread.join(5)
             self.lease.release()
+
+
+def guest_host(ipv6: bool) -> str:
+    """QEMU user networking's address of the host, bracketed for IPv6 so `http://{{ .HTTPIP }}:port/` works."""
+    return f"[{GUEST_HOST_IP6}]" if ipv6 else GUEST_HOST_IP

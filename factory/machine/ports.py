@@ -1,10 +1,15 @@
 """Host ports for SSH forwarding, the HTTP server and VNC: one lock file per port so concurrent builds
-(even in different processes) never pick the same one, plus a bind check for ports used by other programs."""
+(even in different processes) never pick the same one, plus a claim that fails on ports other programs use.
+
+The race-free form is `lease(..., claim=...)` where claim binds the port for real (QEMU's hostfwd_add, a
+server's own socket): the bind is the check, so no other program can take the port between check and use.
+`reserve` only test-binds and releases, for callers that must name the port before anything can bind it."""
 
 from __future__ import annotations
 
 import os
 import socket
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from factory import fsutil, paths
@@ -39,8 +44,12 @@ def _free(port: int, host: str) -> bool:
     return True
 
 
-def reserve(low: int, high: int, *, purpose: str, host: str = "127.0.0.1") -> PortLease:
-    """The first port in low..high (inclusive) that no other factory holds and nothing listens on."""
+def lease(low: int, high: int, *, purpose: str, claim: Callable[[int], bool],
+          busy: Callable[[int], None] | None = None) -> PortLease:
+    """The first port in low..high (inclusive) that no other factory holds and claim(port) could take.
+
+    claim returns False when the port is in use (the next one is tried) and raises FactoryError for anything
+    else; busy(port) is told about each port found in use."""
     if low > high or low < 1 or high > 65535:
         raise FactoryError(f"{purpose}: empty or invalid port range {low}..{high}")
     lock_dir = paths.runtime_dir("ports")
@@ -48,8 +57,21 @@ def reserve(low: int, high: int, *, purpose: str, host: str = "127.0.0.1") -> Po
         fd = fsutil.try_lock(lock_dir / f"{port}.lock")
         if fd is None:
             continue
-        if _free(port, host):
+        try:
+            claimed = claim(port)
+        except BaseException:
+            os.close(fd)
+            raise
+        if claimed:
             return PortLease(port, fd)
         os.close(fd)
+        if busy is not None:
+            busy(port)
     raise FactoryError(f"{purpose}: no free port in {low}..{high}",
                        hint="other builds or programs use them all; widen the range (e.g. host_port_max)")
+
+
+def reserve(low: int, high: int, *, purpose: str, host: str = "127.0.0.1") -> PortLease:
+    """The first port in low..high that no other factory holds and nothing listens on (checked, not held:
+    another program may still bind it before its user does; prefer lease with a real claim)."""
+    return lease(low, high, purpose=purpose, claim=lambda port: _free(port, host))

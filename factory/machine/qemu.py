@@ -15,8 +15,9 @@ from factory import secrets
 from factory.artifact.model import DiskFormat, Firmware
 from factory.errors import FactoryError
 from factory.machine import tpm, vnc
-from factory.machine.driver import DiskSpec, Driver, Machine, MachineSpec, MediaSpec
+from factory.machine.driver import NO_DISK_ARGS, DiskSpec, DiskToolArgs, Driver, Machine, MachineSpec, MediaSpec
 from factory.machine.keys import Action, Hold, Press, Wait
+from factory.machine.ports import PortLease, lease
 from factory.machine.qmp import QmpSession
 from factory.run import run, which
 
@@ -271,6 +272,23 @@ class QemuMachine(Machine):
                 self._keys(list(reversed(codes)), down=False)
             time.sleep(interval)
 
+    def forward_port(self, guest_port: int, low: int, high: int, *, purpose: str,
+                     busy: Callable[[int], None] | None = None) -> PortLease:
+        # hostfwd_add after start: QEMU's own bind is the check, so no program can take the port in between.
+        def claim(port: int) -> bool:
+            if self.qmp is None:
+                raise FactoryError(f"{purpose}: the VM is not running")
+            rule = f"tcp:127.0.0.1:{port}-:{guest_port}"
+            reply = str(self.qmp.execute("human-monitor-command", {"command-line": f"hostfwd_add user.0 {rule}"}))
+            if "Could not set up host forwarding rule" in reply:
+                return False
+            if reply.strip():
+                raise FactoryError(f"{purpose}: QEMU refused the forward {rule}: {reply.strip()}",
+                                   hint="a qemuargs -netdev must be user networking with id=user.0")
+            return True
+
+        return lease(low, high, purpose=purpose, claim=claim, busy=busy)
+
     def _keys(self, qcodes: list[str], *, down: bool) -> None:
         assert self.qmp is not None
         events = [{"type": "key", "data": {"down": down, "key": {"type": "qcode", "data": q}}} for q in qcodes]
@@ -278,25 +296,27 @@ class QemuMachine(Machine):
 
 
 class QemuDriver(Driver, name="qemu"):
-    """QEMU with qemu-img for disks."""
+    """QEMU with qemu-img for disks (args: qemu_img_args, placed before the file names as Packer does)."""
 
-    def create_disk(self, path: Path, size_mib: int, fmt: DiskFormat) -> None:
-        run(["qemu-img", "create", "-q", "-f", fmt.value, path, f"{size_mib}M"])
+    def create_disk(self, path: Path, size_mib: int, fmt: DiskFormat, args: DiskToolArgs = NO_DISK_ARGS) -> None:
+        run(["qemu-img", "create", "-q", "-f", fmt.value, *args.create, path, f"{size_mib}M"])
 
-    def overlay_disk(self, base: Path, path: Path) -> None:
+    def overlay_disk(self, base: Path | str, path: Path, args: DiskToolArgs = NO_DISK_ARGS) -> None:
         fmt = _image_format(base)
-        run(["qemu-img", "create", "-q", "-f", "qcow2", "-b", base.resolve(), "-F", fmt, path])
+        backing = base if isinstance(base, str) else base.resolve()
+        run(["qemu-img", "create", "-q", "-f", "qcow2", *args.create, "-b", backing, "-F", fmt, path])
 
-    def copy_disk(self, base: Path, path: Path, fmt: DiskFormat, size_mib: int | None) -> None:
-        run(["qemu-img", "convert", "-O", fmt.value, base, path])
+    def copy_disk(self, base: Path | str, path: Path, fmt: DiskFormat, size_mib: int | None,
+                  args: DiskToolArgs = NO_DISK_ARGS) -> None:
+        run(["qemu-img", "convert", *args.convert, "-O", fmt.value, base, path])
         if size_mib and size_mib * 1024 * 1024 > _virtual_size(path):
-            run(["qemu-img", "resize", "-q", "-f", fmt.value, path, f"{size_mib}M"])
+            run(["qemu-img", "resize", "-q", "-f", fmt.value, *args.resize, path, f"{size_mib}M"])
 
     def machine(self, spec: MachineSpec) -> Machine:
         return QemuMachine(spec)
 
 
-def _info(path: Path) -> dict[str, object]:
+def _info(path: Path | str) -> dict[str, object]:
     import json
 
     out = run(["qemu-img", "info", "--output=json", "-U", path]).stdout
@@ -304,7 +324,7 @@ def _info(path: Path) -> dict[str, object]:
     return data
 
 
-def _image_format(path: Path) -> str:
+def _image_format(path: Path | str) -> str:
     return str(_info(path).get("format", "raw"))
 
 

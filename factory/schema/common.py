@@ -30,10 +30,14 @@ class IsoOptions:
     iso_checksum: str | None = opt(None, help="Checksum of the ISO or disk image: `sha256:HEX`, `md5:`/`sha1:`/"
                                    "`sha512:` prefixes, bare hex (type guessed from its length), `file:URL-or-path`"
                                    " of a SUMS file, or `none`. Required whenever `iso_url`/`iso_urls` is set.")
-    iso_target_path: str | None = opt(None, help="Where to save the downloaded ISO. factory always keeps "
-                                      "downloads in its own content-addressed cache.", support=IGNORED)
-    iso_target_extension: str = opt("iso", help="File extension of the downloaded ISO in Packer's cache.",
-                                    support=IGNORED)
+    iso_target_path: str | None = opt(None, help="Where the fetched ISO is stored, as in Packer: a path with "
+                                      "a file extension is the file itself; one without is a directory that "
+                                      "receives `<sha1 of the checksum, or of the URL>.<iso_target_extension>`. "
+                                      "A file already there that matches `iso_checksum` is used without "
+                                      "downloading. factory links it to its cache copy (no second copy on the "
+                                      "same file system).")
+    iso_target_extension: str = opt("iso", help="File extension of the stored ISO when `iso_target_path` is a "
+                                    "directory (lower-cased).")
 
 
 @dataclass(frozen=True)
@@ -52,8 +56,11 @@ class HttpOptions:
     http_bind_address: str = opt("127.0.0.1", help="Address the HTTP server binds to. factory defaults to "
                                  "loopback (QEMU user networking reaches it as 10.0.2.2) where Packer binds "
                                  "0.0.0.0 and exposes the preseed/kickstart server to the whole network.")
-    http_network_protocol: str = opt("tcp", help="Network protocol of the HTTP server (tcp, tcp4, tcp6, "
-                                     "unix, unixpacket).", support=IGNORED)
+    http_network_protocol: str = opt("tcp", help="Network protocol of the HTTP server: `tcp` and `tcp4` "
+                                     "listen on IPv4 (the guest uses `10.0.2.2`); `tcp6` listens on IPv6 only "
+                                     "(`127.0.0.1` becomes `::1`, `0.0.0.0` becomes `::`) and `{{ .HTTPIP }}` "
+                                     "is `[fec0::2]`, QEMU user networking's IPv6 address of the host. `unix` "
+                                     "and `unixpacket` are refused: a guest cannot reach a host socket file.")
 
 
 @dataclass(frozen=True)
@@ -95,14 +102,16 @@ class BootOptions:
                                   "`<leftCtrlOn>c<leftCtrlOff>`, and `{{ .HTTPIP }}`, `{{ .HTTPPort }}`, "
                                   "`{{ .Name }}`, `{{ .SSHPublicKey | urlquery }}`. Not needed when factory "
                                   "makes the unattended media itself (`iso = ...`).")
-    boot_steps: list[list[str]] = opt([], help="`[keys, description]` pairs typed in order, as `boot_command` "
-                                      "with a description per step. Mutually exclusive with `boot_command`.",
-                                      support=IGNORED)
+    boot_steps: list[list[str]] = opt([], help="`[keys, description]` pairs typed in order, each in "
+                                      "`boot_command` syntax; each step is announced with its description "
+                                      "before it is typed, and is one key group for `boot_keygroup_interval`. "
+                                      "Mutually exclusive with `boot_command`.")
     boot_wait: str = opt("10s", help="Duration to wait after starting the VM before typing `boot_command`; a "
                          "negative value means no wait.")
     boot_key_interval: str = opt("100ms", help="Duration between two typed keys.")
-    boot_keygroup_interval: str | None = opt(None, help="Duration to wait after each group of keys.",
-                                             support=IGNORED)
+    boot_keygroup_interval: str | None = opt(None, help="Duration to wait between two key groups: the "
+                                             "elements of `boot_command`, or the steps of `boot_steps` (default "
+                                             "0: QEMU takes keys one by one, paced by `boot_key_interval`).")
 
     BOOT_DURATIONS: ClassVar[frozenset[str]] = frozenset({"boot_wait", "boot_key_interval",
                                                           "boot_keygroup_interval"})
@@ -130,10 +139,13 @@ class CommunicatorOptions:
                                        "before connecting again and provisioning (for guests that restart "
                                        "sshd late in their boot).")
     host_port_min: int = opt(2222, help="Lowest host port forwarded to the guest's SSH port; a free port in "
-                             "range is taken under a cross-process lock, so parallel builds never collide.")
+                             "range is taken under a cross-process lock, so parallel builds never collide, "
+                             "and QEMU binds it through its monitor once running (a port another program "
+                             "took meanwhile is skipped, never raced).")
     host_port_max: int = opt(4444, help="Highest host port forwarded to the guest's SSH port (inclusive).")
     skip_nat_mapping: bool = opt(False, help="Do not forward a host port; connect to `ssh_host:ssh_port` "
-                                 "directly.", support=IGNORED)
+                                 "directly (e.g. a guest on a bridge or with its own `qemuargs` netdev). "
+                                 "Needs `ssh_host`.")
     ssh_username: str | None = opt(None, help="User to log in as over SSH. Required with `communicator = "
                                    "\"ssh\"` unless factory creates the user itself (`iso = ...`).")
     ssh_password: str | None = opt(None, help="Password for SSH login. Masked in every log and output.",

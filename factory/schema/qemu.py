@@ -9,9 +9,12 @@ for compatibility and reported as "accepted, not acted on" (Support.IGNORED).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import Any, ClassVar
 
+from factory.machine.driver import DiskToolArgs
+from factory.machine.keys import boot_steps
 from factory.options import Component, Kind, Support, opt
 from factory.schema.common import CommunicatorOptions, SourceOptions
 from factory.schema.types import Checked
@@ -45,8 +48,10 @@ class QemuSource(SourceOptions, Checked, Component, kind=Kind.SOURCE, name="qemu
                                       "next to the serial log when the build fails.")
 
     # media and disk -------------------------------------------------------------------------------------------
-    iso_skip_cache: bool = opt(False, help="Let QEMU read `iso_url` directly (curl block driver) instead of "
-                               "downloading it.", support=IGNORED)
+    iso_skip_cache: bool = opt(False, help="Let QEMU read an http(s) `iso_url` directly (its curl block "
+                               "driver) instead of downloading it: the first URL that answers a HEAD request "
+                               "is used, and `iso_checksum` cannot be verified (said at build time). Local "
+                               "paths are used in place, as always.")
     disk_image: bool = opt(False, help="`iso_url` is a bootable disk image (e.g. a cloud image), not an "
                            "installer ISO: it is copied (or used as backing file) and resized to `disk_size`.")
     use_backing_file: bool = opt(False, help="With `disk_image` and `format = \"qcow2\"`: create an overlay "
@@ -69,8 +74,10 @@ class QemuSource(SourceOptions, Checked, Component, kind=Kind.SOURCE, name="qemu
     skip_compaction: bool = opt(False, help="Do not compact the disk (zero/discard free space, then "
                                 "`qemu-img convert`) after shutdown.")
     disk_compression: bool = opt(False, help="Compress the qcow2 output (`qemu-img convert -c`).")
-    qemu_img_args: dict[str, list[str]] = opt({}, help="Extra arguments per qemu-img subcommand: keys "
-                                              "`create`, `convert`, `resize`.", support=IGNORED)
+    qemu_img_args: dict[str, list[str]] = opt({}, help="Extra arguments per qemu-img subcommand, placed "
+                                              "before the file names as Packer does: `create` (new and overlay "
+                                              "disks), `convert` (the `disk_image` copy and the final "
+                                              "compaction), `resize` (growing a `disk_image`).")
     output_directory: str | None = opt(None, help="Directory the artifact is written to (default "
                                        "`output-<source name>`). Must be absent or empty unless `-force`.")
     vm_name: str | None = opt(None, help="File name of the output disk, without extension added (default "
@@ -151,4 +158,6 @@ class QemuSource(SourceOptions, Checked, Component, kind=Kind.SOURCE, name="qemu
     }
     EXCLUSIVE: ClassVar[tuple[tuple[str, ...], ...]] = (*SourceOptions.SOURCE_EXCLUSIVE, ("iso", "iso_url"),
                                                        ("iso", "iso_urls"))
+    VALIDATORS: ClassVar[dict[str, Callable[[Any], object]]] = {"boot_steps": boot_steps,
+                                                                "qemu_img_args": DiskToolArgs.parse}
 

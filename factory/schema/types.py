@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -87,6 +88,8 @@ class Checked:
     SIZES: ClassVar[frozenset[str]] = frozenset()
     CHOICES: ClassVar[dict[str, tuple[str, ...]]] = {}
     EXCLUSIVE: ClassVar[tuple[tuple[str, ...], ...]] = ()  # groups of options of which at most one may be set
+    # Options with a structure of their own: the parser the engine uses, raising FactoryError on bad input.
+    VALIDATORS: ClassVar[dict[str, Callable[[Any], object]]] = {}
 
 
 def check(config: Any) -> list[OptionProblem]:
@@ -99,6 +102,13 @@ def check(config: Any) -> list[OptionProblem]:
         if len(given) > 1:
             problems.append(OptionProblem(given[1], f"{' and '.join(given)} cannot both be set",
                                           f"keep only one of {', '.join(group)}"))
+    for name, validate in sorted(getattr(cls, "VALIDATORS", {}).items()):
+        value = getattr(config, name)
+        if value not in (None, [], {}):
+            try:
+                validate(value)
+            except FactoryError as exc:
+                problems.append(OptionProblem(name, exc.message, exc.hint))
     for name in sorted(getattr(cls, "DURATIONS", ())):
         value = getattr(config, name)
         if value is not None:

@@ -9,8 +9,9 @@ from typing import Any
 
 from factory.artifact.model import Artifact, DiskFormat, Firmware, Hardware
 from factory.build import RunnerContext
-from factory.machine.driver import DirectBoot, Driver, Machine, SerialFollower
-from factory.machine.httpd import HttpServer
+from factory.machine.driver import DirectBoot, DiskToolArgs, Driver, Machine, SerialFollower
+from factory.machine.httpd import HttpServer, guest_host
+from factory.machine.keys import BootStep, boot_steps
 from factory.machine.ports import PortLease
 from factory.schema.types import parse_duration, parse_size_mib
 
@@ -56,8 +57,18 @@ class Settings:
     disk_additional_mib: tuple[int, ...]
     efi_drop_efivars: bool
     boot_command: tuple[str, ...]
+    boot_steps: tuple[BootStep, ...]
     boot_wait: float
     boot_key_interval: float
+    boot_keygroup_interval: float
+    qemu_img_args: DiskToolArgs
+    iso_target_path: Path | None
+    iso_target_extension: str
+    iso_skip_cache: bool
+    http_network_protocol: str
+    skip_nat_mapping: bool
+    ssh_host: str | None
+    ssh_port: int
     shutdown_command: str
     shutdown_timeout: float
     communicator: str
@@ -137,8 +148,20 @@ def settings_from(config: Any, source_name: str, root: Path) -> Settings:
                                   for v in _get(config, "disk_additional_size", [])),
         efi_drop_efivars=bool(_get(config, "efi_drop_efivars", False)),
         boot_command=tuple(_get(config, "boot_command", [])),
+        boot_steps=boot_steps(_get(config, "boot_steps", [])),
         boot_wait=max(0.0, parse_duration(_get(config, "boot_wait", "10s"), what="boot_wait")),
         boot_key_interval=parse_duration(_get(config, "boot_key_interval", "100ms"), what="boot_key_interval"),
+        # Packer leaves the default to each builder; QEMU takes keys one by one, so no pause unless asked for.
+        boot_keygroup_interval=max(0.0, parse_duration(_get(config, "boot_keygroup_interval", "0s"),
+                                                       what="boot_keygroup_interval")),
+        qemu_img_args=DiskToolArgs.parse(_get(config, "qemu_img_args", {})),
+        iso_target_path=_path(root, _get(config, "iso_target_path")),
+        iso_target_extension=str(_get(config, "iso_target_extension", "iso")).lower(),
+        iso_skip_cache=bool(_get(config, "iso_skip_cache", False)),
+        http_network_protocol=_get(config, "http_network_protocol", "tcp"),
+        skip_nat_mapping=bool(_get(config, "skip_nat_mapping", False)),
+        ssh_host=_get(config, "ssh_host"),
+        ssh_port=int(_get(config, "ssh_port", 22)),
         shutdown_command=_get(config, "shutdown_command", ""),
         shutdown_timeout=parse_duration(_get(config, "shutdown_timeout", "5m"), what="shutdown_timeout"),
         communicator=_get(config, "communicator", "ssh"),
@@ -186,6 +209,7 @@ class BuildContext(RunnerContext):
     staging: Path | None = None            # becomes output_directory on success
     workdir: Path | None = None            # scratch: sockets, seed, logs; removed at the end
     media: Path | None = None
+    media_url: str | None = None           # iso_skip_cache: the URL the hypervisor reads itself
     release: Any = None                    # factory.media.catalog.Release for `iso = "name"`
     direct_boot: DirectBoot | None = None
     unattended_files: dict[str, bytes] = field(default_factory=dict)
@@ -213,7 +237,8 @@ class BuildContext(RunnerContext):
     @property
     def template_values(self) -> dict[str, str]:
         """Values for `{{ .X }}` placeholders in boot_command, qemuargs and http_content."""
-        values = {"Name": self.s.vm_name, "HTTPIP": "10.0.2.2", "HTTPPort": "",
+        host = self.http.guest_host if self.http else guest_host(self.s.http_network_protocol == "tcp6")
+        values = {"Name": self.s.vm_name, "HTTPIP": host,
                   "HTTPDir": str(self.s.http_directory or ""), "OutputDir": str(self.s.output_directory),
                   "SSHHostPort": str(self.ssh_lease.port) if self.ssh_lease else "", "SSHPublicKey": ""}
         if self.http is not None:

@@ -28,7 +28,7 @@ def run_provisioner(ctx: BuildContext, spec: Any, index: int) -> None:
     from factory.provision import ProvisionContext, run_with_meta
 
     label = spec.name or spec.type
-    env = {"PACKER_HTTP_ADDR": f"10.0.2.2:{ctx.http.port}"} if ctx.http is not None else {}
+    env = {"PACKER_HTTP_ADDR": f"{ctx.http.guest_host}:{ctx.http.port}"} if ctx.http is not None else {}
     pctx = ProvisionContext(build_name=ctx.build_name, source_name=ctx.source_name, source_type=ctx.source_type,
                             emit=lambda line: ctx.output(label, line), extra_env=env, root=ctx.root)
     ctx.say(f"provisioning with {spec.type}" + (f" ({spec.name})" if spec.name else "")
@@ -74,7 +74,8 @@ class Compact(Step[BuildContext]):
 
     def options(self, ctx: BuildContext) -> Mapping[str, Any]:
         s = ctx.s
-        return {"format": s.format.value, "skip_compaction": s.skip_compaction, "compress": s.disk_compression}
+        return {"format": s.format.value, "skip_compaction": s.skip_compaction, "compress": s.disk_compression,
+                "convert_args": list(s.qemu_img_args.convert)}
 
     def run(self, ctx: BuildContext) -> None:
         s = ctx.s
@@ -86,9 +87,9 @@ class Compact(Step[BuildContext]):
             if s.format is DiskFormat.QCOW2:
                 from factory.artifact import compact
 
-                compact(ctx.disk, final, compress=s.disk_compression)
+                compact(ctx.disk, final, compress=s.disk_compression, extra=s.qemu_img_args.convert)
             else:
-                run(["qemu-img", "convert", "-O", s.format.value, ctx.disk, final])
+                run(["qemu-img", "convert", *s.qemu_img_args.convert, "-O", s.format.value, ctx.disk, final])
             ctx.disk.unlink()
         ctx.disk = final
         ctx.say(f"disk: {final.name} ({final.stat().st_size / 1048576:.1f} MiB on disk)")

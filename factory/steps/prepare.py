@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import hashlib
+import os
 import shutil
 import tempfile
+import urllib.error
+import urllib.request
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from factory.build import EventKind, Step
 from factory.errors import FactoryError
+from factory.fsutil import atomic_path
 from factory.machine import accel
 from factory.machine.httpd import HttpServer
 from factory.machine.keys import expand
@@ -62,8 +67,9 @@ class FetchMedia(Step[BuildContext]):
     name, title = "media", "Fetching the ISO / disk image"
 
     def options(self, ctx: BuildContext) -> Mapping[str, Any]:
-        c = ctx.config
-        return {"urls": _urls(c), "checksum": getattr(c, "iso_checksum", None)}
+        c, s = ctx.config, ctx.s
+        return {"urls": _urls(c), "checksum": getattr(c, "iso_checksum", None), "skip_cache": s.iso_skip_cache,
+                "target": str(s.iso_target_path or ""), "extension": s.iso_target_extension}
 
     def run(self, ctx: BuildContext) -> None:
         catalog_name = getattr(ctx.config, "iso", None)
@@ -84,8 +90,79 @@ class FetchMedia(Step[BuildContext]):
 
         resolved = [str(ctx.root / u) if "://" not in u and not Path(u).is_absolute() else u for u in urls]
         checksum = getattr(ctx.config, "iso_checksum", None) or "none"
-        ctx.media = fetch(resolved, checksum)
+        if ctx.s.iso_skip_cache and (url := _direct_url(resolved)) is not None:
+            ctx.media_url = url
+            ctx.emit(EventKind.NOTICE, f"iso_skip_cache: QEMU reads {url} itself (curl block driver); "
+                     "nothing is downloaded, so iso_checksum is not verified")
+            return
+        target = _target_path(ctx.s.iso_target_path, ctx.s.iso_target_extension, checksum, resolved[0])
+        if target is not None and checksum.lower() != "none" and target.is_file() and _matches(target, checksum):
+            ctx.media = target
+        else:
+            ctx.media = fetch(resolved, checksum)
+            if target is not None:
+                ctx.media = _place(ctx.media, target)
         ctx.say(f"media: {ctx.media}")
+
+
+def _direct_url(urls: list[str]) -> str | None:
+    """iso_skip_cache: the first URL answering a HEAD request with 200 (Packer's rule); None when the first
+    usable entry is a local file (used in place anyway)."""
+    failures = []
+    for url in urls:
+        if not url.startswith(("http://", "https://")):
+            if Path(url.removeprefix("file://")).is_file():
+                return None
+            failures.append(f"{url}: not an http(s) URL or an existing file")
+            continue
+        try:
+            with urllib.request.urlopen(urllib.request.Request(url, method="HEAD"), timeout=30) as resp:
+                if resp.status == 200:
+                    return url
+                failures.append(f"{url}: HTTP {resp.status}")
+        except urllib.error.HTTPError as exc:
+            failures.append(f"{url}: HTTP {exc.code} {exc.reason}")
+        except (urllib.error.URLError, OSError) as exc:
+            failures.append(f"{url}: {getattr(exc, 'reason', exc)}")
+    raise FactoryError("iso_skip_cache: no ISO URL answered a HEAD request with 200:\n  " + "\n  ".join(failures),
+                       hint="check the URL, or drop iso_skip_cache to download through factory's cache")
+
+
+def _target_path(target: Path | None, extension: str, checksum: str, url: str) -> Path | None:
+    """Packer's iso_target_path: a path with an extension is the file; one without is a directory that gets
+    sha1(checksum, or the URL when there is none).<iso_target_extension>."""
+    if target is None or target.suffix:
+        return target
+    key = checksum if checksum.lower() != "none" else url
+    return target / f"{hashlib.sha1(key.encode()).hexdigest()}.{extension or 'iso'}"
+
+
+def _matches(path: Path, checksum: str) -> bool:
+    from factory.media.cache import verify
+
+    try:
+        verify(path, checksum)
+    except FactoryError:
+        return False
+    return True
+
+
+def _place(found: Path, target: Path) -> Path:
+    """Store the fetched file at target atomically: a hard link to the cached copy where possible, else a copy."""
+    if target.exists() and target.samefile(found):
+        return target
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with atomic_path(target) as tmp:
+            try:
+                tmp.unlink()
+                os.link(found, tmp)
+            except OSError:
+                shutil.copyfile(found, tmp)
+    except OSError as exc:
+        raise FactoryError(f"iso_target_path: cannot store the ISO at {target}: {exc.strerror or exc}",
+                           hint="choose a writable iso_target_path") from exc
+    return target
 
 
 def _urls(config: Any) -> list[str]:
@@ -99,27 +176,31 @@ class CreateDisk(Step[BuildContext]):
     def options(self, ctx: BuildContext) -> Mapping[str, Any]:
         s = ctx.s
         return {"disk_image": s.disk_image, "use_backing_file": s.use_backing_file, "size": s.disk_size_mib,
-                "format": s.format.value, "skip_resize": s.skip_resize_disk, "additional": list(s.disk_additional_mib)}
+                "format": s.format.value, "skip_resize": s.skip_resize_disk, "additional": list(s.disk_additional_mib),
+                "qemu_img_args": [list(s.qemu_img_args.create), list(s.qemu_img_args.convert),
+                                  list(s.qemu_img_args.resize)]}
 
     def inputs(self, ctx: BuildContext) -> Mapping[str, Any]:
-        return {"media": ctx.media}
+        return {"media": ctx.media_url or ctx.media}
 
     def run(self, ctx: BuildContext) -> None:
         assert ctx.driver is not None and ctx.staging is not None
         s = ctx.s
         disk = ctx.staging / f"{s.vm_name}.work"
+        args = s.qemu_img_args
         if s.disk_image:
-            assert ctx.media is not None
+            base = ctx.media_url or ctx.media
+            assert base is not None
             if s.use_backing_file:
-                ctx.driver.overlay_disk(ctx.media, disk)
+                ctx.driver.overlay_disk(base, disk, args)
             else:
-                ctx.driver.copy_disk(ctx.media, disk, s.format, None if s.skip_resize_disk else s.disk_size_mib)
+                ctx.driver.copy_disk(base, disk, s.format, None if s.skip_resize_disk else s.disk_size_mib, args)
         else:
-            ctx.driver.create_disk(disk, s.disk_size_mib, s.format)
+            ctx.driver.create_disk(disk, s.disk_size_mib, s.format, args)
         ctx.disk = disk
         for n, size in enumerate(s.disk_additional_mib, start=1):
             extra = ctx.staging / f"{s.vm_name}-{n}"  # Packer's names for disk_additional_size
-            ctx.driver.create_disk(extra, size, s.format)
+            ctx.driver.create_disk(extra, size, s.format, args)
             ctx.extra_disks.append(extra)
 
 
@@ -204,7 +285,8 @@ class Http(Step[BuildContext]):
         return bool(ctx.s.http_directory or ctx.s.http_content or ctx.unattended_files)
 
     def options(self, ctx: BuildContext) -> Mapping[str, Any]:
-        return {"http_directory": str(ctx.s.http_directory or ""), "http_content": ctx.s.http_content}
+        return {"http_directory": str(ctx.s.http_directory or ""), "http_content": ctx.s.http_content,
+                "protocol": ctx.s.http_network_protocol}
 
     def run(self, ctx: BuildContext) -> None:
         s = ctx.s
@@ -218,24 +300,36 @@ class Http(Step[BuildContext]):
             content = {k: expand(v, values, where=f"http_content[{k!r}]").encode() for k, v in s.http_content.items()}
             content.update({"/" + k.lstrip("/"): v for k, v in ctx.unattended_files.items()})
         ctx.http = HttpServer(directory=s.http_directory, content=content, port_min=s.http_port_min,
-                              port_max=s.http_port_max, bind=s.http_bind_address,
+                              port_max=s.http_port_max, bind=s.http_bind_address, protocol=s.http_network_protocol,
                               emit=lambda line: ctx.output("http", line))
         ctx.cleanups.push("stop HTTP server", ctx.http.stop)
-        ctx.say(f"HTTP server on port {ctx.http.port} (guest: http://10.0.2.2:{ctx.http.port}/)")
+        ctx.say(f"HTTP server on port {ctx.http.port} (guest: http://{ctx.http.guest_host}:{ctx.http.port}/)")
         from factory.steps.unattended import finish_direct_boot
 
         finish_direct_boot(ctx)
 
 
 class HostPort(Step[BuildContext]):
+    """Only when the port must be named before QEMU starts (`{{ .SSHHostPort }}` in qemuargs, or in an
+    installer's boot keys): then it is reserved ahead, as Packer does. Otherwise vm.Boot has QEMU bind it."""
+
     name, title = "ssh-port", "Reserving the SSH host port"
 
     def applies(self, ctx: BuildContext) -> bool:
-        return ctx.s.communicator == "ssh"
+        return port_named_before_start(ctx)
 
     def run(self, ctx: BuildContext) -> None:
-        if ctx.s.communicator != "ssh":
-            return
         ctx.ssh_lease = reserve(ctx.s.host_port_min, ctx.s.host_port_max, purpose="SSH port forwarding")
         ctx.cleanups.push(f"release port {ctx.ssh_lease.port}", ctx.ssh_lease.release)
         ctx.say(f"SSH will be forwarded from 127.0.0.1:{ctx.ssh_lease.port}")
+
+
+def port_named_before_start(ctx: BuildContext) -> bool:
+    """Whether the template uses the SSH host port before the VM runs (so it cannot be bound by QEMU first)."""
+    s = ctx.s
+    if s.communicator != "ssh" or s.skip_nat_mapping:
+        return False
+    early = [a for group in s.qemuargs for a in group]
+    if not s.disk_image:  # an installer's keys are typed before the run phase's forward exists
+        early += [*s.boot_command, *(step.keys for step in s.boot_steps)]
+    return any("SSHHostPort" in text for text in early)

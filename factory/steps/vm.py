@@ -30,8 +30,9 @@ def machine_spec(ctx: BuildContext, *, install: bool) -> MachineSpec:
     s = ctx.s
     assert ctx.workdir is not None and ctx.disk is not None
     media: list[MediaSpec] = []
-    if install and ctx.media is not None:
-        media.append(MediaSpec(ctx.media, interface=s.cdrom_interface or "virtio-scsi", bootable=True))
+    installer = ctx.media_url or ctx.media
+    if install and installer is not None:
+        media.append(MediaSpec(installer, interface=s.cdrom_interface or "virtio-scsi", bootable=True))
     if ctx.seed is not None:
         # A seed as a read-only virtio disk works for guests with virtio drivers only (no AHCI, no sr_mod).
         media.append(MediaSpec(ctx.seed, interface=s.cdrom_interface or "virtio"))
@@ -46,6 +47,7 @@ def machine_spec(ctx: BuildContext, *, install: bool) -> MachineSpec:
         media=tuple(media), net_device=s.net_device, direct_boot=ctx.direct_boot if install else None,
         # Never forward SSH while an installer runs: its own sshd must not be mistaken for the installed system.
         ssh_host_port=None if install or ctx.ssh_lease is None else ctx.ssh_lease.port,
+        guest_ssh_port=s.ssh_port,
         headless=s.headless, vga=s.vga, emulator=s.qemu_binary, topology=s.topology, no_reboot=install,
         hypervisor_args=qemuargs)
     return console.machine_console(ctx, spec)
@@ -71,26 +73,52 @@ def start_machine(ctx: BuildContext, spec: MachineSpec, phase: str) -> None:
     ctx.say(f"VM started ({phase}, {spec.accel}); serial console: {spec.serial_log}")
 
 
+def key_groups(ctx: BuildContext, values: Mapping[str, str]) -> list[tuple[keys.BootStep, list[keys.Action]]]:
+    """boot_steps, or boot_command's elements, each parsed: the groups boot_keygroup_interval separates."""
+    s = ctx.s
+    option = "boot_steps" if s.boot_steps else "boot_command"
+    groups = s.boot_steps or tuple(keys.BootStep(c) for c in s.boot_command)
+    return [(g, keys.parse(keys.expand(g.keys, values, where=f"{option}[{i}]"), where=f"{option}[{i}]"))
+            for i, g in enumerate(groups)]
+
+
 def type_boot_command(ctx: BuildContext) -> None:
     s = ctx.s
     assert ctx.machine is not None
-    actions = keys.parse_all([keys.expand(c, ctx.template_values, where=f"boot_command[{i}]")
-                              for i, c in enumerate(s.boot_command)]) if s.boot_command else []
-    if s.boot_wait and (actions or s.boot_command):
+    groups = key_groups(ctx, ctx.template_values)
+    if s.boot_wait and groups:
         ctx.say(f"waiting {s.boot_wait:g}s (boot_wait)")
         _sleep_alive(ctx, s.boot_wait)
-    if actions:
-        # Emulated guests poll the keyboard slowly and QEMU's PS/2 queue is short: keys typed at KVM pace are
-        # dropped under TCG (Packer's dropped-keystroke bug), so the pace is scaled like the timeouts.
-        interval = max(s.boot_key_interval, TCG_KEY_INTERVAL) if ctx.accel == "tcg" else s.boot_key_interval
-        ctx.say(f"typing the boot command ({len(actions)} keys/waits, {interval * 1000:.0f} ms apart)")
+    if not groups:
+        return
+    # Emulated guests poll the keyboard slowly and QEMU's PS/2 queue is short: keys typed at KVM pace are
+    # dropped under TCG (Packer's dropped-keystroke bug), so the pace is scaled like the timeouts.
+    interval = max(s.boot_key_interval, TCG_KEY_INTERVAL) if ctx.accel == "tcg" else s.boot_key_interval
+    count = sum(len(actions) for _, actions in groups)
+    what = f"{len(groups)} boot steps" if s.boot_steps else "the boot command"
+    ctx.say(f"typing {what} ({count} keys/waits, {interval * 1000:.0f} ms apart)")
+    for n, (step, actions) in enumerate(groups, start=1):
+        if n > 1 and s.boot_keygroup_interval:
+            _sleep_alive(ctx, s.boot_keygroup_interval)
+        if s.boot_steps:  # announced before it is typed, so a stuck installer shows which step it missed
+            ctx.say(f"boot step {n}/{len(groups)}: {step.description or step.keys}")
         ctx.machine.send_keys(actions, interval)
 
 
 def check_boot_command(ctx: BuildContext) -> None:
-    """Parse boot_command before anything starts (placeholders expanded with stand-in values)."""
-    values = {k: v or "0" for k, v in ctx.template_values.items()}
-    keys.parse_all([keys.expand(c, values, where=f"boot_command[{i}]") for i, c in enumerate(ctx.s.boot_command)])
+    """Parse boot_command / boot_steps before anything starts (placeholders expanded with stand-in values)."""
+    s = ctx.s
+    if s.boot_command and s.boot_steps:
+        raise FactoryError("boot_command and boot_steps cannot both be set",
+                           hint="keep boot_steps (the same keys, with a description per step) or boot_command")
+    key_groups(ctx, {k: v or "0" for k, v in ctx.template_values.items()})
+
+
+def check_before_start(ctx: BuildContext) -> None:
+    """What can be found wrong before anything runs: the boot keys, and where SSH will connect."""
+    check_boot_command(ctx)
+    if ctx.s.communicator == "ssh" and ctx.s.skip_nat_mapping:
+        ssh_target(ctx)
 
 
 def _sleep_alive(ctx: BuildContext, seconds: float) -> None:
@@ -107,7 +135,9 @@ class Install(Step[BuildContext]):
     name, title = "install", "Installing from the ISO"
 
     def options(self, ctx: BuildContext) -> Mapping[str, Any]:
-        return {"boot_command": list(ctx.s.boot_command), "cpus": ctx.s.cpus, "memory": ctx.s.memory_mb}
+        return {"boot_command": list(ctx.s.boot_command),
+                "boot_steps": [[b.keys, b.description] for b in ctx.s.boot_steps],
+                "cpus": ctx.s.cpus, "memory": ctx.s.memory_mb}
 
     def inputs(self, ctx: BuildContext) -> Mapping[str, Any]:
         return {"media": ctx.media, "seed": ctx.seed}
@@ -131,15 +161,47 @@ class Boot(Step[BuildContext]):
     def options(self, ctx: BuildContext) -> Mapping[str, Any]:
         s = ctx.s
         return {"cpus": s.cpus, "memory": s.memory_mb, "machine": s.machine_type, "firmware": s.firmware.value,
-                "boot_command": list(s.boot_command) if s.disk_image else [], "qemuargs": list(s.qemuargs)}
+                "boot_command": list(s.boot_command) if s.disk_image else [], "qemuargs": list(s.qemuargs),
+                "boot_steps": [[b.keys, b.description] for b in s.boot_steps] if s.disk_image else []}
 
     def inputs(self, ctx: BuildContext) -> Mapping[str, Any]:
         return {"seed": ctx.seed}
 
     def run(self, ctx: BuildContext) -> None:
         start_machine(ctx, machine_spec(ctx, install=False), "run")
+        forward_ssh(ctx)
         if ctx.s.disk_image:
             type_boot_command(ctx)
+
+
+def forward_ssh(ctx: BuildContext) -> None:
+    """Have the running VM bind the SSH forward itself (race-free), unless the port was reserved ahead or
+    skip_nat_mapping connects to the guest directly."""
+    s = ctx.s
+    if s.communicator != "ssh" or s.skip_nat_mapping or ctx.ssh_lease is not None:
+        return
+    assert ctx.machine is not None
+
+    def busy(port: int) -> None:
+        ctx.say(f"host port {port} is in use by another program: trying the next one")
+
+    ctx.ssh_lease = ctx.machine.forward_port(s.ssh_port, s.host_port_min, s.host_port_max,
+                                             purpose="SSH port forwarding", busy=busy)
+    ctx.cleanups.push(f"release port {ctx.ssh_lease.port}", ctx.ssh_lease.release)
+    ctx.say(f"SSH forwarded from 127.0.0.1:{ctx.ssh_lease.port}")
+
+
+def ssh_target(ctx: BuildContext) -> tuple[str, int]:
+    """Where the communicator connects: the forwarded loopback port, or ssh_host:ssh_port with skip_nat_mapping."""
+    s = ctx.s
+    if s.skip_nat_mapping:
+        if not s.ssh_host:
+            raise FactoryError("skip_nat_mapping = true needs ssh_host: without a forwarded port factory must be "
+                               "told where the guest is", hint="set ssh_host (and ssh_port) to the guest's "
+                               "address as the host reaches it, e.g. on a bridge")
+        return s.ssh_host, s.ssh_port
+    assert ctx.ssh_lease is not None
+    return "127.0.0.1", ctx.ssh_lease.port
 
 
 class Connect(Step[BuildContext]):
@@ -157,9 +219,10 @@ class Connect(Step[BuildContext]):
             return
         from factory.comm.ssh import SSHSettings, connect
 
-        assert ctx.machine is not None and ctx.ssh_lease is not None
+        assert ctx.machine is not None
+        host, port = ssh_target(ctx)
         timeout = s.ssh_timeout * ctx.timeout_factor
-        settings = SSHSettings(host="127.0.0.1", port=ctx.ssh_lease.port, username=s.ssh_username,
+        settings = SSHSettings(host=host, port=port, username=s.ssh_username,
                                password=s.ssh_password, private_key_file=s.ssh_private_key_file,
                                keypair=ctx.keypair, timeout=timeout, handshake_attempts=s.ssh_handshake_attempts,
                                pause_before_connecting=s.pause_before_connecting)

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from factory.errors import FactoryError
 from factory.machine.httpd import HttpServer
 
 
@@ -46,3 +47,47 @@ def test_directory_served(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> No
         assert _get(srv.port, "/user-data") == b"#cloud-config\n"
     finally:
         srv.stop()
+
+
+def test_tcp6_listens_on_ipv6_only_and_the_guest_address_is_bracketed(tmp_path: Path,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("XDG_RUNTIME_DIR", str(tmp_path))
+    srv = HttpServer(content={"/ks.cfg": b"v6"}, port_min=48301, port_max=48400, protocol="tcp6")
+    try:
+        with urllib.request.urlopen(f"http://[::1]:{srv.port}/ks.cfg", timeout=10) as resp:
+            assert resp.read() == b"v6"
+        with pytest.raises(urllib.error.URLError):
+            _get(srv.port, "/ks.cfg")  # IPv6 only: nothing answers on 127.0.0.1
+        assert srv.guest_host == "[fec0::2]"
+    finally:
+        srv.stop()
+    v4 = HttpServer(content={"/a": b"4"}, port_min=48301, port_max=48400, protocol="tcp4")
+    try:
+        assert _get(v4.port, "/a") == b"4" and v4.guest_host == "10.0.2.2"
+    finally:
+        v4.stop()
+
+
+@pytest.mark.parametrize(("bind", "protocol", "message"), [
+    ("127.0.0.1", "unix", "cannot reach a host socket file"),
+    ("::1", "tcp4", "IPv6 but http_network_protocol is tcp4"),
+    ("192.0.2.1", "tcp6", "IPv4 but http_network_protocol is tcp6"),
+    ("localhost", "tcp", "not an IP address"),
+])
+def test_bad_protocol_and_address_pairs_are_user_errors(bind: str, protocol: str, message: str) -> None:
+    with pytest.raises(FactoryError, match=message) as err:
+        HttpServer(content={}, bind=bind, protocol=protocol)
+    assert err.value.hint
+
+
+def test_a_port_another_program_listens_on_is_skipped(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("XDG_RUNTIME_DIR", str(tmp_path))
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        srv = HttpServer(content={"/x": b"x"}, port_min=port, port_max=port + 1)
+        try:
+            assert srv.port == port + 1 and _get(srv.port, "/x") == b"x"
+        finally:
+            srv.stop()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from factory.errors import FactoryError
-from factory.machine.keys import Hold, Press, Wait, expand, parse, parse_all
+from factory.machine.keys import BootStep, Hold, Press, Wait, boot_steps, expand, parse, parse_all
 
 
 def test_text_and_special_keys() -> None:
@@ -55,3 +55,21 @@ def test_expand_placeholders() -> None:
         expand("{{ .Nope }}", values)
     with pytest.raises(FactoryError, match="unknown template function"):
         expand("{{ .Name | upper }}", values)
+
+
+def test_boot_steps_read_with_and_without_description() -> None:
+    steps = boot_steps([["<esc><wait>", "open the prompt"], ["linux auto<enter>"]])
+    assert steps == (BootStep("<esc><wait>", "open the prompt"), BootStep("linux auto<enter>", ""))
+
+
+@pytest.mark.parametrize(("value", "message"), [
+    ([["a", "b", "c"]], r"boot_steps\[0\] must be \[keys\] or \[keys, description\]"),
+    ([[]], r"boot_steps\[0\] must be"),
+    (["<enter>"], r"boot_steps\[0\] must be"),
+    ([["<enter>", "ok"], ["x", 3]], r"boot_steps\[1\]: keys and description must be strings"),
+    ("<enter>", "must be a list"),
+])
+def test_bad_boot_steps_name_the_step_with_a_hint(value: object, message: str) -> None:
+    with pytest.raises(FactoryError, match=message) as err:
+        boot_steps(value)
+    assert err.value.hint and "description" in err.value.hint

@@ -1,16 +1,19 @@
-"""Host port reservation: a lock per port across processes, plus a bind check."""
+"""Host port leases: a lock per port across processes, plus a claim (a bind check, or QEMU binding it)."""
 
 from __future__ import annotations
 
 import multiprocessing
 import socket
+import subprocess
+import sys
 import time
 from pathlib import Path
 
 import pytest
 
 from factory.errors import FactoryError
-from factory.machine.ports import reserve
+from factory.machine.driver import MachineSpec, driver
+from factory.machine.ports import lease, reserve
 
 
 def _hold(low: int, high: int, out: multiprocessing.Queue, hold: float) -> None:  # type: ignore[type-arg]
@@ -71,3 +74,51 @@ def test_port_in_use_by_another_program_is_skipped(tmp_path: Path, monkeypatch: 
         lease.release()
         lease.release()  # idempotent
         assert not lease.held
+
+
+def test_lease_skips_ports_whose_claim_fails_and_keeps_the_lock(tmp_path: Path,
+                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("XDG_RUNTIME_DIR", str(tmp_path))
+    base = _free_block(3)
+    busy: list[int] = []
+    got = lease(base, base + 2, purpose="test", claim=lambda port: port == base + 2, busy=busy.append)
+    assert got.port == base + 2 and busy == [base, base + 1]
+    # The lock stays with the lease: another factory cannot claim the same port, even if it could bind it.
+    with pytest.raises(FactoryError, match="no free port"):
+        lease(base + 2, base + 2, purpose="test", claim=lambda port: True)
+    got.release()
+    with pytest.raises(FactoryError, match="refused"):
+        lease(base, base, purpose="test", claim=lambda port: (_ for _ in ()).throw(FactoryError("refused")))
+    assert lease(base, base, purpose="test", claim=lambda port: True).port == base  # the lock was freed
+
+
+def _listen_in_another_process(port: int) -> subprocess.Popen[str]:
+    code = ("import socket,sys; s=socket.socket(); s.bind(('127.0.0.1', int(sys.argv[1]))); s.listen(); "
+            "print('ready', flush=True); sys.stdin.read()")
+    proc = subprocess.Popen([sys.executable, "-c", code, str(port)], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                            text=True)
+    assert proc.stdout is not None and proc.stdout.readline().strip() == "ready"
+    return proc
+
+
+@pytest.mark.vm
+def test_qemu_binds_the_ssh_forward_itself_and_skips_a_port_another_program_holds(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """No check-then-bind window: QEMU's hostfwd_add is the bind, a port held elsewhere makes it try the next."""
+    monkeypatch.setenv("XDG_RUNTIME_DIR", str(tmp_path))
+    base = _free_block(3)
+    holder = _listen_in_another_process(base)
+    spec = MachineSpec(name="fwdtest", workdir=tmp_path, serial_log=tmp_path / "serial.log", memory_mb=64,
+                       hypervisor_args=(("-S",),))  # paused: the network backend exists, no guest needs to run
+    machine = driver("qemu").machine(spec)
+    busy: list[int] = []
+    try:
+        machine.start()
+        fwd = machine.forward_port(22, base, base + 2, purpose="SSH port forwarding", busy=busy.append)
+        assert fwd.port == base + 1 and busy == [base]
+        owners = subprocess.run(["ss", "-Hltnp", f"sport = :{fwd.port}"], capture_output=True, text=True).stdout
+        assert "qemu-system" in owners, owners  # QEMU itself listens: nothing can take it any more
+        fwd.release()
+    finally:
+        machine.stop()
+        holder.communicate("")

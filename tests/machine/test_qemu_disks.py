@@ -1,0 +1,73 @@
+"""The QEMU driver's disks through a real qemu-img, with qemu_img_args placed where Packer places them."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from factory.artifact import compact
+from factory.artifact.model import DiskFormat
+from factory.errors import FactoryError
+from factory.machine.driver import DiskToolArgs, driver
+
+
+def _info(path: Path) -> dict[str, object]:
+    out = subprocess.run(["qemu-img", "info", "--output=json", str(path)], check=True, capture_output=True,
+                         text=True).stdout
+    data: dict[str, object] = json.loads(out)
+    return data
+
+
+def _cluster(path: Path) -> int:
+    return int(_info(path)["cluster-size"])  # type: ignore[call-overload]
+
+
+def test_create_convert_and_resize_args_reach_qemu_img(tmp_path: Path) -> None:
+    qemu = driver("qemu")
+    args = DiskToolArgs.parse({"create": ["-o", "cluster_size=131072"], "convert": ["-o", "cluster_size=262144"],
+                               "resize": ["--preallocation=full"]})
+    new = tmp_path / "new.qcow2"
+    qemu.create_disk(new, 64, DiskFormat.QCOW2, args)
+    assert _cluster(new) == 128 * 1024
+
+    overlay = tmp_path / "overlay.qcow2"
+    qemu.overlay_disk(new, overlay, args)
+    assert _cluster(overlay) == 128 * 1024 and _info(overlay)["backing-filename"] == str(new.resolve())
+
+    copy = tmp_path / "copy.raw"
+    raw_args = DiskToolArgs(convert=("-S", "0"), resize=("--preallocation=full",))
+    qemu.copy_disk(new, copy, DiskFormat.RAW, 96, raw_args)
+    assert _info(copy)["virtual-size"] == 96 * 1024 * 1024
+    # -S 0 writes the copied 64 MiB and --preallocation=full the 32 the resize added; plain calls leave holes.
+    assert copy.stat().st_blocks * 512 >= 96 * 1024 * 1024
+    sparse = tmp_path / "sparse.raw"
+    qemu.copy_disk(new, sparse, DiskFormat.RAW, 96)
+    assert sparse.stat().st_blocks * 512 < 1024 * 1024
+
+    copied_qcow2 = tmp_path / "copy.qcow2"
+    qemu.copy_disk(new, copied_qcow2, DiskFormat.QCOW2, None, args)
+    assert _cluster(copied_qcow2) == 256 * 1024
+
+    final = compact(new, tmp_path / "final.qcow2", extra=args.convert)
+    assert _cluster(final) == 256 * 1024
+    assert _cluster(compact(new, tmp_path / "plain.qcow2")) == 64 * 1024  # qemu-img's default without args
+
+
+def test_without_args_qemu_img_defaults_apply(tmp_path: Path) -> None:
+    disk = tmp_path / "d.qcow2"
+    driver("qemu").create_disk(disk, 8, DiskFormat.QCOW2)
+    assert _cluster(disk) == 64 * 1024
+
+
+@pytest.mark.parametrize(("value", "message"), [
+    ({"shrink": ["--shrink"]}, "unknown qemu-img subcommand 'shrink'"),
+    ({"convert": "-c"}, r"qemu_img_args.convert must be a list of strings"),
+    (["create"], "must be a map"),
+])
+def test_bad_qemu_img_args_name_the_option(value: object, message: str) -> None:
+    with pytest.raises(FactoryError, match=message) as err:
+        DiskToolArgs.parse(value)
+    assert err.value.hint and "qemu_img_args" in err.value.hint

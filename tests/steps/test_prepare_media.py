@@ -1,0 +1,129 @@
+"""Preparation steps against real servers and qemu-img: FetchMedia's iso_target_path / iso_target_extension
+(where the fetched ISO is stored, Packer's naming) and iso_skip_cache (the first URL answering HEAD goes to QEMU,
+nothing is downloaded); Http with http_network_protocol; CreateDisk with qemu_img_args."""
+
+from __future__ import annotations
+
+import hashlib
+import http.server
+import json
+import subprocess
+import threading
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from factory.build import EventBus
+from factory.errors import FactoryError
+from factory.machine.driver import driver
+from factory.schema.qemu import QemuSource
+from factory.steps.context import BuildContext, settings_from
+from factory.steps.prepare import CreateDisk, FetchMedia, Http
+
+DATA = b"not really an ISO, but bytes with a checksum\n" * 100
+SHA = hashlib.sha256(DATA).hexdigest()
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[tuple[str, list[str]]]:
+    root = tmp_path / "www"
+    root.mkdir()
+    (root / "disk.iso").write_bytes(DATA)
+    seen: list[str] = []
+
+    class Handler(http.server.SimpleHTTPRequestHandler):
+        def send_head(self) -> Any:
+            seen.append(f"{self.command} {self.path}")
+            return super().send_head()
+
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
+
+    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), lambda *a: Handler(*a, directory=str(root)))
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{srv.server_address[1]}", seen
+    finally:
+        srv.shutdown()
+        srv.server_close()
+
+
+def _fetch(tmp_path: Path, **options: Any) -> BuildContext:
+    config = QemuSource(ssh_username="u", **options)
+    ctx = BuildContext(build_name="t", bus=EventBus(), config=config, root=tmp_path)
+    ctx.settings = settings_from(config, "t", tmp_path)
+    FetchMedia().run(ctx)
+    return ctx
+
+
+def test_target_directory_gets_packers_name_and_a_matching_file_is_not_fetched_again(
+        tmp_path: Path, server: tuple[str, list[str]]) -> None:
+    base, seen = server
+    checksum = f"sha256:{SHA}"
+    ctx = _fetch(tmp_path, iso_url=f"{base}/disk.iso", iso_checksum=checksum, iso_target_path="isos",
+                 iso_target_extension="IMG")
+    expected = tmp_path / "isos" / f"{hashlib.sha1(checksum.encode()).hexdigest()}.img"
+    assert ctx.media == expected and expected.read_bytes() == DATA
+    assert seen == ["GET /disk.iso"]
+    again = _fetch(tmp_path, iso_url=f"{base}/disk.iso", iso_checksum=checksum, iso_target_path="isos",
+                   iso_target_extension="IMG")
+    assert again.media == expected and seen == ["GET /disk.iso"]  # the stored file matched: no request
+
+
+def test_target_with_an_extension_is_the_file_itself_and_a_stale_one_is_replaced(
+        tmp_path: Path, server: tuple[str, list[str]]) -> None:
+    base, _ = server
+    target = tmp_path / "keep" / "my.iso"
+    target.parent.mkdir()
+    target.write_bytes(b"stale")
+    ctx = _fetch(tmp_path, iso_url=f"{base}/disk.iso", iso_checksum=SHA, iso_target_path=str(target))
+    assert ctx.media == target and target.read_bytes() == DATA
+    assert not list(target.parent.glob(".*.part"))
+
+
+def test_skip_cache_hands_the_first_answering_url_to_qemu_without_downloading(
+        tmp_path: Path, server: tuple[str, list[str]]) -> None:
+    base, seen = server
+    ctx = _fetch(tmp_path, iso_urls=[f"{base}/missing.iso", f"{base}/disk.iso"], iso_checksum=SHA,
+                 iso_skip_cache=True)
+    assert ctx.media_url == f"{base}/disk.iso" and ctx.media is None
+    assert seen == ["HEAD /missing.iso", "HEAD /disk.iso"]
+    with pytest.raises(FactoryError, match="iso_skip_cache: no ISO URL answered") as err:
+        _fetch(tmp_path, iso_url=f"{base}/missing.iso", iso_checksum="none", iso_skip_cache=True)
+    assert "404" in err.value.message and err.value.hint
+
+
+def _ctx(tmp_path: Path, **options: Any) -> BuildContext:
+    config = QemuSource(ssh_username="u", **options)
+    ctx = BuildContext(build_name="t", bus=EventBus(), config=config, root=tmp_path)
+    ctx.settings = settings_from(config, "t", tmp_path)
+    return ctx
+
+
+def test_http_network_protocol_tcp6_serves_on_ipv6_and_the_guest_is_told_the_ipv6_host(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("XDG_RUNTIME_DIR", str(tmp_path))
+    ctx = _ctx(tmp_path, http_network_protocol="tcp6", http_content={"/ks.cfg": "url {{ .HTTPIP }}"},
+               http_port_min=48501, http_port_max=48600)
+    ctx.workdir = tmp_path
+    Http().run(ctx)
+    try:
+        assert ctx.http is not None and ctx.template_values["HTTPIP"] == "[fec0::2]"
+        with urllib.request.urlopen(f"http://[::1]:{ctx.http.port}/ks.cfg", timeout=10) as resp:
+            assert resp.read() == b"url [fec0::2]"
+    finally:
+        ctx.cleanups.run_all(lambda label: None)
+
+
+def test_qemu_img_args_create_reaches_the_build_disks(tmp_path: Path) -> None:
+    ctx = _ctx(tmp_path, disk_size="32M", disk_additional_size=["16M"],
+               qemu_img_args={"create": ["-o", "cluster_size=131072"]})
+    ctx.driver, ctx.staging = driver("qemu"), tmp_path
+    CreateDisk().run(ctx)
+    for disk in (ctx.disk, *ctx.extra_disks):
+        info = json.loads(subprocess.run(["qemu-img", "info", "--output=json", str(disk)], check=True,
+                                         capture_output=True, text=True).stdout)
+        assert info["cluster-size"] == 128 * 1024, disk

@@ -1,0 +1,204 @@
+"""`factory build` through the CLI on a real QEMU (TCG) with a GRUB guest (boots in seconds, has a command line):
+boot_steps announced and typed with boot_keygroup_interval between them, an installer ISO QEMU reads over HTTP
+itself (iso_skip_cache), the SSH forward bound by QEMU while another program holds the first port of the range;
+and skip_nat_mapping with an error-cleanup-provisioner that runs while the VM is still up.
+
+With skip_nat_mapping the communicator goes to ssh_host:ssh_port; a real OpenSSH server on the host stands in for
+a bridged guest there (GRUB runs no sshd), so the provisioners really run over SSH."""
+
+from __future__ import annotations
+
+import http.server
+import json
+import re
+import subprocess
+import sys
+import threading
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fixtures.sshd import SshServer
+from test_build_failures import Run, assert_nothing_left, qemu_pids
+
+GRUB_CFG = ("serial --unit=0 --speed=115200\nterminal_input console serial\nterminal_output console serial\n"
+            "echo GRUB-READY\n")
+
+
+def _grub_image(tmp: Path) -> Path:
+    root = tmp / "grubroot" / "boot" / "grub"
+    root.mkdir(parents=True)
+    (root / "grub.cfg").write_text(GRUB_CFG)
+    out = tmp / "grub.iso"
+    subprocess.run(["grub-mkrescue", "-o", str(out), str(tmp / "grubroot")], check=True, capture_output=True)
+    return out
+
+
+class _RangeHandler(http.server.SimpleHTTPRequestHandler):
+    """HEAD and byte-range GETs, as QEMU's curl block driver reads; every request is recorded."""
+
+    requests: list[str]
+
+    def send_head(self) -> Any:
+        self.requests.append(f"{self.command} {self.path} {self.headers.get('Range', '')}")
+        rng = re.match(r"bytes=(\d+)-(\d+)", self.headers.get("Range", ""))
+        if self.command != "GET" or rng is None:
+            return super().send_head()
+        data = Path(self.translate_path(self.path)).read_bytes()
+        start, end = int(rng.group(1)), min(int(rng.group(2)), len(data) - 1)
+        self.send_response(206)
+        self.send_header("Content-Range", f"bytes {start}-{end}/{len(data)}")
+        self.send_header("Content-Length", str(end - start + 1))
+        self.end_headers()
+        self.wfile.write(data[start:end + 1])
+        return None
+
+    def end_headers(self) -> None:
+        self.send_header("Accept-Ranges", "bytes")
+        super().end_headers()
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+@pytest.fixture
+def iso_server(tmp_path: Path) -> Iterator[tuple[str, list[str]]]:
+    _grub_image(tmp_path)
+    seen: list[str] = []
+    handler = type("H", (_RangeHandler,), {"requests": seen})
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), lambda *a: handler(*a, directory=str(tmp_path)))
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/grub.iso", seen
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def _free_pair() -> int:
+    import socket
+
+    for base in range(47500, 47900, 7):
+        ok = True
+        for port in (base, base + 1):
+            with socket.socket() as s:
+                try:
+                    s.bind(("127.0.0.1", port))
+                except OSError:
+                    ok = False
+        if ok:
+            return base
+    raise RuntimeError("no free ports")
+
+
+@pytest.mark.vm
+def test_boot_steps_over_an_iso_qemu_reads_itself_and_a_busy_first_ssh_port(
+        tmp_path: Path, iso_server: tuple[str, list[str]]) -> None:
+    url, requests = iso_server
+    name = f"steps-{uuid.uuid4().hex[:8]}"
+    base = _free_pair()
+    holder = subprocess.Popen([sys.executable, "-c", "import socket,sys; s=socket.socket(); "
+                               f"s.bind(('127.0.0.1', {base})); s.listen(); print('ready', flush=True); "
+                               "sys.stdin.read()"], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    assert holder.stdout is not None and holder.stdout.readline().strip() == "ready"
+    (tmp_path / "t").mkdir()
+    tpl = tmp_path / "t" / "t.pkr.hcl"
+    tpl.write_text(f"""
+source "qemu" "g" {{
+  iso_url        = "{url}"
+  iso_checksum   = "none"
+  iso_skip_cache = true
+  disk_size      = "64M"
+  accelerator    = "tcg"
+  headless       = true
+  memory         = 256
+  ssh_username   = "nobody"
+  ssh_timeout    = "5s"
+  vm_name        = "{name}"
+  host_port_min  = {base}
+  host_port_max  = {base + 1}
+  boot_wait      = "1s"
+  boot_keygroup_interval = "4s"
+  boot_steps = [
+    ["<enter>", "wake the prompt"],
+    ["echo STEP-$${{USER}}OK<enter>", "say hello"],
+    ["halt<enter>"],
+  ]
+}}
+build {{ sources = ["source.qemu.g"] }}
+""")
+    try:
+        run = Run(tpl, tmp_path / "cache", "--machine-readable")
+        code = run.finish(timeout=400)
+    finally:
+        holder.communicate("")
+    events = [json.loads(line) for line in run.lines if line.startswith("{")]
+    text = run.text
+    assert code == 1, text  # GRUB runs no sshd: the build ends at the SSH timeout, after everything below
+    said = [(e["time"], e.get("message", "")) for e in events]
+    steps = [(t, m) for t, m in said if m.startswith("boot step ")]
+    assert [m for _, m in steps] == ["boot step 1/3: wake the prompt", "boot step 2/3: say hello",
+                                     "boot step 3/3: halt<enter>"], text
+    # Step 1 is one key (~0.3 s under TCG): the gap to step 2 is the 4 s key-group interval.
+    assert 4.0 <= steps[1][0] - steps[0][0] < 7.0, steps
+    serial = [e["message"] for e in events if e.get("source") == "serial"]
+    assert "STEP-OK" in serial, serial  # typed into GRUB (the echoed command line reads STEP-$USEROK)
+    assert any("installer finished" in m for _, m in said), text  # GRUB's halt powered the VM off
+    # QEMU read the ISO itself, by byte ranges; factory downloaded nothing.
+    assert any(r.startswith("HEAD /grub.iso") for r in requests) and any("bytes=" in r for r in requests)
+    assert not any(r.startswith("GET") and not r.rstrip().endswith(tuple("0123456789")) for r in requests)
+    assert not (tmp_path / "cache" / "iso").exists() or not any((tmp_path / "cache" / "iso").rglob("*.iso"))
+    assert any(m == f"host port {base} is in use by another program: trying the next one" for _, m in said), text
+    assert any(m == f"SSH forwarded from 127.0.0.1:{base + 1}" for _, m in said), text
+    assert_nothing_left(tmp_path, name, f"127.0.0.1:{base + 1}")
+
+
+@pytest.mark.vm
+def test_skip_nat_mapping_and_error_cleanup_provisioner_before_teardown(tmp_path: Path,
+                                                                       sshd: SshServer) -> None:
+    name = f"cleanup-{uuid.uuid4().hex[:8]}"
+    (tmp_path / "t").mkdir()
+    image = _grub_image(tmp_path / "t")
+    key = sshd.keypair.write_private(tmp_path / "t" / "id_ed25519")
+    marker, pids = tmp_path / "cleanup-ran", tmp_path / "qemu-pids"
+    tpl = tmp_path / "t" / "t.pkr.hcl"
+    tpl.write_text(f"""
+source "qemu" "g" {{
+  iso_url              = "{image.name}"
+  iso_checksum         = "none"
+  disk_image           = true
+  format               = "raw"
+  accelerator          = "tcg"
+  headless             = true
+  memory               = 256
+  vm_name              = "{name}"
+  skip_nat_mapping     = true
+  ssh_host             = "127.0.0.1"
+  ssh_port             = {sshd.port}
+  ssh_username         = "{sshd.username}"
+  ssh_private_key_file = "{key}"
+}}
+build {{
+  sources = ["source.qemu.g"]
+  provisioner "shell" {{
+    inline = ["echo PROVISIONING", "exit 3"]
+  }}
+  error-cleanup-provisioner "shell" {{
+    inline = ["echo CLEANUP-RAN > {marker}", "pgrep -f 'qemu-system.*{name}' > {pids} || true"]
+  }}
+}}
+""")
+    run = Run(tpl, tmp_path / "cache")
+    code = run.finish(timeout=300)
+    text = run.text
+    assert code == 1, text
+    assert re.search(rf"waiting up to \S+ for SSH on \S*127\.0\.0\.1:{sshd.port}\b", text), text
+    assert "SSH forwarded" not in text and "hostfwd" not in text
+    assert "[shell] PROVISIONING" in text and "running the error-cleanup-provisioner (shell)" in text, text
+    assert marker.read_text() == "CLEANUP-RAN\n"
+    # The VM was still running while the cleanup provisioner ran, and is gone after the build.
+    assert pids.read_text().split(), "the VM was torn down before the error-cleanup-provisioner ran"
+    assert qemu_pids(name) == []
+    assert "inline script exited with status 3" in text, text
