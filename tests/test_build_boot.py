@@ -202,3 +202,32 @@ build {{
     assert pids.read_text().split(), "the VM was torn down before the error-cleanup-provisioner ran"
     assert qemu_pids(name) == []
     assert "inline script exited with status 3" in text, text
+
+
+@pytest.mark.parametrize(("option", "message", "hint"), [
+    ('boot_steps = [["<enter>", "one", "three"]]', "boot_steps[0] must be [keys] or [keys, description]",
+     '["keys", "description"]'),
+    ('boot_command = ["a"]\n  boot_steps = [["<enter>", "b"]]', "boot_command and boot_steps cannot both be set",
+     "keep only one"),
+    ('qemu_img_args {\n    shrink = ["--shrink"]\n  }', "qemu_img_args: unknown qemu-img subcommand 'shrink'",
+     "keys: create, convert, resize"),
+    ("skip_nat_mapping = true", "skip_nat_mapping needs ssh_host", "set ssh_host"),
+    ('http_network_protocol = "udp"', "invalid http_network_protocol 'udp'", "tcp"),
+])
+def test_bad_boot_and_network_options_are_one_clear_error_at_their_line(tmp_path: Path, option: str,
+                                                                         message: str, hint: str) -> None:
+    (tmp_path / "t.pkr.hcl").write_text(f"""source "qemu" "x" {{
+  iso_url      = "a.iso"
+  iso_checksum = "none"
+  ssh_username = "u"
+  {option}
+}}
+build {{ sources = ["source.qemu.x"] }}
+""")
+    proc = subprocess.run([sys.executable, "-m", "factory", "validate", "t.pkr.hcl"], cwd=tmp_path,
+                          capture_output=True, text=True, timeout=120)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 1, out
+    assert re.search(r"t\.pkr\.hcl:[56]:3 \(source\.qemu\.x\.\w+\): " + re.escape(message), out), out
+    assert "hint:" in out and hint in out and "Traceback" not in out
+    assert out.count("error:") == 1, out

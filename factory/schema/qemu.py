@@ -160,4 +160,7 @@ class QemuSource(SourceOptions, Checked, Component, kind=Kind.SOURCE, name="qemu
                                                        ("iso", "iso_urls"))
     VALIDATORS: ClassVar[dict[str, Callable[[Any], object]]] = {"boot_steps": boot_steps,
                                                                 "qemu_img_args": DiskToolArgs.parse}
+    REQUIRES: ClassVar[tuple[tuple[str, str, str], ...]] = (
+        ("skip_nat_mapping", "ssh_host", "without a forwarded port factory must be told where the guest is: set "
+                                         "ssh_host (and ssh_port) to its address as the host reaches it"),)
 

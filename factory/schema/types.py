@@ -90,11 +90,13 @@ class Checked:
     EXCLUSIVE: ClassVar[tuple[tuple[str, ...], ...]] = ()  # groups of options of which at most one may be set
     # Options with a structure of their own: the parser the engine uses, raising FactoryError on bad input.
     VALIDATORS: ClassVar[dict[str, Callable[[Any], object]]] = {}
+    # (option, needs, hint): when option is set, needs must be set too.
+    REQUIRES: ClassVar[tuple[tuple[str, str, str], ...]] = ()
 
 
 def check(config: Any) -> list[OptionProblem]:
-    """Every duration, size and choice option of `config` whose value does not parse (None means unset), and
-    every group of mutually exclusive options set together."""
+    """Every duration, size and choice option of `config` whose value does not parse (None means unset), every
+    group of mutually exclusive options set together, and every option set without one it needs."""
     problems: list[OptionProblem] = []
     cls = type(config)
     for group in getattr(cls, "EXCLUSIVE", ()):
@@ -102,6 +104,9 @@ def check(config: Any) -> list[OptionProblem]:
         if len(given) > 1:
             problems.append(OptionProblem(given[1], f"{' and '.join(given)} cannot both be set",
                                           f"keep only one of {', '.join(group)}"))
+    for name, needs, hint in getattr(cls, "REQUIRES", ()):
+        if getattr(config, name) not in (None, False, [], {}, "") and getattr(config, needs) in (None, [], {}, ""):
+            problems.append(OptionProblem(name, f"{name} needs {needs}", hint))
     for name, validate in sorted(getattr(cls, "VALIDATORS", {}).items()):
         value = getattr(config, name)
         if value not in (None, [], {}):
