@@ -238,7 +238,7 @@ class BuildContext(RunnerContext):
     def template_values(self) -> dict[str, str]:
         """Values for `{{ .X }}` placeholders in boot_command, qemuargs and http_content."""
         host = self.http.guest_host if self.http else guest_host(self.s.http_network_protocol == "tcp6")
-        values = {"Name": self.s.vm_name, "HTTPIP": host,
+        values = {"Name": self.s.vm_name, "HTTPIP": host, "HTTPPort": "",
                   "HTTPDir": str(self.s.http_directory or ""), "OutputDir": str(self.s.output_directory),
                   "SSHHostPort": str(self.ssh_lease.port) if self.ssh_lease else "", "SSHPublicKey": ""}
         if self.http is not None:
