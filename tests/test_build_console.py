@@ -106,7 +106,12 @@ def test_vnc_qmp_tpm_floppy_pflash_in_a_real_build_then_ctrl_c(tmp_path: Path) -
 
 
 @pytest.mark.parametrize(("extra", "message"), [
-    ('vnc_use_password = true\n  vnc_password = "123456789"', r"vnc_password is 9 bytes long"),
+    # checked when the template loads: the message names file:line
+    ('vnc_use_password = true\n  vnc_password = "123456789"', r"t\.pkr\.hcl:\d+.*vnc_password is 9 bytes long"),
+    ("vnc_port_min = 5800", r"t\.pkr\.hcl:\d+.*vnc_port_min 5800 is below 5900"),
+    ('floppy_label = "much-too-long"', r"t\.pkr\.hcl:\d+.*floppy_label 'much-too-long'"),
+    ('tpm_device_type = "tpm-tiss"', r"(?s)t\.pkr\.hcl:\d+.*did you mean 'tpm-tis'"),
+    # checked by the build before the VM starts
     ("vnc_port_min = 5990\n  vnc_port_max = 5980", r"vnc_port_min..vnc_port_max is empty or invalid: 5990..5980"),
     ('floppy_files = ["missing.xml"]', r"floppy_files: 'missing\.xml' does not exist"),
     ('floppy_files = ["big.bin"]', r"floppy content too large: 2,000,000 bytes"),

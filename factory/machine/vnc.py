@@ -29,10 +29,14 @@ class VncSpec:
     password: str | None = field(default=None, repr=False)
 
 
-def check_range(low: int, high: int) -> None:
+def check_port_min(low: int) -> None:
     if low < VNC_BASE_PORT:
         raise FactoryError(f"vnc_port_min {low} is below {VNC_BASE_PORT}",
                            hint="QEMU addresses VNC by display number (port - 5900): use ports from 5900 up")
+
+
+def check_range(low: int, high: int) -> None:
+    check_port_min(low)
     if low > high or high > 65535:
         raise FactoryError(f"vnc_port_min..vnc_port_max is empty or invalid: {low}..{high}",
                            hint="set vnc_port_min <= vnc_port_max (defaults 5900..6000)")

@@ -13,8 +13,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
+from factory.machine import vnc
 from factory.machine.driver import DiskToolArgs
 from factory.machine.keys import boot_steps
+from factory.media import floppy
 from factory.options import Component, Kind, Support, opt
 from factory.schema.common import CommunicatorOptions, SourceOptions
 from factory.schema.types import Checked
@@ -159,7 +161,11 @@ class QemuSource(SourceOptions, Checked, Component, kind=Kind.SOURCE, name="qemu
     EXCLUSIVE: ClassVar[tuple[tuple[str, ...], ...]] = (*SourceOptions.SOURCE_EXCLUSIVE, ("iso", "iso_url"),
                                                        ("iso", "iso_urls"))
     VALIDATORS: ClassVar[dict[str, Callable[[Any], object]]] = {"boot_steps": boot_steps,
-                                                                "qemu_img_args": DiskToolArgs.parse}
+                                                                "qemu_img_args": DiskToolArgs.parse,
+                                                                # checked at load, so the error names file:line
+                                                                "vnc_password": vnc.check_password,
+                                                                "vnc_port_min": vnc.check_port_min,
+                                                                "floppy_label": floppy.check_label}
     REQUIRES: ClassVar[tuple[tuple[str, str, str], ...]] = (
         ("skip_nat_mapping", "ssh_host", "without a forwarded port factory must be told where the guest is: set "
                                          "ssh_host (and ssh_port) to its address as the host reaches it"),)
