@@ -1,4 +1,5 @@
-"""VNC, the user's QMP socket, swtpm and the floppy on a real QEMU, started paused (-S): no guest boot needed.
+"""VNC, the user's QMP socket, swtpm and the floppy on a real QEMU, started paused (-S): no guest boot needed;
+and a Linux kernel that probes the TPM (a few seconds under TCG: it stops at its missing root fs).
 
 VNC is checked as a client sees it: the RFB banner, the security types offered, and VNC authentication with
 the right and a wrong password (DES challenge-response, as every VNC viewer does it).
@@ -6,6 +7,7 @@ the right and a wrong password (DES challenge-response, as every VNC viewer does
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -144,3 +146,24 @@ def test_password_is_registered_as_a_secret_and_the_message_never_shows_it() -> 
     finally:
         lease.release()
         time.sleep(0)
+
+
+DI_KERNEL = Path("/usr/lib/debian-installer/images/12/amd64/text/debian-installer/amd64/linux")
+
+
+@pytest.mark.vm
+@pytest.mark.parametrize(("tpm1", "seen"), [(False, "2.0 TPM"), (True, "1.2 TPM")])
+def test_a_linux_guest_finds_the_swtpm_device(tmp_path: Path, tpm1: bool, seen: str) -> None:
+    """Debian's kernel (no initrd: it panics right after the drivers probe) finds the TPM and talks to it."""
+    from factory.machine.driver import DirectBoot
+
+    spec = _spec(tmp_path, hypervisor_args=(), memory_mb=256, no_reboot=True, tpm=TpmSpec(tmp_path / "tpm", tpm1),
+                 direct_boot=DirectBoot(DI_KERNEL, None, "console=ttyS0 panic=-1 loglevel=7"))
+    machine = QemuMachine(spec)
+    try:
+        machine.start()
+        assert machine.wait_poweroff(120), "the kernel did not reach its root-fs panic"
+    finally:
+        machine.stop()
+    log = spec.serial_log.read_text(errors="replace")
+    assert re.search(rf"tpm_tis \S+: {re.escape(seen)} \(device-id", log), log[-3000:]
