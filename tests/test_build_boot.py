@@ -10,10 +10,13 @@ from __future__ import annotations
 
 import http.server
 import json
+import os
+import pty
 import re
 import subprocess
 import sys
 import threading
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,7 +24,7 @@ from typing import Any
 
 import pytest
 from fixtures.sshd import SshServer
-from test_build_failures import Run, assert_nothing_left, qemu_pids
+from test_build_failures import RUNTIME, Run, assert_nothing_left, qemu_pids
 
 GRUB_CFG = ("serial --unit=0 --speed=115200\nterminal_input console serial\nterminal_output console serial\n"
             "echo GRUB-READY\n")
@@ -231,3 +234,64 @@ build {{ sources = ["source.qemu.x"] }}
     assert re.search(r"t\.pkr\.hcl:[56]:3 \(source\.qemu\.x\.\w+\): " + re.escape(message), out), out
     assert "hint:" in out and hint in out and "Traceback" not in out
     assert out.count("error:") == 1, out
+
+
+@pytest.mark.vm
+def test_debug_pauses_after_each_boot_step_until_enter_on_a_terminal(tmp_path: Path) -> None:
+    name = f"dbg-{uuid.uuid4().hex[:8]}"
+    (tmp_path / "t").mkdir()
+    image = _grub_image(tmp_path / "t")
+    tpl = tmp_path / "t" / "t.pkr.hcl"
+    tpl.write_text(f"""
+source "qemu" "g" {{
+  iso_url       = "{image.name}"
+  iso_checksum  = "none"
+  disk_image    = true
+  format        = "raw"
+  accelerator   = "tcg"
+  headless      = true
+  memory        = 256
+  ssh_username  = "nobody"
+  ssh_timeout   = "1s"
+  vm_name       = "{name}"
+  host_port_min = 47600
+  host_port_max = 47700
+  boot_wait     = "1s"
+  boot_steps    = [["echo ONE<enter>", "first"], ["echo TWO<enter>", "second"]]
+}}
+build {{ sources = ["source.qemu.g"] }}
+""")
+    master, slave = pty.openpty()
+    env = {**os.environ, "FACTORY_CACHE_DIR": str(tmp_path / "cache"), "COLUMNS": "400", "XDG_RUNTIME_DIR": RUNTIME}
+    proc = subprocess.Popen([sys.executable, "-m", "factory", "build", "-debug", str(tpl)], cwd=tpl.parent,
+                            env=env, stdin=slave, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    os.close(slave)
+    lines: list[str] = []
+    reader = threading.Thread(target=lambda: lines.extend(iter(proc.stdout.readline, "")), daemon=True)  # type: ignore[union-attr]
+    reader.start()
+
+    def seen(text: str, timeout: float) -> bool:
+        end = time.monotonic() + timeout
+        while time.monotonic() < end and proc.poll() is None:
+            if any(text in line for line in list(lines)):
+                return True
+            time.sleep(0.1)
+        return any(text in line for line in list(lines))
+
+    try:
+        assert seen("-debug: paused after boot step 1; press Enter", 120), "".join(lines)
+        time.sleep(3)
+        assert not any("boot step 2/2" in line for line in lines), "".join(lines)  # still waiting for Enter
+        os.write(master, b"\n")
+        assert seen("boot step 2/2: second", 30), "".join(lines)
+        code = proc.wait(120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(30)
+        os.close(master)
+    reader.join(5)
+    text = "".join(lines)
+    assert code == 1, text  # GRUB runs no sshd
+    assert re.search(r"\[serial\] ONE\s*$", text, re.M) and re.search(r"\[serial\] TWO\s*$", text, re.M), text
+    assert qemu_pids(name) == []

@@ -105,7 +105,8 @@ class BootOptions:
     boot_steps: list[list[str]] = opt([], help="`[keys, description]` pairs typed in order, each in "
                                       "`boot_command` syntax; each step is announced with its description "
                                       "before it is typed, and is one key group for `boot_keygroup_interval`. "
-                                      "Mutually exclusive with `boot_command`.")
+                                      "With `-debug` on a terminal factory waits for Enter after each step, as "
+                                      "Packer does. Mutually exclusive with `boot_command`.")
     boot_wait: str = opt("10s", help="Duration to wait after starting the VM before typing `boot_command`; a "
                          "negative value means no wait.")
     boot_key_interval: str = opt("100ms", help="Duration between two typed keys.")
