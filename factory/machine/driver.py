@@ -148,6 +148,10 @@ class Machine(ABC):
     def screendump(self, dest: Path) -> Path | None:
         """Save the screen as PNG; None if the VM cannot provide one (it ended)."""
 
+    def vnc_port(self) -> int | None:
+        """The port the running VM's VNC server listens on (None: no VNC, or the driver has none)."""
+        return None
+
     @abstractmethod
     def send_keys(self, actions: Sequence[Action], interval: float,
                   interrupted: Callable[[], None] | None = None) -> None:

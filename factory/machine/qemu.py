@@ -183,6 +183,12 @@ class QemuMachine(Machine):
             # Until this, QEMU's `password=on` VNC server refuses every client.
             self.qmp.execute("set_password", {"protocol": "vnc", "password": self.spec.vnc.password})
 
+    def vnc_port(self) -> int | None:
+        if self.spec.vnc is None or self.qmp is None or not self.running():
+            return None
+        service = self.qmp.execute("query-vnc").get("service")
+        return int(service) if service else None
+
     def running(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
 

@@ -27,6 +27,7 @@ class VncSpec:
     host: str
     port: int
     password: str | None = field(default=None, repr=False)
+    port_max: int | None = None          # QEMU moves up to this port if another program took `port` meanwhile
 
 
 def check_port_min(low: int) -> None:
@@ -72,22 +73,27 @@ def reserve_vnc(host: str, low: int, high: int, password: str | None) -> tuple[V
         check_password(password)
         secrets.register(password)
     lease = reserve(low, high, purpose="VNC (vnc_port_min..vnc_port_max)", host=host)
-    return VncSpec(host=host, port=lease.port, password=password), lease
+    return VncSpec(host=host, port=lease.port, password=password, port_max=high), lease
 
 
 def qemu_arg(spec: VncSpec) -> str:
-    """The -vnc value: host and display number, `password=on` when a password will be set."""
+    """The -vnc value: host and display number; `to=` lets QEMU itself move on to the next free display when a
+    program outside factory bound the reserved port after factory checked it (QEMU's bind is the arbiter);
+    `password=on` when a password will be set."""
     arg = f"{spec.host}:{spec.port - VNC_BASE_PORT}"
+    if spec.port_max is not None and spec.port_max > spec.port:
+        arg += f",to={spec.port_max - VNC_BASE_PORT}"
     return arg + ",password=on" if spec.password is not None else arg
 
 
-def address(spec: VncSpec) -> str:
+def address(spec: VncSpec, port: int | None = None) -> str:
     host = "127.0.0.1" if spec.host in ("0.0.0.0", "") else spec.host
-    return f"vnc://{host}:{spec.port}"
+    return f"vnc://{host}:{port or spec.port}"
 
 
-def connection_message(spec: VncSpec, password_source: str | None) -> str:
+def connection_message(spec: VncSpec, password_source: str | None, port: int | None = None) -> str:
     """What the user is told, as Packer does; password_source says where the password is (never the value)."""
     if spec.password is None:
-        return f"to watch the VM's screen, connect via VNC without a password to {address(spec)}"
-    return f"to watch the VM's screen, connect via VNC to {address(spec)} with the password {password_source}"
+        return f"to watch the VM's screen, connect via VNC without a password to {address(spec, port)}"
+    return (f"to watch the VM's screen, connect via VNC to {address(spec, port)} with the password "
+            f"{password_source}")

@@ -18,7 +18,7 @@ from factory import secrets
 from factory.build import EventKind, Step
 from factory.errors import FactoryError
 from factory.machine import vnc
-from factory.machine.driver import MachineSpec
+from factory.machine.driver import Machine, MachineSpec
 from factory.machine.ports import PortLease
 from factory.machine.tpm import TpmSpec
 from factory.machine.vnc import VncSpec
@@ -97,6 +97,8 @@ class ConsoleState:
     vnc_lease: PortLease | None = None
     user_qmp: Path | None = None
     tpm: TpmSpec | None = None
+    vnc_password_source: str | None = None
+    announced_vnc_port: int | None = None
 
 
 def state(ctx: BuildContext) -> ConsoleState:
@@ -184,8 +186,20 @@ class Console(Step[BuildContext]):
         elif c.vnc_password:
             secrets.register(c.vnc_password)
         st.vnc, st.vnc_lease = vnc.reserve_vnc(c.vnc_bind_address, c.vnc_port_min, c.vnc_port_max, password)
+        st.vnc_password_source = source
         ctx.cleanups.push(f"release VNC port {st.vnc.port}", st.vnc_lease.release)
-        ctx.say(vnc.connection_message(st.vnc, source))
+        ctx.say(f"VNC will listen on {vnc.address(st.vnc)}")
+
+
+def announce(ctx: BuildContext, machine: Machine) -> None:
+    """Once the VM runs: where to connect, on the port QEMU really listens on (said again only if it changed)."""
+    st = state(ctx)
+    if st.vnc is None:
+        return
+    port = machine.vnc_port() or st.vnc.port
+    if port != st.announced_vnc_port:
+        st.announced_vnc_port = port
+        ctx.say(vnc.connection_message(st.vnc, st.vnc_password_source, port))
 
 
 def _user_qmp(ctx: BuildContext, c: ConsoleSettings) -> Path:

@@ -8,7 +8,6 @@ from __future__ import annotations
 import contextlib
 import shutil
 import signal
-import sys
 import threading
 import time
 from collections.abc import Iterator, Mapping
@@ -72,6 +71,7 @@ def start_machine(ctx: BuildContext, spec: MachineSpec, phase: str) -> None:
     ctx.cleanups.push(f"stop VM ({phase})", machine.stop)
     machine.start()
     ctx.say(f"VM started ({phase}, {spec.accel}); serial console: {spec.serial_log}")
+    console.announce(ctx, machine)
 
 
 def key_groups(ctx: BuildContext, values: Mapping[str, str]) -> list[tuple[keys.BootStep, list[keys.Action]]]:
@@ -104,18 +104,6 @@ def type_boot_command(ctx: BuildContext) -> None:
         if s.boot_steps:  # announced before it is typed, so a stuck installer shows which step it missed
             ctx.say(f"boot step {n}/{len(groups)}: {step.description or step.keys}")
         ctx.machine.send_keys(actions, interval)
-        if s.boot_steps and ctx.debug and n < len(groups):
-            _debug_pause(ctx, n)
-
-
-def _debug_pause(ctx: BuildContext, n: int) -> None:
-    """-debug: as Packer, wait for Enter after each boot step, so you can follow the installer on the screen."""
-    if not sys.stdin.isatty():
-        if n == 1:
-            ctx.say("-debug: stdin is not a terminal, so the boot steps are not paused")
-        return
-    ctx.say(f"-debug: paused after boot step {n}; press Enter to type the next one")
-    sys.stdin.readline()
 
 
 def check_boot_command(ctx: BuildContext) -> None:

@@ -8,6 +8,7 @@ the right and a wrong password (DES challenge-response, as every VNC viewer does
 from __future__ import annotations
 
 import re
+import socket
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -90,6 +91,25 @@ def test_vnc_without_password_offers_no_authentication(tmp_path: Path) -> None:
     finally:
         machine.stop()
         lease.release()
+
+
+def test_a_port_taken_after_the_check_makes_qemu_move_on_not_fail(tmp_path: Path) -> None:
+    spec, lease = vnc.reserve_vnc("127.0.0.1", 5900, 6000, None)
+    intruder = socket.socket()        # a program outside factory binds the port between check and QEMU's start
+    intruder.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    machine = QemuMachine(_spec(tmp_path, vnc=spec))
+    try:
+        intruder.bind(("127.0.0.1", spec.port))
+        intruder.listen()
+        machine.start()
+        port = machine.vnc_port()
+        assert port is not None and spec.port < port <= 6000
+        assert rfb_handshake(port)[1] == [1]
+    finally:
+        machine.stop()
+        intruder.close()
+        lease.release()
+    assert machine.vnc_port() is None
 
 
 def test_tpm1_and_a_swtpm_that_cannot_start(tmp_path: Path) -> None:

@@ -76,6 +76,7 @@ def test_emulator_from_the_spec() -> None:
     machine = QemuMachine(_spec(emulator="/opt/qemu/bin/qemu-system-x86_64"))
     assert machine.argv[0] == "/opt/qemu/bin/qemu-system-x86_64"
 
+
 def test_console_and_devices(golden) -> None:  # type: ignore[no-untyped-def]
     from factory.machine.tpm import TpmSpec
     from factory.machine.vnc import VncSpec
@@ -110,3 +111,5 @@ def test_firmware_as_bios_or_pflash_and_vnc_without_password() -> None:
     argv = build_argv(_spec(bios=Path("/fw/b.bin"), vnc=VncSpec("127.0.0.1", 5900)), W / "vm.qmp")
     assert argv[argv.index("-bios") + 1] == "/fw/b.bin" and "if=pflash" not in " ".join(argv)
     assert argv[argv.index("-vnc") + 1] == "127.0.0.1:0"
+    ranged = build_argv(_spec(vnc=VncSpec("127.0.0.1", 5901, port_max=5910)), W / "vm.qmp")
+    assert ranged[ranged.index("-vnc") + 1] == "127.0.0.1:1,to=10"      # QEMU's own fallback up to port_max

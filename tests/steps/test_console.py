@@ -3,6 +3,7 @@ user's QMP path checked, the TPM spec, and what every machine phase gets (no VM 
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import stat
 from pathlib import Path
@@ -12,6 +13,7 @@ import pytest
 from factory.build import Event, EventBus, EventKind
 from factory.errors import FactoryError
 from factory.machine.driver import MachineSpec
+from factory.machine.qemu import QemuMachine
 from factory.schema.qemu import QemuSource
 from factory.steps import console
 from factory.steps.context import BuildContext, settings_from
@@ -45,7 +47,7 @@ def test_defaults_start_vnc_on_loopback_and_nothing_else(tmp_path: Path) -> None
     try:
         assert spec.vnc is not None and spec.vnc.host == "127.0.0.1" and 5900 <= spec.vnc.port <= 6000
         assert spec.vnc.password is None and spec.tpm is None and spec.user_qmp is None and spec.floppy is None
-        assert any(f"without a password to vnc://127.0.0.1:{spec.vnc.port}" in e.message for e in events)
+        assert any(f"VNC will listen on vnc://127.0.0.1:{spec.vnc.port}" in e.message for e in events)
         assert ctx.cleanups.labels() == [f"release VNC port {spec.vnc.port}"]
     finally:
         ctx.cleanups.run_all(lambda _m: None)
@@ -80,8 +82,17 @@ def test_generated_vnc_password_lives_in_a_private_file_not_in_the_log(tmp_path:
         assert pw_file.read_text().strip() == spec.vnc.password
         assert stat.S_IMODE(pw_file.stat().st_mode) == 0o600
         assert spec.vnc.port >= 5950 and spec.vnc.host == "0.0.0.0"
+        assert console.state(ctx).vnc_password_source == f"in {pw_file} (random, this build only)"
+        machine = QemuMachine(dataclasses.replace(spec, hypervisor_args=(("-S",),), memory_mb=64))
+        try:
+            machine.start()
+            console.announce(ctx, machine)
+            console.announce(ctx, machine)                     # the same port is not announced twice
+        finally:
+            machine.stop()
         text = "\n".join(e.as_json() for e in events)
-        assert str(pw_file) in text and spec.vnc.password not in text
+        assert text.count(f"connect via VNC to vnc://127.0.0.1:{spec.vnc.port} with the password in {pw_file}") == 1
+        assert spec.vnc.password not in text
     finally:
         ctx.cleanups.run_all(lambda _m: None)
 
