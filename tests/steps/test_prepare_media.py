@@ -5,16 +5,15 @@ nothing is downloaded); Http with http_network_protocol; CreateDisk with qemu_im
 from __future__ import annotations
 
 import hashlib
-import http.server
 import json
 import subprocess
-import threading
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from fixtures.httpfiles import serving
 
 from factory.build import EventBus
 from factory.errors import FactoryError
@@ -32,23 +31,8 @@ def server(tmp_path: Path) -> Iterator[tuple[str, list[str]]]:
     root = tmp_path / "www"
     root.mkdir()
     (root / "disk.iso").write_bytes(DATA)
-    seen: list[str] = []
-
-    class Handler(http.server.SimpleHTTPRequestHandler):
-        def send_head(self) -> Any:
-            seen.append(f"{self.command} {self.path}")
-            return super().send_head()
-
-        def log_message(self, format: str, *args: Any) -> None:
-            pass
-
-    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), lambda *a: Handler(*a, directory=str(root)))
-    threading.Thread(target=srv.serve_forever, daemon=True).start()
-    try:
-        yield f"http://127.0.0.1:{srv.server_address[1]}", seen
-    finally:
-        srv.shutdown()
-        srv.server_close()
+    with serving(root) as served:
+        yield served
 
 
 def _fetch(tmp_path: Path, **options: Any) -> BuildContext:
