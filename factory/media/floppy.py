@@ -80,12 +80,23 @@ def collect(root: Path, files: tuple[str, ...] | list[str], dirs: tuple[str, ...
     return out
 
 
+_NAME_FORBIDDEN = set('"*:<>?\\|') | {chr(c) for c in range(32)}
+_DEVICES = {"CON", "PRN", "AUX", "NUL", *(f"COM{i}" for i in range(1, 10)), *(f"LPT{i}" for i in range(1, 10))}
+
+
+def _bad_part(part: str) -> bool:
+    # What FAT long names cannot hold; mtools would refuse some and silently rewrite others (`a:b` -> `b`).
+    return (part in ("", ".", "..") or bool(_NAME_FORBIDDEN & set(part)) or part[-1] in ". "
+            or part.split(".")[0].upper() in _DEVICES)
+
+
 def _check_names(files: FloppyFiles) -> None:
     seen: dict[str, str] = {}
     for name in files:
-        if not name or any(part in ("", ".", "..") for part in name.split("/")):
-            raise FactoryError(f"floppy path {name!r} is not a valid file name",
-                               hint="use relative paths such as `scripts/setup.ps1` in floppy_content")
+        if not name or any(_bad_part(part) for part in name.split("/")):
+            raise FactoryError(f"floppy path {name!r} is not a valid FAT file name",
+                               hint='use relative paths such as `scripts/setup.ps1`, without "*:<>?\\| or a '
+                                    "trailing dot/space, and no device name (CON, NUL, COM1 ...)")
         # FAT compares names case-insensitively: two such names would overwrite each other.
         key = name.lower()
         if key in seen and seen[key] != name:

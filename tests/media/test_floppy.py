@@ -108,3 +108,17 @@ def test_bad_label_names_floppy_label(label: str) -> None:
 def test_names_differing_only_in_case_are_refused(tmp_path: Path) -> None:
     with pytest.raises(FactoryError, match="differ only in case"):
         floppy.collect(tmp_path, [], [], {"Setup.cmd": "a", "setup.cmd": "b"}, {})
+
+
+@pytest.mark.parametrize("name", ["a:b.txt", "what?.txt", "x*y", "trail.", "con.txt", "dir/nul", "../up", "a\\b"])
+def test_names_fat_cannot_hold_are_refused_before_mtools_rewrites_them(name: str) -> None:
+    with pytest.raises(FactoryError, match="not a valid FAT file name"):
+        floppy.collect(Path("."), [], [], {name: "x"}, {})
+
+
+def test_unusual_but_valid_names_survive_byte_for_byte(tmp_path: Path) -> None:
+    names = ["[a].txt", "with space.ps1", "Ünïcode.txt", "long-name-with.many.dots.cmd"]
+    img = floppy.make_floppy({n: n.encode() for n in names}, tmp_path / "f.img")
+    listing = subprocess.run(["mdir", "-i", str(img), "-b", "::"], capture_output=True, text=True, check=True,
+                             env={**MTOOLS_ENV, "LC_ALL": "C.UTF-8"}).stdout
+    assert sorted(p.removeprefix("::/") for p in listing.split("\n") if p) == sorted(names)
