@@ -150,8 +150,10 @@ def make_floppy(files: FloppyFiles, dest: Path, *, label: str = DEFAULT_LABEL) -
     check_label(label)
     _check_names(files)
     _check_fits(files)
+    # mtools converts long names through the locale's charset: a fixed UTF-8 locale keeps non-ASCII names
+    # intact and the image the same whatever the user's locale.
     env = {"SOURCE_DATE_EPOCH": os.environ.get("SOURCE_DATE_EPOCH", str(FAT_EPOCH)), "MTOOLS_SKIP_CHECK": "1",
-           "MTOOLSRC": os.devnull}
+           "MTOOLSRC": os.devnull, "LC_ALL": "C.UTF-8", "LANG": "C.UTF-8"}
     dest.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=".floppy.", dir=dest.parent))
     try:

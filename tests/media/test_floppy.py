@@ -116,8 +116,9 @@ def test_names_fat_cannot_hold_are_refused_before_mtools_rewrites_them(name: str
         floppy.collect(Path("."), [], [], {name: "x"}, {})
 
 
-def test_unusual_but_valid_names_survive_byte_for_byte(tmp_path: Path) -> None:
+def test_unusual_but_valid_names_survive_byte_for_byte(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     names = ["[a].txt", "with space.ps1", "Ünïcode.txt", "long-name-with.many.dots.cmd"]
+    monkeypatch.setenv("LC_ALL", "C")            # the user's locale must not mangle names (nor change the image)
     img = floppy.make_floppy({n: n.encode() for n in names}, tmp_path / "f.img")
     listing = subprocess.run(["mdir", "-i", str(img), "-b", "::"], capture_output=True, text=True, check=True,
                              env={**MTOOLS_ENV, "LC_ALL": "C.UTF-8"}).stdout
