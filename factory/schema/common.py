@@ -10,12 +10,29 @@ declarations. Support flags describe the QEMU engine (issue 4): what it acts on 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from factory.options import Support, opt
 
 IGNORED = Support.IGNORED
+
+
+def _tunnels(option: str) -> Callable[[list[str]], object]:
+    def check(values: list[str]) -> object:
+        from factory.comm.tunnel import tunnels  # imported when used: paramiko is slow to import
+
+        return tunnels(values, option)
+    return check
+
+
+def _algorithms(option: str, kind: str) -> Callable[[list[str]], object]:
+    def check(values: list[str]) -> object:
+        from factory.comm import algorithms
+
+        return algorithms.choose(option, values, getattr(algorithms, kind))
+    return check
 
 
 @dataclass(frozen=True)
@@ -157,46 +174,74 @@ class CommunicatorOptions:
     ssh_timeout: str = opt("5m", help="Duration to wait for SSH to become available; factory scales it for "
                            "TCG and names what it saw on timeout (refused, banner, auth failure ...).")
     ssh_handshake_attempts: int = opt(10, help="SSH handshakes to attempt once the port accepts connections.")
-    ssh_host: str | None = opt(None, help="Address to SSH to; normally set by the builder (127.0.0.1 and the "
-                               "forwarded port).", support=IGNORED)
-    ssh_port: int = opt(22, help="SSH port inside the guest.", support=IGNORED)
-    ssh_pty: bool = opt(False, help="Request a PTY for commands.", support=IGNORED)
-    ssh_agent_auth: bool = opt(False, help="Authenticate with the local SSH agent.", support=IGNORED)
-    ssh_disable_agent_forwarding: bool = opt(False, help="Disable SSH agent forwarding.", support=IGNORED)
-    ssh_certificate_file: str | None = opt(None, help="User certificate for SSH authentication.",
-                                           support=IGNORED)
-    ssh_ciphers: list[str] = opt([], help="Override the allowed SSH ciphers.", support=IGNORED)
-    ssh_key_exchange_algorithms: list[str] = opt([], help="Override the allowed SSH key exchange algorithms.",
-                                                 support=IGNORED)
-    ssh_clear_authorized_keys: bool = opt(False, help="Remove the temporary key from the guest's "
-                                          "authorized_keys at the end of the build.", support=IGNORED)
-    ssh_file_transfer_method: str = opt("scp", help="`scp` or `sftp`; factory transfers files over SFTP.",
-                                        support=IGNORED)
-    ssh_keep_alive_interval: str = opt("5s", help="Duration between SSH keep-alive messages; negative "
-                                       "disables them.", support=IGNORED)
-    ssh_read_write_timeout: str | None = opt(None, help="Duration after which a silent remote command is "
-                                             "considered hung.", support=IGNORED)
-    ssh_remote_tunnels: list[str] = opt([], help="`REMOTE_PORT:LOCAL_HOST:LOCAL_PORT` tunnels.", support=IGNORED)
-    ssh_local_tunnels: list[str] = opt([], help="`LOCAL_PORT:REMOTE_HOST:REMOTE_PORT` tunnels.", support=IGNORED)
-    ssh_bastion_host: str | None = opt(None, help="Bastion host to connect through.", support=IGNORED)
-    ssh_bastion_port: int = opt(22, help="Port of the bastion host.", support=IGNORED)
-    ssh_bastion_agent_auth: bool = opt(False, help="Use the SSH agent for the bastion.", support=IGNORED)
-    ssh_bastion_username: str | None = opt(None, help="User on the bastion host.", support=IGNORED)
-    ssh_bastion_password: str | None = opt(None, help="Password on the bastion host.", sensitive=True,
-                                           support=IGNORED)
-    ssh_bastion_interactive: bool = opt(False, help="Keyboard-interactive login to the bastion.",
-                                        support=IGNORED)
-    ssh_bastion_private_key_file: str | None = opt(None, help="Private key for the bastion.", support=IGNORED)
-    ssh_bastion_certificate_file: str | None = opt(None, help="Certificate for the bastion.", support=IGNORED)
-    ssh_proxy_host: str | None = opt(None, help="SOCKS proxy for the SSH connection.", support=IGNORED)
-    ssh_proxy_port: int = opt(1080, help="Port of the SOCKS proxy.", support=IGNORED)
-    ssh_proxy_username: str | None = opt(None, help="User for the SOCKS proxy.", support=IGNORED)
-    ssh_proxy_password: str | None = opt(None, help="Password for the SOCKS proxy.", sensitive=True,
-                                         support=IGNORED)
-    temporary_key_pair_type: str = opt("ed25519", help="Type of the ephemeral key pair. factory always "
-                                       "generates ed25519 (Packer's default is rsa).", support=IGNORED)
-    temporary_key_pair_bits: int | None = opt(None, help="Bits of the ephemeral key pair (ignored for "
-                                              "ed25519).", support=IGNORED)
+    ssh_host: str | None = opt(None, help="Address to SSH to. Default `127.0.0.1`, where QEMU forwards a "
+                               "host port (`host_port_min`..`host_port_max`) to the guest's `ssh_port`; with "
+                               "`skip_nat_mapping` factory connects to `ssh_host:ssh_port` itself.")
+    ssh_port: int = opt(22, help="The guest's SSH port: the target of QEMU's port forward, or the port "
+                        "connected to with `skip_nat_mapping`.")
+    ssh_pty: bool = opt(False, help="Run commands on a pseudo-terminal (xterm, 80x40, as Packer): stderr then "
+                        "arrives mixed into stdout. For guests whose sudo insists on a tty (`requiretty`).")
+    ssh_agent_auth: bool = opt(False, help="Also log in with the keys of the local SSH agent (`SSH_AUTH_SOCK` "
+                               "must be set). No ephemeral key pair is made then.")
+    ssh_disable_agent_forwarding: bool = opt(False, help="Do not forward the local SSH agent to commands in "
+                                             "the guest. As in Packer, the agent at `SSH_AUTH_SOCK` (if any) is "
+                                             "forwarded by default: set this when the guest is not trusted "
+                                             "with your keys.")
+    ssh_certificate_file: str | None = opt(None, help="OpenSSH user certificate (`*-cert.pub`, made with "
+                                           "`ssh-keygen -s CA ...`) for `ssh_private_key_file`, for sshds that "
+                                           "trust a CA (`TrustedUserCAKeys`). `~` is expanded.")
+    ssh_ciphers: list[str] = opt([], help="Ciphers offered, in order of preference (default: paramiko's). "
+                                 "Names SSH has but factory lacks (`chacha20-poly1305@openssh.com`, `arcfour*`) "
+                                 "are left out; an unknown name is an error listing the supported ones.")
+    ssh_key_exchange_algorithms: list[str] = opt([], help="Key exchange algorithms offered, in order of "
+                                                 "preference (e.g. `curve25519-sha256@libssh.org`, "
+                                                 "`ecdh-sha2-nistp256`); as for `ssh_ciphers`, SHA-1 groups "
+                                                 "are left out and unknown names are errors.")
+    ssh_clear_authorized_keys: bool = opt(False, help="After provisioning, remove the ephemeral public key "
+                                          "from `~/.ssh/authorized_keys` of `ssh_username` and (with "
+                                          "passwordless sudo) of root, then check it is gone: the image does "
+                                          "not keep a key factory made. Only with the ephemeral key pair.")
+    ssh_file_transfer_method: str = opt("sftp", help="`sftp` (factory's default) or `scp` (Packer's default; "
+                                        "the SCP protocol through `scp -t`/`scp -f` in the guest, for sshds "
+                                        "without an SFTP subsystem).")
+    ssh_keep_alive_interval: str = opt("5s", help="Duration between SSH keep-alive messages; during a "
+                                       "silent command factory also checks that the guest still answers at "
+                                       "this pace. A negative value (`-1s`) disables both.")
+    ssh_read_write_timeout: str | None = opt(None, help="Duration the guest may stay silent (not even "
+                                             "answering keep-alives) before the connection counts as dead and "
+                                             "the command fails (or reconnects with `expect_disconnect`). "
+                                             "Default 30s in factory (Packer: disabled).")
+    ssh_remote_tunnels: list[str] = opt([], help="`PORT:HOST:HOSTPORT` tunnels like `ssh -R`: the guest's "
+                                        "sshd listens on `localhost:PORT` and connections reach `HOST:HOSTPORT` "
+                                        "as seen from the build host.")
+    ssh_local_tunnels: list[str] = opt([], help="`PORT:HOST:HOSTPORT` tunnels like `ssh -L`: factory listens "
+                                       "on `127.0.0.1:PORT` on the build host and connections reach "
+                                       "`HOST:HOSTPORT` as seen from the guest.")
+    ssh_bastion_host: str | None = opt(None, help="Jump host: factory logs in there and reaches the guest's "
+                                       "sshd through it (a `direct-tcpip` channel, like `ssh -J`). Excludes "
+                                       "`ssh_proxy_host`.")
+    ssh_bastion_port: int = opt(22, help="SSH port of the bastion host.")
+    ssh_bastion_agent_auth: bool = opt(False, help="Log in to the bastion with the local SSH agent's keys.")
+    ssh_bastion_username: str | None = opt(None, help="User on the bastion host (default: `ssh_username`).")
+    ssh_bastion_password: str | None = opt(None, help="Password on the bastion host (also answers "
+                                           "keyboard-interactive prompts).", sensitive=True)
+    ssh_bastion_interactive: bool = opt(False, help="Answer the bastion's keyboard-interactive prompts (e.g. "
+                                        "a one-time code) at the terminal.")
+    ssh_bastion_private_key_file: str | None = opt(None, help="Private key for the bastion (default: "
+                                                   "`ssh_private_key_file`).")
+    ssh_bastion_certificate_file: str | None = opt(None, help="OpenSSH user certificate for "
+                                                   "`ssh_bastion_private_key_file`.")
+    ssh_proxy_host: str | None = opt(None, help="SOCKS5 proxy to reach the guest's sshd through (the proxy "
+                                     "resolves the name). Excludes `ssh_bastion_host`.")
+    ssh_proxy_port: int = opt(1080, help="Port of the SOCKS5 proxy.")
+    ssh_proxy_username: str | None = opt(None, help="User for the SOCKS5 proxy (RFC 1929).")
+    ssh_proxy_password: str | None = opt(None, help="Password for the SOCKS5 proxy.", sensitive=True)
+    temporary_key_pair_type: str = opt("ed25519", help="Type of the ephemeral key pair: `ed25519` (factory's "
+                                       "default), `ecdsa` or `rsa` (Packer's default). `dsa` is refused: "
+                                       "OpenSSH no longer accepts DSA keys.")
+    temporary_key_pair_bits: int | None = opt(None, help="Size of the ephemeral key: rsa 1024..16384 "
+                                              "(default 4096), ecdsa 256, 384 or 521 (default 256); ignored "
+                                              "for ed25519.")
     winrm_username: str | None = opt(None, help="WinRM user (no WinRM communicator in factory).",
                                      support=IGNORED)
     winrm_password: str | None = opt(None, help="WinRM password.", sensitive=True, support=IGNORED)
@@ -212,7 +257,14 @@ class CommunicatorOptions:
                                                           "ssh_keep_alive_interval", "ssh_read_write_timeout",
                                                           "winrm_timeout"})
     COMM_CHOICES: ClassVar[dict[str, tuple[str, ...]]] = {"communicator": ("ssh", "winrm", "none"),
-                                                          "ssh_file_transfer_method": ("scp", "sftp")}
+                                                          "ssh_file_transfer_method": ("scp", "sftp"),
+                                                          "temporary_key_pair_type": ("ed25519", "ecdsa", "rsa",
+                                                                                      "dsa")}
+    # Checked when the template is read (file:line), with the parsers the communicator uses.
+    COMM_VALIDATORS: ClassVar[dict[str, Callable[[Any], object]]] = {
+        "ssh_local_tunnels": _tunnels("ssh_local_tunnels"), "ssh_remote_tunnels": _tunnels("ssh_remote_tunnels"),
+        "ssh_ciphers": _algorithms("ssh_ciphers", "CIPHERS"),
+        "ssh_key_exchange_algorithms": _algorithms("ssh_key_exchange_algorithms", "KEX")}
 
 
 @dataclass(frozen=True)

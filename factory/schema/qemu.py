@@ -165,7 +165,8 @@ class QemuSource(SourceOptions, Checked, Component, kind=Kind.SOURCE, name="qemu
                                                                 # checked at load, so the error names file:line
                                                                 "vnc_password": vnc.check_password,
                                                                 "vnc_port_min": vnc.check_port_min,
-                                                                "floppy_label": floppy.check_label}
+                                                                "floppy_label": floppy.check_label,
+                                                                **CommunicatorOptions.COMM_VALIDATORS}
     REQUIRES: ClassVar[tuple[tuple[str, str, str], ...]] = (
         ("skip_nat_mapping", "ssh_host", "without a forwarded port factory must be told where the guest is: set "
                                          "ssh_host (and ssh_port) to its address as the host reaches it"),)

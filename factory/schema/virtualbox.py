@@ -102,3 +102,4 @@ class VirtualBoxIsoSource(SourceOptions, Checked, Component, kind=Kind.SOURCE,
         "iso_interface": ("ide", "sata", "virtio"),
     }
     EXCLUSIVE: ClassVar[tuple[tuple[str, ...], ...]] = SourceOptions.SOURCE_EXCLUSIVE
+    VALIDATORS = CommunicatorOptions.COMM_VALIDATORS

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from factory.artifact.model import Artifact, DiskFormat, Firmware, Hardware
 from factory.build import RunnerContext
@@ -14,6 +14,9 @@ from factory.machine.httpd import HttpServer, guest_host
 from factory.machine.keys import BootStep, boot_steps
 from factory.machine.ports import PortLease
 from factory.schema.types import parse_duration, parse_size_mib
+
+if TYPE_CHECKING:
+    from factory.comm.ssh import SSHSettings
 
 
 def _get(config: Any, name: str, default: Any = None) -> Any:
@@ -90,6 +93,8 @@ class Settings:
     cd_label: str | None
     serial_log: Path | None
     screenshot_on_failure: bool
+    # Every communicator option parsed (factory.comm.config); Connect adds the target, key and scaled timeout.
+    ssh: SSHSettings
 
     @property
     def hardware(self) -> Hardware:
@@ -115,6 +120,11 @@ def settings_from(config: Any, source_name: str, root: Path) -> Settings:
     efi = bool(_get(config, "efi_boot", False) or efi_code or efi_vars)
     fmt = DiskFormat(_get(config, "format", "qcow2"))
     use_backing = bool(_get(config, "use_backing_file", False)) and fmt is DiskFormat.QCOW2
+    from factory.comm.config import ssh_settings_from  # imported when used: paramiko is slow to import
+
+    # With `iso = ...` factory creates the user itself: preseed_vars' username (PreseedVars' default).
+    username = _get(config, "ssh_username") or (
+        (_get(config, "preseed_vars", {}) or {}).get("username", "factory") if _get(config, "iso") else "root")
     return Settings(
         vm_name=_get(config, "vm_name", f"packer-{source_name}"),
         output_directory=root / _get(config, "output_directory", f"output-{source_name}"),
@@ -165,9 +175,7 @@ def settings_from(config: Any, source_name: str, root: Path) -> Settings:
         shutdown_command=_get(config, "shutdown_command", ""),
         shutdown_timeout=parse_duration(_get(config, "shutdown_timeout", "5m"), what="shutdown_timeout"),
         communicator=_get(config, "communicator", "ssh"),
-        # With `iso = ...` factory creates the user itself: preseed_vars' username (PreseedVars' default).
-        ssh_username=_get(config, "ssh_username") or (
-            (_get(config, "preseed_vars", {}) or {}).get("username", "factory") if _get(config, "iso") else "root"),
+        ssh_username=username,
         ssh_password=_get(config, "ssh_password"),
         ssh_private_key_file=_path(root, _get(config, "ssh_private_key_file")),
         ssh_timeout=parse_duration(_get(config, "ssh_timeout", "5m"), what="ssh_timeout"),
@@ -187,6 +195,7 @@ def settings_from(config: Any, source_name: str, root: Path) -> Settings:
         cd_label=_get(config, "cd_label"),
         serial_log=_path(root, _get(config, "serial_log")),
         screenshot_on_failure=bool(_get(config, "screenshot_on_failure", True)),
+        ssh=ssh_settings_from(config, root, username),
     )
 
 
@@ -238,7 +247,8 @@ class BuildContext(RunnerContext):
     def template_values(self) -> dict[str, str]:
         """Values for `{{ .X }}` placeholders in boot_command, qemuargs and http_content."""
         host = self.http.guest_host if self.http else guest_host(self.s.http_network_protocol == "tcp6")
-        values = {"Name": self.s.vm_name, "HTTPIP": host, "HTTPPort": "",
+        values = {"Name": self.s.vm_name, "HTTPIP": host,
+                  "HTTPPort": "",
                   "HTTPDir": str(self.s.http_directory or ""), "OutputDir": str(self.s.output_directory),
                   "SSHHostPort": str(self.ssh_lease.port) if self.ssh_lease else "", "SSHPublicKey": ""}
         if self.http is not None:

@@ -11,7 +11,7 @@ from factory.artifact.model import Artifact
 from factory.build import EventBus, OnError, Step, run_steps
 from factory.errors import FactoryError
 from factory.machine.driver import driver
-from factory.steps import console, finish, prepare, unattended, vm
+from factory.steps import comm, console, finish, prepare, unattended, vm
 from factory.steps.context import BuildContext, settings_from
 
 # Source types factory builds, and the machine driver each one runs on.
@@ -29,8 +29,8 @@ def steps_for(ctx: BuildContext) -> list[Step[BuildContext]]:
         steps.append(vm.Install())
     elif getattr(ctx.config, "iso", None):
         raise FactoryError("iso (a catalog release) and disk_image = true exclude each other")
-    steps += [vm.Boot(), vm.Connect(), finish.Provision(), vm.Shutdown(), finish.Compact(), finish.Finalize(),
-              finish.PostProcess()]
+    steps += [vm.Boot(), vm.Connect(), finish.Provision(), comm.ClearAuthorizedKeys(), vm.Shutdown(),
+              finish.Compact(), finish.Finalize(), finish.PostProcess()]
     return steps
 
 

@@ -243,11 +243,13 @@ class SshKey(Step[BuildContext]):
             from factory import secrets
 
             secrets.register(s.ssh_password)
-        if not s.ssh_password and not s.ssh_private_key_file:
+        if not s.ssh_password and not s.ssh_private_key_file and not s.ssh.agent_auth:
             from factory.comm.ssh import KeyPair
 
-            ctx.keypair = KeyPair.generate(comment=f"factory-{s.vm_name}")
-            ctx.say("generated an ephemeral ed25519 key pair for this build")
+            ctx.keypair = KeyPair.generate(comment=f"factory-{s.vm_name}",
+                                           kind=getattr(ctx.config, "temporary_key_pair_type", None) or "ed25519",
+                                           bits=getattr(ctx.config, "temporary_key_pair_bits", None))
+            ctx.say(f"generated an ephemeral {ctx.keypair.kind} key pair for this build")
             if ctx.debug:
                 assert ctx.workdir is not None
                 key = ctx.keypair.write_private(ctx.s.output_directory.parent / f"{s.vm_name}.debug-key")

@@ -6,6 +6,7 @@ Only the driver interface (factory.machine.driver) is used here; the QEMU specif
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import shutil
 import signal
 import threading
@@ -202,7 +203,7 @@ def ssh_target(ctx: BuildContext) -> tuple[str, int]:
                                "address as the host reaches it, e.g. on a bridge")
         return s.ssh_host, s.ssh_port
     assert ctx.ssh_lease is not None
-    return "127.0.0.1", ctx.ssh_lease.port
+    return s.ssh_host or "127.0.0.1", ctx.ssh_lease.port  # Packer's QEMU builder: ssh_host wins when set
 
 
 class Connect(Step[BuildContext]):
@@ -218,15 +219,13 @@ class Connect(Step[BuildContext]):
         s = ctx.s
         if s.communicator != "ssh":
             return
-        from factory.comm.ssh import SSHSettings, connect
+        from factory.comm.ssh import connect
 
         assert ctx.machine is not None
         host, port = ssh_target(ctx)
         timeout = s.ssh_timeout * ctx.timeout_factor
-        settings = SSHSettings(host=host, port=port, username=s.ssh_username,
-                               password=s.ssh_password, private_key_file=s.ssh_private_key_file,
-                               keypair=ctx.keypair, timeout=timeout, handshake_attempts=s.ssh_handshake_attempts,
-                               pause_before_connecting=s.pause_before_connecting)
+        # Every other communicator option (pty, agent, bastion, proxy, tunnels ...) comes parsed in s.ssh.
+        settings = dataclasses.replace(s.ssh, host=host, port=port, keypair=ctx.keypair, timeout=timeout)
         ctx.say(f"waiting up to {timeout:g}s for SSH on {settings.target}")
         try:
             ctx.comm = connect(settings, alive=ctx.machine.alive, notify=lambda m: ctx.output("ssh", m))
