@@ -93,6 +93,23 @@ def test_vnc_without_password_offers_no_authentication(tmp_path: Path) -> None:
         lease.release()
 
 
+def test_tpm_state_carries_over_from_the_install_phase_to_the_run_phase(tmp_path: Path) -> None:
+    def start_stop(workdir: Path, name: str) -> bytes:
+        machine = QemuMachine(_spec(workdir, name=name, tpm=TpmSpec(workdir / "tpm")))
+        try:
+            machine.start()
+            assert machine.qmp is not None and machine.qmp.execute("query-tpm")[0]["id"] == "tpm0"
+        finally:
+            machine.stop()
+        assert machine.swtpm is not None and machine.swtpm.proc is None
+        return (workdir / "tpm" / "tpm2-00.permall").read_bytes()
+
+    installed = start_stop(tmp_path, "install")       # two VM starts of one build, as Install then Boot do
+    assert start_stop(tmp_path, "run") == installed    # the same TPM (its seeds), not a new one
+    (tmp_path / "other").mkdir()
+    assert start_stop(tmp_path / "other", "other") != installed   # a new TPM would look different
+
+
 def test_a_port_taken_after_the_check_makes_qemu_move_on_not_fail(tmp_path: Path) -> None:
     spec, lease = vnc.reserve_vnc("127.0.0.1", 5900, 6000, None)
     intruder = socket.socket()        # a program outside factory binds the port between check and QEMU's start
