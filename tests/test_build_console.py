@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import signal
 import sys
 import time
@@ -103,6 +104,27 @@ def test_vnc_qmp_tpm_floppy_pflash_in_a_real_build_then_ctrl_c(tmp_path: Path) -
     assert fd is not None, "the VNC port lock is still held"
     os.close(fd)
     assert not (tmp_path / "user.monitor").exists()
+
+
+@pytest.mark.vm
+def test_a_sigkilled_factory_takes_qemu_and_swtpm_with_it(tmp_path: Path) -> None:
+    name = f"kill9-{uuid.uuid4().hex[:8]}"
+    run = Run(_template(tmp_path, name, ssh_timeout="5m", extra="vtpm = true"), tmp_path / "cache")
+    run.wait_for("VM started", 120)
+    assert qemu_pids(name) and swtpm_pids(name)
+    run.proc.kill()                                   # no cleanup can run: the kernel must end the children
+    run.finish()
+    try:
+        for _ in range(50):
+            if not qemu_pids(name) and not swtpm_pids(name):
+                break
+            time.sleep(0.1)
+        assert qemu_pids(name) == [] and swtpm_pids(name) == []
+    finally:                                          # this test's own leftovers, if the assertion failed
+        for pid in qemu_pids(name) + swtpm_pids(name):
+            os.kill(pid, signal.SIGKILL)
+        for scratch in Path("/tmp").glob(f"factory-{name}-*"):   # what only a cleanup could have removed
+            shutil.rmtree(scratch)
 
 
 @pytest.mark.parametrize(("extra", "message"), [

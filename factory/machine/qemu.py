@@ -19,7 +19,7 @@ from factory.machine.driver import NO_DISK_ARGS, DiskSpec, DiskToolArgs, Driver,
 from factory.machine.keys import Action, Hold, Press, Wait
 from factory.machine.ports import PortLease, lease
 from factory.machine.qmp import QmpSession
-from factory.run import run, which
+from factory.run import die_with_parent, run, which
 
 QEMU = "qemu-system-x86_64"
 KEY_HOLD = 0.03
@@ -175,8 +175,10 @@ class QemuMachine(Machine):
         if self.swtpm is not None:
             self.swtpm.start()
         with open(self.stderr_log, "wb") as err:
+            # Own session: a terminal's Ctrl-C reaches factory only, which then stops the VM in order. Dies with
+            # factory: even a SIGKILLed factory leaves no VM running (swtpm likewise, see tpm.py).
             self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=err, stderr=subprocess.STDOUT,
-                                         start_new_session=True)
+                                         start_new_session=True, preexec_fn=die_with_parent)
         self.qmp = QmpSession(self.spec.name)
         self.qmp.connect(self.qmp_socket, alive=self.alive)
         if self.spec.vnc is not None and self.spec.vnc.password is not None:
