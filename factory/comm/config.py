@@ -8,7 +8,6 @@ import os
 from pathlib import Path
 from typing import Any
 
-from factory.comm import algorithms
 from factory.comm.route import Bastion, Proxy
 from factory.comm.ssh import SSHSettings
 from factory.comm.tunnel import tunnels
@@ -68,9 +67,9 @@ def ssh_settings_from(config: Any, root: Path, username: str) -> SSHSettings:
         pty=bool(_get(config, "ssh_pty", False)),
         agent_auth=bool(_get(config, "ssh_agent_auth", False)),
         forward_agent=not _get(config, "ssh_disable_agent_forwarding", False),
-        ciphers=algorithms.choose("ssh_ciphers", _get(config, "ssh_ciphers", []), algorithms.CIPHERS)[0],
-        kex_algorithms=algorithms.choose("ssh_key_exchange_algorithms", _get(config, "ssh_key_exchange_algorithms",
-                                                                              []), algorithms.KEX)[0],
+        # As written: connect() offers the usable ones and says which it left out.
+        ciphers=tuple(_get(config, "ssh_ciphers", [])),
+        kex_algorithms=tuple(_get(config, "ssh_key_exchange_algorithms", [])),
         file_transfer=_get(config, "ssh_file_transfer_method", "sftp"),
         read_write_timeout=read_write if read_write and read_write > 0 else None,
         local_tunnels=tunnels(_get(config, "ssh_local_tunnels", []), "ssh_local_tunnels"),
@@ -79,9 +78,3 @@ def ssh_settings_from(config: Any, root: Path, username: str) -> SSHSettings:
         proxy=_proxy(config),
     )
 
-
-def dropped_algorithms(config: Any) -> list[str]:
-    """Names in ssh_ciphers / ssh_key_exchange_algorithms that paramiko lacks and that were left out."""
-    return (algorithms.choose("ssh_ciphers", _get(config, "ssh_ciphers", []), algorithms.CIPHERS)[1]
-            + algorithms.choose("ssh_key_exchange_algorithms", _get(config, "ssh_key_exchange_algorithms", []),
-                                algorithms.KEX)[1])

@@ -120,9 +120,11 @@ def connect(settings: SSHSettings, *, alive: Callable[[], None] = lambda: None, 
         secrets.register(settings.password)
     # Unusable credentials or algorithms fail now, not after minutes of waiting for the guest.
     settings.login().check(settings.target)
-    algorithms.choose("ssh_ciphers", settings.ciphers, algorithms.CIPHERS)
-    algorithms.choose("ssh_key_exchange_algorithms", settings.kex_algorithms, algorithms.KEX)
+    dropped = (algorithms.choose("ssh_ciphers", settings.ciphers, algorithms.CIPHERS)[1]
+               + algorithms.choose("ssh_key_exchange_algorithms", settings.kex_algorithms, algorithms.KEX)[1])
     comm = Communicator(settings, alive=alive, expect=expect, notify=notify)
+    if dropped:
+        comm.notify(f"not offered (factory's SSH lacks them): {', '.join(dropped)}")
     comm.reconnect()
     if settings.pause_before_connecting > 0:
         # Packer's semantics: connect once to know sshd is up, then disconnect and wait before the real session.

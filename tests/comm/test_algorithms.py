@@ -48,3 +48,11 @@ def test_packer_names_paramiko_lacks_are_dropped_when_others_remain() -> None:
     assert usable == ("aes128-ctr",) and dropped == ["chacha20-poly1305@openssh.com"]
     with pytest.raises(FactoryError, match="none of diffie-hellman-group1-sha1"):
         algorithms.choose("ssh_key_exchange_algorithms", ["diffie-hellman-group1-sha1"], algorithms.KEX)
+
+
+def test_connect_says_which_names_it_left_out(strict_sshd: SshServer) -> None:
+    said: list[str] = []
+    settings = strict_sshd.settings(ciphers=("chacha20-poly1305@openssh.com", "aes128-ctr"))
+    with connect(settings, notify=said.append) as c:
+        assert c.transport.local_cipher == "aes128-ctr"
+    assert said == ["not offered (factory's SSH lacks them): chacha20-poly1305@openssh.com"]

@@ -34,7 +34,7 @@ def test_every_option_reaches_the_settings(tmp_path: Path) -> None:
     assert (s.host, s.port, s.username, s.pty, s.agent_auth, s.forward_agent) == (
         "10.1.2.3", 2200, "builder", True, True, False)
     assert s.private_key_file == tmp_path / "keys/id" and s.certificate_file == tmp_path / "keys/id-cert.pub"
-    assert s.ciphers == ("aes256-ctr", "aes128-ctr")  # chacha20 is Go's, not paramiko's: left out
+    assert s.ciphers == ("chacha20-poly1305@openssh.com", "aes256-ctr", "aes128-ctr")  # connect() filters
     assert s.kex_algorithms == ("curve25519-sha256@libssh.org",)
     assert (s.file_transfer, s.keepalive_interval, s.read_write_timeout) == ("scp", -1.0, 120.0)
     assert s.probe_every == 60.0 and s.silence_limit == 120.0
