@@ -10,11 +10,12 @@ The meta-arguments every provisioner block takes (`name`, `only`, `except`, `ove
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import ClassVar
 
 from factory.options import Component, Kind, Support, opt
 from factory.schema.common import EnvOptions, ShellLocalOptions
-from factory.schema.types import Checked
+from factory.schema.types import Checked, OptionProblem
 
 IGNORED = Support.IGNORED
 
@@ -69,11 +70,24 @@ class FileProvisioner(Checked, Component, kind=Kind.PROVISIONER, name="file"):
     content: str | None = opt(None, help="Text uploaded as the file `destination` instead of a `source`.")
     destination: str = opt(required=True, help="Guest path (upload) or local path (download). Required.")
     direction: str = opt("upload", help="`upload` (host to guest) or `download` (guest to host).")
-    generated: bool = opt(False, help="The source is created during the build, so it is not checked to exist "
-                          "at validate time.", support=IGNORED)
+    generated: bool = opt(False, help="The source is made during the build (e.g. by an earlier `shell-local` "
+                          "or a `download`), so it is checked just before the upload instead of when the "
+                          "template is read. Without it a missing upload source is an error at its line, before "
+                          "any VM starts.")
 
     CHOICES: ClassVar[dict[str, tuple[str, ...]]] = {"direction": ("upload", "download")}
     EXCLUSIVE: ClassVar[tuple[tuple[str, ...], ...]] = (("source", "sources", "content"),)
+
+    def problems(self) -> list[OptionProblem]:
+        """Packer checks upload sources when it reads the template, unless `generated` (relative paths
+        resolve against the directory factory runs in, as at build time)."""
+        if self.direction != "upload" or self.generated:
+            return []
+        given = [("source", self.source)] if self.source else [("sources", s) for s in self.sources]
+        return [OptionProblem(option, f"file provisioner: source {value} does not exist",
+                              "paths are relative to the directory factory runs in; if the build itself makes "
+                              "the file (shell-local, an earlier download), set generated = true")
+                for option, value in given if not Path(value).expanduser().exists()]
 
 
 @dataclass(frozen=True)

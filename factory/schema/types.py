@@ -93,6 +93,10 @@ class Checked:
     # (option, needs, hint): when option is set, needs must be set too.
     REQUIRES: ClassVar[tuple[tuple[str, str, str], ...]] = ()
 
+    def problems(self) -> list[OptionProblem]:
+        """Checks that span several options or look at the host (e.g. the file provisioner's sources)."""
+        return []
+
 
 def check(config: Any) -> list[OptionProblem]:
     """Every duration, size and choice option of `config` whose value does not parse (None means unset), every
@@ -104,6 +108,8 @@ def check(config: Any) -> list[OptionProblem]:
         if len(given) > 1:
             problems.append(OptionProblem(given[1], f"{' and '.join(given)} cannot both be set",
                                           f"keep only one of {', '.join(group)}"))
+    if isinstance(config, Checked):
+        problems.extend(config.problems())
     for name, needs, hint in getattr(cls, "REQUIRES", ()):
         if getattr(config, name) not in (None, False, [], {}, "") and getattr(config, needs) in (None, [], {}, ""):
             problems.append(OptionProblem(name, f"{name} needs {needs}", hint))

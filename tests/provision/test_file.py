@@ -98,3 +98,15 @@ def test_download_file_and_directory(comm: Communicator, ctx: ProvisionContext, 
     assert (tmp_path / "flat" / "deep" / "two.log").read_text() == "L2\n"
     with pytest.raises(FactoryError, match="content cannot be downloaded"):
         run("file", file(direction="download", content="x", destination="y"), comm, ctx)
+
+
+def test_generated_source_made_during_the_build_is_uploaded(comm: Communicator, ctx: ProvisionContext,
+                                                            tmp_path: Path, remote_dir: str) -> None:
+    # `generated = true` passed the template check while the file was missing; the build then made it.
+    config = file(source="made-by-shell-local.txt", destination=f"{remote_dir}/x.txt", generated=True)
+    (tmp_path / "made-by-shell-local.txt").write_text("generated during the build")
+    run("file", config, comm, ctx)
+    assert remote_text(comm, f"{remote_dir}/x.txt") == "generated during the build"
+    (tmp_path / "made-by-shell-local.txt").unlink()
+    with pytest.raises(FactoryError, match="does not exist"):  # still missing at upload time: a clear error
+        run("file", config, comm, ctx)
