@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import subprocess
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from fixtures.sshd import SshServer, running_sshd
+from fixtures.sshd import SshServer, running_sshd, ssh_agent
 
 from factory.comm.keys import KeyPair
 from factory.comm.ssh import connect
@@ -17,22 +16,12 @@ from factory.errors import FactoryError
 
 @pytest.fixture
 def agent(tmp_path: Path, sshd: SshServer, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
-    """A real ssh-agent holding the sshd fixture's client key; SSH_AUTH_SOCK points at it."""
-    sock = tmp_path / "agent.sock"
-    proc = subprocess.Popen(["ssh-agent", "-D", "-a", str(sock)], stdout=subprocess.DEVNULL)
-    try:
-        for _ in range(200):
-            if sock.exists():
-                break
-            time.sleep(0.01)
-        key = sshd.keypair.write_private(tmp_path / "id_agent")
-        subprocess.run(["ssh-add", str(key)], check=True, capture_output=True, env={"SSH_AUTH_SOCK": str(sock)})
+    """A real ssh-agent holding the sshd fixture's client key (and nothing else has it); SSH_AUTH_SOCK set."""
+    key = sshd.keypair.write_private(tmp_path / "id_agent")
+    with ssh_agent(tmp_path, key) as sock:
         key.unlink()  # from now on only the agent has it
         monkeypatch.setenv("SSH_AUTH_SOCK", str(sock))
         yield sock
-    finally:
-        proc.kill()
-        proc.wait()
 
 
 def test_agent_auth_logs_in_with_the_agents_key_only(sshd: SshServer, agent: Path) -> None:

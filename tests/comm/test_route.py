@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from fixtures.sshd import PASSWORD, SshServer, free_port, running_sshd
+from fixtures.sshd import PASSWORD, SshServer, free_port, running_sshd, ssh_agent
 
 from factory import secrets
 from factory.comm.route import Bastion, Proxy
@@ -52,21 +52,11 @@ def test_bastion_with_key_and_with_agent(sshd: SshServer, bastion: SshServer, tm
     key = bastion.keypair.write_private(tmp_path / "bastion_key")
     with connect(sshd.settings(bastion=Bastion(bastion.host, bastion.port, private_key_file=key))) as c:
         assert c.run("true") == 0
-    sock = tmp_path / "agent.sock"
-    agent = subprocess.Popen(["ssh-agent", "-D", "-a", str(sock)], stdout=subprocess.DEVNULL)
-    try:
-        for _ in range(200):
-            if sock.exists():
-                break
-            time.sleep(0.01)
-        subprocess.run(["ssh-add", str(key)], check=True, capture_output=True, env={"SSH_AUTH_SOCK": str(sock)})
+    with ssh_agent(tmp_path, key) as sock:
         monkeypatch.setenv("SSH_AUTH_SOCK", str(sock))
         with connect(sshd.settings(bastion=Bastion(bastion.host, bastion.port, agent_auth=True),
                                    forward_agent=False)) as c:
             assert c.run("true") == 0
-    finally:
-        agent.kill()
-        agent.wait()
 
 
 def test_wrong_bastion_password_fails_at_once(sshd: SshServer, bastion: SshServer) -> None:
