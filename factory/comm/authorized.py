@@ -24,17 +24,17 @@ class Runs(Protocol):
             ) -> int: ...
 
 
-# $1: the file. Prints "clean FILE", "absent FILE" or "kept FILE" (still there after the attempt).
+# $1: the file. Prints "removed FILE", "clean FILE" (never there), "absent FILE" (no file) or "kept FILE" (still
+# there after the attempt).
 _CLEAN = r"""
 f=$1
 [ -f "$f" ] || { echo "absent $f"; exit 0; }
-if grep -q -F -e "$KEY" "$f"; then
-  tmp="$f.factory-$$"
-  grep -v -F -e "$KEY" "$f" > "$tmp"
-  cat "$tmp" > "$f"
-  rm -f "$tmp"
-fi
-if grep -q -F -e "$KEY" "$f"; then echo "kept $f"; else echo "clean $f"; fi
+grep -q -F -e "$KEY" "$f" || { echo "clean $f"; exit 0; }
+tmp="$f.factory-$$"
+grep -v -F -e "$KEY" "$f" > "$tmp"
+cat "$tmp" > "$f"
+rm -f "$tmp"
+if grep -q -F -e "$KEY" "$f"; then echo "kept $f"; else echo "removed $f"; fi
 """
 
 
@@ -42,7 +42,8 @@ if grep -q -F -e "$KEY" "$f"; then echo "kept $f"; else echo "clean $f"; fi
 class Outcome:
     """What happened to each authorized_keys file."""
 
-    clean: tuple[str, ...] = ()
+    removed: tuple[str, ...] = ()
+    clean: tuple[str, ...] = ()       # the key was not there
     kept: tuple[str, ...] = ()
     unchecked: tuple[str, ...] = ()   # root's file when the user is not root and sudo needs a password
 
@@ -56,12 +57,12 @@ def clear_authorized_key(comm: Runs, pair: KeyPair, *, timeout: float = 60.0) ->
                f'|| echo "unchecked {ROOT_KEYS}"; fi')
     lines: list[str] = []
     status = comm.run(command, on_line=lines.append, timeout=timeout)
-    found: dict[str, list[str]] = {"clean": [], "absent": [], "kept": [], "unchecked": []}
+    found: dict[str, list[str]] = {"removed": [], "clean": [], "absent": [], "kept": [], "unchecked": []}
     for line in lines:
         word, _, path = line.partition(" ")
         if word in found:
             found[word].append(path)
-    if status != 0 or not (found["clean"] or found["absent"] or found["kept"]):
+    if status != 0 or not (found["removed"] or found["clean"] or found["absent"] or found["kept"]):
         raise FactoryError(f"ssh_clear_authorized_keys: removing the ephemeral key failed (exit {status}): "
                            + " / ".join(lines[-3:]), hint="the guest needs a POSIX sh, grep and cat")
-    return Outcome(tuple(found["clean"]), tuple(found["kept"]), tuple(found["unchecked"]))
+    return Outcome(tuple(found["removed"]), tuple(found["clean"]), tuple(found["kept"]), tuple(found["unchecked"]))

@@ -27,7 +27,7 @@ class ClearAuthorizedKeys(Step[BuildContext]):
         from factory.comm.authorized import clear_authorized_key
 
         outcome = clear_authorized_key(ctx.comm, ctx.keypair, timeout=60.0 * ctx.timeout_factor)
-        for path in outcome.clean:
+        for path in outcome.removed:
             ctx.say(f"ephemeral key removed from {path}")
         for path in outcome.unchecked:
             ctx.emit(EventKind.NOTICE, f"ssh_clear_authorized_keys: could not check {path} (sudo needs a "

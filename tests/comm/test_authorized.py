@@ -22,7 +22,8 @@ def test_the_ephemeral_key_is_removed_and_nothing_else(home_sshd: tuple[SshServe
     inode = keys.stat().st_ino
     with connect(server.settings(keypair=ephemeral)) as c:
         outcome = clear_authorized_key(c, ephemeral)
-        assert outcome.clean == ("/root/.ssh/authorized_keys",) and not outcome.kept and not outcome.unchecked
+        assert outcome.removed == ("/root/.ssh/authorized_keys",) and not outcome.kept and not outcome.unchecked
+        assert clear_authorized_key(c, ephemeral).clean == ("/root/.ssh/authorized_keys",)  # nothing left to do
         assert c.run("true") == 0  # the session in use stays up (shutdown_command still runs)
     # Every line with the key went, however it was annotated; the rest, owner, mode and inode stayed.
     assert keys.read_text() == f"# site keys\n{own.public_openssh}\n"
@@ -45,5 +46,5 @@ def test_a_key_that_cannot_be_removed_is_reported(home_sshd: tuple[SshServer, Pa
             outcome = clear_authorized_key(c, ephemeral)
         finally:
             c.run("chattr -i /root/.ssh/authorized_keys")
-    assert outcome.kept == ("/root/.ssh/authorized_keys",) and not outcome.clean
+    assert outcome.kept == ("/root/.ssh/authorized_keys",) and not outcome.removed
     assert ephemeral.public_blob in keys.read_text()
