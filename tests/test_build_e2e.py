@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -45,6 +46,9 @@ source "qemu" "e2e" {
   shutdown_timeout = "2m"
   host_port_min    = 47300
   host_port_max    = 47400
+  # The guest fetches from the build's HTTP server over IPv6 (user networking's fec0::2 is the host's ::1).
+  http_network_protocol = "tcp6"
+  http_content     = { "/probe" = "HTTP-OVER-IPV6-OK" }
   output_directory = "out"
   vm_name          = "e2e.qcow2"
 }
@@ -56,6 +60,12 @@ build {
   provisioner "shell" {
     environment_vars = ["GREETING=HELLO-FROM-SHELL"]
     inline           = ["echo $GREETING", "cat /etc/e2e-seed"]
+  }
+  provisioner "shell" {
+    inline = [
+      "url=http://$PACKER_HTTP_ADDR/probe",
+      "python3 -c \"import sys, urllib.request as u; print(u.urlopen(sys.argv[1], timeout=60).read().decode())\" $url",
+    ]
   }
   provisioner "file" {
     source      = "payload"
@@ -110,6 +120,8 @@ def test_factory_build_cloud_image_end_to_end(debian_guest, tmp_path: Path) -> N
     # Output streams live with the build name prefix; cloud-init applied the seed before SSH connected.
     assert "t.qemu.e2e: [shell] HELLO-FROM-SHELL" in out
     assert "t.qemu.e2e: [shell] SEED-APPLIED" in out
+    assert re.search(r"HTTP server on port \d+ \(guest: http://\[fec0::2\]:\d+/\)", out), out[-6000:]
+    assert "t.qemu.e2e: [shell] HTTP-OVER-IPV6-OK" in out
     assert "shutdown_command exited with 1: falling back to ACPI power-down" in out
     assert "ignored the ACPI power button" not in out  # the guest really powered off on ACPI
     assert "bookworm" in (tmp_path / "os-release").read_text()

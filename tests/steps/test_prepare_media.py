@@ -111,3 +111,27 @@ def test_qemu_img_args_create_reaches_the_build_disks(tmp_path: Path) -> None:
         info = json.loads(subprocess.run(["qemu-img", "info", "--output=json", str(disk)], check=True,
                                          capture_output=True, text=True).stdout)
         assert info["cluster-size"] == 128 * 1024, disk
+
+
+@pytest.mark.parametrize("backing", [False, True])
+def test_skip_cache_disk_image_is_read_from_the_url_by_qemu_img(tmp_path: Path, backing: bool) -> None:
+    www = tmp_path / "www"
+    www.mkdir()
+    image = www / "cloud.raw"
+    image.write_bytes(b"\xeb\x63" + bytes(510) + b"FACTORY-SKIP-CACHE" * 1000 + bytes(4 * 1024 * 1024))
+    with serving(www) as (base, seen):
+        ctx = _ctx(tmp_path, iso_url=f"{base}/cloud.raw", iso_checksum="none", iso_skip_cache=True,
+                   disk_image=True, disk_size="8M", use_backing_file=backing)
+        ctx.driver, ctx.staging = driver("qemu"), tmp_path
+        FetchMedia().run(ctx)
+        CreateDisk().run(ctx)
+        assert ctx.disk is not None and ctx.media is None
+        info = json.loads(subprocess.run(["qemu-img", "info", "--output=json", str(ctx.disk)], check=True,
+                                         capture_output=True, text=True).stdout)
+        if backing:
+            assert info["backing-filename"] == f"{base}/cloud.raw"
+        # The disk (as the copy, or through its backing URL read by curl) holds the image's bytes.
+        same = subprocess.run(["qemu-img", "compare", "-f", "raw", "-F", "qcow2", str(image), str(ctx.disk)],
+                              capture_output=True, text=True)
+        assert same.returncode == 0, same.stdout + same.stderr
+    assert any("bytes=" in r for r in seen) and not any(r.startswith("GET") and "bytes=" not in r for r in seen)
