@@ -72,21 +72,26 @@ class Scp:
 
     @contextmanager
     def _session(self, command: str, verb: str, path: str) -> Iterator[_Stream]:
-        chan = self.transport_of().open_session(timeout=30)
-        chan.settimeout(self.timeout)
+        """An `scp -t`/`scp -f` channel; protocol and connection failures become one error naming the path."""
+        chan: paramiko.Channel | None = None
         try:
+            chan = self.transport_of().open_session(timeout=min(30.0, self.timeout or 30.0))
+            chan.settimeout(self.timeout)
             chan.exec_command(command)
-            stream = _Stream(chan)
-            try:
-                yield stream
-            except ScpError as exc:
-                raise FactoryError(f"cannot {verb} {path} on the guest: {exc}",
-                                   hint="the parent directory must exist and be writable by the SSH user; "
-                                        "scp must be installed on the guest") from None
+            yield _Stream(chan)
             chan.shutdown_write()
             chan.status_event.wait(30)
+        except ScpError as exc:
+            raise FactoryError(f"cannot {verb} {path} on the guest: {exc}",
+                               hint="the parent directory must exist and be writable by the SSH user; "
+                                    "scp must be installed on the guest") from None
+        except (OSError, EOFError, paramiko.SSHException) as exc:  # silent past ssh_read_write_timeout, or gone
+            raise FactoryError(f"cannot {verb} {path} on the guest: the connection failed during the transfer: "
+                               f"{exc or type(exc).__name__}",
+                               hint="the guest stopped answering (ssh_read_write_timeout) or went away") from None
         finally:
-            chan.close()
+            if chan is not None:
+                chan.close()
 
     def _exec(self, command: str) -> int:
         chan = self.transport_of().open_session(timeout=30)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -86,3 +87,17 @@ def test_errors_name_the_path(comm: Communicator, tmp_path: Path) -> None:
         comm.download("/nonexistent-file", tmp_path / "nope")
     assert not (tmp_path / "nope").exists()
     assert comm.run("true") == 0  # the session is still usable
+
+
+def test_a_guest_that_stops_answering_mid_transfer_is_a_clear_error(scp_only: SshServer, tmp_path: Path) -> None:
+    pids: list[str] = []
+    with connect(scp_only.settings(file_transfer="scp", read_write_timeout=1.5)) as c:
+        assert c.run("echo $PPID", on_line=pids.append) == 0
+        os.kill(int(pids[0]), signal.SIGSTOP)  # the session's sshd freezes, as a guest that vanished
+        try:
+            start = time.monotonic()
+            with pytest.raises(FactoryError, match="cannot upload to /tmp/x on the guest: the connection failed"):
+                c.upload(os.urandom(4 << 20), "/tmp/x")
+            assert time.monotonic() - start < 8
+        finally:
+            os.kill(int(pids[0]), signal.SIGKILL)
