@@ -58,6 +58,7 @@ def build_source(build: Any, source: Any, root: Path, bus: EventBus, opts: Build
     ctx.settings = settings_from(source.config, source.name, root)
     ctx.driver = driver(DRIVERS[source.type])
     vm.check_before_start(ctx)  # a typo in a key name must not cost a VM boot to find
+    unattended.check_vars(ctx)
 
     def on_failure(c: BuildContext, exc: BaseException) -> None:
         if not isinstance(exc, KeyboardInterrupt) and c.on_error is not OnError.ABORT:

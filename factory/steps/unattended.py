@@ -8,37 +8,58 @@ the installer at the config served by the build's HTTP server.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from secrets import token_urlsafe
 from typing import Any
 
 from factory.build import Step
-from factory.errors import FactoryError
+from factory.errors import FactoryError, FactoryErrors
 from factory.machine.driver import DirectBoot
 from factory.steps.context import BuildContext
 
-GUEST_HTTP = "http://10.0.2.2:{port}/"
-
 
 def _vars(ctx: BuildContext) -> Any:
+    """The install's variables: preseed_vars plus the build's user, password or key, and power-off at the end."""
     from factory.media.preseed import PreseedVars
 
     pairs = [f"{k}={v}" for k, v in (getattr(ctx.config, "preseed_vars", None) or {}).items()]
-    given = {p.split("=", 1)[0] for p in pairs}
+    given = {p.split("=", 1)[0].strip().replace("-", "_") for p in pairs}
     if "username" not in given and getattr(ctx.config, "ssh_username", None):
         pairs.append(f"username={ctx.s.ssh_username}")
-    if "password" not in given and ctx.s.ssh_password:
-        pairs.append(f"password={ctx.s.ssh_password}")
+    if not given & {"password", "password_hash"}:
+        # Installers insist on a password; with none given the account gets an unguessable one (never shown,
+        # stored only as its hash on the media) and is reached with the build's key.
+        pairs.append(f"password={ctx.s.ssh_password or token_urlsafe(24)}")
     if ctx.keypair is not None:
         pairs.append(f"ssh_authorized_keys={ctx.keypair.public_openssh}")
     # The install phase ends when the installer powers off (a reboot ends the VM too: -no-reboot).
     pairs.append("poweroff=true")
-    return PreseedVars.from_pairs(pairs)
+    try:
+        return PreseedVars.from_pairs(pairs)
+    except FactoryError as exc:
+        raise _in_template(ctx, exc) from None
 
 
-def direct_kernel_args(family: Any, port: int) -> str:
-    """Installer arguments that fetch the config over HTTP from the build's server (guest view: 10.0.2.2)."""
+def _in_template(ctx: BuildContext, exc: FactoryError) -> FactoryError:
+    """The variable checks speak of `--var NAME` (the CLI); in a build the same values come from preseed_vars."""
+    def one(err: FactoryError) -> FactoryError:
+        text = err.message.removeprefix("--var ").replace("(--var password=", "(password=")
+        return FactoryError(f"source {ctx.source_type}.{ctx.source_name}: preseed_vars.{text}", hint=err.hint)
+
+    if isinstance(exc, FactoryErrors):
+        return FactoryErrors([one(e) for e in exc.errors])
+    return one(exc)
+
+
+def check_vars(ctx: BuildContext) -> None:
+    """Check preseed_vars before anything starts (a typo must not cost an ISO download or a VM boot to find)."""
+    if getattr(ctx.config, "iso", None):
+        _vars(ctx)
+
+
+def direct_kernel_args(family: Any, base: str) -> str:
+    """Installer arguments that fetch the config from base, the build's HTTP server as the guest sees it."""
     from factory.media.catalog import InstallerFamily
 
-    base = GUEST_HTTP.format(port=port)
     if family is InstallerFamily.SUBIQUITY:
         return f"autoinstall ds=nocloud-net;s={base}nocloud/"
     if family is InstallerFamily.DEBIAN:
@@ -91,6 +112,6 @@ def finish_direct_boot(ctx: BuildContext) -> None:
     """Once the HTTP server has its port, put the config URL on the kernel command line."""
     if ctx.direct_boot is None or ctx.release is None or ctx.http is None:
         return
-    args = direct_kernel_args(ctx.release.family, ctx.http.port)
+    args = direct_kernel_args(ctx.release.family, f"http://{ctx.http.guest_host}:{ctx.http.port}/")
     ctx.direct_boot = DirectBoot(ctx.direct_boot.kernel, ctx.direct_boot.initrd,
                                  f"{args} {ctx.direct_boot.cmdline}".strip())
