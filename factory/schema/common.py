@@ -218,8 +218,9 @@ class CommunicatorOptions:
                                        "on `127.0.0.1:PORT` on the build host and connections reach "
                                        "`HOST:HOSTPORT` as seen from the guest.")
     ssh_bastion_host: str | None = opt(None, help="Jump host: factory logs in there and reaches the guest's "
-                                       "sshd through it (a `direct-tcpip` channel, like `ssh -J`). Excludes "
-                                       "`ssh_proxy_host`.")
+                                       "sshd through it (a `direct-tcpip` channel, like `ssh -J`), so the "
+                                       "bastion connects to `ssh_host`: use it with `skip_nat_mapping` and the "
+                                       "guest's address as the bastion sees it. Excludes `ssh_proxy_host`.")
     ssh_bastion_port: int = opt(22, help="SSH port of the bastion host.")
     ssh_bastion_agent_auth: bool = opt(False, help="Log in to the bastion with the local SSH agent's keys.")
     ssh_bastion_username: str | None = opt(None, help="User on the bastion host (default: `ssh_username`).")
@@ -231,8 +232,9 @@ class CommunicatorOptions:
                                                    "`ssh_private_key_file`).")
     ssh_bastion_certificate_file: str | None = opt(None, help="OpenSSH user certificate for "
                                                    "`ssh_bastion_private_key_file`.")
-    ssh_proxy_host: str | None = opt(None, help="SOCKS5 proxy to reach the guest's sshd through (the proxy "
-                                     "resolves the name). Excludes `ssh_bastion_host`.")
+    ssh_proxy_host: str | None = opt(None, help="SOCKS5 proxy to reach the guest's sshd through: the proxy "
+                                     "resolves and connects to `ssh_host` (with `skip_nat_mapping`, the guest's "
+                                     "address as the proxy sees it). Excludes `ssh_bastion_host`.")
     ssh_proxy_port: int = opt(1080, help="Port of the SOCKS5 proxy.")
     ssh_proxy_username: str | None = opt(None, help="User for the SOCKS5 proxy (RFC 1929).")
     ssh_proxy_password: str | None = opt(None, help="Password for the SOCKS5 proxy.", sensitive=True)
