@@ -83,8 +83,11 @@ def test_bastion_and_proxy_exclude_each_other(sshd: SshServer, bastion: SshServe
 
 
 _INTERACTIVE = textwrap.dedent("""
-    import sys
-    from factory.comm.keys import KeyPair
+    import os, sys
+    # A session leader opening a terminal gets it as its controlling terminal, as a user at a console has.
+    tty = os.open(sys.argv[5], os.O_RDWR)
+    for fd in (0, 1, 2):
+        os.dup2(tty, fd)
     from factory.comm.route import Bastion
     from factory.comm.ssh import SSHSettings, connect
     host, port, bport, key = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
@@ -96,19 +99,21 @@ _INTERACTIVE = textwrap.dedent("""
 
 def test_bastion_interactive_asks_at_the_terminal(sshd: SshServer, bastion: SshServer, tmp_path: Path) -> None:
     key = sshd.keypair.write_private(tmp_path / "target_key")
-    pid, fd = pty.fork()
-    if pid == 0:  # the child has the pty as its controlling terminal, as a user at a console would
-        os.execv(sys.executable, [sys.executable, "-c", _INTERACTIVE, sshd.host, str(sshd.port),
-                                  str(bastion.port), str(key)])
-    seen = b""
+    fd, child_end = pty.openpty()
+    # No fork of this (threaded) process: a new session whose first act is to open the pty (see above).
+    child = subprocess.Popen([sys.executable, "-c", _INTERACTIVE, sshd.host, str(sshd.port), str(bastion.port),
+                              str(key), os.ttyname(child_end)], start_new_session=True,
+                             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    seen = b""  # child_end stays open here until the end: closed before the child opens it, reads would fail
     try:
         seen = _read_until(fd, b"assword:", 20)
         os.write(fd, PASSWORD.encode() + b"\n")
         seen += _read_until(fd, b"interactive-ok", 20)
     finally:
-        with contextlib.suppress(ChildProcessError):
-            os.waitpid(pid, 0)
+        child.kill()
+        child.wait()
         os.close(fd)
+        os.close(child_end)
     assert b"interactive-ok" in seen
     assert PASSWORD.encode() not in seen  # no echo of the answer
 
