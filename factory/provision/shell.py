@@ -48,7 +48,9 @@ def scripts_of(config: ShellProvisioner, ctx: ProvisionContext) -> list[Script]:
     for path in paths:
         local = ctx.local_path(path)
         try:
-            found.append(Script(path, local.read_bytes()))
+            data = local.read_bytes()
+            # Packer converts Windows line endings unless `binary = true` (a CRLF shebang line cannot run).
+            found.append(Script(path, data if config.binary else data.replace(b"\r\n", b"\n")))
         except OSError as exc:
             raise FactoryError(f"shell provisioner: cannot read script {local}: {exc.strerror or exc}",
                                hint="paths are relative to the directory factory runs in") from None

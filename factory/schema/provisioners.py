@@ -32,7 +32,8 @@ class ShellProvisioner(EnvOptions, Checked, Component, kind=Kind.PROVISIONER, na
                               "first failing command.")
     script: str | None = opt(None, help="Path of a local script uploaded to the guest and run.")
     scripts: list[str] = opt([], help="Paths of local scripts uploaded and run in order.")
-    binary: bool = opt(False, help="Upload scripts as-is (no line-ending conversion).", support=IGNORED)
+    binary: bool = opt(False, help="Upload scripts byte for byte; by default Windows line endings (CRLF) are "
+                       "converted to LF, as Packer does.")
     use_env_var_file: bool = opt(False, help="Write the variables to a file sourced by the script instead of "
                                  "prefixing the command.")
     execute_command: str = opt("chmod +x {{.Path}}; {{.Vars}} {{.Path}}", help="Command that runs each "

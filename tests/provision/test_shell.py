@@ -166,7 +166,8 @@ def test_the_script_arrives_byte_for_byte(comm: Communicator, ctx: ProvisionCont
                                            tmp_path: Path, content: bytes) -> None:
     """Written by the shell that runs it (printf, or cat from stdin when it cannot fit in argv or holds NUL)."""
     (tmp_path / "s.sh").write_bytes(content)
-    run("shell", shell(script="s.sh", remote_folder=remote_dir, remote_file="s.sh", skip_clean=True), comm, ctx)
+    run("shell", shell(script="s.sh", remote_folder=remote_dir, remote_file="s.sh", skip_clean=True, binary=True),
+        comm, ctx)
     got = tmp_path / "got.sh"
     comm.download(f"{remote_dir}/s.sh", got)
     assert got.read_bytes() == content
@@ -206,3 +207,14 @@ def test_on_a_pty_a_big_script_goes_by_the_transfer_method(sshd: SshServer, ctx:
         comm.download(f"{remote_dir}/s.sh", tmp_path / "got.sh")
     assert (tmp_path / "got.sh").read_bytes() == content
     assert "on-a-pty" in out
+
+
+def test_crlf_scripts_are_converted_unless_binary(comm: Communicator, ctx: ProvisionContext, out: list[str],
+                                                  remote_dir: str, tmp_path: Path) -> None:
+    (tmp_path / "win.sh").write_bytes(b"#!/bin/sh\r\necho converted\r\n")
+    run("shell", shell(script="win.sh"), comm, ctx)
+    assert "converted" in out
+    run("shell", shell(script="win.sh", binary=True, remote_folder=remote_dir, remote_file="w.sh", skip_clean=True,
+                       execute_command="true"), comm, ctx)
+    comm.download(f"{remote_dir}/w.sh", tmp_path / "got.sh")
+    assert (tmp_path / "got.sh").read_bytes() == b"#!/bin/sh\r\necho converted\r\n"
