@@ -21,8 +21,8 @@ def _vars(ctx: BuildContext) -> Any:
     """The install's variables: preseed_vars plus the build's user, password or key, and power-off at the end."""
     from factory.media.preseed import PreseedVars
 
-    pairs = [f"{k}={v}" for k, v in (getattr(ctx.config, "preseed_vars", None) or {}).items()]
-    given = {p.split("=", 1)[0].strip().replace("-", "_") for p in pairs}
+    pairs = [f"{k}={v}" for k, v in _preseed_vars(ctx).items()]
+    given = _given(ctx)
     if "username" not in given and getattr(ctx.config, "ssh_username", None):
         pairs.append(f"username={ctx.s.ssh_username}")
     if not given & {"password", "password_hash"}:
@@ -37,6 +37,21 @@ def _vars(ctx: BuildContext) -> Any:
         return PreseedVars.from_pairs(pairs)
     except FactoryError as exc:
         raise _in_template(ctx, exc) from None
+
+
+def _preseed_vars(ctx: BuildContext) -> dict[str, str]:
+    return dict(getattr(ctx.config, "preseed_vars", None) or {})
+
+
+def _given(ctx: BuildContext) -> set[str]:
+    return {k.strip().replace("-", "_") for k in _preseed_vars(ctx)}
+
+
+def per_build(ctx: BuildContext) -> bool:
+    """Whether the config holds what only this build has (its ephemeral key, an unguessable password): media
+    made with it can never be used again, so caching them would only fill the cache with ISO-sized files."""
+    has_password = bool(_given(ctx) & {"password", "password_hash"}) or bool(ctx.s.ssh_password)
+    return ctx.keypair is not None or not has_password
 
 
 def _in_template(ctx: BuildContext, exc: FactoryError) -> FactoryError:
@@ -94,9 +109,12 @@ class Unattended(Step[BuildContext]):
             out = ctx.workdir / "unattended.iso"
             from factory.media.cache import indexed_sha256
 
-            remaster.remaster_cached(ctx.media, release.sha256 or indexed_sha256(ctx.media), out,
-                                     config=rendered, kernel_args=release.family.kernel_args(release.volume_id),
-                                     boot_configs=release.boot_configs)
+            args = release.family.kernel_args(release.volume_id)
+            if per_build(ctx):
+                remaster.remaster(ctx.media, out, config=rendered, kernel_args=args, boot_configs=release.boot_configs)
+            else:
+                remaster.remaster_cached(ctx.media, release.sha256 or indexed_sha256(ctx.media), out,
+                                         config=rendered, kernel_args=args, boot_configs=release.boot_configs)
             ctx.media = out
             ctx.say(f"unattended {release.title} media made ({', '.join(sorted(rendered.files))})")
             return
