@@ -232,3 +232,16 @@ def test_test_installer_reads_block_style_yaml(tmp_path: Path) -> None:
     assert read == {"hostname": ["box"], "username": ["o'brien"], "password": ["$6$x$y"], "allow_pw": ["false"],
                     "keys": ["ssh-ed25519 AAAA k1", "ssh-ed25519 BBBB k2"],
                     "late": ["touch /target/a", 'echo "b" > /target/b'], "shutdown": ["reboot"]}
+
+
+def test_bad_preseed_vars_fail_before_anything_is_fetched_or_made(tmp_path: Path) -> None:
+    (tmp_path / "t.pkr.hcl").write_text(TEMPLATE.format(name=CATALOG_NAME, method="media", hostname="bad_name",
+                                                        password_hash=PASSWORD_HASH, port_min=47900,
+                                                        port_max=47909))
+    # No FACTORY_ISOS_DIR: the release is not even looked up before the variables are known to be good.
+    proc = subprocess.run([sys.executable, "-m", "factory", "build", "t.pkr.hcl"], cwd=tmp_path, capture_output=True,
+                          text=True, timeout=120, env={**os.environ, "COLUMNS": "300"})
+    assert proc.returncode != 0
+    assert "source qemu.catalog: preseed_vars.hostname: 'bad_name' is not a valid host name" in proc.stderr
+    assert "Traceback" not in proc.stderr and "Fetching" not in proc.stderr + proc.stdout
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["t.pkr.hcl"]
