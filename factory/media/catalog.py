@@ -40,9 +40,12 @@ class InstallerFamily(StrEnum):
         if self is InstallerFamily.DEBIAN:
             # The netinst CD initrd mounts the media at /cdrom; priority=critical hides unanswered questions.
             return "auto=true priority=critical preseed/file=/cdrom/preseed.cfg"
-        # dracut's hd:LABEL= syntax writes spaces as \x20.
-        label = volume_id.replace(" ", "\\x20")
-        return f"inst.ks=hd:LABEL={label}:/ks.cfg"
+        return f"inst.ks=hd:LABEL={dracut_label(volume_id)}:/ks.cfg"
+
+
+def dracut_label(volume_id: str) -> str:
+    """A volume id as dracut's hd:LABEL= syntax takes it (spaces written as \\x20)."""
+    return volume_id.replace(" ", "\\x20")
 
 
 _MEDIA_FILES = {

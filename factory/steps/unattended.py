@@ -71,15 +71,16 @@ def check_vars(ctx: BuildContext) -> None:
         _vars(ctx)
 
 
-def direct_kernel_args(family: Any, base: str) -> str:
+def direct_kernel_args(family: Any, base: str, volume_id: str) -> str:
     """Installer arguments that fetch the config from base, the build's HTTP server as the guest sees it."""
-    from factory.media.catalog import InstallerFamily
+    from factory.media.catalog import InstallerFamily, dracut_label
 
     if family is InstallerFamily.SUBIQUITY:
-        return f"autoinstall ds=nocloud-net;s={base}nocloud/"
+        return f"autoinstall ds=nocloud-net;s={base}nocloud/"  # casper finds the live media by scanning
     if family is InstallerFamily.DEBIAN:
-        return f"auto=true priority=critical preseed/url={base}preseed.cfg"
-    return f"inst.ks={base}ks.cfg"
+        return f"auto=true priority=critical preseed/url={base}preseed.cfg"  # so does d-i's cdrom-detect
+    # Anaconda's initrd is told where its stage2 is by the ISO's boot menu, which a direct boot skips.
+    return f"inst.stage2=hd:LABEL={dracut_label(volume_id)} inst.ks={base}ks.cfg"
 
 
 class Unattended(Step[BuildContext]):
@@ -130,6 +131,7 @@ def finish_direct_boot(ctx: BuildContext) -> None:
     """Once the HTTP server has its port, put the config URL on the kernel command line."""
     if ctx.direct_boot is None or ctx.release is None or ctx.http is None:
         return
-    args = direct_kernel_args(ctx.release.family, f"http://{ctx.http.guest_host}:{ctx.http.port}/")
+    args = direct_kernel_args(ctx.release.family, f"http://{ctx.http.guest_host}:{ctx.http.port}/",
+                              ctx.release.volume_id)
     ctx.direct_boot = DirectBoot(ctx.direct_boot.kernel, ctx.direct_boot.initrd,
                                  f"{args} {ctx.direct_boot.cmdline}".strip())

@@ -19,10 +19,11 @@ from factory.steps.unattended import Unattended, _vars, check_vars, direct_kerne
 
 def test_direct_kernel_args_point_at_the_build_http_server() -> None:
     base = "http://10.0.2.2:8123/"
-    assert direct_kernel_args(InstallerFamily.SUBIQUITY, base) == (
+    assert direct_kernel_args(InstallerFamily.SUBIQUITY, base, "Ubuntu-Server 24.04.3 LTS amd64") == (
         "autoinstall ds=nocloud-net;s=http://10.0.2.2:8123/nocloud/")
-    assert "preseed/url=http://10.0.2.2:8123/preseed.cfg" in direct_kernel_args(InstallerFamily.DEBIAN, base)
-    assert direct_kernel_args(InstallerFamily.ANACONDA, base) == "inst.ks=http://10.0.2.2:8123/ks.cfg"
+    assert "preseed/url=http://10.0.2.2:8123/preseed.cfg" in direct_kernel_args(InstallerFamily.DEBIAN, base, "D")
+    assert direct_kernel_args(InstallerFamily.ANACONDA, base, "Rocky 9") == (
+        "inst.stage2=hd:LABEL=Rocky\\x209 inst.ks=http://10.0.2.2:8123/ks.cfg")
 
 
 def test_unattended_vars_get_the_ssh_user_key_and_poweroff() -> None:
