@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from secrets import token_urlsafe
 from typing import Any
 
+from factory import ui
 from factory.build import Step
 from factory.errors import FactoryError, FactoryErrors
 from factory.machine.driver import DirectBoot
@@ -111,11 +112,17 @@ class Unattended(Step[BuildContext]):
             from factory.media.cache import indexed_sha256
 
             args = release.family.kernel_args(release.volume_id)
-            if per_build(ctx):
-                remaster.remaster(ctx.media, out, config=rendered, kernel_args=args, boot_configs=release.boot_configs)
-            else:
-                remaster.remaster_cached(ctx.media, release.sha256 or indexed_sha256(ctx.media), out,
-                                         config=rendered, kernel_args=args, boot_configs=release.boot_configs)
+            with ui.progress(f"remaster {ctx.media.name}", ctx.media.stat().st_size) as bar:
+                def step(n: int, _total: int) -> None:
+                    bar.advance(n)
+
+                if per_build(ctx):
+                    remaster.remaster(ctx.media, out, config=rendered, kernel_args=args,
+                                      boot_configs=release.boot_configs, progress=step)
+                else:
+                    remaster.remaster_cached(ctx.media, release.sha256 or indexed_sha256(ctx.media), out,
+                                             config=rendered, kernel_args=args, boot_configs=release.boot_configs,
+                                             progress=step)
             ctx.media = out
             ctx.say(f"unattended {release.title} media made ({', '.join(sorted(rendered.files))})")
             return
