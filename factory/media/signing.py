@@ -12,8 +12,9 @@ import os
 import tempfile
 from pathlib import Path
 
-from factory import paths, run
+from factory import run
 from factory.errors import FactoryError
+from factory.media.catalog import catalog_dirs
 
 SYSTEM_KEYRINGS = Path("/usr/share/keyrings")
 KEYRING_SUFFIXES = (".gpg", ".kbx", ".asc", ".pub")
@@ -26,7 +27,8 @@ class KeyNotFound(FactoryError):
 def keyring_files() -> list[Path]:
     sources = [Path(p) for p in os.environ.get("FACTORY_KEYRING", "").split(os.pathsep) if p]
     with contextlib.suppress(FileNotFoundError):
-        sources.append(paths.data_dir("isos") / "keys")
+        # Each catalog folder keeps its vendors' keys beside its releases (isos/keys/, $FACTORY_ISOS_DIR/keys/).
+        sources += [folder / "keys" for folder in catalog_dirs()]
     sources.append(SYSTEM_KEYRINGS)
     found: list[Path] = []
     for src in sources:

@@ -210,3 +210,14 @@ def test_iso_list_shows_a_release_from_factory_isos_dir(tmp_path: Path) -> None:
                env={"FACTORY_ISOS_DIR": str(tmp_path), "COLUMNS": "400"})
     out = proc.stdout.decode()
     assert str(tmp_path) in out and "Test 1.0" in out and "ubuntu-24.04" in out
+
+
+def test_keys_beside_a_factory_isos_dir_release_are_used(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from factory.media import signing
+
+    (tmp_path / "keys").mkdir()
+    (tmp_path / "keys" / "vendor.gpg").write_bytes(b"")
+    monkeypatch.setenv("FACTORY_ISOS_DIR", str(tmp_path))
+    found = signing.keyring_files()
+    assert found.index(tmp_path / "keys" / "vendor.gpg") < found.index(next(
+        p for p in found if p.parent == catalog.catalog_dir() / "keys"))
