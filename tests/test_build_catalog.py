@@ -242,6 +242,35 @@ def test_bad_preseed_vars_fail_before_anything_is_fetched_or_made(tmp_path: Path
     proc = subprocess.run([sys.executable, "-m", "factory", "build", "t.pkr.hcl"], cwd=tmp_path, capture_output=True,
                           text=True, timeout=120, env={**os.environ, "COLUMNS": "300"})
     assert proc.returncode != 0
-    assert "source qemu.catalog: preseed_vars.hostname: 'bad_name' is not a valid host name" in proc.stderr
+    assert ("t.pkr.hcl:5:3 (source.qemu.catalog.preseed_vars): preseed_vars.hostname: 'bad_name' is not a valid "
+            "host name") in proc.stderr
     assert "Traceback" not in proc.stderr and "Fetching" not in proc.stderr + proc.stdout
     assert sorted(p.name for p in tmp_path.iterdir()) == ["t.pkr.hcl"]
+
+
+def test_validate_names_file_line_for_an_unknown_release_and_bad_preseed_vars(tmp_path: Path) -> None:
+    template = TEMPLATE.format(name="ubuntu-24.4", method="media", hostname="web1", password_hash=PASSWORD_HASH,
+                               port_min=47900, port_max=47909)
+    (tmp_path / "t.pkr.hcl").write_text(template.replace('hostname      = "web1"', 'hosname = "web1"'))
+    proc = subprocess.run([sys.executable, "-m", "factory", "validate", "t.pkr.hcl"], cwd=tmp_path,
+                          capture_output=True, text=True, timeout=120, env={**os.environ, "COLUMNS": "300"})
+    assert proc.returncode != 0 and "Traceback" not in proc.stderr
+    assert ("t.pkr.hcl:3:3 (source.qemu.catalog.iso): unknown release 'ubuntu-24.4': no ubuntu-24.4.toml in the "
+            "ISO catalog") in proc.stderr
+    assert "hint: did you mean 'ubuntu-24.04'?" in proc.stderr
+    assert "t.pkr.hcl:5:3 (source.qemu.catalog.preseed_vars): preseed_vars.hosname: unknown variable" in proc.stderr
+    assert "hint: did you mean 'hostname'?" in proc.stderr
+    # The test release is found through FACTORY_ISOS_DIR; no password in preseed_vars is fine (the build adds one).
+    catalog = tmp_path / "cat"
+    catalog.mkdir()
+    (catalog / f"{CATALOG_NAME}.toml").write_text(
+        f'name = "{CATALOG_NAME}"\ntitle = "T"\nfamily = "autoinstall"\nvolume_id = "V"\nkernel = "k"\n'
+        f'initrd = "i"\nboot_configs = ["boot/grub/grub.cfg"]\n[iso]\nfilename = "t.iso"\nurls = ["/t.iso"]\n'
+        f'sha256 = "{"0" * 64}"\n')
+    good = TEMPLATE.format(name=CATALOG_NAME, method="direct-kernel", hostname="web1", password_hash="",
+                           port_min=47900, port_max=47909).replace('    password_hash = ""\n', "")
+    (tmp_path / "t.pkr.hcl").write_text(good)
+    proc = subprocess.run([sys.executable, "-m", "factory", "validate", "t.pkr.hcl"], cwd=tmp_path,
+                          capture_output=True, text=True, timeout=120,
+                          env={**os.environ, "COLUMNS": "300", "FACTORY_ISOS_DIR": str(catalog)})
+    assert proc.returncode == 0, proc.stderr

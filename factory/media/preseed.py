@@ -180,6 +180,22 @@ class PreseedVars:
         return " ; ".join([*cmds, *self.late_commands])
 
 
+def from_template(values: Mapping[str, str], extra: Sequence[str] = ()) -> PreseedVars:
+    """PreseedVars from a template's `preseed_vars` map plus the build's own KEY=VALUE pairs (user, key,
+    password); problems are worded `preseed_vars.KEY: ...` (the CLI's wording is `--var KEY`)."""
+    try:
+        return PreseedVars.from_pairs([*(f"{k}={v}" for k, v in values.items()), *extra])
+    except FactoryErrors as exc:
+        raise FactoryErrors([_template_wording(e) for e in exc.errors]) from None
+    except FactoryError as exc:
+        raise _template_wording(exc) from None
+
+
+def _template_wording(err: FactoryError) -> FactoryError:
+    text = err.message.removeprefix("--var ").replace("(--var password=", "(password=")
+    return FactoryError(f"preseed_vars.{text}", hint=err.hint)
+
+
 _LIST_FIELDS = ("ssh_authorized_keys", "packages", "late_commands")
 _BOOL_FIELDS = ("poweroff", "sudo_nopasswd", "ssh_password_auth")
 

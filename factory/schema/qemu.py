@@ -24,6 +24,32 @@ from factory.schema.types import Checked
 IGNORED = Support.IGNORED
 
 
+def _catalog_release(name: str) -> object:
+    """`iso` names a release of the ISO catalog (checked at load, so a typo names file:line)."""
+    from factory.media import catalog
+
+    return catalog.load(name)
+
+
+# A well-formed SHA-512 crypt stand-in: when preseed_vars has no password the build supplies one (ssh_password or
+# an unguessable one), so the other variables are checked with this in its place.
+_STAND_IN_HASH = "$6$" + "0" * 16 + "$" + "0" * 86
+
+
+def _preseed_vars(values: dict[str, Any]) -> object:
+    """`preseed_vars` are the variables `factory iso-build --var` takes, with the same checks."""
+    from factory.errors import FactoryError, FactoryErrors
+    from factory.media.preseed import from_template
+
+    given = {str(k).strip().replace("-", "_") for k in values}
+    extra = [] if given & {"password", "password_hash"} else [f"password_hash={_STAND_IN_HASH}"]
+    try:
+        return from_template({str(k): str(v).lower() if isinstance(v, bool) else str(v) for k, v in values.items()},
+                             extra)
+    except FactoryErrors as exc:
+        raise FactoryError("; ".join(e.message for e in exc.errors), hint=exc.errors[0].hint) from None
+
+
 @dataclass(frozen=True)
 class QemuSource(SourceOptions, Checked, Component, kind=Kind.SOURCE, name="qemu"):
     """A QEMU virtual machine driven through QMP: install from an ISO or start from a cloud image."""
@@ -160,7 +186,9 @@ class QemuSource(SourceOptions, Checked, Component, kind=Kind.SOURCE, name="qemu
     }
     EXCLUSIVE: ClassVar[tuple[tuple[str, ...], ...]] = (*SourceOptions.SOURCE_EXCLUSIVE, ("iso", "iso_url"),
                                                        ("iso", "iso_urls"))
-    VALIDATORS: ClassVar[dict[str, Callable[[Any], object]]] = {"boot_steps": boot_steps,
+    VALIDATORS: ClassVar[dict[str, Callable[[Any], object]]] = {"iso": _catalog_release,
+                                                                "preseed_vars": _preseed_vars,
+                                                                "boot_steps": boot_steps,
                                                                 "qemu_img_args": DiskToolArgs.parse,
                                                                 # checked at load, so the error names file:line
                                                                 "vnc_password": vnc.check_password,

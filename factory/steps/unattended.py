@@ -20,9 +20,9 @@ from factory.steps.context import BuildContext
 
 def _vars(ctx: BuildContext) -> Any:
     """The install's variables: preseed_vars plus the build's user, password or key, and power-off at the end."""
-    from factory.media.preseed import PreseedVars
+    from factory.media.preseed import from_template
 
-    pairs = [f"{k}={v}" for k, v in _preseed_vars(ctx).items()]
+    pairs: list[str] = []
     given = _given(ctx)
     if "username" not in given and getattr(ctx.config, "ssh_username", None):
         pairs.append(f"username={ctx.s.ssh_username}")
@@ -35,9 +35,9 @@ def _vars(ctx: BuildContext) -> Any:
     # The install phase ends when the installer powers off (a reboot ends the VM too: -no-reboot).
     pairs.append("poweroff=true")
     try:
-        return PreseedVars.from_pairs(pairs)
+        return from_template(_preseed_vars(ctx), pairs)
     except FactoryError as exc:
-        raise _in_template(ctx, exc) from None
+        raise _in_source(ctx, exc) from None
 
 
 def _preseed_vars(ctx: BuildContext) -> dict[str, str]:
@@ -55,11 +55,9 @@ def per_build(ctx: BuildContext) -> bool:
     return ctx.keypair is not None or not has_password
 
 
-def _in_template(ctx: BuildContext, exc: FactoryError) -> FactoryError:
-    """The variable checks speak of `--var NAME` (the CLI); in a build the same values come from preseed_vars."""
+def _in_source(ctx: BuildContext, exc: FactoryError) -> FactoryError:
     def one(err: FactoryError) -> FactoryError:
-        text = err.message.removeprefix("--var ").replace("(--var password=", "(password=")
-        return FactoryError(f"source {ctx.source_type}.{ctx.source_name}: preseed_vars.{text}", hint=err.hint)
+        return FactoryError(f"source {ctx.source_type}.{ctx.source_name}: {err.message}", hint=err.hint)
 
     if isinstance(exc, FactoryErrors):
         return FactoryErrors([one(e) for e in exc.errors])

@@ -24,7 +24,7 @@ KNOWN_UNTESTED_QEMU = frozenset({
     "boot_key_interval", "cd_files", "cdrom_interface", "communicator", "cpu_model", "disk_additional_size",
     "efi_drop_efivars", "qemu_binary", "skip_resize_disk", "disk_cache", "disk_compression", "disk_detect_zeroes",
     "disk_discard", "efi_firmware_code", "efi_firmware_vars", "http_content", "http_port_max",
-    "http_port_min", "install_method", "iso_urls", "qemuargs", "screenshot_on_failure", "skip_compaction",
+    "http_port_min", "iso_urls", "qemuargs", "screenshot_on_failure", "skip_compaction",
     "ssh_handshake_attempts", "use_backing_file",
 })
 
