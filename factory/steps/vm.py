@@ -9,6 +9,7 @@ import contextlib
 import dataclasses
 import shutil
 import signal
+import sys
 import threading
 import time
 from collections.abc import Iterator, Mapping
@@ -105,6 +106,18 @@ def type_boot_command(ctx: BuildContext) -> None:
         if s.boot_steps:  # announced before it is typed, so a stuck installer shows which step it missed
             ctx.say(f"boot step {n}/{len(groups)}: {step.description or step.keys}")
         ctx.machine.send_keys(actions, interval)
+        if s.boot_steps and ctx.debug and n < len(groups):
+            _debug_pause(ctx, n)
+
+
+def _debug_pause(ctx: BuildContext, n: int) -> None:
+    """-debug: as Packer, wait for Enter after each boot step, so you can follow the installer on the screen."""
+    if not sys.stdin.isatty():
+        if n == 1:
+            ctx.say("-debug: stdin is not a terminal, so the boot steps are not paused")
+        return
+    ctx.say(f"-debug: paused after boot step {n}; press Enter to type the next one")
+    sys.stdin.readline()
 
 
 def check_boot_command(ctx: BuildContext) -> None:
