@@ -57,6 +57,10 @@ def test_install_phase_then_boot_installed_disk(test_installer_iso, tmp_path: Pa
     # The installer's progress was followed on its serial console, then the installed system was booted.
     assert "[serial] factory-test-installer: writing disk" in out
     assert out.index("installer finished") < out.index("VM started (run")
+    # Each phase's console is shown once and whole: the run phase neither repeats the install's lines nor loses
+    # its own first ones (its kernel's banner).
+    assert out.count("MiB of data)") == 1, out[-6000:]  # "writing disk /dev/vda (N MiB of data)"
+    assert "Linux version" in out[out.index("VM started (run"):], out[-6000:]
     assert "[shell] INSTALLED-SYSTEM-12" in out
     info = json.loads(subprocess.run(["qemu-img", "info", "--output=json", str(tmp_path / "out/installed.qcow2")],
                                      check=True, capture_output=True, text=True).stdout)

@@ -208,8 +208,9 @@ _ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]|\x1b[()][0-9A-Za-z]|[\x00-\x08\x0b-\
 class SerialFollower:
     """Follows a serial-console log file in a thread, handing each cleaned line to on_line."""
 
-    def __init__(self, path: Path, on_line: Callable[[str], None]) -> None:
-        self.path, self.on_line = path, on_line
+    def __init__(self, path: Path, on_line: Callable[[str], None], *, offset: int = 0) -> None:
+        """offset: where to start reading (the log's size before this VM started: earlier phases are not new)."""
+        self.path, self.on_line, self.offset = path, on_line, offset
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._follow, name=f"serial-{path.name}", daemon=True)
         self.lines: list[str] = []
@@ -225,7 +226,7 @@ class SerialFollower:
             self.on_line(text)
 
     def _follow(self) -> None:
-        pos, buf = 0, b""
+        pos, buf = self.offset, b""
         while True:
             stopping = self._stop.is_set()
             if self.path.exists():

@@ -131,7 +131,10 @@ def build_argv(spec: MachineSpec, qmp_socket: Path, *, binary: str = QEMU,
            if spec.ssh_host_port is not None else "")
     groups.append(["-netdev", f"user,id=user.0{fwd}"])
     groups.append(["-device", f"{spec.net_device},netdev=user.0"])
-    groups.append(["-serial", f"file:{spec.serial_log}"])
+    # Appended, not truncated (`-serial file:` would be): the run phase's QEMU must not wipe the install log.
+    # One group keyed by -serial, so a user's own -serial replaces both and a user's -chardev replaces neither.
+    log = str(spec.serial_log).replace(",", ",,")
+    groups.append(["-serial", "chardev:serial0", "-chardev", f"file,id=serial0,path={log},append=on"])
     groups.append(["-qmp", f"unix:{qmp_socket},server=on,wait=off"])
     if spec.user_qmp is not None:
         groups.append(["-qmp", f"unix:{spec.user_qmp},server=on,wait=off"])

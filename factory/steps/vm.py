@@ -67,7 +67,8 @@ def start_machine(ctx: BuildContext, spec: MachineSpec, phase: str) -> None:
     spec.serial_log.parent.mkdir(parents=True, exist_ok=True)
     with open(spec.serial_log, "ab") as fh:
         fh.write(f"\n--- factory: {phase} ---\n".encode())
-    ctx.serial = SerialFollower(spec.serial_log, lambda line: ctx.output("serial", line)).start()
+        offset = fh.tell()
+    ctx.serial = SerialFollower(spec.serial_log, lambda line: ctx.output("serial", line), offset=offset).start()
     machine = ctx.driver.machine(spec)
     ctx.machine = machine
     ctx.cleanups.push(f"stop VM ({phase})", machine.stop)
