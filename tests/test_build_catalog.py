@@ -125,7 +125,7 @@ def run_build(tmp_path: Path, installer: InstallerISO, method: str, hostname: st
         for line in proc.stdout:
             lines.append(line)
             if "installer sshd listening on port 22" in line and rounds_at_sshd < 0:
-                rounds_at_sshd = watch.rounds  # the first time: the run phase shows the install's log again
+                rounds_at_sshd = watch.rounds
             if "installer finished" in line:
                 watch.stop.set()
         proc.wait(timeout=60)
