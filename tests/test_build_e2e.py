@@ -46,6 +46,8 @@ source "qemu" "e2e" {
   shutdown_timeout = "2m"
   host_port_min    = 47300
   host_port_max    = 47400
+  # The image must not keep the key factory generated.
+  ssh_clear_authorized_keys = true
   # The guest fetches from the build's HTTP server over IPv6 (user networking's fec0::2 is the host's ::1).
   http_network_protocol = "tcp6"
   http_content     = { "/probe" = "HTTP-OVER-IPV6-OK" }
@@ -97,7 +99,7 @@ After=systemd-remount-fs.service
 
 [Service]
 Type=oneshot
-ExecStart=/bin/sh -c 'echo "PERSISTED: $(cat /etc/e2e-marker)" > /dev/ttyS0'
+ExecStart=/bin/sh -c 'echo "PERSISTED: $(cat /etc/e2e-marker) AUTHKEYS: $(cat /home/e2e/.ssh/authorized_keys /root/.ssh/authorized_keys 2>/dev/null | grep -c ssh-)" > /dev/ttyS0'
 
 [Install]
 WantedBy=sysinit.target
@@ -140,5 +142,7 @@ def test_factory_build_cloud_image_end_to_end(debian_guest, tmp_path: Path) -> N
     subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", "-b", str(disk), "-F", "qcow2", str(overlay)],
                    check=True)
     result = boot_until([*firmware_args("uefi", tmp_path), "-drive", f"file={overlay},if=virtio,format=qcow2"],
-                        r"PERSISTED: FILE-MARKER-OK", timeout=600, workdir=tmp_path)
+                        r"PERSISTED: FILE-MARKER-OK AUTHKEYS: \d+", timeout=600, workdir=tmp_path)
     assert result.matched, result.log[-3000:]
+    assert "PERSISTED: FILE-MARKER-OK AUTHKEYS: 0" in result.log, result.log[-3000:]  # no ephemeral key left
+    assert "ephemeral key removed from /home/e2e/.ssh/authorized_keys" in out
