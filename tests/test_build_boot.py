@@ -21,26 +21,15 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from fixtures.grubvm import grub_image, grub_source
 from fixtures.httpfiles import serving
 from fixtures.sshd import SshServer
 from test_build_failures import RUNTIME, Run, _template, assert_nothing_left, qemu_pids
 
-GRUB_CFG = ("serial --unit=0 --speed=115200\nterminal_input console serial\nterminal_output console serial\n"
-            "echo GRUB-READY\n")
-
-
-def _grub_image(tmp: Path) -> Path:
-    root = tmp / "grubroot" / "boot" / "grub"
-    root.mkdir(parents=True)
-    (root / "grub.cfg").write_text(GRUB_CFG)
-    out = tmp / "grub.iso"
-    subprocess.run(["grub-mkrescue", "-o", str(out), str(tmp / "grubroot")], check=True, capture_output=True)
-    return out
-
 
 @pytest.fixture
 def iso_server(tmp_path: Path) -> Iterator[tuple[str, list[str]]]:
-    _grub_image(tmp_path)
+    grub_image(tmp_path, "grub.iso")
     with serving(tmp_path) as (base, seen):
         yield f"{base}/grub.iso", seen
 
@@ -128,26 +117,17 @@ def test_skip_nat_mapping_and_error_cleanup_provisioner_before_teardown(tmp_path
                                                                        sshd: SshServer) -> None:
     name = f"cleanup-{uuid.uuid4().hex[:8]}"
     (tmp_path / "t").mkdir()
-    image = _grub_image(tmp_path / "t")
+    image = grub_image(tmp_path / "t")
     key = sshd.keypair.write_private(tmp_path / "t" / "id_ed25519")
     marker, pids = tmp_path / "cleanup-ran", tmp_path / "qemu-pids"
     tpl = tmp_path / "t" / "t.pkr.hcl"
-    tpl.write_text(f"""
-source "qemu" "g" {{
-  iso_url              = "{image.name}"
-  iso_checksum         = "none"
-  disk_image           = true
-  format               = "raw"
-  accelerator          = "tcg"
-  headless             = true
-  memory               = 256
-  vm_name              = "{name}"
+    tpl.write_text(grub_source(image.name, name, f"""
   skip_nat_mapping     = true
   ssh_host             = "127.0.0.1"
   ssh_port             = {sshd.port}
   ssh_username         = "{sshd.username}"
   ssh_private_key_file = "{key}"
-}}
+""") + f"""
 build {{
   sources = ["source.qemu.g"]
   provisioner "shell" {{

@@ -10,8 +10,8 @@ import uuid
 from pathlib import Path
 
 import pytest
+from fixtures.grubvm import grub_image, grub_source
 from fixtures.sshd import PASSWORD, SshServer, free_port, running_sshd
-from test_build_boot import _grub_image
 from test_build_failures import Run, qemu_pids
 
 
@@ -19,7 +19,7 @@ from test_build_failures import Run, qemu_pids
 def test_build_through_a_bastion_with_scp_pty_and_a_local_tunnel(tmp_path: Path, sshd: SshServer) -> None:
     name = f"comm-{uuid.uuid4().hex[:8]}"
     (tmp_path / "t").mkdir()
-    image = _grub_image(tmp_path / "t")
+    image = grub_image(tmp_path / "t")
     key = sshd.keypair.write_private(tmp_path / "t" / "id_ed25519")
     tunnel = free_port()
     remote = f"/tmp/factory-{name}.txt"
@@ -27,16 +27,7 @@ def test_build_through_a_bastion_with_scp_pty_and_a_local_tunnel(tmp_path: Path,
                               capture_output=True, text=True).stdout.split()[1]
     with running_sshd(tmp_path / "bastion", extra="LogLevel DEBUG1\n") as bastion:
         tpl = tmp_path / "t" / "t.pkr.hcl"
-        tpl.write_text(f"""
-source "qemu" "g" {{
-  iso_url                  = "{image.name}"
-  iso_checksum             = "none"
-  disk_image               = true
-  format                   = "raw"
-  accelerator              = "tcg"
-  headless                 = true
-  memory                   = 256
-  vm_name                  = "{name}"
+        tpl.write_text(grub_source(image.name, name, f"""
   skip_nat_mapping         = true
   ssh_host                 = "127.0.0.1"
   ssh_port                 = {sshd.port}
@@ -49,7 +40,7 @@ source "qemu" "g" {{
   ssh_file_transfer_method = "scp"
   ssh_pty                  = true
   ssh_local_tunnels        = ["{tunnel}:127.0.0.1:{sshd.port}"]
-}}
+""") + f"""
 build {{
   sources = ["source.qemu.g"]
   provisioner "file" {{

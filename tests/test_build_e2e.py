@@ -99,7 +99,8 @@ After=systemd-remount-fs.service
 
 [Service]
 Type=oneshot
-ExecStart=/bin/sh -c 'echo "PERSISTED: $(cat /etc/e2e-marker) AUTHKEYS: $(cat /home/e2e/.ssh/authorized_keys /root/.ssh/authorized_keys 2>/dev/null | grep -c ssh-)" > /dev/ttyS0'
+ExecStart=/bin/sh -c 'echo "PERSISTED: $(cat /etc/e2e-marker) AUTHKEYS: $(cat /home/e2e/.ssh/authorized_keys \\
+  /root/.ssh/authorized_keys 2>/dev/null | grep -c ssh-)" > /dev/ttyS0'
 
 [Install]
 WantedBy=sysinit.target

@@ -18,6 +18,7 @@ import uuid
 from pathlib import Path
 
 import pytest
+from fixtures.grubvm import BUILD, grub_image, grub_source
 
 from factory import fsutil
 
@@ -27,32 +28,14 @@ RUNTIME = os.environ.get("XDG_RUNTIME_DIR") or "/tmp/factory-tests-runtime"
 
 def _template(tmp: Path, name: str, *, ssh_timeout: str, extra: str = "") -> Path:
     (tmp / "t").mkdir(exist_ok=True)
-    (tmp / "t" / "grub").mkdir(exist_ok=True)
-    cfg = tmp / "t" / "grub" / "boot" / "grub"
-    cfg.mkdir(parents=True, exist_ok=True)
-    (cfg / "grub.cfg").write_text("serial --unit=0 --speed=115200\nterminal_input console serial\n"
-                                  "terminal_output console serial\necho GRUB-READY\n")
-    subprocess.run(["grub-mkrescue", "-o", str(tmp / "t" / "grub.img"), str(tmp / "t" / "grub")], check=True,
-                   capture_output=True)
+    image = grub_image(tmp / "t")
     path = tmp / "t" / "t.pkr.hcl"
-    path.write_text(f"""
-source "qemu" "g" {{
-  iso_url      = "grub.img"
-  iso_checksum = "none"
-  disk_image   = true
-  format       = "raw"
-  accelerator  = "tcg"
-  headless     = true
-  memory       = 256
-  ssh_username = "nobody"
-  ssh_timeout  = "{ssh_timeout}"
-  vm_name      = "{name}"
+    options = f"""ssh_username  = "nobody"
+  ssh_timeout   = "{ssh_timeout}"
   host_port_min = 47100
   host_port_max = 47200
-  {extra}
-}}
-build {{ sources = ["source.qemu.g"] }}
-""")
+  {extra}"""
+    path.write_text(grub_source(image.name, name, options) + BUILD)
     return path
 
 
