@@ -61,7 +61,8 @@ PACKAGES = (
 DISK_MIB = 3072
 ESP_MIB = 128
 SECTOR = 512
-KERNEL_CMDLINE = "ro console=tty0 console=ttyS0,115200n8 net.ifnames=0"
+# no_timer_check: on a loaded TCG host the IO-APIC timer check can fail and panic the boot (cloud images skip it).
+KERNEL_CMDLINE = "ro console=tty0 console=ttyS0,115200n8 net.ifnames=0 no_timer_check"
 # Modules (and what they depend on) the test installer's initrd loads: CD over virtio-scsi, disk over virtio-blk.
 # (The CD-ROM may also sit on i440fx's PIIX IDE; q35's AHCI has no driver in the cloud kernel.)
 INSTALLER_MODULES = ("virtio_pci", "virtio_blk", "virtio_scsi", "ata_piix", "sr_mod", "isofs", "ext4")

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 from fixtures.guest import boot_guest_ssh, cloud_config, new_keypair
-from fixtures.installer import InstallerISO, data_extents
+from fixtures.installer import KERNEL_ARGS, InstallerISO, data_extents
 from fixtures.vm import firmware_args
 
 MIB = 1 << 20
@@ -31,7 +31,7 @@ def test_installer_iso_is_ubuntu_shaped(test_installer_iso: InstallerISO) -> Non
     for path in ("/casper/vmlinuz", "/casper/initrd", "/boot/grub/grub.cfg", "/payload/extents"):
         assert f"'{path}'" in listing
     grub = (test_installer_iso.tree / "boot/grub/grub.cfg").read_text()
-    assert "linux /casper/vmlinuz console=ttyS0,115200 ---" in grub and "initrd /casper/initrd" in grub
+    assert f"linux /casper/vmlinuz {KERNEL_ARGS} ---" in grub and "initrd /casper/initrd" in grub
     initrd = subprocess.run(["sh", "-c", f"zcat {test_installer_iso.initrd} | cpio -it --quiet"],
                             check=True, capture_output=True, text=True).stdout.split()
     assert {"init", "bin/busybox", "dev/console", "lib/modules/order", "lib/modules/virtio_blk.ko"} <= set(initrd)
