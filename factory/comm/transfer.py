@@ -87,13 +87,6 @@ class Transfer:
             with _remote_errors("create directory", current):
                 self.sftp.mkdir(current)
 
-    def remote_exists(self, path: str) -> bool:
-        try:
-            self.sftp.stat(path)
-        except OSError:
-            return False
-        return True
-
     def remote_isdir(self, path: str) -> bool:
         if self._scp is not None:
             return self._scp.remote_isdir(path)

@@ -119,7 +119,8 @@ class Shell(Provisioner, kind=ProvisionerType.SHELL):
                 ctx.emit("Connection dropped as expected (expect_disconnect); reconnecting for the next step")
                 return False
             raise FactoryError(f"shell provisioner: {script.name}: {exc.message}", hint=exc.hint) from exc
-        if code not in config.valid_exit_codes and not comm.remote_exists(remote):
+        # Asked of the remote shell, not SFTP: the guest may have no SFTP subsystem (ssh_file_transfer_method=scp).
+        if code not in config.valid_exit_codes and comm.run(f"test -e {shlex.quote(remote)}") != 0:
             raise FactoryError(f"shell provisioner: cannot upload {script.name} to {remote} on the guest "
                                f"(exit status {code})",
                                hint="remote_folder (or remote_path's directory) must exist and be writable by "

@@ -7,7 +7,7 @@ import time
 from pathlib import Path
 
 import pytest
-from fixtures.sshd import SshServer
+from fixtures.sshd import SshServer, running_sshd
 
 from factory import secrets
 from factory.comm.ssh import Communicator, connect
@@ -218,3 +218,12 @@ def test_crlf_scripts_are_converted_unless_binary(comm: Communicator, ctx: Provi
                        execute_command="true"), comm, ctx)
     comm.download(f"{remote_dir}/w.sh", tmp_path / "got.sh")
     assert (tmp_path / "got.sh").read_bytes() == b"#!/bin/sh\r\necho converted\r\n"
+
+
+def test_upload_errors_are_named_on_a_guest_without_sftp(tmp_path: Path, ctx: ProvisionContext) -> None:
+    with running_sshd(tmp_path / "scp-only", sftp=False) as server, \
+            connect(server.settings(file_transfer="scp")) as comm:
+        run("shell", shell(inline=["echo fine"]), comm, ctx)
+        with pytest.raises(FactoryError, match=r"cannot upload inline script to /nonexistent-dir/x\.sh"):
+            run("shell", shell(inline=["echo never"], remote_folder="/nonexistent-dir", remote_file="x.sh"), comm,
+                ctx)
