@@ -28,8 +28,8 @@ def test_waits_for_enter_on_a_terminal(ctx: ProvisionContext, out: list[str]) ->
             time.sleep(0.5)
             os.write(master, b"\n")
 
+        start = time.monotonic()  # before the thread starts its 0.5 s, or the wait can measure a hair less
         threading.Thread(target=press_enter).start()
-        start = time.monotonic()
         run("breakpoint", BreakpointProvisioner(note="inspect"), None, dataclasses.replace(ctx, stdin=tty))
         assert time.monotonic() - start >= 0.5
     os.close(master)
