@@ -52,4 +52,6 @@ class Artifact:
     state: dict[str, str] = field(default_factory=dict)
 
     def describe(self) -> str:
+        if not self.files:  # Packer's null builder says so rather than print an empty list
+            return f"{self.build_name}: did not export anything"
         return f"{self.build_name}: " + ", ".join(str(f) for f in self.files)

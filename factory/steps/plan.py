@@ -11,11 +11,12 @@ from factory.artifact.model import Artifact
 from factory.build import EventBus, OnError, Step, run_steps
 from factory.errors import FactoryError
 from factory.machine.driver import driver
-from factory.steps import comm, console, finish, prepare, unattended, vm
+from factory.steps import comm, console, finish, null, prepare, unattended, vm
 from factory.steps.context import BuildContext, settings_from
 
-# Source types factory builds, and the machine driver each one runs on.
+# Source types factory builds, and the machine driver each one runs on; `null` runs on no machine.
 DRIVERS = {"qemu": "qemu"}
+MACHINELESS = ("null",)
 
 
 def steps_for(ctx: BuildContext) -> list[Step[BuildContext]]:
@@ -49,13 +50,17 @@ def build_name(build: Any, source: Any) -> str:
 def build_source(build: Any, source: Any, root: Path, bus: EventBus, opts: BuildOptions,
                  run_uuid: str | None = None) -> list[Artifact]:
     """Run one source of one build block; returns the artifacts (builder's, then post-processors')."""
-    if source.type not in DRIVERS:
+    if source.type not in DRIVERS and source.type not in MACHINELESS:
         raise FactoryError(f"factory cannot build source type {source.type!r} yet",
-                           hint="supported: " + ", ".join(DRIVERS), where=getattr(source, "where", None))
+                           hint="supported: " + ", ".join([*DRIVERS, *MACHINELESS]),
+                           where=getattr(source, "where", None))
     ctx = BuildContext(build_name=build_name(build, source), bus=bus, on_error=opts.on_error,
                        source_type=source.type, source_name=source.name, root=root, config=source.config,
                        build=build, force=opts.force, debug=opts.debug, run_uuid=run_uuid or str(uuid.uuid4()))
     ctx.settings = settings_from(source.config, source.name, root)
+    if source.type in MACHINELESS:
+        run_steps(null.steps(), ctx, on_failure=lambda c, exc: finish.error_cleanup_provisioner(c))
+        return ctx.artifacts
     ctx.driver = driver(DRIVERS[source.type])
     vm.check_before_start(ctx)  # a typo in a key name must not cost a VM boot to find
     unattended.check_vars(ctx)
