@@ -1,8 +1,10 @@
 """The verified ISO cache: resumable downloads, sha256 / SHA256SUMS (+ gpgv) checks, offline lookup.
 
-Layout under cache_dir("iso"): sha256/<hex>/<filename> (content-addressed, finished files only),
-partial/<key>-<filename>.part (resumable downloads), locks/<key>.lock, sums/<hash of url> (checksum lists kept
-for offline use), index.json (sha256 of ISOs found in local folders, keyed by path, size and mtime).
+Finished downloads live in the content-addressed store (factory.store, kind "iso", keyed by their sha256),
+unfinished ones in its partial/ folder (resumable). Under cache_dir("iso") stay the small files: locks/<key>.lock
+(one download per file at a time), sums/<hash of url> (checksum lists kept for offline use), by-url/ and by-digest/
+(pointers for checksums that are not sha256), index.json (sha256 of ISOs found in local folders, keyed by path,
+size and mtime: a speed-up for files outside the store, never part of an ID).
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from urllib.parse import unquote, urlsplit
 from factory import paths, ui
 from factory.errors import FactoryError
 from factory.fsutil import atomic_path, file_lock
+from factory.store import Store
 
 if TYPE_CHECKING:
     from factory.media.catalog import Release
@@ -276,14 +279,17 @@ def search_dirs() -> list[Path]:
 
 
 def cached_path(sha256: str, name: str) -> Path:
-    return paths.cache_dir("iso", "sha256", sha256) / name
+    return Store().folder(sha256) / name
 
 
 def find_local(sha256: str, name: str, *, deep: bool) -> Path | None:
-    """A file with this sha256: in the cache, or in the search folders (same name first; any *.iso when deep)."""
-    folder = paths.cache_dir("iso", "sha256") / sha256
-    if folder.is_dir():
-        for entry in sorted(folder.iterdir()):
+    """A file with this sha256: in the store, or in the search folders (same name first; any *.iso when deep)."""
+    stored = Store().get(sha256)
+    if stored is not None:
+        return stored
+    legacy = paths.cache_dir("iso") / "sha256" / sha256  # where factory kept downloads before the store
+    if legacy.is_dir():
+        for entry in sorted(legacy.iterdir()):
             if entry.is_file() and not entry.name.startswith("."):
                 return entry
     index = _Index()
@@ -368,7 +374,7 @@ def _hashers(expected: Digest | None) -> dict[str, Any]:
 
 
 def _download(url: str, name: str, key: str, expected: Digest | None) -> Path:
-    part = paths.cache_dir("iso", "partial") / f"{key[:32]}-{name}.part"
+    part = Store().partial(f"{key[:32]}-{name}.part")
     hashers = _hashers(expected)
     have = part.stat().st_size if part.exists() else 0
     if have:
@@ -414,9 +420,8 @@ def _land(part: Path, name: str, expected: Digest | None, hashers: dict[str, Any
         raise FactoryError(f"checksum mismatch for {name} from {url}: expected {expected}, "
                            f"got {digests[expected.algo]}",
                            hint="the download was removed; the mirror may be serving another release")
-    final = cached_path(digests["sha256"], name)
-    final.parent.mkdir(parents=True, exist_ok=True)
-    os.replace(part, final)  # same file system: the file appears under its final name complete or not at all
+    # Same file system: the file appears under its final name complete or not at all.
+    final = Store().adopt(digests["sha256"], "iso", part, name)
     # The cache is keyed by sha256; other ways to find the same file again are small pointer files.
     ref = None
     if expected is None:

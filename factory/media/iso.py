@@ -11,9 +11,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
-import os
 import re
-import shutil
 import tempfile
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -24,9 +22,8 @@ from typing import Protocol
 import pycdlib
 from pycdlib.pycdlibexception import PyCdlibException
 
-from factory import paths
 from factory.errors import FactoryError, die
-from factory.fsutil import atomic_path, file_lock
+from factory.fsutil import atomic_path
 from factory.media import bootcfg, hybrid
 from factory.media.isofs import DEFAULT_EPOCH, MediaWriter, frozen_clock, kernel_copy
 from factory.run import run
@@ -290,7 +287,7 @@ def extract(iso: Path, paths: Iterable[str], dest: Path) -> list[Path]:
 
 # --- output cache ----------------------------------------------------------------------------------------------------
 
-KEEP_CACHED = 4  # remastered ISOs kept in the cache (hard links: free while the user's copy exists)
+KEEP_CACHED = 4  # remastered ISOs kept in the store (hard links: free while the user's copy exists)
 
 
 class CachedConfig(MediaConfig, Protocol):
@@ -300,62 +297,23 @@ class CachedConfig(MediaConfig, Protocol):
 def cache_key(iso_sha256: str, config: CachedConfig, kernel_args: str, boot_configs: Sequence[str]) -> str:
     """Names a remaster result: the source ISO, the rendered config, the arguments and this code's version."""
     recipe = json.dumps([REMASTER_VERSION, iso_sha256, config.digest(), kernel_args, sorted(boot_configs)])
-    return hashlib.sha256(recipe.encode()).hexdigest()[:32]
+    return hashlib.sha256(recipe.encode()).hexdigest()
 
 
 def remaster_cached(src: Path, iso_sha256: str, out: Path, *, config: CachedConfig, kernel_args: str,
                     boot_configs: Sequence[str] = (),
                     progress: Callable[[int, int], None] | None = None) -> RemasterReport | None:
-    """remaster() through the output cache: a hit links (or copies) the earlier result and returns None."""
-    key = cache_key(iso_sha256, config, kernel_args, boot_configs)
-    folder = paths.cache_dir("remaster")
-    entry, stamp = folder / f"{key}.iso", folder / f"{key}.json"
-    with file_lock(folder / f"{key}.lock"):
-        if _valid(entry, stamp):
-            _place(entry, out)
-            os.utime(stamp)
-            return None
-        report = remaster_report(src, out, config=config, kernel_args=kernel_args, boot_configs=boot_configs,
-                                 progress=progress)
-        _store(out, entry, stamp)
-    _prune(folder)
-    return report
+    """remaster() through the store: a hit links (or copies) the earlier result and returns None."""
+    from factory.store import Store
 
+    reports: list[RemasterReport] = []
 
-def _valid(entry: Path, stamp: Path) -> bool:
-    """The cached file is still what was stored (a hard link edited in place would change size or mtime)."""
-    try:
-        st, want = entry.stat(), json.loads(stamp.read_text())
-    except (OSError, ValueError):
-        return False
-    return bool(want == {"size": st.st_size, "mtime_ns": st.st_mtime_ns})
+    def make(dest: Path) -> None:
+        reports.append(remaster_report(src, dest, config=config, kernel_args=kernel_args,
+                                       boot_configs=boot_configs, progress=progress))
 
-
-def _place(entry: Path, out: Path) -> None:
-    """Put a cached result at out atomically: a hard link when on the same filesystem, else a copy."""
-    with atomic_path(out) as tmp:
-        tmp.unlink()
-        try:
-            os.link(entry, tmp)
-        except OSError:
-            shutil.copyfile(entry, tmp)  # copy_file_range: a reflink where the filesystem supports it
-
-
-def _store(out: Path, entry: Path, stamp: Path) -> None:
-    with contextlib.suppress(OSError):
-        entry.unlink(missing_ok=True)
-        try:
-            os.link(out, entry)
-        except OSError:
-            shutil.copyfile(out, entry)
-        st = entry.stat()
-        with atomic_path(stamp) as tmp:
-            tmp.write_text(json.dumps({"size": st.st_size, "mtime_ns": st.st_mtime_ns}))
-
-
-def _prune(folder: Path) -> None:
-    stamps = sorted(folder.glob("*.json"), key=lambda p: p.stat().st_mtime, reverse=True)
-    for old in stamps[KEEP_CACHED:]:
-        with contextlib.suppress(OSError):
-            old.with_suffix(".iso").unlink(missing_ok=True)
-            old.unlink()
+    store = Store()
+    store.cached(cache_key(iso_sha256, config, kernel_args, boot_configs), "remaster", out, make)
+    for old in store.entries("remaster")[:-KEEP_CACHED]:
+        store.remove(old.key)
+    return reports[0] if reports else None

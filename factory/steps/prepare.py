@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import shutil
@@ -79,6 +80,7 @@ class FetchMedia(Step[BuildContext]):
 
             ctx.release = catalog.load(catalog_name)
             ctx.media = fetch_release(ctx.release)  # pinned sha256, or the vendor's signed SUMS
+            _hold(ctx, ctx.media)
             ctx.say(f"media: {ctx.release.title}: {ctx.media}")
             return
         urls = _urls(ctx.config)
@@ -100,9 +102,22 @@ class FetchMedia(Step[BuildContext]):
             ctx.media = target
         else:
             ctx.media = fetch(resolved, checksum)
+            _hold(ctx, ctx.media)
             if target is not None:
                 ctx.media = _place(ctx.media, target)
         ctx.say(f"media: {ctx.media}")
+
+
+def _hold(ctx: BuildContext, media: Path) -> None:
+    """Keep a stored ISO from `factory cache gc` while this build uses it."""
+    from factory.store import Store
+
+    store = Store()
+    key = store.key_of(media)
+    if key is not None:
+        stack = contextlib.ExitStack()
+        stack.enter_context(store.hold(key))
+        ctx.cleanups.push("release the stored ISO", stack.close)
 
 
 def _direct_url(urls: list[str]) -> str | None:
@@ -263,7 +278,7 @@ class Seed(Step[BuildContext]):
         return {"cd_files": list(ctx.s.cd_files), "cd_content": ctx.s.cd_content, "cd_label": ctx.s.cd_label}
 
     def run(self, ctx: BuildContext) -> None:
-        from factory.media.seed import make_iso
+        from factory.media.seed import make_iso, make_iso_stored
 
         s = ctx.s
         assert ctx.workdir is not None
@@ -276,7 +291,9 @@ class Seed(Step[BuildContext]):
             label = "cidata"
         if not files:
             return
-        ctx.seed = make_iso(files, ctx.workdir / "cd.iso", label=label or "cdrom")
+        # A seed holding this build's ephemeral key can never be used again: only the others go to the store.
+        make = make_iso_stored if ctx.keypair is None else make_iso
+        ctx.seed = make(files, ctx.workdir / "cd.iso", label=label or "cdrom")
         ctx.say(f"CD {label!r} with {len(files)} file(s): " + ", ".join(sorted(files)))
 
 

@@ -81,8 +81,8 @@ def _run_ctx(iso: Any, workdir: Path, method: str, preseed_vars: dict[str, str],
 
 
 def test_media_made_for_one_build_are_not_cached(ubuntu_iso: Any, tmp_path: Path) -> None:
-    from factory import paths
     from factory.media.iso import extract
+    from factory.store import Store
 
     key = KeyPair.generate()
     ctx = _run_ctx(ubuntu_iso, tmp_path / "a", "media", {"hostname": "web1"}, key)
@@ -90,10 +90,10 @@ def test_media_made_for_one_build_are_not_cached(ubuntu_iso: Any, tmp_path: Path
     assert ctx.media == tmp_path / "a/unattended.iso"
     (user_data,) = extract(ctx.media, ["nocloud/user-data"], tmp_path / "x")
     assert key.public_openssh in user_data.read_text() and "hostname: \"web1\"" in user_data.read_text()
-    assert not list(paths.cache_dir("remaster").glob("*.iso"))  # its key makes it useless to any other build
+    assert not Store().entries("remaster")  # its key makes it useless to any other build
     fixed = _run_ctx(ubuntu_iso, tmp_path / "b", "media", {"password_hash": hash_password("pw-1")}, None)
     Unattended().run(fixed)
-    assert len(list(paths.cache_dir("remaster").glob("*.iso"))) == 1  # same inputs, same media: cached
+    assert len(Store().entries("remaster")) == 1  # same inputs, same media: cached
 
 
 def test_direct_kernel_extracts_kernel_and_initrd_and_serves_the_config(ubuntu_iso: Any, tmp_path: Path) -> None:
