@@ -103,10 +103,11 @@ def _static(attr: Attr | None, scope: Scope, path: str, col: Collector, default:
         return default
     try:
         sc = scope.with_block(f"{path}.{attr.name}", attr.file)
-        return evaluate(attr.expr, sc.bind(attr.bound) if attr.bound else sc)
+        value = evaluate(attr.expr, sc.bind(attr.bound) if attr.bound else sc)
     except EvalError as exc:
         col.add(exc)
         return default
+    return default if value is None else value  # null means unset, as in Packer (`except = null`)
 
 
 def _build(loaded: Loaded, blk: Block, path: str, sources: dict[str, Block], only: tuple[str, ...],
