@@ -43,25 +43,27 @@ def _errors(problems: list[tuple[str, str]], file: str) -> FactoryErrors | Facto
 def schema_path() -> Path | None:
     """Subiquity's autoinstall JSON schema, looked up at runtime (factory does not vendor it).
 
-    FACTORY_SUBIQUITY_SCHEMA names the file (or a folder holding it); otherwise ../shared/schemas beside the
-    checkout (FACTORY_SHARED_DIR overrides the shared folder).
+    Only where the user points: FACTORY_SUBIQUITY_SCHEMA names the file (or a folder holding it).
     """
     env = os.environ.get(SCHEMA_ENV)
-    shared = os.environ.get("FACTORY_SHARED_DIR")
-    candidates = [Path(env)] if env else [
-        *([Path(shared) / "schemas"] if shared else []),
-        Path(__file__).resolve().parents[2].parent / "shared" / "schemas",
-    ]
-    for cand in candidates:
-        if cand.is_file():
-            return cand
-        for name in SCHEMA_NAMES:
-            if (cand / name).is_file():
-                return cand / name
-    if env:
-        raise FactoryError(f"{SCHEMA_ENV}={env} does not name subiquity's autoinstall schema",
-                           hint=f"point it at {SCHEMA_NAMES[0]} (or a folder holding it)")
-    return None
+    if not env:
+        return None
+    cand = Path(env)
+    if cand.is_file():
+        return cand
+    for name in SCHEMA_NAMES:
+        if (cand / name).is_file():
+            return cand / name
+    raise FactoryError(f"{SCHEMA_ENV}={env} does not name subiquity's autoinstall schema",
+                       hint=f"point it at {SCHEMA_NAMES[0]} (or a folder holding it)")
+
+
+_notice = {"given": False}
+
+
+def reset_schema_notice() -> None:
+    """Say the missing-schema notice again (once per process otherwise)."""
+    _notice["given"] = False
 
 
 @cache
@@ -118,7 +120,10 @@ def autoinstall_problems(auto: dict[str, Any]) -> list[tuple[str, str]]:
     """Problems in the autoinstall section: the schema when found, unknown top-level keys always."""
     path = schema_path()
     if path is None:
-        ui.warn(f"subiquity's autoinstall schema was not found (set {SCHEMA_ENV}); checking structure only")
+        if not _notice["given"]:
+            _notice["given"] = True
+            ui.warn(f"subiquity's autoinstall schema was not found (set {SCHEMA_ENV} to subiquity's "
+                    "autoinstall-schema.json to check every field); checking structure only")
         problems = [] if auto.get("version") == 1 else [("autoinstall.version", "must be 1")]
         return problems
     schema = _load_schema(path)

@@ -16,9 +16,17 @@ PASSWORD = "Tr0ub4dor&3-horse"
 
 
 @pytest.fixture(autouse=True)
-def _schema_from_shared(shared_schemas: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Tests read subiquity's schema from the shared folder, the way a user points FACTORY_SUBIQUITY_SCHEMA."""
-    monkeypatch.setenv(validate.SCHEMA_ENV, str(shared_schemas / "subiquity-autoinstall-24.04.json"))
+def _no_schema(monkeypatch: pytest.MonkeyPatch) -> None:
+    """By default the schema is absent (structure checks only), as for a user who has not pointed at it."""
+    monkeypatch.delenv(validate.SCHEMA_ENV, raising=False)
+
+
+@pytest.fixture
+def subiquity_schema(shared_schemas: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Subiquity's schema from the reference folder, the way a user points FACTORY_SUBIQUITY_SCHEMA at it."""
+    path = shared_schemas / "subiquity-autoinstall-24.04.json"
+    monkeypatch.setenv(validate.SCHEMA_ENV, str(path))
+    return path
 
 
 @pytest.fixture(scope="module")
@@ -162,12 +170,15 @@ def test_good_ready_kickstart_passes(tmp_path: Path, good: PreseedVars) -> None:
 
 PRESEED = "d-i debian-installer/locale string en_US.UTF-8\nd-i passwd/root-login boolean false\n"
 AUTO, DEB, KS = InstallerFamily.SUBIQUITY, InstallerFamily.DEBIAN, InstallerFamily.ANACONDA
-BAD_CONFIGS = [
+# Problems only subiquity's schema finds (reference tests: they need FACTORY_SHARED_DIR's schemas).
+SCHEMA_BAD_CONFIGS = [
     (AUTO, USER_DATA.replace("    username: u\n", ""), "autoinstall.identity.username: required"),
     (AUTO, USER_DATA + "  shutdown: explode\n", "autoinstall.shutdown: 'explode' is not one of"),
-    (AUTO, USER_DATA.replace("version: 1", "version: 2"), "autoinstall.version"),
     (AUTO, USER_DATA + "  storgae:\n    layout: {name: lvm}\n",
      "autoinstall.storgae: unknown key (did you mean 'storage'?)"),
+]
+BAD_CONFIGS = [
+    (AUTO, USER_DATA.replace("version: 1", "version: 2"), "autoinstall.version"),
     (AUTO, USER_DATA.replace("#cloud-config\n", ""), "the first line must be '#cloud-config'"),
     (AUTO, USER_DATA + "  late-commands: [\n", "user-data: invalid YAML"),
     (AUTO, USER_DATA + "packages: vim\n", "packages: must be a list, not string"),
@@ -183,15 +194,35 @@ BAD_CONFIGS = [
 ]
 
 
-@pytest.mark.parametrize(("family", "content", "expected"), BAD_CONFIGS)
-def test_bad_ready_config_is_refused_naming_the_field(tmp_path: Path, good: PreseedVars, family: InstallerFamily,
-                                                      content: str, expected: str) -> None:
+def _refused(tmp_path: Path, good: PreseedVars, family: InstallerFamily, content: str, expected: str) -> None:
     path = tmp_path / family.media_files[0].rsplit("/", 1)[-1]
     path.write_text(content)
     with pytest.raises(FactoryError) as exc:
         render(family, good, ready_file=path)
     assert expected in exc.value.render()
     assert str(path) in exc.value.render()
+
+
+@pytest.mark.parametrize(("family", "content", "expected"), BAD_CONFIGS)
+def test_bad_ready_config_is_refused_naming_the_field(tmp_path: Path, good: PreseedVars, family: InstallerFamily,
+                                                      content: str, expected: str) -> None:
+    _refused(tmp_path, good, family, content, expected)
+
+
+@pytest.mark.parametrize(("family", "content", "expected"), SCHEMA_BAD_CONFIGS)
+def test_schema_finds_bad_autoinstall_fields(tmp_path: Path, good: PreseedVars, family: InstallerFamily,
+                                             content: str, expected: str, subiquity_schema: Path) -> None:
+    _refused(tmp_path, good, family, content, expected)
+
+
+def test_without_the_schema_structure_is_checked_and_said_once(
+        tmp_path: Path, good: PreseedVars, capsys: pytest.CaptureFixture[str]) -> None:
+    validate.reset_schema_notice()
+    for _ in range(2):
+        render(InstallerFamily.SUBIQUITY, good)
+    err = capsys.readouterr().err
+    assert err.count("autoinstall schema was not found") == 1
+    assert "FACTORY_SUBIQUITY_SCHEMA" in err
 
 
 def test_debconf_checker_itself_rejects_a_missing_value() -> None:
