@@ -1,25 +1,51 @@
 """Options declared once: every source, provisioner, post-processor and data source is a frozen dataclass.
 
-The dataclass *is* the declaration: each field's name is the option name (Packer's where Packer has one), its
-annotation the type, its default the default, and `opt(...)` carries help text and flags. Validation, `inspect`,
-the generated reference page, "did you mean" hints and cache keys all read `options_of(cls)`.
+The dataclass *is* the declaration and, once built, the typed config the code reads by attribute: each field's
+name is the option name (Packer's where Packer has one), its annotation the type the code sees, its default the
+default as a user would write it, and `opt(...)` carries help text, flags and constraints. Parsing, defaults,
+conversion and validation, `inspect`, the generated reference page, "did you mean" hints and cache keys all read
+this declaration; nothing else may restate an option's name or default (read `config.boot_wait`, never
+`getattr(config, "boot_wait", "10s")`: a typo is then a mypy error, not a silent default).
+
+    from factory.schema.types import Duration, SizeMiB
 
     @dataclass(frozen=True)
     class QemuSource(Component, kind=Kind.SOURCE, name="qemu"):
-        cpus: int = opt(1, help="Virtual CPUs.")
-        iso_url: str | None = opt(None, help="...")
+        cpus: int = opt(1, minimum=1, maximum=288, help="Virtual CPUs.")            # a range
+        disk_cache: str = opt("writeback", choices=("writeback", "none"), help="")  # an enum (did-you-mean)
+        boot_wait: Duration = opt("10s", help="...")          # a Go duration: the code reads float seconds
+        disk_size: SizeMiB = opt("40960M", help="...")        # a size: the code reads whole MiB (int)
+        ssh_port: int = opt(22, minimum=1, maximum=65535, help="...")
+        vnc_password: str | None = opt(None, check=check_password, help="...")  # any rule: raise FactoryError
+        qemu_img_args: DiskToolArgs = opt({}, parse=DiskToolArgs.parse, help="...")  # raw value -> typed value
         ssh_username: str = opt(required=True, help="...")
+
+Conversion happens when the object is built (`__post_init__`, so defaults are converted too, and the template
+layer converts each value first so every bad one is reported with its file:line):
+- an annotation that is an `OptionValue` subclass (Duration, SizeMiB, ...) is parsed by its `parse(raw, what)`;
+  `str()` of the result gives back the text the user wrote, for `inspect`;
+- a `StrEnum` annotation converts the string to the member (the member still equals the string);
+- `parse=` converts the raw value to the annotated type (skipped when the value already is of that type);
+- list[...], tuple[...], dict[str, ...] and `X | None` of the above convert element by element.
+Validation (`factory.schema.types.check`) then applies `choices=`, `minimum=`/`maximum=` (numbers, durations in
+seconds, sizes in MiB) and `check=` (a callable raising FactoryError), each reported with file:line.
+Rules spanning several options stay on the class (`EXCLUSIVE`, `REQUIRES`, `problems()` in schema/types.py).
+A check that needs a runtime package's data (the ISO catalog, paramiko's algorithm list) is a `Deferred` the
+schema declares and that package implements, so factory/schema/ imports no runtime package.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import difflib
+import types
 import typing
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import MISSING, dataclass
 from enum import StrEnum
 from typing import Any, ClassVar
+
+from factory.errors import FactoryError
 
 
 class Kind(StrEnum):
@@ -36,11 +62,45 @@ class Support(StrEnum):
     IGNORED = "ignored"      # Packer option accepted for compatibility; warned about, not acted on
 
 
+class OptionValue:
+    """Base of option value types parsed from what the user wrote (Duration, SizeMiB): `parse(raw, what)` returns
+    an instance or raises FactoryError naming `what`; parsing an instance returns it unchanged."""
+
+    label: ClassVar[str] = "value"     # the type's name in docs and `inspect`
+
+    @classmethod
+    def parse(cls, raw: Any, what: str) -> Any:
+        raise NotImplementedError
+
+
+class Deferred:
+    """A check declared in factory/schema/ but implemented by the runtime package that owns the data it needs
+    (e.g. the ISO catalog), so schema imports no runtime package. The provider calls `implement(fn)` at import;
+    `factory.template` imports the providers before it validates."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self._impl: Callable[[Any], object] | None = None
+
+    def implement(self, fn: Callable[[Any], object]) -> Callable[[Any], object]:
+        self._impl = fn
+        return fn
+
+    def __call__(self, value: Any) -> object:
+        if self._impl is None:
+            raise RuntimeError(f"check {self.name!r} has no implementation: import the package that provides it")
+        return self._impl(value)
+
+
 def opt(default: Any = MISSING, *, help: str, required: bool = False, sensitive: bool = False,
-        support: Support = Support.ACTED, factory_only: bool = False) -> Any:
-    """Declare an option's default and documentation. A mutable default (list, dict) is copied per instance."""
+        support: Support = Support.ACTED, factory_only: bool = False, choices: Sequence[str] | None = None,
+        minimum: float | None = None, maximum: float | None = None, check: Callable[[Any], object] | None = None,
+        parse: Callable[[Any], Any] | None = None) -> Any:
+    """Declare an option: its default (as a user would write it), documentation and constraints (see the module
+    docstring). A mutable default (list, dict) is copied per instance."""
     meta = {"help": help, "sensitive": sensitive, "support": support, "factory_only": factory_only,
-            "required": required}
+            "required": required, "choices": tuple(choices) if choices is not None else None,
+            "minimum": minimum, "maximum": maximum, "check": check, "parse": parse}
     if required:
         # Required options still get a default of None so dataclass field order does not matter; the
         # template layer refuses a missing value before the dataclass is built.
@@ -63,6 +123,11 @@ class OptionInfo:
     sensitive: bool
     support: Support
     factory_only: bool
+    choices: tuple[str, ...] | None = None
+    minimum: float | None = None
+    maximum: float | None = None
+    check: Callable[[Any], object] | None = None
+    parse: Callable[[Any], Any] | None = None
 
     @property
     def type_name(self) -> str:
@@ -84,6 +149,13 @@ class Component:
             if key in _REGISTRY and _REGISTRY[key].__qualname__ != cls.__qualname__:
                 raise TypeError(f"{kind} {name!r} declared twice ({_REGISTRY[key]!r} and {cls!r})")
             _REGISTRY[key] = cls
+
+    def __post_init__(self) -> None:
+        """Convert every option to its declared type (defaults included); see the module docstring."""
+        for info in _converted(type(self)):
+            value = getattr(self, info.name)
+            if value is not None:
+                object.__setattr__(self, info.name, convert(value, info))
 
 
 _REGISTRY: dict[tuple[Kind, str], type[Component]] = {}
@@ -113,8 +185,66 @@ def options_of(cls: type[Component]) -> list[OptionInfo]:
         else:
             default = None
         out.append(OptionInfo(f.name, hints[f.name], default, meta["required"], meta["help"],
-                              meta["sensitive"], meta["support"], meta["factory_only"]))
+                              meta["sensitive"], meta["support"], meta["factory_only"], meta.get("choices"),
+                              meta.get("minimum"), meta.get("maximum"), meta.get("check"), meta.get("parse")))
     return out
+
+
+_CONVERTED: dict[type, tuple[OptionInfo, ...]] = {}
+
+
+def _converted(cls: type[Component]) -> tuple[OptionInfo, ...]:
+    """The options of cls whose values need converting (an OptionValue, enum or parse= somewhere in the type)."""
+    if cls not in _CONVERTED:
+        _CONVERTED[cls] = tuple(o for o in options_of(cls) if o.parse is not None or _needs_conversion(o.type))
+    return _CONVERTED[cls]
+
+
+def _needs_conversion(tp: Any) -> bool:
+    if isinstance(tp, type) and issubclass(tp, OptionValue | StrEnum):
+        return True
+    return any(_needs_conversion(a) for a in typing.get_args(tp))
+
+
+def convert(value: Any, info: OptionInfo) -> Any:
+    """`value` (as written, or already converted) as the option's declared type; FactoryError if it does not parse."""
+    if info.parse is not None:
+        target = typing.get_origin(info.type) or info.type
+        if isinstance(target, type) and isinstance(value, target):
+            return value
+        return info.parse(value)
+    return convert_type(value, info.type, info.name)
+
+
+def convert_type(value: Any, tp: Any, what: str) -> Any:
+    """Convert OptionValue and StrEnum leaves of `value` along the declared type `tp` (other leaves as they are)."""
+    origin = typing.get_origin(tp)
+    if value is None:
+        return None
+    if origin in (typing.Union, types.UnionType):
+        args = [a for a in typing.get_args(tp) if a is not type(None)]
+        return convert_type(value, args[0], what) if len(args) == 1 else value
+    if isinstance(tp, type) and issubclass(tp, OptionValue):
+        return tp.parse(value, what)
+    if isinstance(tp, type) and issubclass(tp, StrEnum):
+        return _enum(value, tp, what)
+    if origin in (list, tuple) and isinstance(value, list | tuple):
+        elem = typing.get_args(tp)[0]
+        return origin(convert_type(v, elem, what) for v in value)
+    if origin is dict and isinstance(value, dict):
+        vt = typing.get_args(tp)[1]
+        return {k: convert_type(v, vt, what) for k, v in value.items()}
+    return value
+
+
+def _enum(value: Any, tp: type[StrEnum], what: str) -> StrEnum:
+    try:
+        return tp(value)
+    except ValueError:
+        allowed = [str(m) for m in tp]
+        near = suggest(str(value), allowed)
+        raise FactoryError(f"invalid {what} {value!r}; allowed: {', '.join(allowed)}",
+                           hint=f"did you mean {near!r}?" if near else None) from None
 
 
 def suggest(name: str, candidates: Iterable[str]) -> str | None:
@@ -125,10 +255,14 @@ def suggest(name: str, candidates: Iterable[str]) -> str | None:
 
 def _type_name(tp: Any) -> str:
     origin = typing.get_origin(tp)
+    if isinstance(tp, type) and issubclass(tp, OptionValue):
+        return tp.label
+    if isinstance(tp, type) and issubclass(tp, StrEnum):
+        return "str"
     if origin is None:
         return getattr(tp, "__name__", str(tp))
     args = [a for a in typing.get_args(tp) if a is not type(None)]
-    if origin in (typing.Union, __import__("types").UnionType):
+    if origin in (typing.Union, types.UnionType):
         return " | ".join(_type_name(a) for a in args)
     return f"{getattr(origin, '__name__', str(origin))}[{', '.join(_type_name(a) for a in args)}]"
 

@@ -1,8 +1,10 @@
 """Value syntaxes shared by option declarations: Go durations, disk sizes, enumerated choices.
 
-Options keep Packer's textual form (`boot_wait = "10s"`, `disk_size = "40960M"`) so `inspect` shows what the
-user wrote; the code that acts on them parses with `parse_duration` / `parse_size_mib`. `check(config)` lets
-the template layer reject a malformed value at validate time, before a VM is started.
+Declare `boot_wait: Duration = opt("10s", ...)` and the config holds seconds (a float) that still prints as the
+user wrote it (`str(config.boot_wait) == "10s"`), so `inspect` shows the text and the code reads a number.
+`SizeMiB` does the same for disk sizes (whole MiB). `check(config)` lets the template layer reject a malformed
+value at validate time, before a VM is started: it applies each option's `choices=`, `minimum=`, `maximum=` and
+`check=` (factory.options.opt) and the class-level rules below.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from factory.errors import FactoryError
-from factory.options import suggest
+from factory.options import OptionInfo, OptionValue, options_of, suggest
 
 # Go's time.ParseDuration units, in seconds. "µs" is U+00B5, "μs" U+03BC; Go accepts both.
 _UNITS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "μs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
@@ -72,6 +74,48 @@ def parse_size_mib(text: str | int, *, what: str = "size") -> int:
     return math.ceil(mib)
 
 
+class Duration(float, OptionValue):
+    """Seconds, written as a Go duration ("10s", "1h30m", "-1s"); `str()` is the text as written."""
+
+    label: ClassVar[str] = "duration"
+    text: str
+
+    @classmethod
+    def parse(cls, raw: Any, what: str = "duration") -> Duration:
+        if isinstance(raw, Duration):
+            return raw
+        value = cls(parse_duration(raw, what=what))
+        value.text = raw.strip()
+        return value
+
+    def __str__(self) -> str:
+        return self.text
+
+    def __repr__(self) -> str:
+        return f"Duration({self.text!r})"
+
+
+class SizeMiB(int, OptionValue):
+    """Whole MiB, written as a disk size ("40960M", "40G", or a bare number of MiB); `str()` is the text."""
+
+    label: ClassVar[str] = "size"
+    text: str
+
+    @classmethod
+    def parse(cls, raw: Any, what: str = "size") -> SizeMiB:
+        if isinstance(raw, SizeMiB):
+            return raw
+        value = cls(parse_size_mib(raw, what=what))
+        value.text = str(raw).strip()
+        return value
+
+    def __str__(self) -> str:
+        return self.text
+
+    def __repr__(self) -> str:
+        return f"SizeMiB({self.text!r})"
+
+
 @dataclass(frozen=True)
 class OptionProblem:
     """One malformed option value found by `check`; the template layer adds file:line and the block path."""
@@ -120,17 +164,21 @@ def check(config: Any) -> list[OptionProblem]:
                 validate(value)
             except FactoryError as exc:
                 problems.append(OptionProblem(name, exc.message, exc.hint))
+    for info in options_of(cls):
+        problems.extend(_declared(info, getattr(config, info.name)))
+    # The class-level name sets below predate typed declarations (Duration, SizeMiB, choices=); values that are
+    # already typed were checked when they were converted.
     for name in sorted(getattr(cls, "DURATIONS", ())):
         value = getattr(config, name)
-        if value is not None:
+        if value is not None and not isinstance(value, Duration):
             try:
                 parse_duration(value, what=name)
             except FactoryError as exc:
                 problems.append(OptionProblem(name, exc.message, exc.hint))
     for name in sorted(getattr(cls, "SIZES", ())):
         values = getattr(config, name)
-        for value in values if isinstance(values, list) else [values]:
-            if value is not None:
+        for value in values if isinstance(values, list | tuple) else [values]:
+            if value is not None and not isinstance(value, SizeMiB):
                 try:
                     parse_size_mib(value, what=name)
                 except FactoryError as exc:
@@ -142,3 +190,31 @@ def check(config: Any) -> list[OptionProblem]:
             hint = f"did you mean {near!r}?" if near else "allowed: " + ", ".join(allowed)
             problems.append(OptionProblem(name, f"invalid {name} {value!r}; allowed: {', '.join(allowed)}", hint))
     return problems
+
+
+def _declared(info: OptionInfo, value: Any) -> list[OptionProblem]:
+    """The problems of one option's value against its declaration's choices=, minimum=, maximum= and check=."""
+    if value is None:
+        return []
+    name = info.name
+    if info.choices is not None and value not in info.choices:
+        near = suggest(str(value), info.choices)
+        hint = f"did you mean {near!r}?" if near else "allowed: " + ", ".join(info.choices)
+        return [OptionProblem(name, f"invalid {name} {value!r}; allowed: {', '.join(info.choices)}", hint)]
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        low, high = info.minimum, info.maximum
+        unit = "s" if isinstance(value, Duration) else " MiB" if isinstance(value, SizeMiB) else ""
+        if (low is not None and value < low) or (high is not None and value > high):
+            span = (f"from {_num(low)}{unit} to {_num(high)}{unit}" if low is not None and high is not None else
+                    f"at least {_num(low)}{unit}" if low is not None else f"at most {_num(high)}{unit}")
+            return [OptionProblem(name, f"invalid {name} {str(value)!r}: must be {span}", f"set {name} {span}")]
+    if info.check is not None and value not in ([], {}):
+        try:
+            info.check(value)
+        except FactoryError as exc:
+            return [OptionProblem(name, exc.message, exc.hint)]
+    return []
+
+
+def _num(n: float | None) -> str:
+    return str(int(n)) if n is not None and float(n).is_integer() else str(n)

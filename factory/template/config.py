@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from factory.errors import FactoryError, Location
-from factory.options import Component, Kind, OptionInfo, Support, lookup, options_of, suggest
+from factory.options import Component, Kind, OptionInfo, OptionValue, Support, convert, lookup, options_of, suggest
 from factory.template import types as ht
 from factory.template.collect import Collector
 from factory.template.expr import EvalError, Scope, evaluate
@@ -85,10 +85,14 @@ def make_component(kind: Kind, type_: str, body: Body, where: Location, path: st
         if value is None:
             continue  # null means unset, as in Packer
         try:
-            kwargs[name] = to_python(value, info.type)
+            kwargs[name] = convert(value if info.parse is not None else to_python(value, info.type), info)
         except ht.ConversionError as exc:
             col.add(FactoryError(f"invalid value for {name}: {exc}", where=at,
                                  hint=f"{name} has type {info.type_name}"))
+            ok = False
+            continue
+        except FactoryError as exc:
+            col.add(FactoryError(exc.message, where=at, hint=exc.hint))
             ok = False
             continue
         if info.support is Support.IGNORED:
@@ -137,9 +141,11 @@ def to_python(value: Any, tp: Any) -> Any:
             except ht.ConversionError as exc:
                 errors.append(str(exc))
         raise ht.ConversionError("; ".join(errors))
+    if isinstance(tp, type) and issubclass(tp, OptionValue):
+        return value  # parsed by the declaration (factory.options.convert), which names the option on error
     if tp is bool:
         return ht.to_bool(value)
-    if tp is str:
+    if tp is str or (isinstance(tp, type) and issubclass(tp, str)):
         return ht.to_string(value)
     if tp is int:
         n = ht.to_number(value)
