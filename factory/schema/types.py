@@ -13,7 +13,7 @@ import math
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar
 
 from factory.errors import FactoryError
 from factory.options import OptionInfo, OptionValue, options_of, suggest
@@ -74,46 +74,44 @@ def parse_size_mib(text: str | int, *, what: str = "size") -> int:
     return math.ceil(mib)
 
 
-class Duration(float, OptionValue):
+class _Written(OptionValue):
+    """A parsed number that remembers the text it was parsed from (what `inspect` and messages show)."""
+
+    text: str
+
+    def __str__(self) -> str:
+        return self.text
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.text!r})"
+
+
+_W = TypeVar("_W", bound=_Written)
+
+
+def _written(value: _W, raw: Any) -> _W:
+    value.text = str(raw).strip()
+    return value
+
+
+class Duration(float, _Written):
     """Seconds, written as a Go duration ("10s", "1h30m", "-1s"); `str()` is the text as written."""
 
     label: ClassVar[str] = "duration"
-    text: str
 
     @classmethod
     def parse(cls, raw: Any, what: str = "duration") -> Duration:
-        if isinstance(raw, Duration):
-            return raw
-        value = cls(parse_duration(raw, what=what))
-        value.text = raw.strip()
-        return value
-
-    def __str__(self) -> str:
-        return self.text
-
-    def __repr__(self) -> str:
-        return f"Duration({self.text!r})"
+        return raw if isinstance(raw, Duration) else _written(cls(parse_duration(raw, what=what)), raw)
 
 
-class SizeMiB(int, OptionValue):
+class SizeMiB(int, _Written):
     """Whole MiB, written as a disk size ("40960M", "40G", or a bare number of MiB); `str()` is the text."""
 
     label: ClassVar[str] = "size"
-    text: str
 
     @classmethod
     def parse(cls, raw: Any, what: str = "size") -> SizeMiB:
-        if isinstance(raw, SizeMiB):
-            return raw
-        value = cls(parse_size_mib(raw, what=what))
-        value.text = str(raw).strip()
-        return value
-
-    def __str__(self) -> str:
-        return self.text
-
-    def __repr__(self) -> str:
-        return f"SizeMiB({self.text!r})"
+        return raw if isinstance(raw, SizeMiB) else _written(cls(parse_size_mib(raw, what=what)), raw)
 
 
 @dataclass(frozen=True)
