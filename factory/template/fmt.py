@@ -1,12 +1,12 @@
-"""Canonical formatting of HCL templates, as `packer fmt` / `terraform fmt` do it.
+"""Canonical formatting of HCL templates: what `packer fmt` writes, byte for byte.
 
-Works on tokens, like HashiCorp's hclwrite: line breaks stay where the author put them; we only rewrite the
-whitespace between tokens (2-space indentation by bracket nesting, one space around operators and inside
-braces, none inside brackets and parentheses), align `=` across consecutive attribute lines of the same
-indentation, align trailing comments, and collapse runs of blank lines. Comments, quoted strings (with their
-`${...}` interpolations) and heredocs are kept byte for byte, so formatting cannot change a template's
-meaning. python-hcl2's own reconstructor/formatter loses line breaks after comments and crashes on binary
-operators (8.1.4), so the parser (factory.template.parse) is used only to check that the input is valid.
+`packer fmt` is `hclwrite.Format(src)` (HashiCorp hcl, hclwrite/format.go). This is a port of it: the text is
+lexed into hclsyntax's tokens (strings and heredocs split into their literal parts and `${ ... }` sequences, so
+interpolations are spaced like other expressions), then only the spaces before each token are rewritten:
+2-space indentation by net bracket count per line, spaceAfterToken's rules inside a line, and `=` / trailing
+comments aligned across consecutive lines that have them. Line breaks, blank lines, comment text and literal
+text are kept byte for byte, so formatting cannot change a template's meaning. The parser
+(factory.template.parse) is used only to refuse invalid input, as Packer does before formatting.
 """
 
 from __future__ import annotations
@@ -14,8 +14,8 @@ from __future__ import annotations
 import difflib
 import os
 import re
-from collections.abc import Iterator
-from dataclasses import dataclass
+import unicodedata
+from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
 
@@ -24,44 +24,80 @@ from factory.fsutil import atomic_path
 
 
 class Tok(StrEnum):
+    """hclsyntax's token types, as far as formatting tells them apart."""
     NEWLINE = "newline"
-    COMMENT = "comment"
-    STRING = "string"      # a whole quoted template, interpolations included
-    HEREDOC = "heredoc"    # opener, body and closing marker line, verbatim
+    COMMENT = "comment"        # `#`/`//` comments carry their newline, as in hclsyntax; `/* */` do not
     NUMBER = "number"
     IDENT = "ident"
-    PUNCT = "punct"
+    PUNCT = "punct"            # operators and brackets; the text says which
+    OQUOTE = "oquote"
+    CQUOTE = "cquote"
+    QLIT = "qlit"              # literal text inside a quoted string
+    OHEREDOC = "oheredoc"      # `<<EOT` / `<<-EOT` and its newline
+    SLIT = "slit"              # literal text inside a heredoc (through the end of its line)
+    CHEREDOC = "cheredoc"      # the closing marker line, leading spaces included, without its newline
+    TINTERP = "tinterp"        # `${` or `${~`
+    TCONTROL = "tcontrol"      # `%{` or `%{~`
+    TSEQEND = "tseqend"        # `}` or `~}` closing one of the two above
 
 
-@dataclass(frozen=True)
+@dataclass(eq=False)
 class Token:
     kind: Tok
     text: str
     line: int
-
-    @property
-    def multiline(self) -> bool:
-        return "\n" in self.text
+    spaces: int = 0            # hclwrite's SpacesBefore: the only thing formatting changes
 
     @property
     def bracket(self) -> int:
-        """+1 for an opening bracket, -1 for a closing one, 0 otherwise."""
+        """hclwrite's tokenBracketChange: +1 opens, -1 closes (template sequences included)."""
+        if self.kind in (Tok.TINTERP, Tok.TCONTROL):
+            return 1
+        if self.kind is Tok.TSEQEND:
+            return -1
         if self.kind is not Tok.PUNCT:
             return 0
-        return 1 if self.text in "{[(" else -1 if self.text in "}])" else 0
+        return 1 if self.text in ("{", "[", "(") else -1 if self.text in ("}", "]", ")") else 0
+
+    def punct(self, *texts: str) -> bool:
+        return self.kind is Tok.PUNCT and self.text in texts
+
+    @property
+    def ends_line(self) -> bool:
+        """hclwrite's tokenIsNewline: a newline, or a line comment (which consumed its newline)."""
+        return self.kind is Tok.NEWLINE or (self.kind is Tok.COMMENT and self.text.endswith("\n"))
 
 
-_PUNCT3 = ("...",)
-_PUNCT2 = ("==", "!=", "<=", ">=", "&&", "||", "=>", "::")
-_PUNCT1 = "=+-*/%<>!?:.,()[]{}"
-_IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_-]*")
+_PUNCT = ("...", "==", "!=", "<=", ">=", "&&", "||", "=>", "::", *"=+-*/%<>!?:.,()[]{}")
+_IDENT = re.compile(r"[^\W\d][\w-]*")
 _NUMBER = re.compile(r"[0-9]+(\.[0-9]+)?([eE][+-]?[0-9]+)?")
-_HEREDOC = re.compile(r"<<(-?)([A-Za-z_][A-Za-z0-9_-]*)[ \t]*\r?\n")
+_HEREDOC = re.compile(r"<<(-?)([^\W\d][\w-]*)[ \t]*\r?\n")
+_OPEN_TEMPLATE = re.compile(r"[$%]\{~?")
+
+
+@dataclass
+class _Frame:
+    """One level of the lexer's mode stack: an expression brace, or a template sequence inside a string."""
+    kind: str                  # "brace" | "interp"
+    template: str = ""         # for "interp": the string mode to return to, "quoted" | "heredoc"
+
+
+@dataclass
+class _Heredoc:
+    marker: str
+    start_of_line: bool = True
 
 
 class _Lexer:
+    """hclsyntax's scanner, reduced to what formatting needs: token boundaries and types."""
+
     def __init__(self, text: str, file: str) -> None:
-        self.text, self.file, self.pos, self.line = text, file, 0, 1
+        self.text, self.file, self.pos, self.line, self.last_end = text, file, 0, 1, 0
+        self.out: list[Token] = []
+        self.stack: list[_Frame] = []
+        self.heredocs: list[_Heredoc] = []
+        self.mode = "expr"     # "expr" | "quoted" | "heredoc"
+        self.string_line = 0
 
     def fail(self, message: str, line: int | None = None) -> FactoryError:
         line = line or self.line
@@ -70,249 +106,295 @@ class _Lexer:
         return FactoryError(message, hint="fix the syntax, then run fmt again",
                             where=Location(self.file, line, 0, "", shown))
 
-    def tokens(self) -> Iterator[Token]:
-        text = self.text
-        while self.pos < len(text):
-            ch, start, line = text[self.pos], self.pos, self.line
-            if ch in " \t\r":
-                self.pos += 1
-                continue
-            if ch == "\n":
-                self.pos += 1
-                self.line += 1
-                yield Token(Tok.NEWLINE, "\n", line)
-                continue
-            if ch == "#" or text.startswith("//", self.pos):
-                end = text.find("\n", self.pos)
-                self.pos = len(text) if end < 0 else end
-                yield Token(Tok.COMMENT, text[start:self.pos].rstrip(" \t\r"), line)
-                continue
-            if text.startswith("/*", self.pos):
-                end = text.find("*/", self.pos + 2)
-                if end < 0:
-                    raise self.fail("unterminated /* comment")
-                self._advance(end + 2)
-                yield Token(Tok.COMMENT, text[start:self.pos], line)
-                continue
-            if ch == '"':
-                self._advance(self._quoted_end(self.pos))
-                yield Token(Tok.STRING, text[start:self.pos], line)
-                continue
-            if (heredoc := _HEREDOC.match(text, self.pos)) is not None:
-                self._advance(self._heredoc_end(heredoc))
-                yield Token(Tok.HEREDOC, text[start:self.pos].replace("\r\n", "\n"), line)
-                continue
-            yield self._simple(line)
+    def emit(self, kind: Tok, end: int) -> None:
+        text = self.text[self.pos:end]
+        self.out.append(Token(kind, text, self.line))
+        self.line += text.count("\n")
+        self.pos = self.last_end = end
 
-    def _simple(self, line: int) -> Token:
+    def run(self) -> tuple[list[Token], int]:
+        """The tokens, and the count of blanks after the last one (hclwrite leaves them before EOF)."""
+        steps = {"expr": self._expr, "quoted": self._quoted, "heredoc": self._heredoc}
+        while self.pos < len(self.text):
+            steps[self.mode]()
+        if self.mode == "quoted":
+            raise self.fail("unterminated string", self.string_line)
+        if self.heredocs:
+            marker = self.heredocs[-1].marker
+            raise self.fail(f"heredoc <<{marker} is never closed (no line with just {marker})")
+        return self.out, len(self.text) - self.last_end
+
+    def _expr(self) -> None:
         text, pos = self.text, self.pos
+        ch = text[pos]
+        if ch in " \t" or (ch == "\r" and not text.startswith("\r\n", pos)):
+            self.pos += 1
+        elif ch == "\n" or text.startswith("\r\n", pos):
+            self.emit(Tok.NEWLINE, pos + (1 if ch == "\n" else 2))
+        elif ch == "#" or text.startswith("//", pos):
+            end = text.find("\n", pos)
+            self.emit(Tok.COMMENT, len(text) if end < 0 else end + 1)
+        elif text.startswith("/*", pos):
+            end = text.find("*/", pos + 2)
+            if end < 0:
+                raise self.fail("unterminated /* comment")
+            self.emit(Tok.COMMENT, end + 2)
+        elif ch == '"':
+            self.string_line = self.line
+            self.emit(Tok.OQUOTE, pos + 1)
+            self.mode = "quoted"
+        elif (heredoc := _HEREDOC.match(text, pos)) is not None:
+            self.emit(Tok.OHEREDOC, heredoc.end())
+            self.heredocs.append(_Heredoc(heredoc.group(2)))
+            self.mode = "heredoc"
+        else:
+            self._brace_or_simple()
+
+    def _brace_or_simple(self) -> None:
+        text, pos = self.text, self.pos
+        top = self.stack[-1] if self.stack else None
+        if text[pos] == "{":
+            self.stack.append(_Frame("brace"))
+        elif text[pos] == "}" or text.startswith("~}", pos):
+            if top is not None and top.kind == "interp":
+                self.stack.pop()
+                self.emit(Tok.TSEQEND, pos + (1 if text[pos] == "}" else 2))
+                self.mode = top.template
+                return
+            if text[pos] == "~":
+                raise self.fail("unexpected character '~'")
+            if top is not None:
+                self.stack.pop()
         for kind, pattern in ((Tok.NUMBER, _NUMBER), (Tok.IDENT, _IDENT)):
             if (m := pattern.match(text, pos)) is not None:
-                self.pos = m.end()
-                return Token(kind, m.group(), line)
-        for width, table in ((3, _PUNCT3), (2, _PUNCT2)):
-            if text[pos:pos + width] in table:
-                self.pos += width
-                return Token(Tok.PUNCT, text[pos:pos + width], line)
-        if text[pos] in _PUNCT1:
-            self.pos += 1
-            return Token(Tok.PUNCT, text[pos], line)
+                self.emit(kind, m.end())
+                return
+        for punct in _PUNCT:
+            if text.startswith(punct, pos):
+                self.emit(Tok.PUNCT, pos + len(punct))
+                return
         raise self.fail(f"unexpected character {text[pos]!r}")
 
-    def _advance(self, end: int) -> None:
-        self.line += self.text.count("\n", self.pos, end)
-        self.pos = end
+    def _open_sequence(self, template: str) -> None:
+        opener = _OPEN_TEMPLATE.match(self.text, self.pos)
+        assert opener is not None
+        self.emit(Tok.TINTERP if opener.group().startswith("$") else Tok.TCONTROL, opener.end())
+        self.stack.append(_Frame("interp", template))
+        self.mode = "expr"
 
-    def _quoted_end(self, pos: int) -> int:
-        """Index just past the quoted template starting at `pos` (nested strings in `${...}` included)."""
-        text, i = self.text, pos + 1
+    def _quoted(self) -> None:
+        text, i = self.text, self.pos
         while i < len(text):
-            ch = text[i]
-            if ch == "\\":
+            if text[i] == "\\":
                 i += 2
-            elif ch == '"':
-                return i + 1
             elif text.startswith(("$${", "%%{"), i):
                 i += 3
-            elif text.startswith(("${", "%{"), i):
-                i = self._template_end(i + 2)
-            elif ch == "\n":
+            elif text[i] == '"' or text[i] == "\n" or _OPEN_TEMPLATE.match(text, i):
                 break
             else:
                 i += 1
-        raise self.fail("unterminated string", self.text.count("\n", 0, pos) + 1)
+        if i > self.pos:
+            self.emit(Tok.QLIT, min(i, len(text)))
+        if i >= len(text) or text[i] == "\n":
+            raise self.fail("unterminated string", self.string_line)
+        if text[i] == '"':
+            self.emit(Tok.CQUOTE, i + 1)
+            self.mode = "expr"
+        else:
+            self._open_sequence("quoted")
 
-    def _template_end(self, i: int) -> int:
-        """Index just past the `}` closing an interpolation or directive whose body starts at `i`."""
-        text, depth = self.text, 1
-        while i < len(text):
-            ch = text[i]
-            if ch == '"':
-                i = self._quoted_end(i)
-                continue
-            if ch == "{":
-                depth += 1
-            elif ch == "}":
-                depth -= 1
-                if depth == 0:
-                    return i + 1
-            i += 1
-        raise self.fail("unterminated ${ ... } in a string")
-
-    def _heredoc_end(self, opener: re.Match[str]) -> int:
-        """Index of the newline ending the heredoc's closing-marker line (or end of text)."""
-        marker, i = opener.group(2), opener.end()
-        while i < len(self.text):
-            end = self.text.find("\n", i)
-            end = len(self.text) if end < 0 else end
-            if self.text[i:end].strip() == marker:
-                return end
-            i = end + 1
-        raise self.fail(f"heredoc <<{marker} is never closed (no line with just {marker})")
+    def _heredoc(self) -> None:
+        text, doc = self.text, self.heredocs[-1]
+        eol = text.find("\n", self.pos)
+        eol = len(text) if eol < 0 else eol
+        if doc.start_of_line and text[self.pos:eol].strip() == doc.marker:
+            self.emit(Tok.CHEREDOC, eol - 1 if text[eol - 1:eol] == "\r" else eol)
+            self.heredocs.pop()
+            self.mode = "expr"
+            return
+        i = self.pos
+        while i < eol and not (_OPEN_TEMPLATE.match(text, i) and not text.startswith(("$${", "%%{"), i)):
+            i += 3 if text.startswith(("$${", "%%{"), i) else 1
+        if i < eol:
+            if i > self.pos:
+                self.emit(Tok.SLIT, i)
+            doc.start_of_line = False
+            self._open_sequence("heredoc")
+            return
+        self.emit(Tok.SLIT, min(eol + 1, len(text)))
+        doc.start_of_line = True
 
 
 def tokenize(text: str, file: str = "<text>") -> list[Token]:
-    """The tokens of an HCL text; FactoryError (with file:line) on an unterminated string/comment/heredoc."""
-    return list(_Lexer(text, file).tokens())
+    """hclsyntax-like tokens of an HCL text; FactoryError (file:line) on an unterminated string/comment/heredoc."""
+    return _Lexer(text, file).run()[0]
 
 
-_UNARY_CONTEXT = {"(", "{", "[", "=", ":", ",", "?", "+", "-", "*", "/", "%", "==", "!=", "<", "<=", ">", ">=",
-                  "&&", "||", "!", "=>"}
+_NEGATION_BEFORE = {"(", "{", "[", "=", ":", ",", "?", "+", "*", "/", "%", "-", "==", "!=", ">", ">=", "<", "<=",
+                    "&&", "||", "!"}
+_TEMPLATE_TEXT = (Tok.QLIT, Tok.SLIT, Tok.OQUOTE, Tok.OHEREDOC)
+_TEMPLATE_TEXT_AFTER = (Tok.QLIT, Tok.SLIT, Tok.CQUOTE, Tok.CHEREDOC)
 
 
-def _space_between(before: Token | None, subject: Token, after: Token) -> bool:
-    """hclwrite's spacing rules (format.go spaceAfterToken), for whole-string tokens."""
-    s, a = subject.text, after.text
-    sp, ap = subject.kind is Tok.PUNCT, after.kind is Tok.PUNCT
-    if (subject.kind is Tok.IDENT and a == "(") or "::" in (s, a):
+def _space_after(subject: Token, before: Token | None, after: Token) -> bool:
+    """hclwrite's spaceAfterToken, case for case and in its order."""
+    s, a = subject, after
+    if a.kind is Tok.NEWLINE:
         return False
-    if (sp and s == ".") or (ap and a in (".", ",", "...")):
+    if s.kind is Tok.IDENT and a.punct("("):
         return False
-    if sp and s == ",":
+    if (s.kind is Tok.IDENT and a.punct("::")) or (s.punct("::") and a.kind is Tok.IDENT):
+        return False
+    if s.punct(".") or a.punct("."):
+        return False
+    if a.punct(",", "..."):
+        return False
+    if s.punct(","):
         return True
-    if subject.kind is Tok.IDENT and s == "in" and before is not None and before.kind is Tok.IDENT:
-        return True  # `for x in [a]`: keep `in` apart from a tuple constructor
-    if ap and a == "[" and (subject.kind in (Tok.IDENT, Tok.NUMBER) or subject.bracket < 0):
-        return False  # index: foo[0], f()[0], x[1][2]
-    if sp and s == "-":
-        return not (before is None or (before.kind is Tok.PUNCT and before.text in _UNARY_CONTEXT))
-    if (sp and s == "{") or (ap and a == "}"):
-        return not (s == "{" and a == "}")
-    if subject.bracket > 0 or after.bracket < 0:
+    if s.kind in _TEMPLATE_TEXT or a.kind in _TEMPLATE_TEXT_AFTER:
         return False
-    return not (sp and s == "!")
-
-
-def _render(tokens: list[Token], before: Token | None = None) -> str:
-    """Tokens of one line joined with canonical spacing; `before` is the token preceding the first one."""
-    out = tokens[0].text if tokens else ""
-    for i in range(1, len(tokens)):
-        prev = tokens[i - 2] if i >= 2 else before
-        out += (" " if _space_between(prev, tokens[i - 1], tokens[i]) else "") + tokens[i].text
-    return out
+    if s.kind is Tok.IDENT and s.text == "in" and before is not None and before.kind is Tok.IDENT:
+        return True
+    if a.punct("[") and (s.kind in (Tok.IDENT, Tok.NUMBER) or s.bracket < 0):
+        return False
+    if s.punct("!"):
+        return False
+    if s.punct("-"):
+        return not (before is None or (before.kind is Tok.PUNCT and before.text in _NEGATION_BEFORE))
+    if s.punct("{") or a.punct("}"):
+        return not (s.punct("{") and a.punct("}"))
+    if s.kind in (Tok.TINTERP, Tok.TCONTROL) and a.punct("{"):
+        return True
+    if s.punct("}") and a.kind is Tok.TSEQEND:
+        return True
+    if s.kind is Tok.TSEQEND and a.kind in (Tok.TINTERP, Tok.TCONTROL):
+        return False
+    return not (s.bracket > 0 or a.bracket < 0)
 
 
 @dataclass
 class _Line:
-    lead: list[Token]          # everything before the first `=` (or the whole line)
-    assign: list[Token]        # `= value...`, empty when the line assigns nothing
-    comment: Token | None      # trailing comment after code
-    indent: int = 0
-
-    @property
-    def multiline(self) -> bool:
-        return any(t.multiline for t in (*self.lead, *self.assign, *([self.comment] if self.comment else [])))
+    lead: list[Token]
+    assign: list[Token] = field(default_factory=list)
+    comment: list[Token] = field(default_factory=list)
 
 
-def _lines(tokens: list[Token]) -> list[_Line | None]:
-    """Split tokens into lines (None for a blank line) and cut each into lead / `= ...` / trailing comment."""
-    out: list[_Line | None] = []
-    current: list[Token] = []
-    for tok in [*tokens, Token(Tok.NEWLINE, "\n", 0)]:
-        if tok.kind is not Tok.NEWLINE:
-            current.append(tok)
-            continue
-        if not current:
-            out.append(None)
-            continue
-        comment = current.pop() if len(current) > 1 and current[-1].kind is Tok.COMMENT else None
-        eq = next((i for i, t in enumerate(current) if t.kind is Tok.PUNCT and t.text == "=" and i > 0), None)
-        # As hclwrite: only a value complete on its line is aligned; one that opens a bracket or a heredoc
-        # (`x = [`, `y = <<EOT`) continues below, so the line stands apart from its neighbours.
-        rest = current[eq:] if eq is not None else []
-        if any(t.kind is Tok.HEREDOC for t in rest) or sum(t.bracket for t in rest) != 0:
-            eq = None
-        lead, assign = (current, []) if eq is None else (current[:eq], current[eq:])
-        out.append(_Line(lead, assign, comment))
-        current = []
-    return out
-
-
-def _indent(lines: list[_Line | None]) -> None:
-    """Indent by bracket nesting; a line opening several brackets adds one level (hclwrite's formatIndent)."""
-    stack: list[int] = []
+def _lines(tokens: list[Token]) -> list[_Line]:
+    """hclwrite's linesForFormat: split after each newline, then cut off a trailing comment and `= value`."""
+    lines, start = [], 0
+    for i, tok in enumerate(tokens):
+        if tok.ends_line:
+            lines.append(_Line(tokens[start:i + 1]))
+            start = i + 1
+    lines.append(_Line(tokens[start:]))
     for line in lines:
-        if line is None:
+        lead = line.lead
+        if len(lead) > 1 and lead[-1].kind is Tok.COMMENT:
+            line.comment, lead = lead[-1:], lead[:-1]
+        for i, tok in enumerate(lead):
+            if i > 0 and tok.punct("="):
+                # a value that opens more brackets than it closes continues below: it does not align
+                if sum(t.bracket for t in lead[i:]) == 0:
+                    line.assign, lead = lead[i:], lead[:i]
+                break
+        line.lead = lead
+    return lines
+
+
+def _indent(lines: list[_Line]) -> None:
+    """hclwrite's formatIndent: a line opening brackets indents what follows by one level, however many."""
+    indents: list[int] = []
+    for line in lines:
+        if not line.lead:
             continue
-        net = sum(t.bracket for t in (*line.lead, *line.assign))
+        if line.lead[0].kind is Tok.NEWLINE:
+            line.lead[0].spaces = 0
+            continue
+        net = 0
+        for tok in line.lead:
+            net += tok.bracket
+            if tok.kind is Tok.OHEREDOC:
+                break
+        net += sum(t.bracket for t in line.assign)
         closed = -net
-        while closed > 0 and stack:
-            top = stack.pop()
-            if closed < top:
-                stack.append(top - closed)
-            closed -= min(closed, top)
-        line.indent = 2 * len(stack)
+        while closed > 0 and indents:
+            if closed < indents[-1]:
+                indents[-1] -= closed
+                closed = 0
+            else:
+                closed -= indents.pop()
+        line.lead[0].spaces = 2 * len(indents)
         if net > 0:
-            stack.append(net)
+            indents.append(net)
 
 
-def _runs(lines: list[_Line | None], member: list[bool]) -> Iterator[list[int]]:
-    """Maximal runs of consecutive member lines at one indentation; a multi-line token (heredoc, block
-    comment) ends the run after its line, as heredoc bodies do in hclwrite."""
-    run: list[int] = []
-    for i, line in enumerate(lines):
-        if line is None or not member[i] or (run and line.indent != lines[run[0]].indent):  # type: ignore[union-attr]
-            if run:
-                yield run
-            run = []
-        if line is not None and member[i]:
-            run.append(i)
-            if line.multiline:
-                yield run
-                run = []
-    if run:
-        yield run
+def _spaces(lines: list[_Line]) -> None:
+    """hclwrite's formatSpaces: the space between neighbouring tokens of one cell."""
+    for line in lines:
+        if line.assign:
+            line.assign[0].spaces = 1
+        for cell in (line.lead, line.assign):
+            for i in range(len(cell) - 1):
+                cell[i + 1].spaces = int(_space_after(cell[i], cell[i - 1] if i else None, cell[i + 1]))
+
+
+def _graphemes(text: str) -> int:
+    """Columns a text takes, counted as grapheme clusters (combining marks, ZWJ sequences, flags), as hclwrite."""
+    count = 0
+    for i, ch in enumerate(text):
+        if (i > 0 and text[i - 1] == "\u200d") or unicodedata.combining(ch) or ch in "\u200d\ufe0e\ufe0f":
+            continue
+        if 0x1F3FB <= ord(ch) <= 0x1F3FF or (ch == "\n" and text[i - 1:i] == "\r"):
+            continue  # skin-tone modifiers; CRLF is one cluster
+        if _regional(ch) and _flag_second(text, i):
+            continue
+        count += 1
+    return count
+
+
+def _regional(ch: str) -> bool:
+    return 0x1F1E6 <= ord(ch) <= 0x1F1FF
+
+
+def _flag_second(text: str, i: int) -> bool:
+    """Whether the regional indicator at i closes a flag (an odd number of indicators precede it in a run)."""
+    run = 0
+    while i - run - 1 >= 0 and _regional(text[i - run - 1]):
+        run += 1
+    return run % 2 == 1
+
+
+def _columns(tokens: list[Token]) -> int:
+    return sum(t.spaces + _graphemes(t.text) for t in tokens)
+
+
+def _align(lines: list[_Line], cell: str) -> None:
+    """hclwrite's formatCells: pad the `=` (or the trailing comment) of consecutive lines into one column."""
+    chain: list[_Line] = []
+    for line in [*lines, _Line([])]:
+        if getattr(line, cell):
+            chain.append(line)
+            continue
+        width = max((_width(c, cell) for c in chain), default=0)
+        for c in chain:
+            getattr(c, cell)[0].spaces = width - _width(c, cell) + 1
+        chain = []
+
+
+def _width(line: _Line, cell: str) -> int:
+    return _columns(line.lead) + (_columns(line.assign) if cell == "comment" else 0)
 
 
 def format_text(text: str, file: str = "<text>") -> str:
-    """The canonical form of an HCL template; idempotent; FactoryError if the text does not parse."""
-    tokens = tokenize(text.replace("\r\n", "\n"), file)  # first: its messages are more precise than Lark's
+    """What `packer fmt` makes of an HCL text; idempotent; FactoryError if the text does not parse."""
+    tokens, trailing = _Lexer(text, file).run()  # first: its messages are more precise than Lark's
     check_syntax(text, file)
     lines = _lines(tokens)
     _indent(lines)
-    heads = [" " * ln.indent + _render(ln.lead) if ln else "" for ln in lines]
-    for run in _runs(lines, [bool(ln and ln.assign) for ln in lines]):
-        width = max(len(heads[i]) for i in run)
-        for i in run:
-            line = lines[i]
-            assert line is not None
-            heads[i] = heads[i].ljust(width) + " " + _render(line.assign, line.lead[-1])
-    for run in _runs(lines, [bool(ln and ln.comment) for ln in lines]):
-        width = max(len(heads[i]) for i in run)
-        for i in run:
-            comment = lines[i].comment  # type: ignore[union-attr]
-            assert comment is not None
-            heads[i] = heads[i].ljust(width) + " " + comment.text
-    out: list[str] = []
-    for line, head in zip(lines, heads, strict=True):
-        if line is None:
-            if out and out[-1] != "":
-                out.append("")  # runs of blank lines collapse to one; none at the top
-            continue
-        out.append(head.rstrip(" "))
-    while out and out[-1] == "":
-        out.pop()
-    return "\n".join(out) + "\n" if out else ""
+    _spaces(lines)
+    _align(lines, "assign")
+    _align(lines, "comment")
+    return "".join(" " * t.spaces + t.text for t in tokens) + " " * trailing
 
 
 def check_syntax(text: str, file: str) -> None:
