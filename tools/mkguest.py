@@ -40,6 +40,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import ClassVar
 
 if __package__ in (None, ""):  # run as a script from a checkout: make `factory` importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -155,7 +156,7 @@ def default_cache_dir() -> Path:
     return Path(os.environ.get("FACTORY_TEST_CACHE", Path.home() / ".cache" / "factory-tests"))
 
 
-def cached_build(cache_dir: Path | None = None, log: Log | None = None) -> GuestBuild:
+def cached_build(cache_dir: Path | None = None, log: Log | None = None, mirror: str = MIRROR) -> GuestBuild:
     """The guest for the current recipe, built once per cache dir (file lock; atomic rename into place)."""
     cache_dir = cache_dir or default_cache_dir()
     digest = recipe_digest()
@@ -163,13 +164,16 @@ def cached_build(cache_dir: Path | None = None, log: Log | None = None) -> Guest
     with file_lock(cache_dir / ".mkguest.lock"):
         if not (final / IMAGE_NAME).exists():
             with atomic_dir(final) as tmp:
-                build(tmp, cache_dir=cache_dir, log=log)
+                build(tmp, cache_dir=cache_dir, log=log, mirror=mirror)
                 tmp.chmod(0o755)  # mkdtemp made it private; the cache is shared by every test user
     return GuestBuild(final, digest)
 
 
-def build(outdir: Path, *, cache_dir: Path | None = None, log: Log | None = None) -> GuestBuild:
-    """Build the guest into outdir (image, kernel, initrd, installer modules). Needs root for debootstrap."""
+def build(outdir: Path, *, cache_dir: Path | None = None, log: Log | None = None, mirror: str = MIRROR) -> GuestBuild:
+    """Build the guest into outdir (image, kernel, initrd, installer modules). Needs root for debootstrap.
+
+    `mirror` only says where the packages come from (a local mirror for air-gapped sites): apt verifies them
+    against the suite's signed Release file, so the image does not depend on it."""
     say = log or (lambda msg: print(f"mkguest: {msg}", file=sys.stderr, flush=True))
     digest = recipe_digest()
     layout = Layout.for_recipe(digest)
@@ -178,9 +182,9 @@ def build(outdir: Path, *, cache_dir: Path | None = None, log: Log | None = None
         work = Path(tmp)
         root = work / "root"
         start = time.monotonic()
-        say(f"debootstrap {SUITE} from {MIRROR} (about 1-3 minutes)")
+        say(f"debootstrap {SUITE} from {mirror} (about 1-4 minutes; progress every 15 s)")
         try:
-            debootstrap(root, (cache_dir or default_cache_dir()) / "debs")
+            debootstrap(root, (cache_dir or default_cache_dir()) / "debs", mirror, DebootstrapProgress(say))
         finally:
             unmount_under(root)  # an interrupted debootstrap leaves /proc mounted inside the temp dir
         say(f"debootstrap done in {time.monotonic() - start:.0f}s; configuring")
@@ -195,17 +199,50 @@ def build(outdir: Path, *, cache_dir: Path | None = None, log: Log | None = None
         raw = work / "disk.raw"
         assemble(root, raw, layout, kernel, initrd, work)
         run(["qemu-img", "convert", "-f", "raw", "-O", "qcow2", raw, outdir / IMAGE_NAME])
-        say(f"built {outdir / IMAGE_NAME} in {time.monotonic() - start:.0f}s")
+        say(f"built the guest image in {time.monotonic() - start:.0f}s")
     return GuestBuild(outdir, digest)
 
 
-def debootstrap(root: Path, debs: Path) -> None:
+def debootstrap(root: Path, debs: Path, mirror: str, on_line: Callable[[str], None]) -> None:
     """Unpack the base system; .debs are kept in a cache shared by all recipes (apt verifies them)."""
     debs.mkdir(parents=True, exist_ok=True)
     include = ",".join(p for p in PACKAGES if not p.endswith("-"))
     exclude = ",".join(p[:-1] for p in PACKAGES if p.endswith("-"))
     run(["debootstrap", "--variant=minbase", f"--cache-dir={debs}", f"--include={include}",
-         f"--exclude={exclude}", SUITE, root, MIRROR], timeout=1800)
+         f"--exclude={exclude}", SUITE, root, mirror], timeout=1800, on_line=on_line)
+
+
+class DebootstrapProgress:
+    """Turns debootstrap's `I: Retrieving foo`-style lines into a progress line per phase and every 15 s."""
+
+    PHASES: ClassVar[dict[str, str]] = {
+        "Retrieving": "downloading", "Validating": "verifying", "Extracting": "extracting",
+        "Unpacking": "unpacking", "Configuring": "configuring", "Installing": "installing"}
+
+    def __init__(self, say: Log, every: float = 15.0) -> None:
+        self.say, self.every = say, every
+        self.start = self.last = time.monotonic()
+        self.phase, self.count = "", 0
+
+    def __call__(self, line: str) -> None:
+        if line.startswith(("E: ", "W: ")):
+            self.say(f"debootstrap: {line}")
+            return
+        verb = line[3:].split(" ", 1)[0] if line.startswith("I: ") else ""
+        phase = self.PHASES.get(verb)
+        if phase is None:
+            return
+        now = time.monotonic()
+        if phase != self.phase:
+            if self.phase:
+                self.say(f"debootstrap: {self.phase} done ({self.count} packages, {now - self.start:.0f}s)")
+            self.phase, self.count, self.last = phase, 1, now
+            self.say(f"debootstrap: {phase} packages")
+            return
+        self.count += 1
+        if now - self.last >= self.every:
+            self.last = now
+            self.say(f"debootstrap: {phase}, {self.count} packages so far ({now - self.start:.0f}s)")
 
 
 def unmount_under(root: Path) -> None:
@@ -368,6 +405,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("-o", "--output", type=Path, required=True, help=f"directory to write {IMAGE_NAME} into")
     parser.add_argument("--cache", action="store_true", help="reuse (or fill) the cache keyed by the recipe hash")
     parser.add_argument("--cache-dir", type=Path, default=None, help="cache location (default: the test cache)")
+    parser.add_argument("--mirror", default=os.environ.get("FACTORY_DEBIAN_MIRROR", MIRROR),
+                        help="Debian mirror debootstrap fetches from: a local one for air-gapped sites, e.g. "
+                        "http://mirror.lan/debian or file:///srv/debian (default: $FACTORY_DEBIAN_MIRROR or "
+                        f"{MIRROR})")
     args = parser.parse_args(argv)
     # SIGTERM unwinds like Ctrl-C: the running command is killed, mounts and temp dirs are cleaned up.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
@@ -380,10 +421,11 @@ def main(argv: list[str] | None = None) -> int:
     try:
         with atomic_path(out) as tmp_out:
             if args.cache:
-                run(["cp", "--reflink=auto", "--sparse=always", cached_build(cache_dir).image, tmp_out])
+                run(["cp", "--reflink=auto", "--sparse=always", cached_build(cache_dir, mirror=args.mirror).image,
+                     tmp_out])
             else:
                 with tempfile.TemporaryDirectory(prefix=".mkguest-", dir=args.output) as tmp:
-                    os.replace(build(Path(tmp), cache_dir=cache_dir).image, tmp_out)
+                    os.replace(build(Path(tmp), cache_dir=cache_dir, mirror=args.mirror).image, tmp_out)
             tmp_out.chmod(0o644)
     except FactoryError as exc:
         print(f"mkguest: {exc.render()}", file=sys.stderr)

@@ -39,6 +39,21 @@ def test_recipe_digest_covers_the_package_list() -> None:
     assert mkguest.recipe_digest() == hashlib.sha256(recipe).hexdigest()
 
 
+def test_debootstrap_progress_is_a_line_per_phase_and_a_heartbeat() -> None:
+    """debootstrap is silent for minutes otherwise: each phase is announced, counted, and long ones tick."""
+    said: list[str] = []
+    progress = load_mkguest().DebootstrapProgress(said.append, every=0.0)
+    for line in ["I: Retrieving InRelease", "I: Checking Release signature", "I: Retrieving libc6 2.36",
+                 "I: Validating libc6 2.36", "W: Failure trying to run: chroot", "I: Unpacking libc6...",
+                 "some other output"]:
+        progress(line)
+    expected = ["debootstrap: downloading packages", "debootstrap: downloading, 2 packages so far (",
+                "debootstrap: downloading done (2 packages, ", "debootstrap: verifying packages",
+                "debootstrap: W: Failure trying to run: chroot", "debootstrap: verifying done (1 packages, ",
+                "debootstrap: unpacking packages"]
+    assert len(said) == len(expected) and all(s.startswith(e) for s, e in zip(said, expected, strict=True)), said
+
+
 def test_guest_image_is_a_cached_qcow2_with_boot_files(debian_guest: GuestImage) -> None:
     info = subprocess.run(["qemu-img", "info", "--output=json", str(debian_guest.path)],
                           check=True, capture_output=True, text=True).stdout
