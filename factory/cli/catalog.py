@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from factory.cli import app
@@ -24,7 +25,8 @@ def iso_list(
         print(json.dumps(rows, indent=2))
         return
     folders = ", ".join(str(d) for d in catalog.catalog_dirs())
-    table = Table(title=f"ISO catalog ({folders})", show_lines=verbose)
+    # Catalog text is data, not rich markup: a title like "[beta]" must print as written.
+    table = Table(title=escape(f"ISO catalog ({folders})"), show_lines=verbose)
     for column in ("name", "release", "installer", "volume id", "iso"):
         table.add_column(column, overflow="fold")
     if verbose:
@@ -36,7 +38,7 @@ def iso_list(
             if rel.signing_key_fingerprint:
                 check += f"\nsigned: {rel.signature_url}\nkey: {rel.signing_key_fingerprint}"
             row.append(check)
-        table.add_row(*row)
+        table.add_row(*(escape(cell) for cell in row))
     # The table goes to stdout so it can be piped (COLUMNS sets the width there); messages stay on stderr.
     Console(highlight=False).print(table)
 

@@ -9,8 +9,9 @@ from typing import Annotated
 import typer
 
 from factory.cli import app
-from factory.errors import FactoryError
+from factory.errors import FactoryError, FactoryErrors
 from factory.template.fmt import format_text, template_files, unified_diff, write_formatted
+from factory.textfile import decode_text, read_text
 
 _TRUE, _FALSE = {"true", "1", "t", "yes"}, {"false", "0", "f", "no"}
 
@@ -30,23 +31,31 @@ def fmt(
     if write.lower() not in _TRUE | _FALSE:
         raise FactoryError(f"-write={write}: expected true or false")
     if paths == ["-"]:
-        text = sys.stdin.read()
+        text = decode_text(sys.stdin.buffer.read(), "<stdin>", "template")
         out = format_text(text, "<stdin>")
         if diff:
             sys.stdout.write(unified_diff("<stdin>", text, out))
         elif not check:
             sys.stdout.write(out)
         raise typer.Exit(3 if check and out != text else 0)
-    changed = 0
+    # Every file is read and formatted before any is written: one bad file leaves all of them untouched.
+    changes: list[tuple[Path, str, str]] = []
+    errors: list[FactoryError] = []
     for path in template_files([Path(p) for p in paths or ["."]], recursive=recursive):
-        text = path.read_text(encoding="utf-8")
-        out = format_text(text, str(path))
-        if out == text:
+        try:
+            text = read_text(path, "template")
+            out = format_text(text, str(path))
+        except FactoryError as exc:
+            errors.append(exc)
             continue
-        changed += 1
+        if out != text:
+            changes.append((path, text, out))
+    if errors:
+        raise errors[0] if len(errors) == 1 else FactoryErrors(errors)
+    for path, text, out in changes:
         print(path)
         if diff:
             sys.stdout.write(unified_diff(str(path), text, out))
         if not check and write.lower() in _TRUE:
             write_formatted(path, out)
-    raise typer.Exit(3 if check and changed else 0)
+    raise typer.Exit(3 if check and changes else 0)

@@ -13,6 +13,7 @@ from typing import Any, NoReturn
 from factory import paths
 from factory.errors import FactoryError, Location
 from factory.options import suggest
+from factory.textfile import check_nesting, read_text
 
 SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
 FINGERPRINT_RE = re.compile(r"^[0-9A-F]{40}$")
@@ -129,10 +130,16 @@ def load(name: str) -> Release:
 
 
 def _parse(path: Path) -> Release:
+    text = read_text(path, "catalog file")
+    check_nesting(text, str(path), "catalog file")
     try:
-        data = tomllib.loads(path.read_text())
+        data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
-        raise FactoryError(f"malformed catalog file: {exc}", where=Location(str(path))) from exc
+        # tomllib puts the place in the message: "Invalid value (at line 3, column 9)"
+        m = re.search(r"\(at line (\d+), column (\d+)\)", str(exc))
+        line, col = (int(m.group(1)), int(m.group(2))) if m else (0, 0)
+        raise FactoryError(f"malformed catalog file: {str(exc).split(' (at ')[0]}",
+                           where=Location(str(path), line, col), hint="a catalog file is TOML") from None
     reader = _Reader(path, data)
     iso = reader.table("iso")
     family_text = reader.string(data, "family")

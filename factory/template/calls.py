@@ -70,6 +70,9 @@ def call_function(ev: Evaluator, node: Any) -> Any:
         raise ev.error(at, f"{name}(): {exc}") from None
     except ConversionError as exc:
         raise ev.error(node, f"{name}(): {exc}") from None
+    except (ArithmeticError, ValueError, MemoryError) as exc:  # pow(10, 400), a 5000-digit number ...
+        raise ev.error(node, f"{name}(): the result cannot be computed ({exc})",
+                       hint="numbers are limited to what a 64-bit float holds (about 1.8e308)") from None
 
 
 def _check_arity(ev: Evaluator, node: Any, impl: Any, n: int, name: str, ctx: bool) -> None:

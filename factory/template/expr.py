@@ -80,7 +80,11 @@ class Scope:
 def evaluate(node: Any, scope: Scope) -> Any:
     """Evaluate one expression tree."""
     ev = Evaluator(scope)
-    return ev.plain(ev.eval(node), node)
+    try:
+        return ev.plain(ev.eval(node), node)
+    except RecursionError:  # the parser's nesting limit keeps this away; a safety net, not a path
+        raise ev.error(node, "expression nests too deeply to evaluate",
+                       hint="flatten it (locals can hold intermediate values)") from None
 
 
 class Evaluator:
@@ -110,7 +114,11 @@ class Evaluator:
         return self.eval(trees[0])
 
     def _int_lit(self, node: Any) -> Any:
-        return int(str(node.children[0]))
+        text = str(node.children[0])
+        if len(text) > 400:  # beyond any float; Python refuses int() of >4300 digits anyway
+            raise self.error(node, f"number literal of {len(text)} digits is too large",
+                             hint="numbers are limited to what a 64-bit float holds (about 1.8e308)")
+        return int(text)
 
     def _float_lit(self, node: Any) -> Any:
         return norm_number(float(str(node.children[0])))

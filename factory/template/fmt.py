@@ -422,7 +422,8 @@ def template_files(paths: list[Path], *, recursive: bool = False) -> list[Path]:
 
 
 def write_formatted(path: Path, text: str) -> None:
-    """Replace path's content atomically, keeping its permissions."""
+    """Replace path's content atomically, keeping its permissions (through a symlink: the link stays a link)."""
+    path = path.resolve()
     mode = path.stat().st_mode & 0o7777
     with atomic_path(path) as tmp:
         tmp.write_text(text, encoding="utf-8")

@@ -15,6 +15,7 @@ from lark import Token, Tree
 from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
 
 from factory.errors import FactoryError, Location
+from factory.textfile import check_nesting, read_text
 
 _SOURCES: dict[str, list[str]] = {}
 
@@ -89,24 +90,24 @@ class Block:
 def parse_text(text: str, file: str) -> Block:
     """Parse HCL text into a root Block (type "") or raise a located FactoryError."""
     remember(file, text)
+    check_nesting(text, file)
     try:
         tree = hcl2.api.parses_to_tree(text)
+        errors: list[FactoryError] = []
+        root, _ = _body(tree.children[0], file, "", (), 1, 1, errors)
     except UnexpectedInput as exc:
         raise _parse_error(exc, file, text) from None
-    errors: list[FactoryError] = []
-    root, _ = _body(tree.children[0], file, "", (), 1, 1, errors)
+    except RecursionError:  # check_nesting's limit is well below the parser's; this is the safety net
+        raise FactoryError("template nests too deeply to parse", where=Location(file),
+                           hint="flatten the nesting (locals can hold intermediate values)") from None
     if errors:
         _raise(errors)
     return root
 
 
-def parse_file(path: Path) -> Block:
+def parse_file(path: Path, what: str = "template") -> Block:
     """Parse one HCL file (errors located in it)."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise FactoryError(f"cannot read {path}: {exc}") from None
-    return parse_text(text, str(path))
+    return parse_text(read_text(path, what), str(path))
 
 
 def _raise(errors: list[FactoryError]) -> Block:

@@ -17,6 +17,7 @@ from lark.exceptions import UnexpectedInput
 
 from factory.errors import FactoryError, Location
 from factory.template.parse import position, source_line
+from factory.textfile import check_nesting
 
 
 @dataclass
@@ -210,8 +211,11 @@ def _directive_text(core: str, file: str, line: int, col: int) -> Directive:
 def parse_expression(text: str, file: str, line: int = 1, col: int = 1) -> Any:
     """Parse one HCL expression (e.g. from a -var value or a heredoc); positions are shifted to (line, col)."""
     prefix = "__x = (\n"
+    check_nesting(text, file, "expression")
     try:
         tree = hcl2.api.parses_to_tree(prefix + text + "\n)")
+    except RecursionError:
+        raise FactoryError("expression nests too deeply to parse", where=Location(file, line, col)) from None
     except UnexpectedInput as exc:
         el, ec = max((getattr(exc, "line", 2) or 2) - 1, 1), getattr(exc, "column", 1) or 1
         at_line = line + el - 1

@@ -23,6 +23,7 @@ from factory.template.functions import FUNCTIONS
 from factory.template.parse import Attr, Block, parse_file, remember
 from factory.template.strings import parse_expression
 from factory.template.types import ANY, ConversionError, HType, convert, first_unknown
+from factory.textfile import check_nesting, read_text
 
 _MISSING = object()
 
@@ -186,7 +187,7 @@ def _from_file(decls: dict[str, VarDecl], path: Path, col: Collector) -> None:
         col.add(FactoryError(f"cannot guess the format of {path}", hint="a var file ends in .hcl or .json"))
         return
     try:
-        body = parse_file(path)
+        body = parse_file(path, "variable file")
     except FactoryError as exc:
         col.add(exc)
         return
@@ -209,9 +210,16 @@ def _from_file(decls: dict[str, VarDecl], path: Path, col: Collector) -> None:
 
 def _from_json(decls: dict[str, VarDecl], path: Path, col: Collector) -> None:
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        col.add(FactoryError(f"cannot read variable file {path}: {exc}"))
+        text = read_text(path, "variable file")
+        check_nesting(text, str(path), "variable file")
+        data = json.loads(text)
+    except FactoryError as exc:
+        col.add(exc)
+        return
+    except ValueError as exc:
+        where = Location(str(path), exc.lineno, exc.colno) if isinstance(exc, json.JSONDecodeError) else None
+        col.add(FactoryError(f"variable file is not valid JSON: {getattr(exc, 'msg', exc)}", where=where,
+                             hint="a JSON var file holds one object of name: value"))
         return
     if not isinstance(data, dict):
         col.add(FactoryError(f"variable file {path} must hold a JSON object of name: value"))
