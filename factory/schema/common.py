@@ -73,6 +73,10 @@ class HttpOptions:
     http_bind_address: str = opt("127.0.0.1", help="Address the HTTP server binds to. factory defaults to "
                                  "loopback (QEMU user networking reaches it as 10.0.2.2) where Packer binds "
                                  "0.0.0.0 and exposes the preseed/kickstart server to the whole network.")
+    http_interface: str | None = opt(None, help="Network interface whose address the guest uses for the HTTP "
+                                     "server (Packer's undocumented SDK option, used by builders on bridged "
+                                     "networks). Not acted on: under QEMU user networking the guest always "
+                                     "reaches the server at `10.0.2.2`.", support=IGNORED)
     http_network_protocol: str = opt("tcp", help="Network protocol of the HTTP server: `tcp` and `tcp4` "
                                      "listen on IPv4 (the guest uses `10.0.2.2`); `tcp6` listens on IPv6 only "
                                      "(`127.0.0.1` becomes `::1`, `0.0.0.0` becomes `::`) and `{{ .HTTPIP }}` "
@@ -255,6 +259,13 @@ class CommunicatorOptions:
     winrm_use_ntlm: bool = opt(False, help="NTLMv2 authentication for WinRM.", support=IGNORED)
     winrm_no_proxy: bool = opt(False, help="Bypass proxies for WinRM.", support=IGNORED)
 
+    # Packer's deprecated spellings, still decoded by its plugins (communicator/config.go, the qemu builder's
+    # comm_config.go): the template layer renames them, with a warning naming file:line, so each option keeps
+    # one declaration.
+    ALIASES: ClassVar[dict[str, str]] = {"ssh_wait_timeout": "ssh_timeout", "ssh_host_port_min": "host_port_min",
+                                         "ssh_host_port_max": "host_port_max",
+                                         "ssh_skip_nat_mapping": "skip_nat_mapping",
+                                         "ssh_disable_agent": "ssh_disable_agent_forwarding"}
     COMM_DURATIONS: ClassVar[frozenset[str]] = frozenset({"pause_before_connecting", "ssh_timeout",
                                                           "ssh_keep_alive_interval", "ssh_read_write_timeout",
                                                           "winrm_timeout"})

@@ -166,6 +166,9 @@ class QemuSource(SourceOptions, Checked, Component, kind=Kind.SOURCE, name="qemu
                                    "authentication uses).", sensitive=True)
     disable_vnc: bool = opt(False, help="Do not start a VNC server (factory types keys over QMP, not VNC).")
     qmp_enable: bool = opt(False, help="Expose an extra QMP socket for you (factory keeps its own).")
+    run_once: bool = opt(False, help="Deprecated Packer option (\"TODO: deprecate\" in its qemu builder), "
+                         "which no current Packer release acts on; accepted so old templates load.",
+                         support=IGNORED)
     qmp_socket_path: str | None = opt(None, help="Path of the QMP socket exposed with `qmp_enable` (default "
                                       "`<vm_name>.monitor` in the build's scratch directory; printed).")
 

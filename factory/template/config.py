@@ -70,6 +70,7 @@ def make_component(kind: Kind, type_: str, body: Body, where: Location, path: st
         col.add(FactoryError(f'unknown {kind} type "{type_}"', where=where, hint=_unknown_hint(kind, type_)))
         return None
     infos = {o.name: o for o in options_of(cls)}
+    _rename_aliases(cls, body, path, col)
     kwargs: dict[str, Any] = {}
     ok = True
     for name, value in body.values.items():
@@ -105,6 +106,21 @@ def make_component(kind: Kind, type_: str, body: Body, where: Location, path: st
         return None
     config = cls(**kwargs)
     return config if _checked(config, body, where, col) else None
+
+
+def _rename_aliases(cls: type[Component], body: Body, path: str, col: Collector) -> None:
+    """Packer's deprecated option names become the current ones (the current name wins when both are set)."""
+    for old, new in getattr(cls, "ALIASES", {}).items():
+        if old not in body.values:
+            continue
+        at = body.where.pop(old, None)
+        value = body.values.pop(old)
+        place = f"{at.file}:{at.line}: " if at else ""
+        col.warn(f"{place}{path}.{old} is deprecated in Packer: read as {new}")
+        if body.values.get(new) is None:
+            body.values[new] = value
+            if at is not None:
+                body.where[new] = at
 
 
 def _required(infos: dict[str, OptionInfo], kwargs: dict[str, Any], kind: Kind, type_: str, where: Location,
