@@ -84,8 +84,12 @@ def iso_build(
     from factory.media import preseed as preseed_mod
 
     release = catalog.load(distro)
-    config = preseed_mod.render(release.family, preseed_mod.PreseedVars.from_pairs(var or []),
-                                template=template, ready_file=preseed)
+    login = None if preseed else preseed_mod.default_login(var or [])
+    if login:
+        ui.info(login.said)
+    pairs = [*(login.pairs if login else ()), *(var or [])]
+    variables = preseed_mod.PreseedVars.from_pairs(pairs)
+    config = preseed_mod.render(release.family, variables, template=template, ready_file=preseed)
     src, sha = _source_iso(release, iso, iso_checksum, offline)
     args = " ".join(a for a in (release.family.kernel_args(remaster_mod.volume_id(src)), kernel_args) if a)
     out = output or Path(f"{release.name}-unattended.iso")
@@ -97,10 +101,14 @@ def iso_build(
     took = time.monotonic() - start
     if report is None:
         ui.success(f"wrote {out} from the cache in {took:.2f}s (same ISO and config as an earlier build)")
-        return
-    entries = ", ".join(f"{p} ({n})" for p, n in report.patched.items() if n)
-    ui.info(f"unattended entries: {entries}; added: {', '.join(report.added)}")
-    ui.success(f"wrote {out} ({out.stat().st_size / 2**20:.0f} MiB, volume {report.volume_id!r}) in {took:.1f}s")
+    else:
+        entries = ", ".join(f"{p} ({n})" for p, n in report.patched.items() if n)
+        ui.info(f"unattended entries: {entries}; added: {', '.join(report.added)}")
+        ui.success(f"wrote {out} ({out.stat().st_size / 2**20:.0f} MiB, volume {report.volume_id!r}) "
+                   f"in {took:.1f}s")
+    if login and login.password:
+        # The one place the generated password is shown: stdout, unmasked, once; the media hold only its hash.
+        typer.echo(f"password for {variables.username}: {login.password}")
 
 
 def _source_iso(release: Release, iso: Path | None, checksum: str | None, offline: bool) -> tuple[Path, str]:

@@ -11,6 +11,8 @@ import base64
 import dataclasses
 import hashlib
 import json
+import os
+import pwd
 import re
 import shlex
 import zoneinfo
@@ -18,6 +20,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
+from secrets import token_urlsafe
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -32,7 +35,7 @@ from factory.options import suggest
 HOSTNAME_RE = re.compile(r"^(?=.{1,63}$)[a-z0-9]([a-z0-9-]*[a-z0-9])?$", re.IGNORECASE)
 USERNAME_RE = re.compile(r"^[a-z_][a-z0-9_-]{0,31}$")
 LOCALE_RE = re.compile(r"^[a-z]{2,3}(_[A-Z]{2})?(\.[A-Za-z0-9-]+)?(@\w+)?$")
-SHA512_CRYPT_RE = re.compile(r"^\$6\$(rounds=\d+\$)?[./0-9A-Za-z]{1,16}\$[./0-9A-Za-z]{86}$")
+SHA512_CRYPT_RE = re.compile(r"^!?\$6\$(rounds=\d+\$)?[./0-9A-Za-z]{1,16}\$[./0-9A-Za-z]{86}$")
 PACKAGE_RE = re.compile(r"^[@^A-Za-z0-9][A-Za-z0-9.+_:~-]*$")
 
 # The file each family's main template renders to, and the templates that make up the family.
@@ -348,3 +351,66 @@ def _render_file(source: Path, vars: PreseedVars) -> str:
         raise FactoryError(f"template {source}: {exc.message}",
                            hint="templates see the variables as v.<name>: " + ", ".join(sorted(vars.public())),
                            where=Location(str(source))) from exc
+
+
+# --- a login when the user gave none (factory iso-build with no password and no key) ---------------------------
+
+@dataclass(frozen=True)
+class DefaultLogin:
+    """What factory adds so a bare `iso-build` still yields a system someone can log in to."""
+
+    pairs: tuple[str, ...]      # extra KEY=VALUE variables
+    said: str                   # one sentence for the user: which login was chosen
+    password: str | None = None  # a generated password, to print once at the very end (stored nowhere else)
+
+
+def default_login(pairs: Sequence[str], *, home: Path | None = None) -> DefaultLogin | None:
+    """None when the user named a password or keys; else the invoking user's SSH keys (password locked), or a
+    random password when there are no keys either."""
+    given = {p.partition("=")[0].strip().replace("-", "_") for p in pairs}
+    if given & {"password", "password_hash", "ssh_authorized_keys"}:
+        return None
+    keys, where = invoking_user_keys(home)
+    if keys:
+        # `passwd -l` puts a "!" before the hash: the account cannot log in by password, only with the keys.
+        locked = "!" + hash_password(token_urlsafe(24))
+        return DefaultLogin((f"password_hash={locked}", "ssh_password_auth=false",
+                             *(f"ssh_authorized_keys={k}" for k in keys)),
+                            f"no password or key given: authorised {len(keys)} SSH key(s) from {where}; "
+                            "the password is locked")
+    password = token_urlsafe(12)
+    return DefaultLogin((f"password={password}",),
+                        "no password or key given and no SSH key found (ssh-agent, ~/.ssh/*.pub): generated a "
+                        "password, printed once at the end and stored nowhere else", password)
+
+
+def invoking_user_keys(home: Path | None = None) -> tuple[list[str], str]:
+    """The public keys of whoever runs factory: ssh-agent's first, else ~/.ssh/*.pub (the sudo user's home
+    under sudo). Returns the keys and where they came from."""
+    if os.environ.get("SSH_AUTH_SOCK"):
+        proc = run.run(["ssh-add", "-L"], check=False)
+        keys = [line.strip() for line in proc.stdout.decode(errors="replace").splitlines() if _is_ssh_key(line)]
+        if keys:
+            return keys, "ssh-agent"
+    home = home or _invoking_home()
+    files = sorted((home / ".ssh").glob("*.pub")) if (home / ".ssh").is_dir() else []
+    keys, used = [], []
+    for file in files:
+        try:
+            found = [ln.strip() for ln in file.read_text(errors="replace").splitlines() if _is_ssh_key(ln.strip())]
+        except OSError:
+            continue
+        if found:
+            keys += found
+            used.append(str(file))
+    return keys, ", ".join(used)
+
+
+def _invoking_home() -> Path:
+    sudo_user = os.environ.get("SUDO_USER")
+    if sudo_user and os.geteuid() == 0:
+        try:
+            return Path(pwd.getpwnam(sudo_user).pw_dir)
+        except KeyError:
+            pass
+    return Path.home()

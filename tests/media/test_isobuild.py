@@ -126,3 +126,98 @@ def test_ready_config_lands_byte_for_byte(ubuntu: ShapedIso, ubuntu_sha: str, tm
     subprocess.run(["xorriso", "-osirrox", "on", "-indev", str(out), "-extract", "/nocloud/user-data",
                     str(tmp_path / "got")], check=True, capture_output=True)
     assert (tmp_path / "got").read_bytes() == ready.read_bytes()
+
+
+# --- a bare `iso-build` (no password, no key): the invoking user's keys, else a password printed once ----------
+
+def _user_data(iso: Path, tmp_path: Path) -> str:
+    import subprocess
+
+    got = tmp_path / "user-data"
+    subprocess.run(["xorriso", "-osirrox", "on", "-indev", str(iso), "-extract", "/nocloud/user-data", str(got)],
+                   check=True, capture_output=True)
+    return got.read_text()
+
+
+def _bare(ubuntu: ShapedIso, sha: str, out: Path) -> int:
+    return cli("iso-build", "ubuntu-24.04", "--iso", str(ubuntu.path), "--iso-checksum", f"sha256:{sha}",
+               "-o", str(out))
+
+
+@pytest.fixture
+def no_login_sources(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    home = tmp_path / "home"
+    (home / ".ssh").mkdir(parents=True)
+    monkeypatch.setenv("HOME", str(home))
+    for name in ("SSH_AUTH_SOCK", "SUDO_USER"):
+        monkeypatch.delenv(name, raising=False)
+    return home
+
+
+def _keygen(path: Path) -> str:
+    import subprocess
+
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "me@laptop", "-f", str(path)], check=True)
+    return Path(f"{path}.pub").read_text().strip()
+
+
+def test_bare_build_authorises_the_users_keys_with_the_password_locked(
+        ubuntu: ShapedIso, ubuntu_sha: str, tmp_path: Path, no_login_sources: Path,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    key = _keygen(no_login_sources / ".ssh" / "id_ed25519")
+    assert _bare(ubuntu, ubuntu_sha, tmp_path / "out.iso") == 0
+    out = capsys.readouterr()
+    said = " ".join(out.err.split())
+    assert f"authorised 1 SSH key(s) from {no_login_sources}/.ssh/id_ed25519.pub; the password is locked" in said
+    assert "password for" not in out.out
+    data = _user_data(tmp_path / "out.iso", tmp_path)
+    assert key in data and "allow-pw: false" in data
+    assert "password: '!$6$" in data.replace('"', "'")  # `passwd -l`'s form: no password login
+
+
+def test_bare_build_prefers_the_agents_keys(ubuntu: ShapedIso, ubuntu_sha: str, tmp_path: Path,
+                                           no_login_sources: Path, monkeypatch: pytest.MonkeyPatch,
+                                           capsys: pytest.CaptureFixture[str]) -> None:
+    import subprocess
+
+    _keygen(no_login_sources / ".ssh" / "id_ed25519")  # on disk, but the agent comes first
+    agent_key = _keygen(tmp_path / "agent_key")
+    sock = tmp_path / "agent.sock"
+    agent = subprocess.Popen(["ssh-agent", "-D", "-a", str(sock)], stdout=subprocess.DEVNULL)
+    try:
+        for _ in range(100):
+            if sock.exists():
+                break
+            time.sleep(0.05)
+        monkeypatch.setenv("SSH_AUTH_SOCK", str(sock))
+        subprocess.run(["ssh-add", "-q", str(tmp_path / "agent_key")], check=True, capture_output=True)
+        assert _bare(ubuntu, ubuntu_sha, tmp_path / "out.iso") == 0
+    finally:
+        agent.terminate()
+        agent.wait()
+    assert "authorised 1 SSH key(s) from ssh-agent" in " ".join(capsys.readouterr().err.split())
+    data = _user_data(tmp_path / "out.iso", tmp_path)
+    assert agent_key.split()[1] in data and "me@laptop" in data
+
+
+def test_bare_build_without_keys_prints_a_generated_password_once(
+        ubuntu: ShapedIso, ubuntu_sha: str, tmp_path: Path, no_login_sources: Path,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    import re
+    import subprocess
+
+    assert _bare(ubuntu, ubuntu_sha, tmp_path / "out.iso") == 0
+    out = capsys.readouterr()
+    assert "no SSH key found (ssh-agent, ~/.ssh/*.pub): generated a password" in " ".join(out.err.split())
+    (line,) = [ln for ln in out.out.splitlines() if ln.startswith("password for factory: ")]
+    password = line.removeprefix("password for factory: ")
+    assert len(password) >= 12 and password not in out.err
+    iso = (tmp_path / "out.iso").read_bytes()
+    assert password.encode() not in iso  # only its hash is on the media
+    crypted = re.search(r"password: ['\"]?(\$6\$[^$]+\$[./0-9A-Za-z]{86})", _user_data(tmp_path / "out.iso",
+                                                                                     tmp_path))
+    assert crypted, "no SHA-512 crypt hash in user-data"
+    salt = crypted[1].split("$")[2]
+    again = subprocess.run(["openssl", "passwd", "-6", "-salt", salt, "-stdin"], input=password + "\n",
+                           capture_output=True, text=True, check=True).stdout.strip()
+    assert again == crypted[1]  # the printed password is the one that logs in
