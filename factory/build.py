@@ -15,6 +15,7 @@ import sys
 import threading
 import time
 from abc import ABC, abstractmethod
+from collections import deque
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -78,22 +79,41 @@ class EventBus:
 
 
 class HumanMonitor:
-    """Packer-like lines: `==> name: message`, output indented under its source."""
+    """Packer-like lines: `==> name: message`, output indented under its source.
+
+    The guest's serial console is for its log file, not for people (it is most of a build's lines): it is shown
+    only with `show_serial` (`--debug`); otherwise its last lines are printed when a step fails."""
+
+    SERIAL_TAIL = 25
+
+    def __init__(self, show_serial: bool = False) -> None:
+        self.show_serial = show_serial
+        self._serial: dict[str, deque[str]] = {}
 
     def __call__(self, ev: Event) -> None:
         prefix = f"==> {ev.build}:"
         if ev.kind is EventKind.STEP_STARTED:
             ui.info(f"{prefix} {ev.message or ev.step}")
+        elif ev.kind is EventKind.OUTPUT and ev.source == "serial" and not self.show_serial:
+            self._serial.setdefault(ev.build, deque(maxlen=self.SERIAL_TAIL)).append(ev.message)
         elif ev.kind is EventKind.OUTPUT:
             ui.info(f"    {ev.build}: [{ev.source}] {ev.message}" if ev.source else f"    {ev.build}: {ev.message}")
         elif ev.kind is EventKind.NOTICE:
             ui.notice(f"{ev.build}: {ev.message}")
         elif ev.kind is EventKind.STEP_FAILED:
+            self._serial_tail(ev.build)
             ui.error(f"{ev.build}: step {ev.step!r} failed")
         elif ev.kind is EventKind.BUILD_FINISHED:
             ui.success(f"{prefix} {ev.message}")
         elif ev.kind in (EventKind.MESSAGE, EventKind.CLEANUP, EventKind.ARTIFACT, EventKind.BUILD_STARTED):
             ui.info(f"{prefix} {ev.message}")
+
+    def _serial_tail(self, build: str) -> None:
+        lines = self._serial.pop(build, None)
+        if lines:
+            ui.info(f"    {build}: last {len(lines)} lines of the serial console (the whole log is in its file):")
+            for line in lines:
+                ui.info(f"    {build}: [serial] {line}")
 
 
 class JsonMonitor:

@@ -10,8 +10,10 @@ from typing import Any
 import pytest
 
 from factory.build import (
+    Event,
     EventBus,
     EventKind,
+    HumanMonitor,
     JsonMonitor,
     OnError,
     RunnerContext,
@@ -103,3 +105,28 @@ def test_on_error_abort_keeps_everything(mode: OnError) -> None:
         run_steps([Rec("a", log), Rec("b", log, fail=FactoryError("x"))], ctx)
     assert log == ["run a", "run b"]
     assert any("leaving everything in place" in e.get("message", "") for e in events)
+
+
+def _serial_run(monitor: HumanMonitor) -> None:
+    monitor(Event(EventKind.STEP_STARTED, "qemu.a", step="boot", message="boot"))
+    for n in range(40):
+        monitor(Event(EventKind.OUTPUT, "qemu.a", source="serial", message=f"console line {n}"))
+    monitor(Event(EventKind.OUTPUT, "qemu.a", source="shell", message="provisioner says hi"))
+
+
+def test_serial_console_stays_in_its_file_until_a_step_fails(capsys: pytest.CaptureFixture[str]) -> None:
+    monitor = HumanMonitor()
+    _serial_run(monitor)
+    quiet = capsys.readouterr().err
+    assert "console line" not in quiet and "[shell] provisioner says hi" in quiet
+    monitor(Event(EventKind.STEP_FAILED, "qemu.a", step="boot"))
+    failed = capsys.readouterr().err
+    shown = [line for line in failed.splitlines() if "[serial]" in line]
+    assert len(shown) == HumanMonitor.SERIAL_TAIL and shown[-1].endswith("console line 39")  # the last lines
+    assert "last 25 lines of the serial console" in failed
+    assert failed.index("console line 39") < failed.index("step 'boot' failed")
+
+
+def test_debug_shows_the_serial_console_as_it_comes(capsys: pytest.CaptureFixture[str]) -> None:
+    _serial_run(HumanMonitor(show_serial=True))
+    assert sum("[serial] console line" in line for line in capsys.readouterr().err.splitlines()) == 40

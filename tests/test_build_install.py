@@ -50,7 +50,8 @@ def test_install_phase_then_boot_installed_disk(test_installer_iso, tmp_path: Pa
     iso = test_installer_iso.with_config({"nocloud/user-data": user_data,
                                           "nocloud/meta-data": b"instance-id: inst\n"}, tmp_path / "inst.iso")
     (tmp_path / "t.pkr.hcl").write_text(TEMPLATE.format(iso=iso))
-    proc = subprocess.run([sys.executable, "-m", "factory", "build", "t.pkr.hcl"], cwd=tmp_path,
+    # --debug shows the serial console as it comes (without it only a failing step prints its last lines).
+    proc = subprocess.run([sys.executable, "-m", "factory", "build", "--debug", "t.pkr.hcl"], cwd=tmp_path,
                           env={**os.environ, "COLUMNS": "300"}, capture_output=True, text=True, timeout=1800)
     out = proc.stdout + proc.stderr
     assert proc.returncode == 0, out[-6000:]

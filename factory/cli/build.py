@@ -26,7 +26,7 @@ def build(
     on_error: Annotated[OnError, typer.Option("--on-error", help="cleanup (default), abort (leave the VM and "
                                               "files for inspection) or run-cleanup-provisioner.")
                         ] = OnError.CLEANUP,
-    debug: Annotated[bool, typer.Option("--debug", help="Keep the ephemeral SSH key; show tracebacks.")] = False,
+    debug: Annotated[bool, typer.Option("--debug", help="Keep the ephemeral SSH key, show the serial console as it comes, show tracebacks.")] = False,
     machine_readable: Annotated[bool, typer.Option("--machine-readable",
                                                    help="Emit build events as JSON lines on stdout.")] = False,
 ) -> None:
@@ -36,7 +36,7 @@ def build(
 
     project = load(template, vars=var or [], var_files=var_file or [], only=_split(only), except_=_split(except_))
     bus = EventBus()
-    bus.subscribe(JsonMonitor() if machine_readable else HumanMonitor())
+    bus.subscribe(JsonMonitor() if machine_readable else HumanMonitor(show_serial=debug))
     opts = BuildOptions(force=force, on_error=on_error, debug=debug)
     run_uuid = str(uuid.uuid4())
     pairs = [(b, s) for b in project.builds for s in b.sources]
