@@ -26,7 +26,8 @@ def build(
     on_error: Annotated[OnError, typer.Option("--on-error", help="cleanup (default), abort (leave the VM and "
                                               "files for inspection) or run-cleanup-provisioner.")
                         ] = OnError.CLEANUP,
-    debug: Annotated[bool, typer.Option("--debug", help="Keep the ephemeral SSH key, show the serial console as it comes, show tracebacks.")] = False,
+    debug: Annotated[bool, typer.Option("--debug", help="Keep the ephemeral SSH key, show the serial console as "
+                                        "it comes, show tracebacks.")] = False,
     machine_readable: Annotated[bool, typer.Option("--machine-readable",
                                                    help="Emit build events as JSON lines on stdout.")] = False,
 ) -> None:
