@@ -1,17 +1,38 @@
-"""The hypervisor-neutral machine interface the step runner talks to; drivers register by name.
+"""The hypervisor-neutral interface the build steps talk to. Drivers register by name; `qemu` is built in.
 
-A driver prepares disks and creates Machines from a MachineSpec. Nothing in the spec is specific to one
-hypervisor except `hypervisor_args` (QEMU's qemuargs, VirtualBox's vboxmanage), which only its driver reads.
+Everything a build asks of a hypervisor goes through here, so no step knows which one runs the guest:
+
+    Driver (one instance per build; `driver("qemu")`)
+      probe(requested) -> Acceleration        accelerator probe: what MachineSpec.accel gets, how much slower
+      machine(spec, on_event) -> Machine      define a VM from a MachineSpec (started by Machine.start)
+      reserve_port(ports, purpose)            a host port to forward to the guest, named before start
+      create_disk / overlay_disk / copy_disk  disks before the VM runs (copy = convert + grow)
+      compact_disk                            the final disk written in its output format, unused space dropped
+      snapshot_disk(disk, frozen)             freeze disk's current state into `frozen`; disk stays writable
+      cleanup()                               end and remove everything the driver created (idempotent)
+      features, forward_host                  what the driver can do; where its port forwards listen
+    Machine
+      start(), state()/running(), alive()     power state; alive() raises with the hypervisor's last words
+      wait_poweroff(t), powerdown(), stop()   graceful shutdown (ACPI), then kill
+      send_keys(actions, interval)            boot_command
+      screendump(dest), vnc_port()            the screen, for diagnostics and for the user
+      ssh_address(guest_port, ports, t)       where the communicator connects: an Endpoint (host, port), which
+                                              is a forwarded host port or the guest's own address
+      events / notify(kind, detail)           power events (powerdown, poweroff, reset, panic) and notices
+    The serial log: a driver appends the guest's first serial port to spec.serial_log (SerialFollower reads).
+
+Nothing in the spec is specific to one hypervisor except `hypervisor_args` (QEMU's qemuargs, VirtualBox's
+vboxmanage), which only its driver reads. Implementations: `class X(Driver, name="x")` registers X; built-in
+drivers live in modules named in BUILTIN and are imported on first use (no import of an implementation here).
 """
 
 from __future__ import annotations
 
-import re
-import threading
-import time
+import importlib
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from enum import StrEnum
 from pathlib import Path
 from typing import ClassVar
 
@@ -52,6 +73,72 @@ class DiskToolArgs:
 
 
 NO_DISK_ARGS = DiskToolArgs()
+
+
+class Feature(StrEnum):
+    """What a driver can do beyond starting a guest from disks and media; steps check before relying on one."""
+
+    KEYS = "keys"                        # send_keys (boot_command)
+    SCREEN = "screen"                    # screendump
+    VNC = "vnc"                          # a VNC server for the user (MachineSpec.vnc)
+    USER_MONITOR = "user-monitor"        # an extra monitor socket for the user (MachineSpec.user_qmp)
+    TPM = "tpm"                          # an emulated TPM (MachineSpec.tpm)
+    FLOPPY = "floppy"                    # MachineSpec.floppy
+    DIRECT_BOOT = "direct-boot"          # kernel + initrd + command line (MachineSpec.direct_boot)
+    FIRMWARE_FILE = "firmware-file"      # MachineSpec.bios
+
+
+@dataclass(frozen=True)
+class Acceleration:
+    """The driver's verdict on how guests run on this host (its accelerator probe)."""
+
+    name: str                            # what MachineSpec.accel carries ("kvm", "tcg" ...)
+    reason: str
+    emulated: bool = False               # no hardware virtualisation: guests run 10-50x slower
+    timeout_factor: float = 1.0          # boot-bound waits (ssh_timeout, shutdown_timeout) are scaled by it
+    fallback_notice: str = ""            # set when an automatic choice fell back to something slower
+
+
+@dataclass(frozen=True)
+class PortRange:
+    low: int
+    high: int
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """Where the build host reaches a guest port."""
+
+    host: str
+    port: int
+    forwarded: bool = False              # a host port forwarded into the guest (NAT), not the guest's address
+
+    def __str__(self) -> str:
+        return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
+
+
+class PowerState(StrEnum):
+    DEFINED = "defined"                  # created, never started
+    RUNNING = "running"
+    OFF = "off"                          # the guest powered off, or the machine was stopped
+    CRASHED = "crashed"                  # the hypervisor ended without the guest powering off
+
+
+class MachineEventKind(StrEnum):
+    POWERDOWN = "powerdown"              # an ACPI power-button press was delivered
+    POWERED_OFF = "powered-off"          # the guest powered off (or asked to reboot under no_reboot)
+    RESET = "reset"                      # the guest rebooted
+    PANICKED = "panicked"                # the guest reported a kernel panic (pvpanic)
+    MESSAGE = "message"                  # something to tell the user (detail), e.g. a busy host port
+
+
+@dataclass(frozen=True)
+class MachineEvent:
+    kind: MachineEventKind
+    detail: str = ""
+
+
+EventSink = Callable[[MachineEvent], None]
 
 
 @dataclass(frozen=True)
@@ -100,7 +187,7 @@ class MachineSpec:
     media: tuple[MediaSpec, ...] = ()
     direct_boot: DirectBoot | None = None
     net_device: str = "virtio-net"
-    ssh_host_port: int | None = None     # forward host 127.0.0.1:port to guest :22 (None: no forwarding)
+    ssh_host_port: int | None = None     # a host port from Driver.reserve_port to forward to guest_ssh_port
     guest_ssh_port: int = 22
     headless: bool = True
     vga: str = ""                        # display adapter model ("" = the hypervisor's default)
@@ -118,19 +205,27 @@ class MachineSpec:
 
 
 class Machine(ABC):
-    """A running (or about-to-run) VM."""
+    """A VM defined from a MachineSpec: started once, stopped once (stop is idempotent)."""
 
     spec: MachineSpec
+    events: EventSink | None = None      # set by Driver.machine: where notify() sends events
+
+    def notify(self, kind: MachineEventKind, detail: str = "") -> None:
+        if self.events is not None:
+            self.events(MachineEvent(kind, detail))
 
     @abstractmethod
     def start(self) -> None: ...
 
     @abstractmethod
     def alive(self) -> None:
-        """Raise FactoryError (with the hypervisor's last words) if the VM process is gone."""
+        """Raise FactoryError (with the hypervisor's last words) if the VM ended unexpectedly."""
 
     @abstractmethod
     def running(self) -> bool: ...
+
+    def state(self) -> PowerState:
+        return PowerState.RUNNING if self.running() else PowerState.OFF
 
     @abstractmethod
     def wait_poweroff(self, timeout: float) -> bool:
@@ -142,11 +237,11 @@ class Machine(ABC):
 
     @abstractmethod
     def stop(self) -> None:
-        """End the VM now (idempotent)."""
+        """End the VM now and release what it holds (forwarded ports, sockets); idempotent."""
 
     @abstractmethod
     def screendump(self, dest: Path) -> Path | None:
-        """Save the screen as PNG; None if the VM cannot provide one (it ended)."""
+        """Save the screen as PNG; None if the VM cannot provide one (it ended, or the driver has no screen)."""
 
     def vnc_port(self) -> int | None:
         """The port the running VM's VNC server listens on (None: no VNC, or the driver has none)."""
@@ -157,24 +252,55 @@ class Machine(ABC):
                   interrupted: Callable[[], None] | None = None) -> None:
         """Type parsed boot_command actions, interval seconds between keys."""
 
-    def forward_port(self, guest_port: int, low: int, high: int, *, purpose: str,
-                     busy: Callable[[int], None] | None = None) -> PortLease:
-        """Forward a free host port in low..high (127.0.0.1) to guest_port of the running VM; busy(port) is told
-        about ports found in use. The lease's release() frees factory's lock; the forward ends with the VM."""
-        raise FactoryError(f"{purpose}: the {type(self).__name__} driver cannot forward ports after start")
+    @abstractmethod
+    def ssh_address(self, guest_port: int, ports: PortRange, *, timeout: float) -> Endpoint:
+        """Where the host reaches guest_port of the running VM. A driver that forwards binds a host port in
+        ports here (unless spec.ssh_host_port was reserved ahead) and holds it until stop(); one that reaches
+        the guest directly may wait up to timeout for its address. The same endpoint on every call."""
 
 
 class Driver(ABC):
-    """A hypervisor: disk preparation and machines. Subclasses register with `class X(Driver, name="qemu")`."""
+    """A hypervisor, one instance per build. Subclasses register with `class X(Driver, name="x")`."""
 
     name: ClassVar[str]
     registry: ClassVar[dict[str, type[Driver]]] = {}
+    features: ClassVar[frozenset[Feature]] = frozenset()
+    forward_host: ClassVar[str | None] = None   # where port forwards listen; None: the driver does not forward
 
     def __init_subclass__(cls, name: str | None = None, **kw: object) -> None:
         super().__init_subclass__(**kw)
         if name:
             cls.name = name
             Driver.registry[name] = cls
+
+    def __init__(self) -> None:
+        self.machines: list[Machine] = []
+
+    def require(self, feature: Feature, what: str) -> None:
+        """A clear error naming the option (what) when this driver cannot do it."""
+        if feature not in self.features:
+            raise FactoryError(f"{what}: the {self.name} driver has no {feature.value} support",
+                               hint="remove the option, or build this source with a driver that has it")
+
+    @abstractmethod
+    def probe(self, requested: str) -> Acceleration:
+        """The accelerator for the template's `accelerator` (auto, or a name); a clear error if it cannot work."""
+
+    def machine(self, spec: MachineSpec, on_event: EventSink | None = None) -> Machine:
+        """Define a VM (not started); it is stopped by cleanup() if nothing else stops it."""
+        machine = self.new_machine(spec)
+        machine.events = on_event
+        self.machines.append(machine)
+        return machine
+
+    @abstractmethod
+    def new_machine(self, spec: MachineSpec) -> Machine: ...
+
+    def reserve_port(self, ports: PortRange, *, purpose: str) -> PortLease:
+        """A free host port in ports to name before the VM starts (`{{ .SSHHostPort }}`); it goes into
+        MachineSpec.ssh_host_port. Only for drivers that forward (forward_host is set)."""
+        raise FactoryError(f"{purpose}: the {self.name} driver does not forward host ports to the guest",
+                           hint="the guest is reached at its own address: do not use {{ .SSHHostPort }}")
 
     @abstractmethod
     def create_disk(self, path: Path, size_mib: int, fmt: DiskFormat, args: DiskToolArgs = NO_DISK_ARGS) -> None:
@@ -190,70 +316,31 @@ class Driver(ABC):
         """A full copy of base (a file or a URL) in fmt, grown to size_mib when larger."""
 
     @abstractmethod
-    def machine(self, spec: MachineSpec) -> Machine: ...
+    def compact_disk(self, disk: Path, dest: Path, fmt: DiskFormat, *, compress: bool = False,
+                     args: DiskToolArgs = NO_DISK_ARGS) -> None:
+        """The final disk: disk written to dest in fmt without its unused space (compressed when asked and the
+        format can be). dest appears whole or not at all; disk is left for the caller to remove."""
+
+    @abstractmethod
+    def snapshot_disk(self, disk: Path, frozen: Path) -> None:
+        """Freeze disk's current state into the new file frozen (never written again); disk stays the
+        writable disk the next machine starts from, on top of it where the format allows."""
+
+    def cleanup(self) -> None:
+        """End every machine this driver defined and remove what it created for them (idempotent)."""
+        while self.machines:
+            self.machines.pop().stop()
+
+
+# Built-in drivers by name: imported on first use, so this module never imports an implementation.
+BUILTIN = {"qemu": "factory.machine.qemu"}
 
 
 def driver(name: str) -> Driver:
-    """An instance of the driver registered under name."""
-    import factory.machine.qemu  # noqa: F401  (registers the built-in drivers)
-
+    """A new instance of the driver registered under name."""
+    if name not in Driver.registry and name in BUILTIN:
+        importlib.import_module(BUILTIN[name])
     if name not in Driver.registry:
-        raise FactoryError(f"no machine driver named {name!r}", hint="available: " + ", ".join(Driver.registry))
+        raise FactoryError(f"no machine driver named {name!r}",
+                           hint="available: " + ", ".join(sorted({*BUILTIN, *Driver.registry})))
     return Driver.registry[name]()
-
-
-_ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]|\x1b[()][0-9A-Za-z]|[\x00-\x08\x0b-\x1f\x7f]")
-
-
-class SerialFollower:
-    """Follows a serial-console log file in a thread, handing each cleaned line to on_line."""
-
-    def __init__(self, path: Path, on_line: Callable[[str], None], *, offset: int = 0) -> None:
-        """offset: where to start reading (the log's size before this VM started: earlier phases are not new)."""
-        self.path, self.on_line, self.offset = path, on_line, offset
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._follow, name=f"serial-{path.name}", daemon=True)
-        self.lines: list[str] = []
-
-    def start(self) -> SerialFollower:
-        self._thread.start()
-        return self
-
-    def _emit(self, raw: bytes) -> None:
-        text = _ANSI.sub("", raw.decode(errors="replace").replace("\r", "")).rstrip()
-        if text:
-            self.lines.append(text)
-            self.on_line(text)
-
-    def _follow(self) -> None:
-        pos, buf = self.offset, b""
-        while True:
-            stopping = self._stop.is_set()
-            if self.path.exists():
-                with open(self.path, "rb") as fh:
-                    fh.seek(pos)
-                    chunk = fh.read()
-                pos += len(chunk)
-                buf += chunk
-                *done, buf = buf.split(b"\n")
-                for raw in done:
-                    self._emit(raw)
-            if stopping:
-                if buf:
-                    self._emit(buf)
-                return
-            self._stop.wait(0.2)
-
-    def stop(self) -> None:
-        self._stop.set()
-        if self._thread.is_alive():
-            self._thread.join(5)
-
-    def wait_for(self, pattern: str, timeout: float) -> bool:
-        rx = re.compile(pattern)
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if any(rx.search(line) for line in list(self.lines)):
-                return True
-            time.sleep(0.2)
-        return False

@@ -10,19 +10,37 @@ import subprocess
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 from factory import secrets
 from factory.artifact.model import DiskFormat, Firmware
 from factory.errors import FactoryError
-from factory.machine import tpm, vnc
-from factory.machine.driver import NO_DISK_ARGS, DiskSpec, DiskToolArgs, Driver, Machine, MachineSpec, MediaSpec
+from factory.machine import accel, tpm, vnc
+from factory.machine.driver import (
+    NO_DISK_ARGS,
+    Acceleration,
+    DiskSpec,
+    DiskToolArgs,
+    Driver,
+    Endpoint,
+    Feature,
+    Machine,
+    MachineEventKind,
+    MachineSpec,
+    MediaSpec,
+    PortRange,
+    PowerState,
+)
 from factory.machine.keys import Action, Hold, Press, Wait
-from factory.machine.ports import PortLease, lease
+from factory.machine.ports import PortLease, lease, reserve
 from factory.machine.qmp import QmpSession
 from factory.run import die_with_parent, run, which
 
 QEMU = "qemu-system-x86_64"
 KEY_HOLD = 0.03
+LOOPBACK = "127.0.0.1"   # user networking's host forwards listen here only: nothing outside reaches the guest
+_QMP_EVENTS = {"POWERDOWN": MachineEventKind.POWERDOWN, "SHUTDOWN": MachineEventKind.POWERED_OFF,
+               "RESET": MachineEventKind.RESET, "GUEST_PANICKED": MachineEventKind.PANICKED}
 
 # Controllers a disk or medium interface needs, and the -device that attaches it.
 _CONTROLLERS = {"virtio-scsi": ("virtio-scsi-pci", "scsi0"), "scsi": ("virtio-scsi-pci", "scsi0"),
@@ -127,7 +145,7 @@ def build_argv(spec: MachineSpec, qmp_socket: Path, *, binary: str = QEMU,
         if spec.direct_boot.initrd:
             groups.append(["-initrd", str(spec.direct_boot.initrd)])
         groups.append(["-append", spec.direct_boot.cmdline])
-    fwd = (f",hostfwd=tcp:127.0.0.1:{spec.ssh_host_port}-:{spec.guest_ssh_port}"
+    fwd = (f",hostfwd=tcp:{LOOPBACK}:{spec.ssh_host_port}-:{spec.guest_ssh_port}"
            if spec.ssh_host_port is not None else "")
     groups.append(["-netdev", f"user,id=user.0{fwd}"])
     groups.append(["-device", f"{spec.net_device},netdev=user.0"])
@@ -163,6 +181,9 @@ class QemuMachine(Machine):
         self.proc: subprocess.Popen[bytes] | None = None
         self.qmp: QmpSession | None = None
         self.swtpm = tpm.Swtpm(spec.tpm, spec.workdir) if spec.tpm is not None else None
+        self._ssh: Endpoint | None = None
+        self._ssh_lease: PortLease | None = None
+        self._powered_off = False     # the guest powered off, or factory ended the VM: not a crash
 
     @property
     def argv(self) -> list[str]:
@@ -183,6 +204,7 @@ class QemuMachine(Machine):
             self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=err, stderr=subprocess.STDOUT,
                                          start_new_session=True, preexec_fn=die_with_parent)
         self.qmp = QmpSession(self.spec.name)
+        self.qmp.listeners.append(self._qmp_event)
         self.qmp.connect(self.qmp_socket, alive=self.alive)
         if self.spec.vnc is not None and self.spec.vnc.password is not None:
             # Until this, QEMU's `password=on` VNC server refuses every client.
@@ -194,8 +216,23 @@ class QemuMachine(Machine):
         service = self.qmp.execute("query-vnc").get("service")
         return int(service) if service else None
 
+    def _qmp_event(self, event: dict[str, Any]) -> None:
+        kind = _QMP_EVENTS.get(str(event.get("event")))
+        if kind is MachineEventKind.POWERED_OFF:
+            self._powered_off = True
+        if kind is not None:
+            reason = (event.get("data") or {}).get("reason", "")
+            self.notify(kind, str(reason))
+
     def running(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
+
+    def state(self) -> PowerState:
+        if self.proc is None:
+            return PowerState.DEFINED
+        if self.running():
+            return PowerState.RUNNING
+        return PowerState.OFF if self._powered_off else PowerState.CRASHED
 
     def _last_words(self) -> str:
         try:
@@ -236,6 +273,7 @@ class QemuMachine(Machine):
     def stop(self) -> None:
         proc = self.proc
         if proc is not None and proc.poll() is None:
+            self._powered_off = True
             if self.qmp is not None:
                 with contextlib.suppress(FactoryError):
                     self.qmp.execute("quit", timeout=5)
@@ -252,6 +290,8 @@ class QemuMachine(Machine):
         self.qmp_socket.unlink(missing_ok=True)
         if self.spec.user_qmp is not None:
             self.spec.user_qmp.unlink(missing_ok=True)
+        if self._ssh_lease is not None:
+            self._ssh_lease.release()
 
     def screendump(self, dest: Path) -> Path | None:
         if self.qmp is None or not self.running():
@@ -283,13 +323,28 @@ class QemuMachine(Machine):
                 self._keys(list(reversed(codes)), down=False)
             time.sleep(interval)
 
+    def ssh_address(self, guest_port: int, ports: PortRange, *, timeout: float) -> Endpoint:
+        """A loopback port forwarded to guest_port: the one reserved before start, or one QEMU binds now."""
+        if self._ssh is None:
+            port = self.spec.ssh_host_port
+            if port is None:
+                def busy(p: int) -> None:
+                    self.notify(MachineEventKind.MESSAGE, f"host port {p} is in use by another program: "
+                                                          "trying the next one")
+
+                self._ssh_lease = self.forward_port(guest_port, ports.low, ports.high,
+                                                    purpose="SSH port forwarding", busy=busy)
+                port = self._ssh_lease.port
+            self._ssh = Endpoint(LOOPBACK, port, forwarded=True)
+        return self._ssh
+
     def forward_port(self, guest_port: int, low: int, high: int, *, purpose: str,
                      busy: Callable[[int], None] | None = None) -> PortLease:
         # hostfwd_add after start: QEMU's own bind is the check, so no program can take the port in between.
         def claim(port: int) -> bool:
             if self.qmp is None:
                 raise FactoryError(f"{purpose}: the VM is not running")
-            rule = f"tcp:127.0.0.1:{port}-:{guest_port}"
+            rule = f"tcp:{LOOPBACK}:{port}-:{guest_port}"
             reply = str(self.qmp.execute("human-monitor-command", {"command-line": f"hostfwd_add user.0 {rule}"}))
             if "Could not set up host forwarding rule" in reply:
                 return False
@@ -309,6 +364,22 @@ class QemuMachine(Machine):
 class QemuDriver(Driver, name="qemu"):
     """QEMU with qemu-img for disks (args: qemu_img_args, placed before the file names as Packer does)."""
 
+    features = frozenset(Feature)
+    forward_host = LOOPBACK
+
+    def probe(self, requested: str) -> Acceleration:
+        verdict = accel.resolve(requested, announce=False)
+        tcg = verdict.accel is accel.Accel.TCG
+        automatic = (requested or "auto").lower() == "auto"
+        return Acceleration(verdict.accel.value, verdict.reason, emulated=tcg, timeout_factor=verdict.timeout_factor,
+                            fallback_notice=verdict.fallback_notice if tcg and automatic else "")
+
+    def new_machine(self, spec: MachineSpec) -> Machine:
+        return QemuMachine(spec)
+
+    def reserve_port(self, ports: PortRange, *, purpose: str) -> PortLease:
+        return reserve(ports.low, ports.high, purpose=purpose, host=LOOPBACK)
+
     def create_disk(self, path: Path, size_mib: int, fmt: DiskFormat, args: DiskToolArgs = NO_DISK_ARGS) -> None:
         run(["qemu-img", "create", "-q", "-f", fmt.value, *args.create, path, f"{size_mib}M"])
 
@@ -326,8 +397,23 @@ class QemuDriver(Driver, name="qemu"):
         if size_mib and size_mib * 1024 * 1024 > _virtual_size(path):
             run(["qemu-img", "resize", "-q", "-f", fmt.value, *args.resize, path, f"{size_mib}M"])
 
-    def machine(self, spec: MachineSpec) -> Machine:
-        return QemuMachine(spec)
+    def compact_disk(self, disk: Path, dest: Path, fmt: DiskFormat, *, compress: bool = False,
+                     args: DiskToolArgs = NO_DISK_ARGS) -> None:
+        if fmt is DiskFormat.QCOW2:
+            from factory.artifact import compact  # the exporters' qcow2 writer: the same image either way
+
+            compact(disk, dest, compress=compress, extra=args.convert)
+        else:
+            run(["qemu-img", "convert", *args.convert, "-O", fmt.value, disk, dest])
+
+    def snapshot_disk(self, disk: Path, frozen: Path) -> None:
+        fmt = _image_format(disk)
+        if fmt == "qcow2":
+            # External snapshot: the current layer becomes the frozen base, a new empty overlay takes its name.
+            os.replace(disk, frozen)
+            run(["qemu-img", "create", "-q", "-f", "qcow2", "-b", frozen.resolve(), "-F", "qcow2", disk])
+        else:
+            run(["cp", "--sparse=always", "--reflink=auto", disk, frozen])
 
 
 def _info(path: Path | str) -> dict[str, object]:

@@ -11,7 +11,7 @@ import contextlib
 import logging
 import threading
 import time
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -35,6 +35,7 @@ class QmpSession:
     def __init__(self, name: str) -> None:
         self.name = name
         self.events: list[dict[str, Any]] = []
+        self.listeners: list[Callable[[dict[str, Any]], None]] = []   # called on the loop thread, per event
         self.powered_off = threading.Event()
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, name=f"qmp-{name}", daemon=True)
@@ -83,6 +84,9 @@ class QmpSession:
             self.events.append(dict(event))
             if event["event"] == "SHUTDOWN":
                 self.powered_off.set()
+            for listener in self.listeners:
+                with contextlib.suppress(Exception):  # a listener's bug must not stop event delivery
+                    listener(dict(event))
 
     def execute(self, cmd: str, args: dict[str, Any] | None = None, *, timeout: float = 30.0) -> Any:
         """Run one QMP command and return its result (errors become FactoryError naming the command)."""

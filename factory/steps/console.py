@@ -18,7 +18,7 @@ from factory import secrets
 from factory.build import EventKind, Step
 from factory.errors import FactoryError
 from factory.machine import vnc
-from factory.machine.driver import Machine, MachineSpec
+from factory.machine.driver import Feature, Machine, MachineSpec
 from factory.machine.ports import PortLease
 from factory.machine.tpm import TpmSpec
 from factory.machine.vnc import VncSpec
@@ -132,6 +132,7 @@ class Floppy(Step[BuildContext]):
         st = state(ctx)
         c = st.settings
         assert ctx.workdir is not None
+        ctx.require(Feature.FLOPPY, "floppy_files / floppy_dirs / floppy_content")
         floppy.check_label(c.floppy_label)
         files = floppy.collect(ctx.root, c.floppy_files, c.floppy_dirs, c.floppy_content, ctx.template_values,
                                warn=lambda m: ctx.emit(EventKind.NOTICE, m))
@@ -159,14 +160,19 @@ class Console(Step[BuildContext]):
         assert ctx.workdir is not None
         if c.use_pflash and ctx.s.bios_file is None:
             ctx.emit(EventKind.NOTICE, "use_pflash has no effect without `firmware` (a firmware file to load)")
+        if ctx.s.bios_file is not None:
+            ctx.require(Feature.FIRMWARE_FILE, "firmware")
         if c.vtpm:
+            ctx.require(Feature.TPM, "vtpm")
             which("swtpm")
             st.tpm = TpmSpec(state_dir=ctx.workdir / "tpm", tpm1=c.use_tpm1, model=c.tpm_device_type)
             ctx.say(f"emulated TPM {'1.2' if c.use_tpm1 else '2.0'} ({c.tpm_device_type}) through swtpm")
         if c.qmp_enable:
+            ctx.require(Feature.USER_MONITOR, "qmp_enable")
             st.user_qmp = _user_qmp(ctx, c)
             ctx.say(f"QMP socket for you (qmp_enable): {st.user_qmp}")
-        if c.vnc:
+        # VNC is on unless disabled (Packer's default), so a driver without it simply has none, no error.
+        if c.vnc and (ctx.driver is None or Feature.VNC in ctx.driver.features):
             self._vnc(ctx, st)
 
     def _vnc(self, ctx: BuildContext, st: ConsoleState) -> None:

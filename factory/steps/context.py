@@ -9,10 +9,11 @@ from typing import TYPE_CHECKING, Any
 
 from factory.artifact.model import Artifact, DiskFormat, Firmware, Hardware
 from factory.build import RunnerContext
-from factory.machine.driver import DirectBoot, DiskToolArgs, Driver, Machine, SerialFollower
+from factory.machine.driver import DirectBoot, DiskToolArgs, Driver, Endpoint, Feature, Machine
 from factory.machine.httpd import HttpServer, guest_host
 from factory.machine.keys import BootStep, boot_steps
 from factory.machine.ports import PortLease
+from factory.machine.serial import SerialFollower
 from factory.schema.types import parse_duration, parse_size_mib
 
 if TYPE_CHECKING:
@@ -214,6 +215,7 @@ class BuildContext(RunnerContext):
     run_uuid: str = ""
     driver: Driver | None = None
     accel: str = "tcg"
+    emulated: bool = False                 # the driver's probe found no hardware virtualisation
     timeout_factor: float = 1.0
     staging: Path | None = None            # becomes output_directory on success
     workdir: Path | None = None            # scratch: sockets, seed, logs; removed at the end
@@ -228,7 +230,8 @@ class BuildContext(RunnerContext):
     efi_code: Path | None = None
     efi_vars: Path | None = None
     keypair: Any = None
-    ssh_lease: PortLease | None = None
+    ssh_lease: PortLease | None = None     # a host port reserved before the VM starts ({{ .SSHHostPort }})
+    ssh_address: Endpoint | None = None    # where the running VM's SSH is reached (Machine.ssh_address)
     http: HttpServer | None = None
     machine: Machine | None = None
     serial: SerialFollower | None = None
@@ -237,6 +240,11 @@ class BuildContext(RunnerContext):
     artifacts: list[Artifact] = field(default_factory=list)
     kept_files: list[Path] = field(default_factory=list)
     console: Any = None                    # factory.steps.console.ConsoleState (VNC, QMP, TPM, floppy)
+
+    def require(self, feature: Feature, what: str) -> None:
+        """A clear error before anything runs when the build's driver cannot do what option `what` asks."""
+        if self.driver is not None:
+            self.driver.require(feature, what)
 
     @property
     def s(self) -> Settings:
@@ -250,7 +258,10 @@ class BuildContext(RunnerContext):
         values = {"Name": self.s.vm_name, "HTTPIP": host,
                   "HTTPPort": "",
                   "HTTPDir": str(self.s.http_directory or ""), "OutputDir": str(self.s.output_directory),
-                  "SSHHostPort": str(self.ssh_lease.port) if self.ssh_lease else "", "SSHPublicKey": ""}
+                  "SSHHostPort": "", "SSHPublicKey": ""}
+        port = self.ssh_address or self.ssh_lease
+        if port is not None:
+            values["SSHHostPort"] = str(port.port)
         if self.http is not None:
             values["HTTPPort"] = str(self.http.port)
         if self.keypair is not None:

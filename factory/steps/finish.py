@@ -10,7 +10,6 @@ from typing import Any
 from factory.artifact.model import Artifact, DiskFormat
 from factory.build import EventKind, Step
 from factory.errors import FactoryError
-from factory.run import run
 from factory.steps.context import BuildContext
 
 
@@ -68,7 +67,7 @@ def error_cleanup_provisioner(ctx: BuildContext) -> None:
 
 
 class Compact(Step[BuildContext]):
-    """The final disk: qemu-img convert (drops unused clusters), optionally compressed; or the disk as is."""
+    """The final disk, written by the driver without unused space (optionally compressed); or the disk as is."""
 
     name, title = "compact", "Writing the final disk"
 
@@ -79,17 +78,12 @@ class Compact(Step[BuildContext]):
 
     def run(self, ctx: BuildContext) -> None:
         s = ctx.s
-        assert ctx.disk is not None and ctx.staging is not None
+        assert ctx.disk is not None and ctx.staging is not None and ctx.driver is not None
         final = ctx.staging / s.vm_name
         if s.skip_compaction:
             os.replace(ctx.disk, final)
         else:
-            if s.format is DiskFormat.QCOW2:
-                from factory.artifact import compact
-
-                compact(ctx.disk, final, compress=s.disk_compression, extra=s.qemu_img_args.convert)
-            else:
-                run(["qemu-img", "convert", *s.qemu_img_args.convert, "-O", s.format.value, ctx.disk, final])
+            ctx.driver.compact_disk(ctx.disk, final, s.format, compress=s.disk_compression, args=s.qemu_img_args)
             ctx.disk.unlink()
         ctx.disk = final
         ctx.say(f"disk: {final.name} ({final.stat().st_size / 1048576:.1f} MiB on disk)")

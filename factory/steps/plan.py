@@ -40,6 +40,7 @@ class BuildOptions:
     force: bool = False
     on_error: OnError = OnError.CLEANUP
     debug: bool = False
+    driver: str = ""              # a machine driver to run the source on instead of its type's own
 
 
 def build_name(build: Any, source: Any) -> str:
@@ -61,7 +62,8 @@ def build_source(build: Any, source: Any, root: Path, bus: EventBus, opts: Build
     if source.type in MACHINELESS:
         run_steps(null.steps(), ctx, on_failure=lambda c, exc: finish.error_cleanup_provisioner(c))
         return ctx.artifacts
-    ctx.driver = driver(DRIVERS[source.type])
+    ctx.driver = driver(opts.driver or DRIVERS[source.type])
+    ctx.cleanups.push(f"release the {ctx.driver.name} driver", ctx.driver.cleanup)  # a backstop: run last
     vm.check_before_start(ctx)  # a typo in a key name must not cost a VM boot to find
     unattended.check_vars(ctx)
 

@@ -16,10 +16,9 @@ from typing import Any
 from factory.build import EventKind, Step
 from factory.errors import FactoryError
 from factory.fsutil import atomic_path
-from factory.machine import accel
+from factory.machine.driver import PortRange
 from factory.machine.httpd import HttpServer
 from factory.machine.keys import expand
-from factory.machine.ports import reserve
 from factory.steps.context import BuildContext
 from factory.steps.seed import collect_files, nocloud_seed
 
@@ -56,12 +55,13 @@ class Accelerator(Step[BuildContext]):
         return {"accelerator": ctx.s.accelerator}
 
     def run(self, ctx: BuildContext) -> None:
-        verdict = accel.resolve(ctx.s.accelerator, announce=False)
-        ctx.accel, ctx.timeout_factor = verdict.accel.value, verdict.timeout_factor
-        if verdict.accel is accel.Accel.TCG and ctx.s.accelerator in ("auto", ""):
+        assert ctx.driver is not None
+        verdict = ctx.driver.probe(ctx.s.accelerator)
+        ctx.accel, ctx.emulated, ctx.timeout_factor = verdict.name, verdict.emulated, verdict.timeout_factor
+        if verdict.fallback_notice:
             ctx.emit(EventKind.NOTICE, verdict.fallback_notice)
         else:
-            ctx.say(f"accelerator: {verdict.accel.value} ({verdict.reason})")
+            ctx.say(f"accelerator: {verdict.name} ({verdict.reason})")
 
 
 class FetchMedia(Step[BuildContext]):
@@ -329,8 +329,9 @@ class Http(Step[BuildContext]):
 
 
 class HostPort(Step[BuildContext]):
-    """Only when the port must be named before QEMU starts (`{{ .SSHHostPort }}` in qemuargs, or in an
-    installer's boot keys): then it is reserved ahead, as Packer does. Otherwise vm.Boot has QEMU bind it."""
+    """Only when the port must be named before the VM starts (`{{ .SSHHostPort }}` in qemuargs, or in an
+    installer's boot keys): then the driver reserves it ahead, as Packer does. Otherwise vm.Boot asks the
+    running machine for its SSH address (QEMU binds the forward itself then)."""
 
     name, title = "ssh-port", "Reserving the SSH host port"
 
@@ -338,13 +339,15 @@ class HostPort(Step[BuildContext]):
         return port_named_before_start(ctx)
 
     def run(self, ctx: BuildContext) -> None:
-        ctx.ssh_lease = reserve(ctx.s.host_port_min, ctx.s.host_port_max, purpose="SSH port forwarding")
+        assert ctx.driver is not None
+        ctx.ssh_lease = ctx.driver.reserve_port(PortRange(ctx.s.host_port_min, ctx.s.host_port_max),
+                                                purpose="SSH port forwarding")
         ctx.cleanups.push(f"release port {ctx.ssh_lease.port}", ctx.ssh_lease.release)
-        ctx.say(f"SSH will be forwarded from 127.0.0.1:{ctx.ssh_lease.port}")
+        ctx.say(f"SSH will be forwarded from {ctx.driver.forward_host}:{ctx.ssh_lease.port}")
 
 
 def port_named_before_start(ctx: BuildContext) -> bool:
-    """Whether the template uses the SSH host port before the VM runs (so it cannot be bound by QEMU first)."""
+    """Whether the template uses the SSH host port before the VM runs (so the VM cannot bind it first)."""
     s = ctx.s
     if s.communicator != "ssh" or s.skip_nat_mapping:
         return False

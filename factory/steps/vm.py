@@ -1,6 +1,7 @@
 """Steps that run the machine: install phase, boot (with boot_command), SSH, shutdown; failure diagnostics.
 
-Only the driver interface (factory.machine.driver) is used here; the QEMU specifics live in the driver.
+Only the driver interface (factory.machine.driver) is used here: which hypervisor runs the guest, how keys reach
+it and where its SSH port is reached from are the driver's business.
 """
 
 from __future__ import annotations
@@ -20,7 +21,16 @@ from factory import paths
 from factory.build import EventKind, Step
 from factory.errors import FactoryError
 from factory.machine import keys
-from factory.machine.driver import DiskSpec, MachineSpec, MediaSpec, SerialFollower
+from factory.machine.driver import (
+    DiskSpec,
+    Feature,
+    MachineEvent,
+    MachineEventKind,
+    MachineSpec,
+    MediaSpec,
+    PortRange,
+)
+from factory.machine.serial import SerialFollower
 from factory.steps import console
 from factory.steps.context import BuildContext
 
@@ -69,12 +79,22 @@ def start_machine(ctx: BuildContext, spec: MachineSpec, phase: str) -> None:
         fh.write(f"\n--- factory: {phase} ---\n".encode())
         offset = fh.tell()
     ctx.serial = SerialFollower(spec.serial_log, lambda line: ctx.output("serial", line), offset=offset).start()
-    machine = ctx.driver.machine(spec)
+    machine = ctx.driver.machine(spec, on_event=lambda event: machine_event(ctx, event))
     ctx.machine = machine
     ctx.cleanups.push(f"stop VM ({phase})", machine.stop)
     machine.start()
     ctx.say(f"VM started ({phase}, {spec.accel}); serial console: {spec.serial_log}")
     console.announce(ctx, machine)
+
+
+def machine_event(ctx: BuildContext, event: MachineEvent) -> None:
+    """What the machine reports: its messages are said; a reset or a guest panic is shown as it happens."""
+    if event.kind is MachineEventKind.MESSAGE:
+        ctx.say(event.detail)
+    elif event.kind is MachineEventKind.PANICKED:
+        ctx.emit(EventKind.NOTICE, "the guest kernel panicked" + (f" ({event.detail})" if event.detail else ""))
+    elif event.kind is MachineEventKind.RESET:
+        ctx.output("vm", "the guest rebooted" + (f" ({event.detail})" if event.detail else ""))
 
 
 def key_groups(ctx: BuildContext, values: Mapping[str, str]) -> list[tuple[keys.BootStep, list[keys.Action]]]:
@@ -97,7 +117,7 @@ def type_boot_command(ctx: BuildContext) -> None:
         return
     # Emulated guests poll the keyboard slowly and QEMU's PS/2 queue is short: keys typed at KVM pace are
     # dropped under TCG (Packer's dropped-keystroke bug), so the pace is scaled like the timeouts.
-    interval = max(s.boot_key_interval, TCG_KEY_INTERVAL) if ctx.accel == "tcg" else s.boot_key_interval
+    interval = max(s.boot_key_interval, TCG_KEY_INTERVAL) if ctx.emulated else s.boot_key_interval
     count = sum(len(actions) for _, actions in groups)
     what = f"{len(groups)} boot steps" if s.boot_steps else "the boot command"
     ctx.say(f"typing {what} ({count} keys/waits, {interval * 1000:.0f} ms apart)")
@@ -127,7 +147,8 @@ def check_boot_command(ctx: BuildContext) -> None:
     if s.boot_command and s.boot_steps:
         raise FactoryError("boot_command and boot_steps cannot both be set",
                            hint="keep boot_steps (the same keys, with a description per step) or boot_command")
-    key_groups(ctx, {k: v or "0" for k, v in ctx.template_values.items()})
+    if key_groups(ctx, {k: v or "0" for k, v in ctx.template_values.items()}):
+        ctx.require(Feature.KEYS, "boot_steps" if s.boot_steps else "boot_command")
 
 
 def check_before_start(ctx: BuildContext) -> None:
@@ -135,6 +156,8 @@ def check_before_start(ctx: BuildContext) -> None:
     check_boot_command(ctx)
     if ctx.s.communicator == "ssh" and ctx.s.skip_nat_mapping:
         ssh_target(ctx)
+    if getattr(ctx.config, "iso", None) and getattr(ctx.config, "install_method", None) == "direct-kernel":
+        ctx.require(Feature.DIRECT_BOOT, 'install_method = "direct-kernel"')
 
 
 def _sleep_alive(ctx: BuildContext, seconds: float) -> None:
@@ -185,30 +208,26 @@ class Boot(Step[BuildContext]):
 
     def run(self, ctx: BuildContext) -> None:
         start_machine(ctx, machine_spec(ctx, install=False), "run")
-        forward_ssh(ctx)
+        find_ssh(ctx)
         if ctx.s.disk_image:
             type_boot_command(ctx)
 
 
-def forward_ssh(ctx: BuildContext) -> None:
-    """Have the running VM bind the SSH forward itself (race-free), unless the port was reserved ahead or
-    skip_nat_mapping connects to the guest directly."""
+def find_ssh(ctx: BuildContext) -> None:
+    """Ask the running VM where its SSH port is reached (a forwarding driver binds the forward now, race-free),
+    unless skip_nat_mapping connects to ssh_host directly."""
     s = ctx.s
-    if s.communicator != "ssh" or s.skip_nat_mapping or ctx.ssh_lease is not None:
+    if s.communicator != "ssh" or s.skip_nat_mapping:
         return
     assert ctx.machine is not None
-
-    def busy(port: int) -> None:
-        ctx.say(f"host port {port} is in use by another program: trying the next one")
-
-    ctx.ssh_lease = ctx.machine.forward_port(s.ssh_port, s.host_port_min, s.host_port_max,
-                                             purpose="SSH port forwarding", busy=busy)
-    ctx.cleanups.push(f"release port {ctx.ssh_lease.port}", ctx.ssh_lease.release)
-    ctx.say(f"SSH forwarded from 127.0.0.1:{ctx.ssh_lease.port}")
+    ctx.ssh_address = address = ctx.machine.ssh_address(s.ssh_port, PortRange(s.host_port_min, s.host_port_max),
+                                                        timeout=s.ssh_timeout * ctx.timeout_factor)
+    if ctx.ssh_lease is None:  # a port reserved ahead was announced then
+        ctx.say(f"SSH forwarded from {address}" if address.forwarded else f"the guest's SSH is at {address}")
 
 
 def ssh_target(ctx: BuildContext) -> tuple[str, int]:
-    """Where the communicator connects: the forwarded loopback port, or ssh_host:ssh_port with skip_nat_mapping."""
+    """Where the communicator connects: the machine's SSH address, or ssh_host:ssh_port with skip_nat_mapping."""
     s = ctx.s
     if s.skip_nat_mapping:
         if not s.ssh_host:
@@ -216,8 +235,8 @@ def ssh_target(ctx: BuildContext) -> tuple[str, int]:
                                "told where the guest is", hint="set ssh_host (and ssh_port) to the guest's "
                                "address as the host reaches it, e.g. on a bridge")
         return s.ssh_host, s.ssh_port
-    assert ctx.ssh_lease is not None
-    return s.ssh_host or "127.0.0.1", ctx.ssh_lease.port  # Packer's QEMU builder: ssh_host wins when set
+    assert ctx.ssh_address is not None
+    return s.ssh_host or ctx.ssh_address.host, ctx.ssh_address.port  # Packer's QEMU builder: ssh_host wins
 
 
 class Connect(Step[BuildContext]):
@@ -251,7 +270,7 @@ class Connect(Step[BuildContext]):
 
 def _ssh_hint(ctx: BuildContext, inner: str | None) -> str:
     causes = []
-    if ctx.accel == "tcg":
+    if ctx.emulated:
         causes.append(f"the VM runs under TCG emulation (no KVM), which boots 10-50x slower: raise ssh_timeout "
                       f"(was {ctx.s.ssh_timeout:g}s, scaled to {ctx.s.ssh_timeout * ctx.timeout_factor:g}s)")
     causes.append("the guest got no DHCP lease (check the serial log for the network)")

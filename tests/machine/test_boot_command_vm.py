@@ -8,8 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from factory.machine.driver import MachineSpec, MediaSpec, SerialFollower, driver
+from factory.machine.driver import MachineSpec, MediaSpec, driver
 from factory.machine.keys import parse_all
+from factory.machine.serial import SerialFollower
 
 GRUB_CFG = """serial --unit=0 --speed=115200
 terminal_input console serial

@@ -71,3 +71,35 @@ def test_bad_qemu_img_args_name_the_option(value: object, message: str) -> None:
     with pytest.raises(FactoryError, match=message) as err:
         DiskToolArgs.parse(value)
     assert err.value.hint and "qemu_img_args" in err.value.hint
+
+
+def _io(disk: Path, command: str) -> str:
+    return subprocess.run(["qemu-io", "-f", "qcow2", "-c", command, str(disk)], check=True, capture_output=True,
+                          text=True).stdout
+
+
+@pytest.mark.parametrize("fmt", [DiskFormat.QCOW2, DiskFormat.RAW])
+def test_compact_disk_writes_the_output_format_and_drops_unused_space(tmp_path: Path, fmt: DiskFormat) -> None:
+    qemu = driver("qemu")
+    disk = tmp_path / "work.qcow2"
+    qemu.create_disk(disk, 64, DiskFormat.QCOW2)
+    _io(disk, "write -P 0x5a 1M 64k")
+    final = tmp_path / "final"
+    qemu.compact_disk(disk, final, fmt, compress=fmt is DiskFormat.QCOW2)
+    info = _info(final)
+    assert info["format"] == fmt.value and info["virtual-size"] == 64 * 1024 * 1024
+    assert final.stat().st_blocks * 512 < 2 * 1024 * 1024  # 64 KiB of data, not a 64 MiB image
+    assert subprocess.run(["qemu-img", "compare", str(disk), str(final)], capture_output=True).returncode == 0
+
+
+def test_snapshot_disk_freezes_the_state_and_keeps_the_disk_writable(tmp_path: Path) -> None:
+    """External snapshot: the frozen file keeps what was written before; later writes land in the disk only."""
+    qemu = driver("qemu")
+    disk, frozen = tmp_path / "work.qcow2", tmp_path / "stage1.qcow2"
+    qemu.create_disk(disk, 16, DiskFormat.QCOW2)
+    _io(disk, "write -P 0x11 0 64k")
+    qemu.snapshot_disk(disk, frozen)
+    assert _info(disk)["backing-filename"] == str(frozen.resolve())
+    _io(disk, "write -P 0x22 0 64k")
+    assert "Pattern verification failed" not in _io(frozen, "read -P 0x11 0 64k")
+    assert "Pattern verification failed" not in _io(disk, "read -P 0x22 0 64k")

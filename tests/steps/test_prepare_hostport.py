@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 from factory.build import EventBus
+from factory.machine.driver import driver
 from factory.schema.qemu import QemuSource
 from factory.steps.context import BuildContext, settings_from
 from factory.steps.prepare import HostPort
@@ -15,7 +16,7 @@ from factory.steps.prepare import HostPort
 
 def _ctx(tmp_path: Path, **options: Any) -> BuildContext:
     config = QemuSource(ssh_username="u", iso_url="x.iso", iso_checksum="none", **options)
-    ctx = BuildContext(build_name="t", bus=EventBus(), config=config, root=tmp_path)
+    ctx = BuildContext(build_name="t", bus=EventBus(), config=config, root=tmp_path, driver=driver("qemu"))
     ctx.settings = settings_from(config, "t", tmp_path)
     return ctx
 

@@ -1,0 +1,65 @@
+"""Following a guest's serial console log (the file every driver appends the first serial port to)."""
+
+from __future__ import annotations
+
+import re
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+_ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]|\x1b[()][0-9A-Za-z]|[\x00-\x08\x0b-\x1f\x7f]")
+
+
+class SerialFollower:
+    """Follows a serial-console log file in a thread, handing each cleaned line to on_line."""
+
+    def __init__(self, path: Path, on_line: Callable[[str], None], *, offset: int = 0) -> None:
+        """offset: where to start reading (the log's size before this VM started: earlier phases are not new)."""
+        self.path, self.on_line, self.offset = path, on_line, offset
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._follow, name=f"serial-{path.name}", daemon=True)
+        self.lines: list[str] = []
+
+    def start(self) -> SerialFollower:
+        self._thread.start()
+        return self
+
+    def _emit(self, raw: bytes) -> None:
+        text = _ANSI.sub("", raw.decode(errors="replace").replace("\r", "")).rstrip()
+        if text:
+            self.lines.append(text)
+            self.on_line(text)
+
+    def _follow(self) -> None:
+        pos, buf = self.offset, b""
+        while True:
+            stopping = self._stop.is_set()
+            if self.path.exists():
+                with open(self.path, "rb") as fh:
+                    fh.seek(pos)
+                    chunk = fh.read()
+                pos += len(chunk)
+                buf += chunk
+                *done, buf = buf.split(b"\n")
+                for raw in done:
+                    self._emit(raw)
+            if stopping:
+                if buf:
+                    self._emit(buf)
+                return
+            self._stop.wait(0.2)
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(5)
+
+    def wait_for(self, pattern: str, timeout: float) -> bool:
+        rx = re.compile(pattern)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if any(rx.search(line) for line in list(self.lines)):
+                return True
+            time.sleep(0.2)
+        return False
