@@ -7,6 +7,8 @@ monitor can sit beside the human one.
 from __future__ import annotations
 
 import contextlib
+import datetime
+import os
 import sys
 import time
 from collections.abc import Iterator
@@ -25,28 +27,44 @@ from rich.progress import (
 from factory import secrets
 
 # soft_wrap: never hard-wrap messages (CI logs, pipes, tests read them whole).
-console = Console(stderr=True, highlight=False, soft_wrap=True)
+console = Console(stderr=True, highlight=False, soft_wrap=True, no_color=bool(os.environ.get("PACKER_NO_COLOR")))
+
+
+_timestamps = False
+
+
+def configure(*, color: bool = True, timestamps: bool = False) -> None:
+    """Packer's `-color=false` (also PACKER_NO_COLOR) and `-timestamp-ui` (an RFC 3339 time before each line)."""
+    global _timestamps
+    console.no_color = not color or bool(os.environ.get("PACKER_NO_COLOR"))
+    _timestamps = timestamps
+
+
+def _stamp() -> str:
+    if not _timestamps:
+        return ""
+    return datetime.datetime.now().astimezone().isoformat(timespec="seconds") + ": "
 
 
 def info(message: str) -> None:
-    console.print(secrets.mask(message), markup=False)
+    console.print(_stamp() + secrets.mask(message), markup=False)
 
 
 def notice(message: str) -> None:
     """Something the user must not miss (e.g. falling back to slow emulation)."""
-    console.print(f"[bold yellow]!![/] [yellow]{_escape(secrets.mask(message))}[/]")
+    console.print(f"{_stamp()}[bold yellow]!![/] [yellow]{_escape(secrets.mask(message))}[/]")
 
 
 def warn(message: str) -> None:
-    console.print(f"[yellow]warning:[/] {_escape(secrets.mask(message))}")
+    console.print(f"{_stamp()}[yellow]warning:[/] {_escape(secrets.mask(message))}")
 
 
 def error(message: str) -> None:
-    console.print(f"[bold red]error:[/] {_escape(secrets.mask(message))}")
+    console.print(f"{_stamp()}[bold red]error:[/] {_escape(secrets.mask(message))}")
 
 
 def success(message: str) -> None:
-    console.print(f"[green]{_escape(secrets.mask(message))}[/]")
+    console.print(f"{_stamp()}[green]{_escape(secrets.mask(message))}[/]")
 
 
 def _escape(text: str) -> str:

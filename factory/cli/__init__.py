@@ -28,7 +28,7 @@ app = typer.Typer(
 # Packer's single-dash long flags, accepted alongside the double-dash forms.
 PACKER_FLAGS = ("var", "var-file", "only", "except", "force", "debug", "syntax-only", "check", "diff",
                 "recursive", "on-error", "machine-readable", "timestamp-ui", "parallel-builds", "color",
-                "evaluate-datasources", "write")
+                "evaluate-datasources", "write", "upgrade")
 
 
 def normalize_argv(argv: list[str]) -> list[str]:
@@ -63,9 +63,27 @@ def _load_commands() -> None:
         importlib.import_module(f"{__name__}.{mod.name}")
 
 
+_TRUE, _FALSE = ("true", "1", "t", "yes"), ("false", "0", "f", "no")
+
+
+def ui_flags(args: list[str]) -> list[str]:
+    """Apply and remove Packer's UI flags, accepted by every command: `-color=BOOL`, `-timestamp-ui`."""
+    color, stamps, rest = True, False, []
+    for arg in args:
+        name, _, value = arg.partition("=")
+        if name == "--color" and (value or "true").lower() in _TRUE + _FALSE:
+            color = (value or "true").lower() in _TRUE
+        elif name == "--timestamp-ui" and (value or "true").lower() in _TRUE + _FALSE:
+            stamps = (value or "true").lower() in _TRUE
+        else:
+            rest.append(arg)
+    ui.configure(color=color, timestamps=stamps)
+    return rest
+
+
 def main(argv: list[str] | None = None) -> None:
     """Console-script entry point."""
-    args = normalize_argv(list(sys.argv[1:] if argv is None else argv))
+    args = ui_flags(normalize_argv(list(sys.argv[1:] if argv is None else argv)))
     debug = "--debug" in args or os.environ.get("FACTORY_DEBUG") == "1"
     _load_commands()
     try:

@@ -16,13 +16,11 @@ from factory.template.expr import EvalError, Namespace, Scope, evaluate
 from factory.template.functions import FUNCTIONS
 from factory.template.model import Project, Variable
 from factory.template.parse import Attr, Block, parse_file
+from factory.template.plugins import BUILTIN_PLUGINS
 from factory.template.types import Unknown
 
 # The Packer release whose template language factory follows (packer.version, required_version checks).
 PACKER_VERSION = "1.16.0"
-# Plugins whose components factory builds in; `required_plugins` naming them needs no download.
-BUILTIN_PLUGINS = {"github.com/hashicorp/qemu", "github.com/hashicorp/virtualbox", "github.com/hashicorp/ansible",
-                   "github.com/hashicorp/vagrant"}
 _TOP_BLOCKS = {"packer", "variable", "variables", "locals", "local", "source", "data", "build", "communicator"}
 
 
