@@ -16,11 +16,11 @@ APT_PACKAGES := python3-venv python3-dev gcc pkg-config git \
 	xorriso grub-pc-bin grub-efi-amd64-bin grub-common debian-installer-12-netboot-amd64 isolinux syslinux-common \
 	debconf cpio zstd xz-utils openssh-client openssh-server openssl ca-certificates gpg gpgv swtpm swtpm-tools microsocks
 
-.PHONY: bootstrap deps apt venv demo test test-fast lint bench clean
+.PHONY: bootstrap deps apt venv npm demo test test-fast lint bench clean
 
 bootstrap: deps demo
 
-deps: apt venv
+deps: apt venv npm
 
 apt:
 	$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get update -qq
@@ -29,7 +29,12 @@ apt:
 venv:
 	[ -x $(PY) ] || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e '.[test]'
+	$(PY) -m pip install -q -e '.[test,cloud]'
+
+# Azurite (Azure Blob Storage on 127.0.0.1) for the azure-import tests, pinned in package.json.
+npm:
+	command -v npm >/dev/null || $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends nodejs npm
+	npm install --no-audit --no-fund --loglevel=error
 
 # The main job: what a new user runs first. Builds a Debian 12 cloud-like guest image from Debian's packages
 # (tools/mkguest.py, cached by recipe hash), then `factory build`s examples/debian-cloud on it: boot under QEMU
@@ -56,4 +61,4 @@ bench:
 	for b in bench/bench_*.py; do $(PY) $$b || exit 1; done
 
 clean:
-	rm -rf $(VENV) build dist .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) node_modules build dist .pytest_cache .mypy_cache .ruff_cache

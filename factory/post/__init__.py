@@ -7,7 +7,7 @@ Each implementation registers under its template type name (factory/post/*.py); 
 factory/schema/post_processors.py and factory/schema/exports.py.
 """
 
-from factory.post import checksum, compress, export, local, manifest  # noqa: F401  (register implementations)
+from factory.post import checksum, cloud, compress, export, local, manifest  # noqa: F401  (register implementations)
 from factory.post.base import PostContext, PostProcessor, Result
 from factory.post.chain import run_chains
 
