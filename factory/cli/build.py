@@ -32,7 +32,7 @@ def build(
                                                    help="Emit build events as JSON lines on stdout.")] = False,
 ) -> None:
     """Build machine images from a Packer HCL2 template."""
-    from factory.steps.plan import BuildOptions, build_source
+    from factory.steps.plan import BuildOptions, build_source, refuse_unbuildable
     from factory.template import load
 
     project = load(template, vars=var or [], var_files=var_file or [], only=_split(only), except_=_split(except_))
@@ -43,6 +43,8 @@ def build(
     pairs = [(b, s) for b in project.builds for s in b.sources]
     if not pairs:
         raise FactoryError(f"{template}: nothing to build (no build block, or -only/-except excluded every source)")
+    for b, source in pairs:  # every build's refusal before any build starts a VM
+        refuse_unbuildable(b, source)
     failures: list[str] = []
     artifacts = []
     with sigterm_as_interrupt():

@@ -155,8 +155,8 @@ class ShutdownOptions:
 class CommunicatorOptions:
     """How factory talks to the guest (Packer's communicator Config, SSH and WinRM structs)."""
 
-    communicator: str = opt("ssh", help="`ssh` (default) or `none`. `winrm` is accepted by Packer but "
-                            "factory has no WinRM communicator.")
+    communicator: str = opt("ssh", help="`ssh` (default) or `none`. `winrm` validates, but `factory build` "
+                            "refuses it before any VM starts: factory has no WinRM communicator.")
     pause_before_connecting: str = opt("0s", help="Duration to wait after the first successful connection "
                                        "before connecting again and provisioning (for guests that restart "
                                        "sshd late in their boot).")
@@ -248,16 +248,16 @@ class CommunicatorOptions:
     temporary_key_pair_bits: int | None = opt(None, help="Size of the ephemeral key: rsa 1024..16384 "
                                               "(default 4096), ecdsa 256, 384 or 521 (default 256); ignored "
                                               "for ed25519.")
-    winrm_username: str | None = opt(None, help="WinRM user (no WinRM communicator in factory).",
-                                     support=IGNORED)
-    winrm_password: str | None = opt(None, help="WinRM password.", sensitive=True, support=IGNORED)
-    winrm_host: str | None = opt(None, help="Address of the WinRM endpoint.", support=IGNORED)
-    winrm_port: int = opt(5985, help="Port of the WinRM endpoint.", support=IGNORED)
-    winrm_timeout: str = opt("30m", help="Duration to wait for WinRM.", support=IGNORED)
-    winrm_use_ssl: bool = opt(False, help="Use HTTPS for WinRM.", support=IGNORED)
-    winrm_insecure: bool = opt(False, help="Skip WinRM certificate checks.", support=IGNORED)
-    winrm_use_ntlm: bool = opt(False, help="NTLMv2 authentication for WinRM.", support=IGNORED)
-    winrm_no_proxy: bool = opt(False, help="Bypass proxies for WinRM.", support=IGNORED)
+    winrm_username: str | None = opt(None, help="WinRM user. `factory build` refuses the "
+                                     "winrm communicator before any VM starts (no WinRM in factory).")
+    winrm_password: str | None = opt(None, help="WinRM password.", sensitive=True)
+    winrm_host: str | None = opt(None, help="Address of the WinRM endpoint.")
+    winrm_port: int = opt(5985, help="Port of the WinRM endpoint.")
+    winrm_timeout: str = opt("30m", help="Duration to wait for WinRM.")
+    winrm_use_ssl: bool = opt(False, help="Use HTTPS for WinRM.")
+    winrm_insecure: bool = opt(False, help="Skip WinRM certificate checks.")
+    winrm_use_ntlm: bool = opt(False, help="NTLMv2 authentication for WinRM.")
+    winrm_no_proxy: bool = opt(False, help="Bypass proxies for WinRM.")
 
     # Packer's deprecated spellings, still decoded by its plugins (communicator/config.go, the qemu builder's
     # comm_config.go): the template layer renames them, with a warning naming file:line, so each option keeps

@@ -9,8 +9,9 @@ from typing import Any
 
 from factory.artifact.model import Artifact
 from factory.build import EventBus, OnError, Step, run_steps
-from factory.errors import FactoryError
+from factory.errors import FactoryError, FactoryErrors
 from factory.machine.driver import driver
+from factory.options import Kind, lookup
 from factory.steps import comm, console, finish, null, prepare, unattended, vm
 from factory.steps.context import BuildContext, settings_from
 
@@ -48,6 +49,30 @@ def build_name(build: Any, source: Any) -> str:
     return f"{name}.{source.full_name}" if name else str(source.full_name)
 
 
+def refuse_unbuildable(build: Any, source: Any) -> None:
+    """Stop before any VM starts when the build needs what factory declares but cannot run (the winrm
+    communicator, Windows provisioners): naming the component and why, instead of failing half-way."""
+    why = []
+    if getattr(source.config, "communicator", None) == "winrm":
+        why.append(FactoryError(f'source {source.full_name}: communicator = "winrm" cannot be used: factory has no '
+                                "WinRM communicator (no Windows guest can be built or tested here)",
+                                where=getattr(source, "where", None), hint="use ssh, or build this source with "
+                                "Packer"))
+    steps = [*(getattr(build, "provisioners", None) or []), getattr(build, "error_cleanup_provisioner", None)]
+    for spec in steps:
+        if spec is None or not spec.applies_to(source.full_name):
+            continue
+        reason = getattr(lookup(Kind.PROVISIONER, spec.type), "REFUSED", None)
+        if reason:
+            why.append(FactoryError(f'provisioner "{spec.type}" cannot run for {source.full_name}: {reason}',
+                                    where=spec.where, hint=f"leave it out for this source with except = "
+                                    f'["{source.full_name}"], or build this source with Packer'))
+    if len(why) == 1:
+        raise why[0]
+    if why:
+        raise FactoryErrors(why)
+
+
 def build_source(build: Any, source: Any, root: Path, bus: EventBus, opts: BuildOptions,
                  run_uuid: str | None = None) -> list[Artifact]:
     """Run one source of one build block; returns the artifacts (builder's, then post-processors')."""
@@ -55,6 +80,7 @@ def build_source(build: Any, source: Any, root: Path, bus: EventBus, opts: Build
         raise FactoryError(f"factory cannot build source type {source.type!r} yet",
                            hint="supported: " + ", ".join([*DRIVERS, *MACHINELESS]),
                            where=getattr(source, "where", None))
+    refuse_unbuildable(build, source)
     ctx = BuildContext(build_name=build_name(build, source), bus=bus, on_error=opts.on_error,
                        source_type=source.type, source_name=source.name, root=root, config=source.config,
                        build=build, force=opts.force, debug=opts.debug, run_uuid=run_uuid or str(uuid.uuid4()))

@@ -133,7 +133,7 @@ def test_qemu_marks_what_the_engine_does_not_act_on() -> None:
     from factory.schema.qemu import QemuSource
 
     support = {o.name: o.support for o in options_of(QemuSource)}
-    for name in ("net_bridge", "winrm_username"):
+    for name in ("net_bridge", "run_once", "http_interface"):
         assert support[name] is Support.IGNORED, name
     for name in ("iso_url", "disk_image", "cd_content", "boot_command", "ssh_username", "efi_boot", "accelerator",
                  "vnc_use_password", "vtpm", "floppy_files", "qmp_enable", "use_pflash"):
