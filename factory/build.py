@@ -1,8 +1,10 @@
 """The step runner: steps with explicit, hashable inputs; cleanups in reverse on failure, Ctrl-C or SIGTERM;
 events that a human monitor and a JSON-lines monitor subscribe to.
 
-A stage ID is sha256 over the step's name, its options, its parent's ID and its input digests (osbuild's
-scheme), so a later step cache can name a qcow2 layer after each step and resume from the last good one.
+A stage ID is sha256 over the step's name, its options, its parent's ID and the digests of the files it reads
+(osbuild's scheme), so a later step cache can name a qcow2 layer after each step and resume from the last good
+one. Inputs are external files by content (scripts, uploads, local ISOs); what an earlier step made (the
+remastered ISO, the seed CD) is covered by the parent ID instead of being hashed again.
 """
 
 from __future__ import annotations
@@ -127,14 +129,25 @@ class JsonMonitor:
         self.stream.flush()
 
 
+def file_sha256(path: Path) -> str:
+    """sha256 of a file's content."""
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while chunk := fh.read(1 << 20):
+            h.update(chunk)
+    return h.hexdigest()
+
+
 def digest_of(value: Any) -> Any:
-    """A JSON-able, content-describing form of a step input (files by size+mtime+name, not content)."""
+    """A JSON-able form of a step input that depends on content only: a file is its sha256, a folder the
+    sha256 of each file under its relative name, never a path, a size or a time (IDs hold across hosts)."""
     if isinstance(value, Path):
-        try:
-            st = value.stat()
-            return f"file:{value.resolve()}:{st.st_size}:{st.st_mtime_ns}"
-        except OSError:
-            return f"file:{value}:missing"
+        if value.is_file():
+            return "sha256:" + file_sha256(value)
+        if value.is_dir():
+            return {"dir": [[str(p.relative_to(value)), file_sha256(p)]
+                            for p in sorted(value.rglob("*")) if p.is_file()]}
+        return f"missing:{value.name}"
     if isinstance(value, bytes):
         return "sha256:" + hashlib.sha256(value).hexdigest()
     if isinstance(value, Mapping):
@@ -265,6 +278,21 @@ class RunnerContext:
 R = TypeVar("R", bound=RunnerContext)
 
 
+def next_stage_id(step: Step[R], ctx: R, parent: str) -> str:
+    """The stage ID of step after parent, from the step's options and the digests of what it reads."""
+    return stage_id(step.name, step.options(ctx), parent, step.inputs(ctx))
+
+
+def stage_chain(steps: Sequence[Step[R]], ctx: R) -> dict[str, str]:
+    """The stage IDs a build would have, without running it (inputs that only a run makes are absent)."""
+    ids: dict[str, str] = {}
+    parent = ""
+    for step in steps:
+        if step.applies(ctx):
+            parent = ids[step.name] = next_stage_id(step, ctx, parent)
+    return ids
+
+
 def run_steps(steps: Sequence[Step[R]], ctx: R, *, on_failure: Callable[[R, BaseException], None] | None = None
               ) -> None:
     """Run steps in order; on any failure or interrupt run on_failure, then every cleanup in reverse."""
@@ -275,7 +303,7 @@ def run_steps(steps: Sequence[Step[R]], ctx: R, *, on_failure: Callable[[R, Base
         for step in steps:
             if not step.applies(ctx):
                 continue
-            sid = stage_id(step.name, step.options(ctx), parent, step.inputs(ctx))
+            sid = next_stage_id(step, ctx, parent)
             ctx.stage_ids[step.name] = sid
             ctx.emit(EventKind.STEP_STARTED, step.title or step.name, step=step.name, stage_id=sid)
             t0 = time.monotonic()

@@ -95,12 +95,16 @@ class Deferred:
 def opt(default: Any = MISSING, *, help: str, required: bool = False, sensitive: bool = False,
         support: Support = Support.ACTED, factory_only: bool = False, choices: Sequence[str] | None = None,
         minimum: float | None = None, maximum: float | None = None, check: Callable[[Any], object] | None = None,
-        parse: Callable[[Any], Any] | None = None) -> Any:
+        parse: Callable[[Any], Any] | None = None, reads: bool = False) -> Any:
     """Declare an option: its default (as a user would write it), documentation and constraints (see the module
-    docstring). A mutable default (list, dict) is copied per instance."""
+    docstring). A mutable default (list, dict) is copied per instance.
+
+    reads: the value names local files or folders whose content goes into the build (scripts, uploads), so
+    their digests are part of the stage ID of the step that uses them.
+    """
     meta = {"help": help, "sensitive": sensitive, "support": support, "factory_only": factory_only,
             "required": required, "choices": tuple(choices) if choices is not None else None,
-            "minimum": minimum, "maximum": maximum, "check": check, "parse": parse}
+            "minimum": minimum, "maximum": maximum, "check": check, "parse": parse, "reads": reads}
     if required:
         # Required options still get a default of None so dataclass field order does not matter; the
         # template layer refuses a missing value before the dataclass is built.
@@ -169,6 +173,16 @@ def lookup(kind: Kind, name: str) -> type[Component] | None:
 def registered(kind: Kind) -> dict[str, type[Component]]:
     _load_declarations()
     return {name: cls for (k, name), cls in sorted(_REGISTRY.items()) if k == kind}
+
+
+def read_paths(config: Any) -> dict[str, list[str]]:
+    """The local paths a component's options declare it reads (`reads=True`), by option name."""
+    out: dict[str, list[str]] = {}
+    for f in dataclasses.fields(config) if dataclasses.is_dataclass(config) else ():
+        value = getattr(config, f.name) if f.metadata.get("reads") else None
+        if value:
+            out[f.name] = [str(v) for v in value] if isinstance(value, list | tuple) else [str(value)]
+    return out
 
 
 def options_of(cls: type[Component]) -> list[OptionInfo]:

@@ -108,6 +108,11 @@ def _files() -> dict[str, Path]:
     return found
 
 
+def release_file(name: str) -> Path | None:
+    """The catalog file a release is read from (its content is an input of the build's media step)."""
+    return _files().get(name)
+
+
 def releases() -> list[Release]:
     """Every release in the catalog, sorted by name."""
     return sorted((_parse(p) for p in _files().values()), key=lambda r: r.name)

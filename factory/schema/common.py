@@ -313,8 +313,8 @@ class ShellLocalOptions(EnvOptions):
     inline: list[str] = opt([], help="Commands written to a temporary script (with `inline_shebang`) and run "
                             "on the host.")
     inline_shebang: str = opt("/bin/sh -e", help="Shebang line of the script made from `inline`.")
-    script: str | None = opt(None, help="Path of a local script to run on the host.")
-    scripts: list[str] = opt([], help="Paths of local scripts run in order on the host.")
+    script: str | None = opt(None, help="Path of a local script to run on the host.", reads=True)
+    scripts: list[str] = opt([], help="Paths of local scripts run in order on the host.", reads=True)
     execute_command: list[str] = opt(["/bin/sh", "-c", "{{.Vars}} {{.Script}}"],
                                      help="argv used to run each script; `{{.Vars}}` expands to the "
                                      "environment assignments and `{{.Script}}` to the script path.")

@@ -30,8 +30,8 @@ class ShellProvisioner(EnvOptions, Checked, Component, kind=Kind.PROVISIONER, na
                             "`inline_shebang`. Exactly one of `inline`, `script`, `scripts` is required.")
     inline_shebang: str = opt("/bin/sh -e", help="Shebang of the script made from `inline`; `-e` stops at the "
                               "first failing command.")
-    script: str | None = opt(None, help="Path of a local script uploaded to the guest and run.")
-    scripts: list[str] = opt([], help="Paths of local scripts uploaded and run in order.")
+    script: str | None = opt(None, help="Path of a local script uploaded to the guest and run.", reads=True)
+    scripts: list[str] = opt([], help="Paths of local scripts uploaded and run in order.", reads=True)
     binary: bool = opt(False, help="Upload scripts byte for byte; by default Windows line endings (CRLF) are "
                        "converted to LF, as Packer does.")
     use_env_var_file: bool = opt(False, help="Write the variables to a file sourced by the script instead of "
@@ -65,9 +65,9 @@ class FileProvisioner(Checked, Component, kind=Kind.PROVISIONER, name="file"):
 
     source: str | None = opt(None, help="Local path (upload) or guest path (download). A directory is copied "
                              "recursively; with a trailing `/` its contents are copied, without it the "
-                             "directory itself.")
+                             "directory itself.", reads=True)
     sources: list[str] = opt([], help="Several sources uploaded to `destination` (which must then be a "
-                             "directory ending in `/`).")
+                             "directory ending in `/`).", reads=True)
     content: str | None = opt(None, help="Text uploaded as the file `destination` instead of a `source`.")
     destination: str = opt(required=True, help="Guest path (upload) or local path (download). Required.")
     direction: str = opt("upload", help="`upload` (host to guest) or `download` (guest to host).")

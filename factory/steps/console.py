@@ -128,6 +128,11 @@ class Floppy(Step[BuildContext]):
         return {"floppy_files": list(c.floppy_files), "floppy_dirs": list(c.floppy_dirs),
                 "floppy_content": c.floppy_content, "floppy_label": c.floppy_label}
 
+    def inputs(self, ctx: BuildContext) -> Mapping[str, Any]:
+        c = state(ctx).settings
+        return {"files": floppy.collect(ctx.root, c.floppy_files, c.floppy_dirs, c.floppy_content,
+                                        ctx.template_values, warn=lambda m: None)}
+
     def run(self, ctx: BuildContext) -> None:
         st = state(ctx)
         c = st.settings

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import shutil
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 from factory.artifact.model import Artifact, DiskFormat
@@ -13,13 +14,17 @@ from factory.errors import FactoryError
 from factory.steps.context import BuildContext
 
 
-def _spec_digest(spec: Any, full_name: str) -> Mapping[str, Any]:
-    config = spec.config_for(full_name)
+def _spec_digest(spec: Any, full_name: str, root: Path) -> Mapping[str, Any]:
+    """A provisioner as its stage sees it: type, options, and the files its options say it reads (by content)."""
     import dataclasses
 
+    from factory.options import read_paths
+
+    config = spec.config_for(full_name)
     fields = {f.name: getattr(config, f.name) for f in dataclasses.fields(config)} if dataclasses.is_dataclass(
         config) else {"repr": repr(config)}
-    return {"type": spec.type, "config": fields}
+    reads = {name: [root / Path(p).expanduser() for p in found] for name, found in read_paths(config).items()}
+    return {"type": spec.type, "config": fields, "reads": reads}
 
 
 def run_provisioner(ctx: BuildContext, spec: Any, index: int) -> None:
@@ -43,7 +48,7 @@ class Provision(Step[BuildContext]):
 
     def inputs(self, ctx: BuildContext) -> Mapping[str, Any]:
         full = f"{ctx.source_type}.{ctx.source_name}"
-        return {"provisioners": [_spec_digest(p, full) for p in _applicable(ctx)]}
+        return {"provisioners": [_spec_digest(p, full, ctx.root) for p in _applicable(ctx)]}
 
     def run(self, ctx: BuildContext) -> None:
         for i, spec in enumerate(_applicable(ctx)):
@@ -93,6 +98,9 @@ class Finalize(Step[BuildContext]):
     """Rename the staging directory onto output_directory: the artifact appears whole or not at all."""
 
     name, title = "finalize", "Publishing the artifact"
+
+    def options(self, ctx: BuildContext) -> Mapping[str, Any]:
+        return {"output_directory": str(ctx.s.output_directory), "efi_drop_efivars": ctx.s.efi_drop_efivars}
 
     def run(self, ctx: BuildContext) -> None:
         s = ctx.s

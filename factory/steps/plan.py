@@ -73,6 +73,16 @@ def refuse_unbuildable(build: Any, source: Any) -> None:
         raise FactoryErrors(why)
 
 
+def context_for(build: Any, source: Any, root: Path, bus: EventBus, opts: BuildOptions,
+                run_uuid: str | None = None) -> BuildContext:
+    """The context one source of one build block runs in (before any step)."""
+    ctx = BuildContext(build_name=build_name(build, source), bus=bus, on_error=opts.on_error,
+                       source_type=source.type, source_name=source.name, root=root, config=source.config,
+                       build=build, force=opts.force, debug=opts.debug, run_uuid=run_uuid or str(uuid.uuid4()))
+    ctx.settings = settings_from(source.config, source.name, root)
+    return ctx
+
+
 def build_source(build: Any, source: Any, root: Path, bus: EventBus, opts: BuildOptions,
                  run_uuid: str | None = None) -> list[Artifact]:
     """Run one source of one build block; returns the artifacts (builder's, then post-processors')."""
@@ -81,10 +91,7 @@ def build_source(build: Any, source: Any, root: Path, bus: EventBus, opts: Build
                            hint="supported: " + ", ".join([*DRIVERS, *MACHINELESS]),
                            where=getattr(source, "where", None))
     refuse_unbuildable(build, source)
-    ctx = BuildContext(build_name=build_name(build, source), bus=bus, on_error=opts.on_error,
-                       source_type=source.type, source_name=source.name, root=root, config=source.config,
-                       build=build, force=opts.force, debug=opts.debug, run_uuid=run_uuid or str(uuid.uuid4()))
-    ctx.settings = settings_from(source.config, source.name, root)
+    ctx = context_for(build, source, root, bus, opts, run_uuid)
     if source.type in MACHINELESS:
         run_steps(null.steps(), ctx, on_failure=lambda c, exc: finish.error_cleanup_provisioner(c))
         return ctx.artifacts

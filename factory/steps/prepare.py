@@ -27,7 +27,8 @@ class PrepareOutput(Step[BuildContext]):
     name, title = "output", "Preparing output directory"
 
     def options(self, ctx: BuildContext) -> Mapping[str, Any]:
-        return {"output_directory": str(ctx.s.output_directory), "vm_name": ctx.s.vm_name}
+        # Where the output goes is no part of what is built (it is the finalize stage's option).
+        return {"vm_name": ctx.s.vm_name}
 
     def run(self, ctx: BuildContext) -> None:
         out = ctx.s.output_directory
@@ -71,6 +72,18 @@ class FetchMedia(Step[BuildContext]):
         c, s = ctx.config, ctx.s
         return {"urls": _urls(c), "checksum": getattr(c, "iso_checksum", None), "skip_cache": s.iso_skip_cache,
                 "target": str(s.iso_target_path or ""), "extension": s.iso_target_extension}
+
+    def inputs(self, ctx: BuildContext) -> Mapping[str, Any]:
+        """A catalog release by its file; a local ISO without a checksum by its content (a checksum pins it)."""
+        if catalog_name := getattr(ctx.config, "iso", None):
+            from factory.media.catalog import release_file
+
+            return {"release": release_file(catalog_name)}
+        if (getattr(ctx.config, "iso_checksum", None) or "none").lower() != "none":
+            return {}
+        local = [ctx.root / u.removeprefix("file://") for u in _urls(ctx.config)
+                 if "://" not in u or u.startswith("file://")]
+        return {"local": local[:1]}
 
     def run(self, ctx: BuildContext) -> None:
         catalog_name = getattr(ctx.config, "iso", None)
@@ -195,9 +208,6 @@ class CreateDisk(Step[BuildContext]):
                 "qemu_img_args": [list(s.qemu_img_args.create), list(s.qemu_img_args.convert),
                                   list(s.qemu_img_args.resize)]}
 
-    def inputs(self, ctx: BuildContext) -> Mapping[str, Any]:
-        return {"media": ctx.media_url or ctx.media}
-
     def run(self, ctx: BuildContext) -> None:
         assert ctx.driver is not None and ctx.staging is not None
         s = ctx.s
@@ -277,6 +287,10 @@ class Seed(Step[BuildContext]):
     def options(self, ctx: BuildContext) -> Mapping[str, Any]:
         return {"cd_files": list(ctx.s.cd_files), "cd_content": ctx.s.cd_content, "cd_label": ctx.s.cd_label}
 
+    def inputs(self, ctx: BuildContext) -> Mapping[str, Any]:
+        return {"files": collect_files(ctx.root, ctx.s.cd_files, ctx.s.cd_content, ctx.template_values),
+                "public_key": ctx.keypair.public_openssh if ctx.keypair is not None else None}
+
     def run(self, ctx: BuildContext) -> None:
         from factory.media.seed import make_iso, make_iso_stored
 
@@ -306,6 +320,9 @@ class Http(Step[BuildContext]):
     def options(self, ctx: BuildContext) -> Mapping[str, Any]:
         return {"http_directory": str(ctx.s.http_directory or ""), "http_content": ctx.s.http_content,
                 "protocol": ctx.s.http_network_protocol}
+
+    def inputs(self, ctx: BuildContext) -> Mapping[str, Any]:
+        return {"http_directory": ctx.s.http_directory, "unattended": ctx.unattended_files}
 
     def run(self, ctx: BuildContext) -> None:
         s = ctx.s

@@ -93,7 +93,13 @@ class Unattended(Step[BuildContext]):
                 "preseed_vars": getattr(ctx.config, "preseed_vars", None) or {}}
 
     def inputs(self, ctx: BuildContext) -> Mapping[str, Any]:
-        return {"iso": ctx.media}
+        """The rendered config (the ISO itself is pinned by the release, an input of the media step)."""
+        if ctx.release is None:
+            return {}
+        from factory.media.preseed import render
+
+        self._rendered = render(ctx.release.family, _vars(ctx))
+        return {"rendered": dict(self._rendered.files)}
 
     def run(self, ctx: BuildContext) -> None:
         if ctx.release is None:
@@ -103,7 +109,8 @@ class Unattended(Step[BuildContext]):
 
         release = ctx.release
         assert ctx.media is not None and ctx.workdir is not None
-        rendered = render(release.family, _vars(ctx))
+        # The config the stage ID was computed from (its random password must be the one used).
+        rendered = getattr(self, "_rendered", None) or render(release.family, _vars(ctx))
         method = getattr(ctx.config, "install_method", "media") or "media"
         if method == "media":
             out = ctx.workdir / "unattended.iso"

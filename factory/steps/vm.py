@@ -178,9 +178,6 @@ class Install(Step[BuildContext]):
                 "boot_steps": [[b.keys, b.description] for b in ctx.s.boot_steps],
                 "cpus": ctx.s.cpus, "memory": ctx.s.memory_mb}
 
-    def inputs(self, ctx: BuildContext) -> Mapping[str, Any]:
-        return {"media": ctx.media, "seed": ctx.seed}
-
     def run(self, ctx: BuildContext) -> None:
         start_machine(ctx, machine_spec(ctx, install=True), "install")
         assert ctx.machine is not None
@@ -202,9 +199,6 @@ class Boot(Step[BuildContext]):
         return {"cpus": s.cpus, "memory": s.memory_mb, "machine": s.machine_type, "firmware": s.firmware.value,
                 "boot_command": list(s.boot_command) if s.disk_image else [], "qemuargs": list(s.qemuargs),
                 "boot_steps": [[b.keys, b.description] for b in s.boot_steps] if s.disk_image else []}
-
-    def inputs(self, ctx: BuildContext) -> Mapping[str, Any]:
-        return {"seed": ctx.seed}
 
     def run(self, ctx: BuildContext) -> None:
         start_machine(ctx, machine_spec(ctx, install=False), "run")
