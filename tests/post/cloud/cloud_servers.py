@@ -17,6 +17,9 @@ from typing import IO, Any
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[2]
+AZ_ACCOUNT = "devstoreaccount1"    # Azurite's well-known development account and key
+AZ_KEY = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
+AZ_IDENTITY_HEADER = "factory-test-identity-header"
 AKID, SECRET = "AKIAFACTORYTEST00001", "factory-test-secret-key/0123456789abcdefghij"
 
 

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from cloud_servers import AKID, HERE, SECRET, free_port, server
+from cloud_servers import AKID, AZ_ACCOUNT, AZ_IDENTITY_HEADER, AZ_KEY, HERE, SECRET, azurite_bin, free_port, server
 
 
 @pytest.fixture(scope="module")
@@ -38,6 +38,39 @@ def aws_env(monkeypatch: pytest.MonkeyPatch, moto_url: str, ec2_url: str, tmp_pa
            "AWS_POLL_DELAY_SECONDS": "0.02"}
     for name in ("AWS_PROFILE", "AWS_DEFAULT_REGION", "AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL"):
         monkeypatch.delenv(name, raising=False)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    return env
+
+
+@pytest.fixture(scope="module")
+def azurite_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """Azurite's blob service (npm), a separate process; the URL includes the account (path style)."""
+    data = tmp_path_factory.mktemp("azurite")
+    argv = [azurite_bin(), "--disableTelemetry", "--loose", "--skipApiVersionCheck", "--blobHost", "127.0.0.1",
+            "--blobPort", "0", "--location", str(data)]
+    with server(argv, "Azurite", port_line=r"listens on http://127\.0\.0\.1:(\d+)") as port:
+        yield f"http://127.0.0.1:{port}/{AZ_ACCOUNT}"
+
+
+@pytest.fixture(scope="module")
+def arm_url(azurite_url: str) -> Iterator[str]:
+    """The ARM compute-images contract stub, checking source blobs in Azurite."""
+    argv = [sys.executable, str(HERE / "arm_contract_stub.py"), "--blob-endpoint", azurite_url, "--account",
+            AZ_ACCOUNT, "--key", AZ_KEY, "--identity-header", AZ_IDENTITY_HEADER, "--gallery-image",
+            "factorygallery/debian"]
+    with server(argv, "ARM contract stub", port_line=r"PORT (\d+)") as port:
+        yield f"http://127.0.0.1:{port}"
+
+
+@pytest.fixture
+def azure_env(monkeypatch: pytest.MonkeyPatch, arm_url: str) -> dict[str, str]:
+    """azure-identity's managed identity (App Service flavour) served by the ARM stub; nothing else configured."""
+    for name in ("AZURE_CLIENT_ID", "AZURE_TENANT_ID", "AZURE_CLIENT_SECRET", "AZURE_FEDERATED_TOKEN_FILE",
+                 "AZURE_STORAGE_CONNECTION_STRING", "AZURE_STORAGE_KEY", "MSI_ENDPOINT", "MSI_SECRET"):
+        monkeypatch.delenv(name, raising=False)
+    env = {"IDENTITY_ENDPOINT": f"{arm_url}/msi/token", "IDENTITY_HEADER": AZ_IDENTITY_HEADER,
+           "AZURE_SUBSCRIPTION_ID": "00000000-0000-0000-0000-000000000001"}
     for name, value in env.items():
         monkeypatch.setenv(name, value)
     return env
