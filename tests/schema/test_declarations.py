@@ -23,9 +23,14 @@ META_ARGUMENTS = {"name", "only", "except", "except_", "override", "pause_before
                   "keep_input_artifact", "type"}
 
 
+# Nested blocks (libvirt's `volume { }`, `communicator { }`) arrive as maps; the declaring class parses them with
+# a VALIDATORS entry into typed block dataclasses.
+BLOCK_TYPES = (list[dict[str, Any]], str | dict[str, Any])
+
+
 def _allowed_type(tp: Any) -> bool:
     origin, args = typing.get_origin(tp), typing.get_args(tp)
-    if tp in SCALARS:
+    if tp in SCALARS or tp in BLOCK_TYPES:
         return True
     if origin in (typing.Union, types.UnionType):
         rest = [a for a in args if a is not type(None)]
@@ -47,6 +52,8 @@ def _conforms(value: Any, tp: Any) -> bool:
         return isinstance(value, int) and not isinstance(value, bool)
     if tp in SCALARS:
         return type(value) is tp
+    if tp is Any:
+        return True
     if origin is list:
         return isinstance(value, list) and all(_conforms(v, args[0]) for v in value)
     if origin is dict:
@@ -77,6 +84,8 @@ def test_every_option_has_help_a_supported_type_and_a_default_of_that_type(cls: 
         assert len(o.help) >= 15, f"{cls.type_name}.{o.name}: help too short: {o.help!r}"
         assert o.help.rstrip().endswith((".", ")", "`")), f"{cls.type_name}.{o.name}: help is not a sentence"
         assert _allowed_type(o.type), f"{cls.type_name}.{o.name}: unsupported type {o.type_name}"
+        if o.type in BLOCK_TYPES:
+            assert o.name in getattr(cls, "VALIDATORS", {}), f"{cls.type_name}.{o.name}: a block needs a parser"
         if o.required:
             assert o.default is None, f"{o.name}: a required option has no default"
         else:

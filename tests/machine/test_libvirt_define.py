@@ -1,0 +1,48 @@
+"""The generated XML on a real qemu:///system libvirtd: volumes are created, the domain is defined, carries its
+metadata, starts, and its SSH forward listens on 127.0.0.1 only."""
+
+from __future__ import annotations
+
+import socket
+import time
+from pathlib import Path
+
+import libvirt
+
+from factory.machine.libvirt_xml import METADATA_NS, domain_plan, domain_xml, volume_xml
+from factory.schema.libvirt import LibvirtSource
+from tests.fixtures.guest import free_port
+from tests.fixtures.libvirtd import LibvirtPool
+
+
+def test_generated_domain_defines_starts_and_forwards_ssh_to_loopback(libvirt_pool: LibvirtPool) -> None:
+    conn = libvirt.open(libvirt_pool.uri)
+    pool = conn.storagePoolLookupByName(libvirt_pool.name)
+    name = f"{libvirt_pool.name}-dom"
+    pool.createXML(volume_xml(f"{name}-0", capacity=64 << 20), 0)
+    cfg = LibvirtSource(libvirt_uri=libvirt_pool.uri, chipset="q35",
+                        volume=[{"alias": "artifact", "pool": libvirt_pool.name, "bus": "virtio", "name": "x"}],
+                        loader_path="/usr/share/OVMF/OVMF_CODE_4M.fd", loader_type="pflash",
+                        nvram_template="/usr/share/OVMF/OVMF_VARS_4M.fd")
+    port = free_port()
+    plan = domain_plan(cfg, name=name, build_id="b-123", source="libvirt.t", domain_type="qemu",
+                       volume_names=(f"{name}-0",), ssh_host_port=port, serial_log=None)
+    dom = conn.defineXML(domain_xml(plan))
+    try:
+        assert 'id="b-123"' in dom.metadata(libvirt.VIR_DOMAIN_METADATA_ELEMENT, METADATA_NS)
+        dom.create()
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=2).close()
+                break
+            except OSError:
+                assert time.monotonic() < deadline, "the SSH forward never listened on 127.0.0.1"
+                time.sleep(0.5)
+        listening = Path("/proc/net/tcp").read_text()
+        assert f"0100007F:{port:04X}" in listening and f"00000000:{port:04X}" not in listening
+    finally:
+        if dom.isActive():
+            dom.destroy()
+        dom.undefineFlags(libvirt.VIR_DOMAIN_UNDEFINE_NVRAM)
+    assert name not in [d.name() for d in conn.listAllDomains()]
