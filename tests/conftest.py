@@ -88,3 +88,4 @@ def _isolated_cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytes
 pytest_plugins = sorted(
     f"fixtures.{p.stem}" for p in (Path(__file__).parent / "fixtures").glob("*.py") if p.stem != "__init__"
 )
+pytest.register_assert_rewrite(*pytest_plugins)  # also when one imports another before its own turn

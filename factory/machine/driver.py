@@ -6,6 +6,7 @@ Everything a build asks of a hypervisor goes through here, so no step knows whic
       probe(requested) -> Acceleration        accelerator probe: what MachineSpec.accel gets, how much slower
       machine(spec, on_event) -> Machine      define a VM from a MachineSpec (started by Machine.start)
       reserve_port(ports, purpose)            a host port to forward to the guest, named before start
+      host_address(ipv6)                      the build host as the guest reaches it ({{ .HTTPIP }})
       create_disk / overlay_disk / copy_disk  disks before the VM runs (copy = convert + grow)
       compact_disk                            the final disk written in its output format, unused space dropped
       snapshot_disk(disk, frozen)             freeze disk's current state into `frozen`; disk stays writable
@@ -295,6 +296,11 @@ class Driver(ABC):
 
     @abstractmethod
     def new_machine(self, spec: MachineSpec) -> Machine: ...
+
+    @abstractmethod
+    def host_address(self, ipv6: bool) -> str:
+        """The build host's address as the guest reaches it, URL-ready (IPv6 bracketed): `{{ .HTTPIP }}` and
+        PACKER_HTTP_ADDR, where the guest fetches preseeds and files from factory's HTTP server."""
 
     def reserve_port(self, ports: PortRange, *, purpose: str) -> PortLease:
         """A free host port in ports to name before the VM starts (`{{ .SSHHostPort }}`); it goes into

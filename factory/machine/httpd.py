@@ -13,7 +13,7 @@ import http.server
 import ipaddress
 import socket
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -91,8 +91,10 @@ class HttpServer:
 
     def __init__(self, *, directory: Path | None = None, content: Mapping[str, bytes] | None = None,
                  port_min: int = 8000, port_max: int = 9000, bind: str = "127.0.0.1", protocol: str = "tcp",
-                 emit: Any = None) -> None:
+                 emit: Any = None, reach: Callable[[bool], str] | None = None) -> None:
+        """reach(ipv6): the host's address as the guest sees it (the machine driver's; QEMU user-net's default)."""
         address, self.ipv6 = listen_address(bind, protocol)
+        self._reach = reach or guest_host
         handler: Any
         if content is not None:
             handler = type("Handler", (_ContentHandler,), {"content": dict(content)})
@@ -122,8 +124,8 @@ class HttpServer:
 
     @property
     def guest_host(self) -> str:
-        """The host as the guest reaches it through QEMU user networking, URL-ready (`{{ .HTTPIP }}`)."""
-        return guest_host(self.ipv6)
+        """The host as the guest reaches it, URL-ready (`{{ .HTTPIP }}`)."""
+        return self._reach(self.ipv6)
 
 
     def stop(self) -> None:

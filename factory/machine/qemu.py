@@ -15,7 +15,7 @@ from typing import Any
 from factory import secrets
 from factory.artifact.model import DiskFormat, Firmware
 from factory.errors import FactoryError
-from factory.machine import accel, tpm, vnc
+from factory.machine import accel, httpd, tpm, vnc
 from factory.machine.driver import (
     NO_DISK_ARGS,
     Acceleration,
@@ -376,6 +376,9 @@ class QemuDriver(Driver, name="qemu"):
 
     def new_machine(self, spec: MachineSpec) -> Machine:
         return QemuMachine(spec)
+
+    def host_address(self, ipv6: bool) -> str:
+        return httpd.guest_host(ipv6)   # user networking's gateway: 10.0.2.2 (fec0::2) is the host's loopback
 
     def reserve_port(self, ports: PortRange, *, purpose: str) -> PortLease:
         return reserve(ports.low, ports.high, purpose=purpose, host=LOOPBACK)

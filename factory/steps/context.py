@@ -254,7 +254,9 @@ class BuildContext(RunnerContext):
     @property
     def template_values(self) -> dict[str, str]:
         """Values for `{{ .X }}` placeholders in boot_command, qemuargs and http_content."""
-        host = self.http.guest_host if self.http else guest_host(self.s.http_network_protocol == "tcp6")
+        ipv6 = self.s.http_network_protocol == "tcp6"
+        host = (self.http.guest_host if self.http else self.driver.host_address(ipv6) if self.driver
+                else guest_host(ipv6))
         values = {"Name": self.s.vm_name, "HTTPIP": host,
                   "HTTPPort": "",
                   "HTTPDir": str(self.s.http_directory or ""), "OutputDir": str(self.s.output_directory),

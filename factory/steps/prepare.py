@@ -337,7 +337,8 @@ class Http(Step[BuildContext]):
             content.update({"/" + k.lstrip("/"): v for k, v in ctx.unattended_files.items()})
         ctx.http = HttpServer(directory=s.http_directory, content=content, port_min=s.http_port_min,
                               port_max=s.http_port_max, bind=s.http_bind_address, protocol=s.http_network_protocol,
-                              emit=lambda line: ctx.output("http", line))
+                              emit=lambda line: ctx.output("http", line),
+                              reach=ctx.driver.host_address if ctx.driver is not None else None)
         ctx.cleanups.push("stop HTTP server", ctx.http.stop)
         ctx.say(f"HTTP server on port {ctx.http.port} (guest: http://{ctx.http.guest_host}:{ctx.http.port}/)")
         from factory.steps.unattended import finish_direct_boot

@@ -299,10 +299,10 @@ class Shutdown(Step[BuildContext]):
         if ctx.comm is not None:
             ctx.comm.close()
         if acpi and machine.running():
-            ctx.say("ACPI power-down (system_powerdown)")
+            ctx.say("ACPI power-down (the power button)")
             machine.powerdown()
             if not machine.wait_poweroff(max(deadline - time.monotonic(), 30.0 * ctx.timeout_factor)):
-                ctx.emit(EventKind.NOTICE, "the guest ignored the ACPI power button: stopping the VM (quit); "
+                ctx.emit(EventKind.NOTICE, "the guest ignored the ACPI power button: stopping the VM; "
                          "the disk may need a filesystem check")
         machine.stop()
         if ctx.serial is not None:
