@@ -74,3 +74,58 @@ def azure_env(monkeypatch: pytest.MonkeyPatch, arm_url: str) -> dict[str, str]:
     for name, value in env.items():
         monkeypatch.setenv(name, value)
     return env
+
+
+@pytest.fixture(scope="module")
+def gcp_key(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """A fresh RSA key pair: (private PEM, public PEM), for a service-account key file the tests write."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    d = tmp_path_factory.mktemp("gcpkey")
+    (d / "private.pem").write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                                      serialization.NoEncryption()))
+    (d / "public.pem").write_bytes(key.public_key().public_bytes(serialization.Encoding.PEM,
+                                                                 serialization.PublicFormat.SubjectPublicKeyInfo))
+    return d / "private.pem", d / "public.pem"
+
+
+@pytest.fixture(scope="module")
+def gcs_url() -> Iterator[str]:
+    """gcp-storage-emulator (PyPI), a separate process, in memory."""
+    port = free_port()
+    argv = [str(Path(sys.executable).parent / "gcp-storage-emulator"), "start", "--host", "127.0.0.1", "--port",
+            str(port), "--in-memory", "--default-bucket", "images", "--quiet"]
+    with server(argv, "gcp-storage-emulator", port=port):
+        yield f"http://127.0.0.1:{port}"
+
+
+@pytest.fixture(scope="module")
+def gce_url(gcs_url: str, gcp_key: tuple[Path, Path]) -> Iterator[str]:
+    """The Compute Engine images contract stub (and OAuth token endpoint)."""
+    argv = [sys.executable, str(HERE / "gce_contract_stub.py"), "--gcs-endpoint", gcs_url, "--public-key",
+            str(gcp_key[1])]
+    with server(argv, "GCE contract stub", port_line=r"PORT (\d+)") as port:
+        yield f"http://127.0.0.1:{port}"
+
+
+@pytest.fixture
+def gcp_account(monkeypatch: pytest.MonkeyPatch, gcs_url: str, gce_url: str, gcp_key: tuple[Path, Path],
+                tmp_path: Path) -> Path:
+    """A service-account key file whose token_uri is the stub's; Cloud Storage at the emulator (the SDK's
+    STORAGE_EMULATOR_HOST); metadata-server probes aimed at a closed loopback port."""
+    import json
+
+    account = tmp_path / "account.json"
+    account.write_text(json.dumps({
+        "type": "service_account", "project_id": "factory-test", "private_key_id": "k1",
+        "private_key": gcp_key[0].read_text(), "client_email": "builder@factory-test.iam.gserviceaccount.com",
+        "client_id": "1", "token_uri": f"{gce_url}/token"}))
+    monkeypatch.setenv("STORAGE_EMULATOR_HOST", gcs_url)
+    monkeypatch.setenv("GCE_METADATA_HOST", "127.0.0.1:9")
+    monkeypatch.setenv("GCE_METADATA_IP", "127.0.0.1:9")
+    monkeypatch.setenv("NO_GCE_CHECK", "True")
+    monkeypatch.delenv("GOOGLE_APPLICATION_CREDENTIALS", raising=False)
+    monkeypatch.setenv("CLOUDSDK_CONFIG", str(tmp_path / "gcloud"))
+    return account
