@@ -69,7 +69,7 @@ class GoogleComputeImport(PostProcessor, type="googlecompute-import"):
     def process(self, config: Any, artifact: Artifact, ctx: PostContext) -> Result:
         from google.api_core.exceptions import GoogleAPIError, NotFound
         from google.auth.exceptions import GoogleAuthError
-        from google.cloud import storage
+        from google.cloud import storage  # type: ignore[attr-defined]  # (untyped namespace package)
 
         creds, source = credentials(config)
         name = render_name(config.gcs_object_name, {"BuildName": ctx.source_name}, "gcs_object_name")
