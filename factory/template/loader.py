@@ -10,12 +10,13 @@ from pathlib import Path
 from typing import Any
 
 from factory.errors import FactoryError
+from factory.template import legacy
 from factory.template import variables as V
 from factory.template.collect import CascadeError, Collector
 from factory.template.expr import EvalError, Namespace, Scope, evaluate
 from factory.template.functions import FUNCTIONS
 from factory.template.model import Project, Variable
-from factory.template.parse import Attr, Block, parse_file
+from factory.template.parse import Attr, Block, parse_file, parse_text
 from factory.template.plugins import BUILTIN_PLUGINS
 from factory.template.types import Unknown
 
@@ -52,9 +53,9 @@ def template_files(path: Path) -> tuple[Path, list[Path], list[Path]]:
                                     "pass a folder with *.pkr.hcl files or one such file")
         return path, files, auto
     if path.is_file():
-        if path.name.endswith(".pkr.json") or path.suffix == ".json":
-            raise FactoryError(f"{path}: JSON templates are not supported",
-                               hint="convert it to HCL2 with `packer hcl2_upgrade`")
+        if path.name.endswith(".pkr.json"):
+            raise FactoryError(f"{path}: HCL's JSON syntax (*.pkr.json) is not supported",
+                               hint="write the template in HCL (*.pkr.hcl)")
         return path.parent, [path], []
     raise FactoryError(f"template {path} does not exist", hint="pass a *.pkr.hcl file or a folder of them")
 
@@ -68,7 +69,7 @@ def prepare(path: Path, *, vars: Sequence[str] = (), var_files: Sequence[Path] =
     blocks: list[Block] = []
     for f in files:
         try:
-            blocks.extend(_top_level(parse_file(f), col))
+            blocks.extend(_top_level(_parse(f), col))
         except FactoryError as exc:
             col.add(exc)
     col.raise_if_any()   # later stages would only repeat parse errors
@@ -177,6 +178,13 @@ def version_matches(spec: str, version: str) -> bool:
         if not ok:
             return False
     return True
+
+
+def _parse(path: Path) -> Block:
+    """A template file's blocks; a legacy JSON template is read as its HCL2 upgrade."""
+    if legacy.is_legacy_file(path):
+        return parse_text(legacy.upgrade_file(path).text, legacy.upgraded_label(path))
+    return parse_file(path)
 
 
 def _var_namespace(decls: dict[str, V.VarDecl]) -> Namespace:
@@ -299,12 +307,14 @@ def load(path: Path, *, vars: Sequence[str] = (), var_files: Sequence[Path] = ()
         root, files, _ = template_files(Path(path))
         for f in files:
             try:
-                _top_level(parse_file(f), col)
+                _top_level(_parse(f), col)
             except FactoryError as exc:
                 col.add(exc)
         col.raise_if_any()
         return Project(root.resolve(), {}, [], files=files)
     loaded = prepare(Path(path), vars=vars, var_files=var_files, env=env, col=col)
+    if any(legacy.is_legacy_file(f) for f in loaded.files):
+        only, except_ = legacy.selection(loaded.files, only), legacy.selection(loaded.files, except_)
     builds = decode_builds(loaded, tuple(only), tuple(except_), skip_unknown_sources)
     col.raise_if_any()
     return Project(loaded.root, variables_of(loaded), builds, dict(loaded.locals_), list(col.warnings),

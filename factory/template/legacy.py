@@ -1,0 +1,257 @@
+"""Legacy Packer JSON templates (`builders` / `provisioners` / `post-processors` arrays) as HCL2.
+
+`upgrade()` writes the HCL2 template that builds the same thing, in the shape `packer hcl2_upgrade` gives: a
+`variable` block per user variable (`sensitive-variables` marked sensitive; one whose default uses another
+variable becomes a local, as HCL2 defaults cannot), a `source "TYPE" "NAME"` per builder (NAME is the builder's
+`name`, else its type, so `-only=NAME` keeps working), and one `build` with the provisioners and post-processors
+(a nested array is a `post-processors` chain). Go-template calls become HCL2 expressions:
+
+    {{user `x`}} → ${var.x}        {{env `X`}} → ${env("X")}     {{timestamp}} → ${local.timestamp}
+    {{isotime `fmt`}} → ${legacy_isotime("fmt")}   {{strftime `fmt`}} → ${legacy_strftime("fmt")}
+    {{template_dir}} → ${path.root}   {{pwd}} → ${path.cwd}   {{uuid}} → ${uuidv4()}
+    {{build_name}} → ${source.name}  {{build_type}} → ${source.type}   {{packer_version}} → ${packer.version}
+    {{upper `a`}} / {{lower `a`}} → ${upper("a")} / ${lower("a")}     {{build `X`}} → ${build.X}
+
+Placeholders a builder fills in at run time (`{{ .HTTPIP }}`, `{{ .Vars }}` ...) stay as they are, as in HCL2
+templates. factory reads legacy templates by upgrading them in memory; `factory hcl2_upgrade` writes the result.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shlex
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from factory.errors import FactoryError, Location
+
+_ACTION = re.compile(r"\{\{-?\s*(.*?)\s*-?\}\}", re.S)
+_IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_-]*")
+_PROVISIONER_META = ("only", "except", "override", "pause_before", "max_retries", "timeout")
+
+
+def is_legacy(data: Any) -> bool:
+    return isinstance(data, dict) and "builders" in data
+
+
+def read_json(path: Path) -> Any:
+    """A JSON file's value; FactoryError with line:column on a syntax error."""
+    text = path.read_text(encoding="utf-8")
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        lines = text.splitlines()
+        shown = lines[exc.lineno - 1] if 0 < exc.lineno <= len(lines) else ""
+        raise FactoryError(f"invalid JSON: {exc.msg}", where=Location(str(path), exc.lineno, exc.colno, "", shown),
+                           hint="fix the JSON syntax") from None
+
+
+@dataclass
+class _Context:
+    locals_: set[str] = field(default_factory=set)
+    timestamp: bool = False
+    kept: set[str] = field(default_factory=set)     # Go-template actions left as they are
+
+
+def _call(action: str, ctx: _Context) -> str | None:
+    """The HCL2 expression for one `{{ ... }}` action, or None to keep it as written."""
+    if action.startswith("."):
+        return None
+    try:
+        words = shlex.split(action.replace("`", '"'))
+    except ValueError:
+        return None
+    if not words:
+        return None
+    fn, args = words[0], words[1:]
+    arg = json.dumps(args[0]) if args else ""
+    if fn == "user" and args:
+        kind = "local" if args[0] in ctx.locals_ else "var"
+        return f"{kind}.{args[0]}" if _IDENT.fullmatch(args[0]) else f'{kind}["{args[0]}"]'
+    if fn == "timestamp":
+        ctx.timestamp = True
+        return "local.timestamp"
+    simple = {"env": f"env({arg})", "isotime": f"legacy_isotime({arg})" if args else "timestamp()",
+              "strftime": f"legacy_strftime({arg})", "template_dir": "path.root", "pwd": "path.cwd",
+              "uuid": "uuidv4()", "build_name": "source.name", "build_type": "source.type",
+              "packer_version": "packer.version", "upper": f"upper({arg})", "lower": f"lower({arg})",
+              "build": f"build.{args[0]}" if args else ""}
+    out = simple.get(fn, "")
+    return out or None
+
+
+def _literal(text: str) -> str:
+    """Text inside an HCL quoted string: escaped, and `${` / `%{` doubled so they stay literal."""
+    text = json.dumps(text, ensure_ascii=False)[1:-1]
+    return text.replace("${", "$${").replace("%{", "%%{")
+
+
+def template(text: str, ctx: _Context) -> str:
+    """A legacy string as an HCL quoted template (with its quotes)."""
+    out, pos = [], 0
+    for m in _ACTION.finditer(text):
+        out.append(_literal(text[pos:m.start()]))
+        expr = _call(m.group(1), ctx)
+        if expr is None:
+            ctx.kept.add(m.group(0))
+            out.append(_literal(m.group(0)))
+        else:
+            out.append("${" + expr + "}")
+        pos = m.end()
+    out.append(_literal(text[pos:]))
+    return '"' + "".join(out) + '"'
+
+
+def value(v: Any, ctx: _Context, indent: str = "") -> str:
+    """A JSON value as an HCL expression."""
+    if isinstance(v, str):
+        return template(v, ctx)
+    if isinstance(v, bool) or v is None or isinstance(v, int | float):
+        return json.dumps(v)
+    if isinstance(v, list):
+        items = [value(x, ctx, indent + "  ") for x in v]
+        if len(items) > 1 and sum(len(i) for i in items) > 60:
+            inner = "".join(f"{indent}  {i},\n" for i in items)
+            return f"[\n{inner}{indent}]"
+        return "[" + ", ".join(items) + "]"
+    if isinstance(v, dict):
+        if not v:
+            return "{}"
+        rows = "".join(f"{indent}  {_key(k)} = {value(x, ctx, indent + '  ')}\n" for k, x in v.items())
+        return "{\n" + rows + indent + "}"
+    raise FactoryError(f"unsupported JSON value {v!r}")
+
+
+def _key(k: str) -> str:
+    return k if _IDENT.fullmatch(k) else json.dumps(k)
+
+
+def _body(options: dict[str, Any], ctx: _Context, indent: str, skip: tuple[str, ...] = ()) -> str:
+    return "".join(f"{indent}{_key(k)} = {value(v, ctx, indent)}\n" for k, v in options.items() if k not in skip)
+
+
+@dataclass
+class Upgraded:
+    text: str
+    builders: dict[str, str]        # legacy builder name → HCL2 source full name (TYPE.NAME)
+    kept: set[str]                  # Go-template actions left unconverted
+
+
+def upgrade(data: Any, file: str) -> Upgraded:
+    """The HCL2 text of a legacy JSON template (formatted as `packer fmt` would)."""
+    from factory.template.fmt import format_text
+
+    if not is_legacy(data):
+        raise FactoryError(f"{file}: not a legacy Packer JSON template (no \"builders\" array)",
+                           hint="JSON templates are legacy Packer JSON ({\"builders\": [...]})")
+    ctx = _Context()
+    parts = [f"# Upgraded from {Path(file).name} (legacy Packer JSON) by factory hcl2_upgrade.\n"]
+    if "min_packer_version" in data:
+        parts.append(f'packer {{\n  required_version = ">= {data["min_packer_version"]}"\n}}\n')
+    parts += _variables(data, ctx)
+    builders = _sources(data, ctx, parts)
+    parts.append(_build(data, ctx, builders))
+    if ctx.timestamp:
+        parts.insert(1, 'locals {\n  timestamp = regex_replace(timestamp(), "[- TZ:]", "")\n}\n')
+    text = format_text("\n".join(parts), file)
+    return Upgraded(text, builders, ctx.kept)
+
+
+def _variables(data: dict[str, Any], ctx: _Context) -> list[str]:
+    variables = data.get("variables") or {}
+    if not isinstance(variables, dict):
+        raise FactoryError(f'"variables" must be an object of name: default, not {type(variables).__name__}')
+    sensitive = set(data.get("sensitive-variables") or [])
+    derived = {n for n, v in variables.items() if isinstance(v, str) and "{{" in v and "user" in v}
+    ctx.locals_ = derived
+    out = []
+    for name, default in variables.items():
+        if name in derived:
+            continue
+        lines = ["  type = string"]
+        if default is not None:
+            shown = default if isinstance(default, str) else json.dumps(default)
+            lines.append(f"  default = {template(shown, ctx)}")
+        if name in sensitive:
+            lines.append("  sensitive = true")
+        out.append(f'variable {json.dumps(name)} {{\n' + "\n".join(lines) + "\n}\n")
+    if derived:
+        rows = "".join(f"  {_key(n)} = {template(str(variables[n]), ctx)}\n" for n in derived)
+        out.append("locals {\n" + rows + "}\n")
+    return out
+
+
+def _sources(data: dict[str, Any], ctx: _Context, parts: list[str]) -> dict[str, str]:
+    builders: dict[str, str] = {}
+    for i, b in enumerate(data.get("builders") or []):
+        if not isinstance(b, dict) or "type" not in b:
+            raise FactoryError(f'builders[{i}] has no "type"', hint='each builder is {"type": "qemu", ...}')
+        name = str(b.get("name") or b["type"])
+        if name in builders:
+            raise FactoryError(f'two builders are named "{name}"', hint='give each builder a distinct "name"')
+        builders[name] = f"{b['type']}.{name}"
+        parts.append(f"source {json.dumps(b['type'])} {json.dumps(name)} {{\n"
+                     + _body(b, ctx, "  ", ("type", "name")) + "}\n")
+    if not builders:
+        raise FactoryError('the template has no builders', hint='add "builders": [{"type": "qemu", ...}]')
+    return builders
+
+
+def _targets(names: Any, builders: dict[str, str]) -> list[str]:
+    return [builders.get(str(n), str(n)) for n in names or []]
+
+
+def _step(kind: str, spec: Any, ctx: _Context, builders: dict[str, str], indent: str) -> str:
+    if isinstance(spec, str):
+        spec = {"type": spec}
+    if not isinstance(spec, dict) or "type" not in spec:
+        raise FactoryError(f'a {kind} needs a "type"', hint=f'write {{"type": "shell", ...}} for each {kind}')
+    meta = dict(spec)
+    for key in ("only", "except"):
+        if key in meta:
+            meta[key] = _targets(meta[key], builders)
+    if isinstance(meta.get("override"), dict):
+        meta["override"] = {builders.get(k, k): v for k, v in meta["override"].items()}
+    body = _body(meta, ctx, indent + "  ", ("type",))
+    head = f"{indent}{kind} {json.dumps(spec['type'])} {{"
+    return f"{head}}}\n" if not body else f"{head}\n{body}{indent}}}\n"
+
+
+def _build(data: dict[str, Any], ctx: _Context, builders: dict[str, str]) -> str:
+    sources = ", ".join(json.dumps(f"source.{full}") for full in builders.values())
+    out = [f"build {{\n  sources = [{sources}]\n"]
+    for p in data.get("provisioners") or []:
+        out.append("\n" + _step("provisioner", p, ctx, builders, "  "))
+    for pp in data.get("post-processors") or []:
+        if isinstance(pp, list):
+            chain = "".join(_step("post-processor", x, ctx, builders, "    ") for x in pp)
+            out.append(f"\n  post-processors {{\n{chain}  }}\n")
+        else:
+            out.append("\n" + _step("post-processor", pp, ctx, builders, "  "))
+    out.append("}\n")
+    return "".join(out)
+
+
+def upgrade_file(path: Path) -> Upgraded:
+    return upgrade(read_json(path), str(path))
+
+
+def is_legacy_file(path: Path) -> bool:
+    return path.suffix == ".json" and not path.name.endswith(".pkrvars.json")
+
+
+def upgraded_label(path: Path) -> str:
+    """The file name errors in an upgraded template point at: their lines are those of `factory hcl2_upgrade`."""
+    return f"{path} (as upgraded to HCL2)"
+
+
+def selection(files: list[Path], patterns: Sequence[str]) -> list[str]:
+    """-only/-except names as a legacy template means them: a builder's name selects its source."""
+    builders: dict[str, str] = {}
+    for f in files:
+        if is_legacy_file(f):
+            builders.update(upgrade_file(f).builders)
+    return [builders.get(p, p) for p in patterns]

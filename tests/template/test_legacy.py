@@ -1,0 +1,144 @@
+"""Legacy Packer JSON templates: read as their HCL2 upgrade (validate, inspect, build) and `factory hcl2_upgrade`."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fixtures.grubvm import grub_image
+from fixtures.sshd import SshServer
+
+from factory.errors import FactoryError
+from factory.template import load
+from factory.template.fmt import format_text
+from factory.template.legacy import upgrade
+
+LEGACY: dict[str, Any] = {
+    "min_packer_version": "1.5.0",
+    "variables": {
+        "greeting": "hello",
+        "disk": "{{env `LEGACY_DISK`}}",
+        "name": "vm-{{user `greeting`}}",
+        "password": "s3cret-legacy-pw",
+        "cpus": 2,
+    },
+    "sensitive-variables": ["password"],
+    "builders": [
+        {"type": "qemu", "iso_url": "grub.img", "iso_checksum": "none", "disk_image": True, "headless": True,
+         "vm_name": "{{user `name`}}-{{timestamp}}", "ssh_username": "root",
+         "boot_command": ["<esc><wait>", "url=http://{{ .HTTPIP }}:{{ .HTTPPort }}/x ${literal}<enter>"]},
+        {"type": "qemu", "name": "second", "iso_url": "grub.img", "iso_checksum": "none", "disk_image": True,
+         "ssh_username": "root"},
+    ],
+    "provisioners": [
+        {"type": "shell", "inline": ["echo {{user `greeting`}} {{build_name}} {{template_dir}} {{uuid}}"],
+         "only": ["qemu"]},
+        {"type": "shell-local", "inline": ["echo {{isotime `2006`}} {{packer_version}} {{pwd}}"],
+         "override": {"second": {"inline": ["echo overridden"]}}},
+    ],
+    "post-processors": ["checksum", [{"type": "manifest", "output": "m.json"}, {"type": "checksum"}]],
+}
+
+
+def factory(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "factory", *args], cwd=cwd, capture_output=True, text=True,
+                          timeout=120, check=False)
+
+
+def test_upgrade_writes_packers_hcl2_shape(golden: Any) -> None:
+    out = upgrade(LEGACY, "legacy.json").text
+    golden("template/legacy-upgrade.pkr.hcl", out)
+    assert format_text(out) == out
+    for hcl in ('variable "password" {\n  type      = string\n  default   = "s3cret-legacy-pw"\n  sensitive = true',
+                'default = "${env("LEGACY_DISK")}"', 'name = "vm-${var.greeting}"',
+                'vm_name      = "${local.name}-${local.timestamp}"',
+                '"url=http://{{ .HTTPIP }}:{{ .HTTPPort }}/x $${literal}',
+                'source "qemu" "second"', '"echo ${var.greeting} ${source.name} ${path.root} ${uuidv4()}"',
+                'only   = ["qemu.qemu"]', '"echo ${legacy_isotime("2006")} ${packer.version} ${path.cwd}"',
+                '"qemu.second" = {', 'post-processor "checksum" {}',
+                "post-processors {\n    post-processor \"manifest\""):
+        assert hcl in out, hcl
+
+
+@pytest.fixture
+def tree(tmp_path: Path) -> Path:
+    (tmp_path / "legacy.json").write_text(json.dumps(LEGACY, indent=2))
+    (tmp_path / "grub.img").write_bytes(b"")
+    return tmp_path
+
+
+def test_legacy_template_validates_and_inspects_as_its_upgrade(tree: Path) -> None:
+    assert factory("validate", "legacy.json", cwd=tree).stdout == "The configuration is valid.\n"
+    upgraded = factory("hcl2_upgrade", "legacy.json", cwd=tree)
+    assert upgraded.returncode == 0 and "legacy.json.pkr.hcl" in upgraded.stdout, upgraded.stderr
+    assert factory("validate", "legacy.json.pkr.hcl", cwd=tree).returncode == 0
+
+    def shown(name: str) -> str:
+        return re.sub(r'local\.timestamp: "\d+"', "", factory("inspect", name, cwd=tree).stdout)
+    assert shown("legacy.json") == shown("legacy.json.pkr.hcl")
+    assert "qemu.second" in shown("legacy.json") and "s3cret-legacy-pw" not in shown("legacy.json")
+
+
+def test_only_names_a_legacy_builder(tree: Path) -> None:
+    project = load(tree / "legacy.json", only=["second"])
+    assert [s.full_name for b in project.builds for s in b.sources] == ["qemu.second"]
+    project = load(tree / "legacy.json", except_=["second"])
+    assert [s.full_name for b in project.builds for s in b.sources] == ["qemu.qemu"]
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    ('{"builders": [\n  {"type": "qemu",}\n]}', "invalid JSON"),
+    ('{"builders": [{"iso_url": "x"}]}', 'builders[0] has no "type"'),
+    ('{"builders": []}', "the template has no builders"),
+])
+def test_broken_legacy_templates_are_refused_clearly(tmp_path: Path, text: str, message: str) -> None:
+    (tmp_path / "bad.json").write_text(text)
+    with pytest.raises(FactoryError) as err:
+        load(tmp_path / "bad.json")
+    assert message in err.value.message
+    if message == "invalid JSON":
+        assert err.value.where is not None and err.value.where.line == 2
+
+
+@pytest.mark.vm
+def test_legacy_json_qemu_template_builds_end_to_end(tmp_path: Path, sshd: SshServer) -> None:
+    """A real QEMU guest (GRUB) with skip_nat_mapping: the host's sshd stands in for the guest's SSH server."""
+    name = f"legacy-{uuid.uuid4().hex[:8]}"
+    work = tmp_path / "t"
+    work.mkdir()
+    image = grub_image(work)
+    key = sshd.keypair.write_private(work / "id_ed25519")
+    marker = tmp_path / f"{name}.txt"
+    template = {
+        "variables": {"greeting": "HELLO-LEGACY", "who": "{{env `LEGACY_WHO`}}"},
+        "builders": [{
+            "type": "qemu", "name": "grub", "iso_url": image.name, "iso_checksum": "none", "disk_image": True,
+            "format": "raw", "accelerator": "tcg", "headless": True, "memory": 256, "vm_name": name,
+            "skip_nat_mapping": True, "ssh_host": "127.0.0.1", "ssh_port": sshd.port,
+            "ssh_username": sshd.username, "ssh_private_key_file": str(key), "shutdown_timeout": "5s",
+        }],
+        "provisioners": [
+            {"type": "shell", "inline": ["echo {{user `greeting`}} from {{build_name}} for {{user `who`}}"]},
+            {"type": "shell-local", "inline": [f"echo {{{{template_dir}}}} > {marker}"]},
+        ],
+        "post-processors": [{"type": "manifest", "output": "manifest.json"}],
+    }
+    (work / "legacy.json").write_text(json.dumps(template, indent=2))
+    env = {"LEGACY_WHO": "TESTER"}
+    result = subprocess.run([sys.executable, "-m", "factory", "build", "-only=grub", "legacy.json"], cwd=work,
+                            capture_output=True, text=True, timeout=900, check=False,
+                            env={**__import__("os").environ, **env, "FACTORY_CACHE_DIR": str(tmp_path / "cache")})
+    text = result.stdout + result.stderr
+    assert result.returncode == 0, text
+    assert "HELLO-LEGACY from grub for TESTER" in text
+    assert marker.read_text().strip() == str(work.resolve())
+    manifest = json.loads((work / "manifest.json").read_text())
+    assert manifest["builds"][0]["name"] == "grub" and manifest["builds"][0]["builder_type"] == "qemu"
+    artifact = Path(manifest["builds"][0]["files"][0]["name"])
+    assert (work / artifact if not artifact.is_absolute() else artifact).is_file()
