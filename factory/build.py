@@ -24,64 +24,16 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any, Generic, TextIO, TypeVar
 
-from factory import secrets, ui
+from factory import ui
 from factory.errors import FactoryError
+from factory.events import PROGRESS_KINDS, Event, EventBus, EventKind, Subscriber, using
 
-
-class EventKind(StrEnum):
-    BUILD_STARTED = "build-started"
-    STEP_STARTED = "step-started"
-    STEP_FINISHED = "step-finished"
-    STEP_FAILED = "step-failed"
-    MESSAGE = "message"          # something the user should read
-    OUTPUT = "output"            # a line of guest/provisioner/console output
-    NOTICE = "notice"            # must not be missed
-    CLEANUP = "cleanup"
-    ARTIFACT = "artifact"
-    BUILD_FINISHED = "build-finished"
-    BUILD_FAILED = "build-failed"
-
-
-@dataclass(frozen=True)
-class Event:
-    kind: EventKind
-    build: str
-    message: str = ""
-    step: str = ""
-    stage_id: str = ""
-    source: str = ""             # for OUTPUT: serial, provisioner name, http ...
-    time: float = field(default_factory=time.time)
-
-    def as_json(self) -> str:
-        data = {"time": round(self.time, 3), "type": self.kind.value, "build": self.build}
-        for key in ("step", "stage_id", "source", "message"):
-            value = getattr(self, key)
-            if value:
-                data[key] = secrets.mask(value) if key == "message" else value
-        return json.dumps(data, sort_keys=True)
-
-
-Subscriber = Callable[[Event], None]
-
-
-class EventBus:
-    """Fan-out of events to monitors; thread-safe (serial followers and SSH readers emit from threads)."""
-
-    def __init__(self) -> None:
-        self._subs: list[Subscriber] = []
-        self._lock = threading.Lock()
-
-    def subscribe(self, fn: Subscriber) -> None:
-        self._subs.append(fn)
-
-    def emit(self, event: Event) -> None:
-        with self._lock:
-            for fn in self._subs:
-                fn(event)
+__all__ = ["Event", "EventBus", "EventKind", "Subscriber"]  # re-exported: steps import them from the runner
 
 
 class HumanMonitor:
-    """Packer-like lines: `==> name: message`, output indented under its source.
+    """Packer-like lines: `==> name: message`, output indented under its source; progress as rich bars on a
+    terminal, else one line when it starts and one when it ends (CI logs stay short).
 
     The guest's serial console is for its log file, not for people (it is most of a build's lines): it is shown
     only with `show_serial` (`--debug`); otherwise its last lines are printed when a step fails."""
@@ -91,24 +43,40 @@ class HumanMonitor:
     def __init__(self, show_serial: bool = False) -> None:
         self.show_serial = show_serial
         self._serial: dict[str, deque[str]] = {}
+        self._bars: ui.Bars | None = None
 
     def __call__(self, ev: Event) -> None:
-        prefix = f"==> {ev.build}:"
-        if ev.kind is EventKind.STEP_STARTED:
-            ui.info(f"{prefix} {ev.message or ev.step}")
+        prefix = f"==> {ev.build}: " if ev.build else ""
+        named = f"{ev.build}: " if ev.build else ""
+        if ev.kind in PROGRESS_KINDS:
+            self._progress(ev, prefix)
+        elif ev.kind is EventKind.STEP_STARTED:
+            ui.info(f"{prefix}{ev.message or ev.step}")
         elif ev.kind is EventKind.OUTPUT and ev.source == "serial" and not self.show_serial:
             self._serial.setdefault(ev.build, deque(maxlen=self.SERIAL_TAIL)).append(ev.message)
         elif ev.kind is EventKind.OUTPUT:
             ui.info(f"    {ev.build}: [{ev.source}] {ev.message}" if ev.source else f"    {ev.build}: {ev.message}")
         elif ev.kind is EventKind.NOTICE:
-            ui.notice(f"{ev.build}: {ev.message}")
+            ui.notice(f"{named}{ev.message}")
+        elif ev.kind is EventKind.WARNING:
+            ui.warn(f"{named}{ev.message}")
         elif ev.kind is EventKind.STEP_FAILED:
             self._serial_tail(ev.build)
             ui.error(f"{ev.build}: step {ev.step!r} failed")
         elif ev.kind is EventKind.BUILD_FINISHED:
-            ui.success(f"{prefix} {ev.message}")
+            ui.success(f"{prefix}{ev.message}")
         elif ev.kind in (EventKind.MESSAGE, EventKind.CLEANUP, EventKind.ARTIFACT, EventKind.BUILD_STARTED):
-            ui.info(f"{prefix} {ev.message}")
+            ui.info(f"{prefix}{ev.message}")
+
+    def _progress(self, ev: Event, prefix: str) -> None:
+        if not ui.on_terminal():
+            if ev.kind is not EventKind.PROGRESS:
+                ui.info(f"{prefix}{ev.message}" + (" ..." if ev.kind is EventKind.PROGRESS_STARTED else ""))
+            return
+        if self._bars is None:
+            self._bars = ui.Bars()
+        self._bars.show(ev.source, ev.message, ev.done, ev.total, bytes_=ev.unit == "bytes",
+                        finished=ev.kind is EventKind.PROGRESS_FINISHED)
 
     def _serial_tail(self, build: str) -> None:
         lines = self._serial.pop(build, None)
@@ -296,6 +264,11 @@ def stage_chain(steps: Sequence[Step[R]], ctx: R) -> dict[str, str]:
 def run_steps(steps: Sequence[Step[R]], ctx: R, *, on_failure: Callable[[R, BaseException], None] | None = None
               ) -> None:
     """Run steps in order; on any failure or interrupt run on_failure, then every cleanup in reverse."""
+    with using(ctx.bus, ctx.build_name):
+        _run(steps, ctx, on_failure)
+
+
+def _run(steps: Sequence[Step[R]], ctx: R, on_failure: Callable[[R, BaseException], None] | None) -> None:
     parent = ""
     started = time.monotonic()
     ctx.emit(EventKind.BUILD_STARTED, "build started")

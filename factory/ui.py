@@ -1,24 +1,22 @@
 """Output for humans: one rich console on stderr, progress bars on a TTY and plain lines otherwise.
 
-Steps do not print; they call these functions (or emit events that the UI subscribes to), so a machine-readable
-monitor can sit beside the human one.
+Only monitors print: steps and library code emit events (factory.events), and the console monitor renders them
+with these functions, so a machine-readable monitor sees the same stream.
 """
 
 from __future__ import annotations
 
-import contextlib
 import datetime
 import os
 import sys
-import time
-from collections.abc import Iterator
-from typing import Protocol
 
 from rich.console import Console
 from rich.progress import (
     BarColumn,
     DownloadColumn,
     Progress,
+    ProgressColumn,
+    TaskID,
     TextColumn,
     TimeRemainingColumn,
     TransferSpeedColumn,
@@ -73,47 +71,30 @@ def _escape(text: str) -> str:
     return escape(text)
 
 
-class Tracker(Protocol):
-    def advance(self, n: int) -> None: ...
+def on_terminal() -> bool:
+    return console.is_terminal and sys.stderr.isatty()
 
 
-class _RichTracker:
-    def __init__(self, progress: Progress, task: int) -> None:
-        self._progress, self._task = progress, task
+class Bars:
+    """Rich progress bars for the console monitor, one per progress task, in one live display."""
 
-    def advance(self, n: int) -> None:
-        self._progress.advance(self._task, n)  # type: ignore[arg-type]
+    def __init__(self) -> None:
+        self._progress: Progress | None = None
+        self._tasks: dict[str, TaskID] = {}
 
-
-class _PlainTracker:
-    """Without a TTY: a line at start, at every 10 %, and at the end, so CI logs stay readable."""
-
-    def __init__(self, label: str, total: int | None) -> None:
-        self.label, self.total, self.done, self._next = label, total, 0, 10
-        self.start = time.monotonic()
-
-    def advance(self, n: int) -> None:
-        self.done += n
-        if self.total:
-            pct = self.done * 100 // self.total
-            if pct >= self._next:
-                info(f"{self.label}: {pct}%")
-                self._next = pct // 10 * 10 + 10
-
-
-@contextlib.contextmanager
-def progress(label: str, total: int | None, *, unit_bytes: bool = True) -> Iterator[Tracker]:
-    """A progress bar for long work (downloads, exports); plain lines when stderr is not a terminal."""
-    if not console.is_terminal or not sys.stderr.isatty():
-        tracker = _PlainTracker(label, total)
-        info(f"{label} ...")
-        yield tracker
-        info(f"{label}: done in {time.monotonic() - tracker.start:.1f}s")
-        return
-    columns = [TextColumn("{task.description}"), BarColumn()]
-    if unit_bytes:
-        columns += [DownloadColumn(), TransferSpeedColumn()]
-    columns.append(TimeRemainingColumn())
-    with Progress(*columns, console=console, transient=False) as bar:
-        task = bar.add_task(label, total=total)
-        yield _RichTracker(bar, task)
+    def show(self, task: str, label: str, done: int, total: int, *, bytes_: bool, finished: bool) -> None:
+        if self._progress is None:
+            columns: list[ProgressColumn] = [TextColumn("{task.description}"), BarColumn()]
+            if bytes_:
+                columns += [DownloadColumn(), TransferSpeedColumn()]
+            columns.append(TimeRemainingColumn())
+            self._progress = Progress(*columns, console=console, transient=False)
+            self._progress.start()
+        if task not in self._tasks:
+            self._tasks[task] = self._progress.add_task(secrets.mask(label), total=total or None)
+        self._progress.update(self._tasks[task], completed=done if not finished or total == 0 else total)
+        if finished:
+            self._tasks.pop(task)
+            if not self._tasks:  # the last bar ended: stop the live display so plain lines print normally
+                self._progress.stop()
+                self._progress = None

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar
 
-from factory import ui
+from factory import events
 from factory.artifact import digests, ovf
 from factory.artifact.model import Hardware
 from factory.artifact.source import DiskSource, image_info, open_disk
@@ -113,7 +113,7 @@ def compact(disk: Path, out: Path, *, compress: bool = False, extra: Sequence[st
 
     extra (qemu_img_args.convert) goes after factory's options and before the file names, as in Packer."""
     info = image_info(disk)
-    with output(out) as tmp, ui.progress(f"compacting {disk.name}", None):
+    with output(out) as tmp, events.progress(f"compacting {disk.name}", None):
         run(["qemu-img", "convert", "-f", info.format, *(["-c"] if compress else []), *extra, "-O", "qcow2",
              disk, tmp])
     return out
@@ -138,7 +138,7 @@ class _QemuImgExporter(Exporter):
 
     def run(self, disk: Path, out: Path) -> list[Path]:
         info = image_info(disk)
-        with output(out) as tmp, ui.progress(f"converting {disk.name} to {self.format}", None):
+        with output(out) as tmp, events.progress(f"converting {disk.name} to {self.format}", None):
             opts = ["-o", ",".join(self.qemu_options)] if self.qemu_options else []
             run(["qemu-img", "convert", "-f", info.format, "-O", self.qemu_format, *opts, disk, tmp])
         return [out]
@@ -163,7 +163,7 @@ class VhdExporter(Exporter, format="vhd"):
         info = image_info(disk)
         size = -(-info.virtual_size // MIB) * MIB
         with _resized(info.path, info.format, size, out.parent) as (src, fmt), output(out) as tmp, \
-                ui.progress(f"converting {disk.name} to a fixed VHD", None):
+                events.progress(f"converting {disk.name} to a fixed VHD", None):
             run(["qemu-img", "convert", "-f", fmt, "-O", "vpc", "-o", "subformat=fixed,force_size", src, tmp])
         return [out]
 
@@ -189,7 +189,7 @@ class VmdkExporter(Exporter, format="vmdk"):
     def run(self, disk: Path, out: Path) -> list[Path]:
         adapter = _adapter(self.opts, self.hw)
         with open_disk(disk, scratch=out.parent) as src, output(out) as tmp, open(tmp, "wb") as fh, \
-                ui.progress(f"writing {out.name}", src.virtual_size) as bar:
+                events.progress(f"writing {out.name}", src.virtual_size) as bar:
             writer = HashingWriter(fh)
             write_stream_optimized(src, writer.write, name=out.name, adapter=adapter,
                                    hw_version=self.opts.vmdk_hw_version, level=self.opts.compression_level,
@@ -227,7 +227,7 @@ class OvaExporter(Exporter, format="ova"):
         name = _stem(out, self.opts)
         parts = OvaParts(f"{name}.ovf", f"{name}.mf", f"{name}-disk1.vmdk")
         with open_disk(disk, scratch=out.parent) as src, output(out) as tmp, open(tmp, "w+b") as fh, \
-                ui.progress(f"writing {out.name}", src.virtual_size) as bar:
+                events.progress(f"writing {out.name}", src.virtual_size) as bar:
             # The members are hashed as written (for the .mf); the .ova itself is not, because the headers of
             # the .ovf and .mf before the VMDK are filled in afterwards.
             write_package(src, TarWriter(fh), parts, self.hw, self.opts, bar.advance)
@@ -302,7 +302,7 @@ class GceExporter(Exporter, format="gce"):
         size = -(-info.virtual_size // GIB) * GIB
         out.parent.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryDirectory(prefix=".factory-gce-", dir=out.parent) as tmpdir, \
-                ui.progress(f"writing {out.name}", None):
+                events.progress(f"writing {out.name}", None):
             raw = Path(tmpdir) / "disk.raw"
             run(["qemu-img", "convert", "-f", info.format, "-O", "raw", disk, raw])
             os.truncate(raw, size)

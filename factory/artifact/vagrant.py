@@ -10,7 +10,7 @@ from __future__ import annotations
 import tempfile
 from pathlib import Path
 
-from factory import ui
+from factory import events
 from factory.artifact.exporters import (
     GIB,
     Exporter,
@@ -57,7 +57,7 @@ class VagrantLibvirtExporter(Exporter, format="vagrant-libvirt"):
         with tempfile.TemporaryDirectory(prefix=".factory-box-", dir=out.parent) as tmp:
             img = compact(disk, Path(tmp) / "box.img")
             meta = {"provider": "libvirt", "format": "qcow2", "virtual_size": -(-size // GIB)}
-            with ui.progress(f"packing {out.name}", None):
+            with events.progress(f"packing {out.name}", None):
                 write_box(out, [("metadata.json", metadata_json(meta)),
                                 ("Vagrantfile", vagrantfile("libvirt", self.hw, self.opts.vagrantfile_template)),
                                 ("box.img", img), *_included(self.opts)], self.opts.compression_level)
@@ -72,7 +72,7 @@ class VagrantVirtualBoxExporter(Exporter, format="vagrant-virtualbox"):
         opts = ExportOptions(**{**self.opts.__dict__, "name": "box"})
         with tempfile.TemporaryDirectory(prefix=".factory-box-", dir=out.parent) as tmp:
             with open_disk(disk, scratch=Path(tmp)) as src, \
-                    ui.progress(f"writing {out.name}", src.virtual_size) as bar:
+                    events.progress(f"writing {out.name}", src.virtual_size) as bar:
                 files = write_ovf_files(src, Path(tmp), OvaParts("box.ovf", "box.mf", "box-disk001.vmdk"),
                                         self.hw, opts, bar.advance)
             meta = metadata_json({"provider": "virtualbox"})

@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from factory import ui
+from factory import events, ui
 from factory.cli import app
 from factory.errors import die
 from factory.media.catalog import Release
@@ -94,7 +94,7 @@ def iso_build(
     args = " ".join(a for a in (release.family.kernel_args(remaster_mod.volume_id(src)), kernel_args) if a)
     out = output or Path(f"{release.name}-unattended.iso")
     start = time.monotonic()
-    with ui.progress(f"remaster {out.name}", src.stat().st_size) as bar:
+    with events.progress(f"remaster {out.name}", src.stat().st_size) as bar:
         report = remaster_mod.remaster_cached(src, sha, out, config=config, kernel_args=args,
                                               boot_configs=release.boot_configs,
                                               progress=lambda n, _total: bar.advance(n))

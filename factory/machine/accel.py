@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
 
-from factory import paths, ui
+from factory import events, paths
 from factory.errors import FactoryError
 from factory.run import run, which
 
@@ -129,7 +129,7 @@ def _kvm_usable() -> tuple[bool, str]:
 def resolve(requested: str, *, binary: str = "qemu-system-x86_64", announce: bool = True) -> Verdict:
     """Turn the template's accelerator into a verdict: 'auto'/'' probes (cached), 'kvm' must work, 'tcg' is taken.
 
-    An automatic fall-back to TCG is announced with ui.notice unless announce=False (the caller says it).
+    An automatic fall-back to TCG is announced as a notice event unless announce=False (the caller says it).
     """
     requested = (requested or "auto").lower()
     if requested in ("tcg", "none"):
@@ -145,7 +145,7 @@ def resolve(requested: str, *, binary: str = "qemu-system-x86_64", announce: boo
         return Verdict(Accel.KVM, why)
     verdict = _auto(binary)
     if announce and verdict.accel is Accel.TCG:
-        ui.notice(verdict.fallback_notice)
+        events.notice(verdict.fallback_notice)
     return verdict
 
 

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlsplit
 
-from factory import paths, ui
+from factory import events, paths
 from factory.errors import FactoryError
 from factory.fsutil import atomic_path, file_lock
 from factory.store import Store
@@ -171,7 +171,7 @@ def file_digests(path: Path, algos: Sequence[str], *, progress: bool = True) -> 
     hashers = {a: hashlib.new(a) for a in algos}
     size = path.stat().st_size
     show = progress and size > 256 * CHUNK
-    with open(path, "rb") as fh, (ui.progress(f"checksum {path.name}", size) if show else _no_progress()) as bar:
+    with open(path, "rb") as fh, (events.progress(f"checksum {path.name}", size) if show else _no_progress()) as bar:
         while chunk := fh.read(CHUNK):
             for h in hashers.values():
                 h.update(chunk)
@@ -235,7 +235,7 @@ def read_sums(source: str, *, offline: bool, signature: str | None = None,
         except signing.KeyNotFound as exc:
             if os.environ.get("FACTORY_REQUIRE_SIGNATURE") == "1":
                 raise
-            ui.warn(f"{source}: signature not checked: {exc.message}")
+            events.warn(f"{source}: signature not checked: {exc.message}")
             data = signing.strip_clearsign(data) if clearsigned else data
     elif clearsigned:
         from factory.media import signing
@@ -398,7 +398,7 @@ def _download(url: str, name: str, key: str, expected: Digest | None) -> Path:
         total = have + int(length) if length and length.isdigit() else None
         label = f"download {name}" + (f" (resuming at {have >> 20} MiB)" if have else "")
         try:
-            with open(part, "ab" if have else "wb") as out, ui.progress(label, total) as bar:
+            with open(part, "ab" if have else "wb") as out, events.progress(label, total) as bar:
                 bar.advance(have)
                 while chunk := resp.read(CHUNK):
                     out.write(chunk)
@@ -431,7 +431,7 @@ def _land(part: Path, name: str, expected: Digest | None, hashers: dict[str, Any
     if ref is not None:
         with atomic_path(ref) as tmp:
             tmp.write_text(str(final))
-    ui.info(f"cached {name} (sha256 {digests['sha256']})")
+    events.say(f"cached {name} (sha256 {digests['sha256']})")
     return final
 
 

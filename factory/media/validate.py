@@ -18,7 +18,7 @@ from typing import Any
 
 import yaml
 
-from factory import run, ui
+from factory import events, run
 from factory.errors import FactoryError, FactoryErrors, Location
 from factory.options import suggest
 
@@ -122,7 +122,7 @@ def autoinstall_problems(auto: dict[str, Any]) -> list[tuple[str, str]]:
     if path is None:
         if not _notice["given"]:
             _notice["given"] = True
-            ui.warn(f"subiquity's autoinstall schema was not found (set {SCHEMA_ENV} to subiquity's "
+            events.warn(f"subiquity's autoinstall schema was not found (set {SCHEMA_ENV} to subiquity's "
                     "autoinstall-schema.json to check every field); checking structure only")
         problems = [] if auto.get("version") == 1 else [("autoinstall.version", "must be 1")]
         return problems

@@ -6,7 +6,7 @@ import hashlib
 from pathlib import Path
 from typing import Any
 
-from factory import ui
+from factory import events
 from factory.artifact import digests
 from factory.artifact.model import Artifact
 from factory.errors import FactoryError
@@ -24,7 +24,7 @@ def hash_files(files: list[Path], algorithms: list[str]) -> dict[Path, dict[str,
         missing = [a for a in algorithms if a not in known]
         if missing:
             hashes = {a: hashlib.new(a) for a in missing}
-            with open(f, "rb") as fh, ui.progress(f"checksumming {f.name}", f.stat().st_size) as bar:
+            with open(f, "rb") as fh, events.progress(f"checksumming {f.name}", f.stat().st_size) as bar:
                 while chunk := fh.read(_CHUNK):
                     for h in hashes.values():
                         h.update(chunk)

@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from secrets import token_urlsafe
 from typing import Any
 
-from factory import ui
+from factory import events
 from factory.build import Step
 from factory.errors import FactoryError, FactoryErrors
 from factory.machine.driver import DirectBoot
@@ -117,7 +117,7 @@ class Unattended(Step[BuildContext]):
             from factory.media.cache import indexed_sha256
 
             args = release.family.kernel_args(release.volume_id)
-            with ui.progress(f"remaster {ctx.media.name}", ctx.media.stat().st_size) as bar:
+            with events.progress(f"remaster {ctx.media.name}", ctx.media.stat().st_size) as bar:
                 def step(n: int, _total: int) -> None:
                     bar.advance(n)
 

@@ -11,7 +11,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from factory import ui
+from factory import events
 from factory.artifact.model import Artifact, Firmware
 from factory.errors import FactoryError
 from factory.post.base import PostContext, PostProcessor, Result
@@ -70,7 +70,7 @@ def upload_page_blob(blob: Any, path: Path, concurrency: int, emit: Any) -> tupl
     lock, totals = threading.Lock(), [0, 0]
     fd = os.open(path, os.O_RDONLY)
 
-    def one(offset: int, length: int, bar: ui.Tracker) -> None:
+    def one(offset: int, length: int, bar: events.Tracker) -> None:
         data = os.pread(fd, length, offset)
         if data.count(0) != len(data):     # allocated but zero (e.g. written zeros): a new page blob reads zero
             blob.upload_page(data, offset=offset, length=length)
@@ -81,7 +81,7 @@ def upload_page_blob(blob: Any, path: Path, concurrency: int, emit: Any) -> tupl
             bar.advance(length)
 
     try:
-        with ui.progress(f"uploading {path.name} to {blob.url}", size) as bar, \
+        with events.progress(f"uploading {path.name} to {blob.url}", size) as bar, \
                 ThreadPoolExecutor(max_workers=concurrency) as pool:
             for fut in [pool.submit(one, off, n, bar) for off, n in data_chunks(path)]:
                 fut.result()

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from factory import ui
+from factory import events, ui
 
 MIB = 1 << 20
 MIN_PART = 5 * MIB          # S3's smallest part (but the last)
@@ -100,7 +100,7 @@ def _send_parts(client: Any, path: Path, bucket: str, key: str, upload_id: str, 
     totals = [0, 0]
     fd = os.open(path, os.O_RDONLY)
 
-    def one(number: int, bar: ui.Tracker) -> None:
+    def one(number: int, bar: events.Tracker) -> None:
         offset = (number - 1) * psize
         data = os.pread(fd, min(psize, size - offset), offset)
         digest = _md5(data)
@@ -118,7 +118,7 @@ def _send_parts(client: Any, path: Path, bucket: str, key: str, upload_id: str, 
             bar.advance(len(data))
 
     try:
-        with ui.progress(f"uploading {path.name} to s3://{bucket}/{key}", size) as bar, \
+        with events.progress(f"uploading {path.name} to s3://{bucket}/{key}", size) as bar, \
                 ThreadPoolExecutor(max_workers=concurrency) as pool:
             futures = [pool.submit(one, n, bar) for n in range(1, count + 1)]
             wait(futures, return_when=FIRST_EXCEPTION)

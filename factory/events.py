@@ -1,0 +1,174 @@
+"""The one event path: every message and progress report a user sees is an Event on an EventBus.
+
+Monitors subscribe to the bus (the console, the JSON lines of --machine-readable, later Packer's
+machine-readable stream and metrics), so they all see the same stream. Code that runs inside a build but has no
+build context at hand (downloads, remaster, exports, checksums) reports to the current bus: the build's while
+a build runs (run_steps installs it), else a process-wide one printing to the console.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import contextvars
+import itertools
+import json
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Protocol
+
+from factory import secrets
+
+
+class EventKind(StrEnum):
+    BUILD_STARTED = "build-started"
+    STEP_STARTED = "step-started"
+    STEP_FINISHED = "step-finished"
+    STEP_FAILED = "step-failed"
+    MESSAGE = "message"          # something the user should read
+    OUTPUT = "output"            # a line of guest/provisioner/console output
+    NOTICE = "notice"            # must not be missed
+    WARNING = "warning"          # something is probably not what the user meant
+    PROGRESS_STARTED = "progress-started"    # long work begins: message is its label, total its size (0: unknown)
+    PROGRESS = "progress"                    # done of total so far (at most a few per second)
+    PROGRESS_FINISHED = "progress-finished"  # message: how long it took
+    CLEANUP = "cleanup"
+    ARTIFACT = "artifact"
+    BUILD_FINISHED = "build-finished"
+    BUILD_FAILED = "build-failed"
+
+
+PROGRESS_KINDS = (EventKind.PROGRESS_STARTED, EventKind.PROGRESS, EventKind.PROGRESS_FINISHED)
+
+
+@dataclass(frozen=True)
+class Event:
+    kind: EventKind
+    build: str
+    message: str = ""
+    step: str = ""
+    stage_id: str = ""
+    source: str = ""             # for OUTPUT: serial, provisioner name, http ...; for PROGRESS*: the task id
+    time: float = field(default_factory=time.time)
+    done: int = 0                # PROGRESS*: units done, of total (0 when unknown)
+    total: int = 0
+    unit: str = ""               # PROGRESS*: "bytes" or "" (counts)
+
+    def as_json(self) -> str:
+        data: dict[str, object] = {"time": round(self.time, 3), "type": self.kind.value, "build": self.build}
+        for key in ("step", "stage_id", "source", "message"):
+            value = getattr(self, key)
+            if value:
+                data[key] = secrets.mask(value) if key == "message" else value
+        if self.kind in PROGRESS_KINDS:
+            data.update({"done": self.done, "total": self.total, "unit": self.unit})
+        return json.dumps(data, sort_keys=True)
+
+
+Subscriber = Callable[[Event], None]
+
+
+class EventBus:
+    """Fan-out of events to monitors; thread-safe (serial followers and SSH readers emit from threads)."""
+
+    def __init__(self) -> None:
+        self._subs: list[Subscriber] = []
+        self._lock = threading.Lock()
+
+    def subscribe(self, fn: Subscriber) -> None:
+        self._subs.append(fn)
+
+    def emit(self, event: Event) -> None:
+        with self._lock:
+            for fn in self._subs:
+                fn(event)
+
+
+_current: contextvars.ContextVar[tuple[EventBus, str] | None] = contextvars.ContextVar("factory_bus", default=None)
+_default: EventBus | None = None
+_default_lock = threading.Lock()
+
+
+def default_bus() -> EventBus:
+    """The bus outside a build: one console monitor (stand-alone commands like `factory iso-build`)."""
+    global _default
+    with _default_lock:
+        if _default is None:
+            from factory.build import HumanMonitor  # the console monitor lives with the runner
+
+            _default = EventBus()
+            _default.subscribe(HumanMonitor())
+        return _default
+
+
+@contextlib.contextmanager
+def using(bus: EventBus, build: str) -> Iterator[None]:
+    """Make bus the current one (for this thread) for the block: a build installs its own."""
+    token = _current.set((bus, build))
+    try:
+        yield
+    finally:
+        _current.reset(token)
+
+
+def current() -> tuple[EventBus, str]:
+    """The current bus and build name ("" outside a build)."""
+    return _current.get() or (default_bus(), "")
+
+
+def emit(kind: EventKind, message: str = "", **fields: object) -> None:
+    bus, build = current()
+    bus.emit(Event(kind, build, message, **fields))  # type: ignore[arg-type]
+
+
+def say(message: str) -> None:
+    emit(EventKind.MESSAGE, message)
+
+
+def notice(message: str) -> None:
+    emit(EventKind.NOTICE, message)
+
+
+def warn(message: str) -> None:
+    emit(EventKind.WARNING, message)
+
+
+class Tracker(Protocol):
+    def advance(self, n: int) -> None: ...
+
+
+_task_ids = itertools.count(1)
+THROTTLE = 0.25  # seconds between PROGRESS events of one task
+
+
+class _Tracker:
+    def __init__(self, bus: EventBus, build: str, task: str, label: str, total: int, unit: str) -> None:
+        self.bus, self.build, self.task, self.label, self.total, self.unit = bus, build, task, label, total, unit
+        self.done, self._last = 0, 0.0
+
+    def event(self, kind: EventKind, message: str) -> Event:
+        return Event(kind, self.build, message, source=self.task, done=self.done, total=self.total, unit=self.unit)
+
+    def advance(self, n: int) -> None:
+        self.done += n
+        now = time.monotonic()
+        if now - self._last >= THROTTLE:
+            self._last = now
+            self.bus.emit(self.event(EventKind.PROGRESS, self.label))
+
+
+@contextlib.contextmanager
+def progress(label: str, total: int | None, *, unit_bytes: bool = True) -> Iterator[Tracker]:
+    """Report long work (downloads, remaster, exports) as progress events on the current bus."""
+    bus, build = current()
+    tracker = _Tracker(bus, build, f"p{next(_task_ids)}", label, total or 0, "bytes" if unit_bytes else "")
+    start = time.monotonic()
+    bus.emit(tracker.event(EventKind.PROGRESS_STARTED, label))
+    outcome = "stopped after"
+    try:
+        yield tracker
+        outcome = "done in"
+    finally:
+        bus.emit(tracker.event(EventKind.PROGRESS_FINISHED, f"{label}: {outcome} {time.monotonic() - start:.1f}s"))
