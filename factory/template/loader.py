@@ -84,7 +84,9 @@ def prepare(path: Path, *, vars: Sequence[str] = (), var_files: Sequence[Path] =
     root_abs = root.resolve()
     names: dict[str, Any] = {
         "var": _var_namespace(decls),
-        "path": Namespace("path", {"root": str(root_abs), "cwd": os.getcwd()}),
+        # Packer's path.root is the template's directory as given (hcl2template's Basedir: the folder argument,
+        # or filepath.Dir of the file: `templates`, `.`), not made absolute; path.cwd is absolute.
+        "path": Namespace("path", {"root": str(root), "cwd": os.getcwd()}),
         "packer": Namespace("packer", {"version": PACKER_VERSION}),
     }
     scope = Scope("", names, FUNCTIONS, env=env)

@@ -212,9 +212,10 @@ build {
     assert project.locals["sums"] == "offline" and project.locals["can_sum"] is False
     assert project.locals["version"] == "1.16.0" and project.locals["root_ok"] is True
     assert project.variables["legacy"].value == "old-style"
-    (prov,) = project.builds[0].provisioners
+    prov, windows = project.builds[0].provisioners
     assert prov.config.inline == ["echo tok-bookworm {{ .PackerHTTPAddr }} old-style"]  # type: ignore[attr-defined]
-    assert any("powershell" in w and "applies to no selected source" in w for w in project.warnings)
+    # powershell is declared (validates, inspect lists it); it applies to no selected source here
+    assert windows.type == "powershell" and not windows.applies_to("qemu.a")
     assert any("http data source is not fetched" in w for w in project.warnings)
     from factory.template.inspect import render_inspect
 
