@@ -12,7 +12,15 @@ from pathlib import Path
 import pytest
 
 from factory.errors import FactoryError
-from factory.machine.driver import MachineSpec, driver
+from factory.machine.driver import (
+    Endpoint,
+    MachineEvent,
+    MachineEventKind,
+    MachineSpec,
+    PortRange,
+    PowerState,
+    driver,
+)
 from factory.machine.ports import lease, reserve
 
 
@@ -104,21 +112,35 @@ def _listen_in_another_process(port: int) -> subprocess.Popen[str]:
 @pytest.mark.vm
 def test_qemu_binds_the_ssh_forward_itself_and_skips_a_port_another_program_holds(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """No check-then-bind window: QEMU's hostfwd_add is the bind, a port held elsewhere makes it try the next."""
+    """No check-then-bind window: QEMU's hostfwd_add is the bind, a port held elsewhere makes it try the next.
+    Through the Driver protocol: ssh_address() is the forward, events tell the busy port and the power-down."""
     monkeypatch.setenv("XDG_RUNTIME_DIR", str(tmp_path))
     base = _free_block(3)
     holder = _listen_in_another_process(base)
     spec = MachineSpec(name="fwdtest", workdir=tmp_path, serial_log=tmp_path / "serial.log", memory_mb=64,
                        hypervisor_args=(("-S",),))  # paused: the network backend exists, no guest needs to run
-    machine = driver("qemu").machine(spec)
-    busy: list[int] = []
+    qemu = driver("qemu")
+    events: list[MachineEvent] = []
+    machine = qemu.machine(spec, on_event=events.append)
+    assert machine.state() is PowerState.DEFINED
     try:
         machine.start()
-        fwd = machine.forward_port(22, base, base + 2, purpose="SSH port forwarding", busy=busy.append)
-        assert fwd.port == base + 1 and busy == [base]
-        owners = subprocess.run(["ss", "-Hltnp", f"sport = :{fwd.port}"], capture_output=True, text=True).stdout
+        assert machine.state() is PowerState.RUNNING
+        address = machine.ssh_address(22, PortRange(base, base + 2), timeout=5)
+        assert address == Endpoint("127.0.0.1", base + 1, forwarded=True)
+        assert machine.ssh_address(22, PortRange(base, base + 2), timeout=5) is address  # bound once
+        assert events[0] == MachineEvent(MachineEventKind.MESSAGE,
+                                         f"host port {base} is in use by another program: trying the next one")
+        owners = subprocess.run(["ss", "-Hltnp", f"sport = :{address.port}"], capture_output=True, text=True).stdout
         assert "qemu-system" in owners, owners  # QEMU itself listens: nothing can take it any more
-        fwd.release()
+        machine.powerdown()
+        deadline = time.monotonic() + 10
+        while MachineEventKind.POWERDOWN not in [e.kind for e in events] and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert events[-1].kind is MachineEventKind.POWERDOWN  # QMP's POWERDOWN event, delivered as it came
     finally:
-        machine.stop()
+        qemu.cleanup()   # the driver ends what it defined, and the machine gives its port back
         holder.communicate("")
+    assert machine.state() is PowerState.OFF and not machine.running()
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", base + 1))
