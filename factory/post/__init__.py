@@ -7,7 +7,15 @@ Each implementation registers under its template type name (factory/post/*.py); 
 factory/schema/post_processors.py and factory/schema/exports.py.
 """
 
-from factory.post import checksum, cloud, compress, export, local, manifest  # noqa: F401  (register implementations)
+from factory.post import (  # noqa: F401  (register implementations)
+    checksum,
+    cloud,
+    compress,
+    export,
+    local,
+    manifest,
+    vagrant_cloud,
+)
 from factory.post.base import PostContext, PostProcessor, Result
 from factory.post.chain import run_chains
 
