@@ -17,15 +17,17 @@ this declaration; nothing else may restate an option's name or default (read `co
         disk_size: SizeMiB = opt("40960M", help="...")        # a size: the code reads whole MiB (int)
         ssh_port: int = opt(22, minimum=1, maximum=65535, help="...")
         vnc_password: str | None = opt(None, check=check_password, help="...")  # any rule: raise FactoryError
-        qemu_img_args: DiskToolArgs = opt({}, parse=DiskToolArgs.parse, help="...")  # raw value -> typed value
+        qemu_img_args: DiskToolArgs = opt({}, written=dict[str, list[str]], parse=DiskToolArgs.parse,
+                                          help="...")         # what users write (docs, HCL) -> a typed value
         ssh_username: str = opt(required=True, help="...")
 
 Conversion happens when the object is built (`__post_init__`, so defaults are converted too, and the template
 layer converts each value first so every bad one is reported with its file:line):
-- an annotation that is an `OptionValue` subclass (Duration, SizeMiB, ...) is parsed by its `parse(raw, what)`;
-  `str()` of the result gives back the text the user wrote, for `inspect`;
+- an annotation that is an `OptionValue` subclass (Duration, SizeMiB, ...) is parsed by its `parse(raw, what)`
+  (the result is a number; `.text` keeps what the user wrote, for messages);
 - a `StrEnum` annotation converts the string to the member (the member still equals the string);
-- `parse=` converts the raw value to the annotated type (skipped when the value already is of that type);
+- `parse=` converts the value as written (HCL-converted to `written=`, the type docs show) to the annotated
+  type; it must accept its own output (a converted config is rebuilt by `dataclasses.replace`);
 - list[...], tuple[...], dict[str, ...] and `X | None` of the above convert element by element.
 Validation (`factory.schema.types.check`) then applies `choices=`, `minimum=`/`maximum=` (numbers, durations in
 seconds, sizes in MiB) and `check=` (a callable raising FactoryError), each reported with file:line.
@@ -73,6 +75,9 @@ class OptionValue:
         raise NotImplementedError
 
 
+_F = typing.TypeVar("_F", bound=Callable[[Any], object])
+
+
 class Deferred:
     """A check declared in factory/schema/ but implemented by the runtime package that owns the data it needs
     (e.g. the ISO catalog), so schema imports no runtime package. The provider calls `implement(fn)` at import;
@@ -82,7 +87,7 @@ class Deferred:
         self.name = name
         self._impl: Callable[[Any], object] | None = None
 
-    def implement(self, fn: Callable[[Any], object]) -> Callable[[Any], object]:
+    def implement(self, fn: _F) -> _F:
         self._impl = fn
         return fn
 
@@ -95,7 +100,7 @@ class Deferred:
 def opt(default: Any = MISSING, *, help: str, required: bool = False, sensitive: bool = False,
         support: Support = Support.ACTED, factory_only: bool = False, choices: Sequence[str] | None = None,
         minimum: float | None = None, maximum: float | None = None, check: Callable[[Any], object] | None = None,
-        parse: Callable[[Any], Any] | None = None, reads: bool = False) -> Any:
+        parse: Callable[[Any], Any] | None = None, written: Any = None, reads: bool = False) -> Any:
     """Declare an option: its default (as a user would write it), documentation and constraints (see the module
     docstring). A mutable default (list, dict) is copied per instance.
 
@@ -104,7 +109,8 @@ def opt(default: Any = MISSING, *, help: str, required: bool = False, sensitive:
     """
     meta = {"help": help, "sensitive": sensitive, "support": support, "factory_only": factory_only,
             "required": required, "choices": tuple(choices) if choices is not None else None,
-            "minimum": minimum, "maximum": maximum, "check": check, "parse": parse, "reads": reads}
+            "minimum": minimum, "maximum": maximum, "check": check, "parse": parse,
+            "written": written, "reads": reads}
     if required:
         # Required options still get a default of None so dataclass field order does not matter; the
         # template layer refuses a missing value before the dataclass is built.
@@ -132,10 +138,11 @@ class OptionInfo:
     maximum: float | None = None
     check: Callable[[Any], object] | None = None
     parse: Callable[[Any], Any] | None = None
+    written: Any = None          # the type users write when it differs from the converted one (parse=)
 
     @property
     def type_name(self) -> str:
-        return _type_name(self.type)
+        return _type_name(self.written if self.written is not None else self.type)
 
 
 class Component:
@@ -150,9 +157,9 @@ class Component:
         if kind is not None and name is not None:
             cls.kind, cls.type_name = kind, name
             key = (kind, name)
-            if key in _REGISTRY and _REGISTRY[key].__qualname__ != cls.__qualname__:
-                raise TypeError(f"{kind} {name!r} declared twice ({_REGISTRY[key]!r} and {cls!r})")
-            _REGISTRY[key] = cls
+            if key in REGISTRY and REGISTRY[key].__qualname__ != cls.__qualname__:
+                raise TypeError(f"{kind} {name!r} declared twice ({REGISTRY[key]!r} and {cls!r})")
+            REGISTRY[key] = cls
 
     def __post_init__(self) -> None:
         """Convert every option to its declared type (defaults included); see the module docstring."""
@@ -162,17 +169,7 @@ class Component:
                 object.__setattr__(self, info.name, convert(value, info))
 
 
-_REGISTRY: dict[tuple[Kind, str], type[Component]] = {}
-
-
-def lookup(kind: Kind, name: str) -> type[Component] | None:
-    _load_declarations()
-    return _REGISTRY.get((kind, name))
-
-
-def registered(kind: Kind) -> dict[str, type[Component]]:
-    _load_declarations()
-    return {name: cls for (k, name), cls in sorted(_REGISTRY.items()) if k == kind}
+REGISTRY: dict[tuple[Kind, str], type[Component]] = {}
 
 
 def read_paths(config: Any) -> dict[str, list[str]]:
@@ -200,7 +197,8 @@ def options_of(cls: type[Component]) -> list[OptionInfo]:
             default = None
         out.append(OptionInfo(f.name, hints[f.name], default, meta["required"], meta["help"],
                               meta["sensitive"], meta["support"], meta["factory_only"], meta.get("choices"),
-                              meta.get("minimum"), meta.get("maximum"), meta.get("check"), meta.get("parse")))
+                              meta.get("minimum"), meta.get("maximum"), meta.get("check"), meta.get("parse"),
+                              meta.get("written")))
     return out
 
 
@@ -223,10 +221,11 @@ def _needs_conversion(tp: Any) -> bool:
 def convert(value: Any, info: OptionInfo) -> Any:
     """`value` (as written, or already converted) as the option's declared type; FactoryError if it does not parse."""
     if info.parse is not None:
-        target = typing.get_origin(info.type) or info.type
-        if isinstance(target, type) and isinstance(value, target):
-            return value
         return info.parse(value)
+    if info.choices is not None and isinstance(value, str) and value not in info.choices:
+        near = suggest(value, info.choices)
+        raise FactoryError(f"invalid {info.name} {value!r}; allowed: {', '.join(info.choices)}",
+                           hint=f"did you mean {near!r}?" if near else "allowed: " + ", ".join(info.choices))
     return convert_type(value, info.type, info.name)
 
 
@@ -279,21 +278,3 @@ def _type_name(tp: Any) -> str:
     if origin in (typing.Union, types.UnionType):
         return " | ".join(_type_name(a) for a in args)
     return f"{getattr(origin, '__name__', str(origin))}[{', '.join(_type_name(a) for a in args)}]"
-
-
-_loaded = False
-
-
-def _load_declarations() -> None:
-    """Import the modules that declare components, so the registry is complete before it is read."""
-    global _loaded
-    if _loaded:
-        return
-    _loaded = True
-    import importlib
-    import pkgutil
-
-    import factory.schema as schema
-
-    for mod in pkgutil.iter_modules(schema.__path__):
-        importlib.import_module(f"factory.schema.{mod.name}")

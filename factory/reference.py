@@ -10,7 +10,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from factory.options import Component, Kind, OptionInfo, Support, options_of, registered
+from factory.options import Component, Kind, OptionInfo, Support, options_of
+from factory.schema import registered
 
 # Packer 1.16's built-in functions (hcl2template/functions.go), to list the ones factory lacks.
 _PACKER_FUNCTIONS_TEXT = (

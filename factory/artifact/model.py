@@ -10,18 +10,12 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
 
+from factory.schema.values import DiskFormat as DiskFormat  # declared with the options that name it
+
 
 class Firmware(StrEnum):
     BIOS = "bios"
     EFI = "efi"
-
-
-class DiskFormat(StrEnum):
-    QCOW2 = "qcow2"
-    RAW = "raw"
-    VMDK = "vmdk"
-    VHD = "vhd"
-    VHDX = "vhdx"
 
 
 @dataclass(frozen=True)

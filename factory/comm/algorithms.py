@@ -11,6 +11,7 @@ import paramiko
 
 from factory.errors import FactoryError
 from factory.options import suggest
+from factory.schema.values import SSH_CIPHERS, SSH_KEX
 
 # paramiko's own preference lists: what it can negotiate (class attributes the stubs do not declare).
 CIPHERS: tuple[str, ...] = tuple(vars(paramiko.Transport)["_preferred_ciphers"])
@@ -51,3 +52,8 @@ def restrict(transport: paramiko.Transport, ciphers: tuple[str, ...], kex: tuple
         options.ciphers = ciphers
     if kex:
         options.kex = kex
+
+
+# The schema's checks of ssh_ciphers and ssh_key_exchange_algorithms (run when the template is read).
+SSH_CIPHERS.implement(lambda names: choose("ssh_ciphers", names, CIPHERS))
+SSH_KEX.implement(lambda names: choose("ssh_key_exchange_algorithms", names, KEX))

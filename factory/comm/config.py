@@ -1,80 +1,67 @@
-"""From a builder's communicator options (Packer's names, factory.schema.common.CommunicatorOptions) to the
-SSHSettings the communicator runs with. The builder fills in what only it knows (host, forwarded port, the
-ephemeral key, the scaled timeout) with dataclasses.replace."""
+"""From a builder's communicator options (factory.schema.common.CommunicatorOptions, typed) to the SSHSettings the
+communicator runs with. The builder fills in what only it knows (host, forwarded port, the ephemeral key, the
+scaled timeout) with dataclasses.replace."""
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
 
 from factory.comm.route import Bastion, Proxy
 from factory.comm.ssh import SSHSettings
-from factory.comm.tunnel import tunnels
-from factory.schema.types import parse_duration
-
-
-def _get(config: Any, name: str, default: Any = None) -> Any:
-    value = getattr(config, name, default)
-    return default if value is None else value
+from factory.schema.common import CommunicatorOptions
 
 
 def _path(root: Path, value: str | None) -> Path | None:
     return (root / os.path.expanduser(value)) if value else None
 
 
-def _bastion(config: Any, root: Path, key_file: Path | None, cert_file: Path | None) -> Bastion | None:
-    host = _get(config, "ssh_bastion_host")
-    if not host:
+def _bastion(c: CommunicatorOptions, root: Path, username: str, key_file: Path | None,
+             cert_file: Path | None) -> Bastion | None:
+    if not c.ssh_bastion_host:
         return None
-    own_key = _path(root, _get(config, "ssh_bastion_private_key_file"))
+    own_key = _path(root, c.ssh_bastion_private_key_file)
     # Packer: a bastion without a key of its own uses ssh_private_key_file (and its certificate).
-    return Bastion(host=host, port=int(_get(config, "ssh_bastion_port", 22)),
-                   username=_get(config, "ssh_bastion_username") or _get(config, "ssh_username", "root"),
-                   password=_get(config, "ssh_bastion_password"),
+    return Bastion(host=c.ssh_bastion_host, port=c.ssh_bastion_port,
+                   username=c.ssh_bastion_username or username, password=c.ssh_bastion_password,
                    private_key_file=own_key or key_file,
-                   certificate_file=_path(root, _get(config, "ssh_bastion_certificate_file")) if own_key else cert_file,
-                   agent_auth=bool(_get(config, "ssh_bastion_agent_auth", False)),
-                   interactive=bool(_get(config, "ssh_bastion_interactive", False)))
+                   certificate_file=_path(root, c.ssh_bastion_certificate_file) if own_key else cert_file,
+                   agent_auth=c.ssh_bastion_agent_auth, interactive=c.ssh_bastion_interactive)
 
 
-def _proxy(config: Any) -> Proxy | None:
-    host = _get(config, "ssh_proxy_host")
-    if not host:
+def _proxy(c: CommunicatorOptions) -> Proxy | None:
+    if not c.ssh_proxy_host:
         return None
-    return Proxy(host=host, port=int(_get(config, "ssh_proxy_port", 1080)),
-                 username=_get(config, "ssh_proxy_username"), password=_get(config, "ssh_proxy_password"))
+    return Proxy(host=c.ssh_proxy_host, port=c.ssh_proxy_port, username=c.ssh_proxy_username,
+                 password=c.ssh_proxy_password)
 
 
-def ssh_settings_from(config: Any, root: Path, username: str) -> SSHSettings:
-    """Every communicator option of a source config, parsed (durations in seconds, paths against root)."""
-    key_file = _path(root, _get(config, "ssh_private_key_file"))
-    cert_file = _path(root, _get(config, "ssh_certificate_file"))
-    keepalive = parse_duration(_get(config, "ssh_keep_alive_interval", "5s"), what="ssh_keep_alive_interval")
-    rw = _get(config, "ssh_read_write_timeout")
-    read_write = parse_duration(rw, what="ssh_read_write_timeout") if rw else None
+def ssh_settings_from(c: CommunicatorOptions, root: Path, username: str) -> SSHSettings:
+    """Every communicator option of a source config (paths against root; durations are already seconds)."""
+    key_file = _path(root, c.ssh_private_key_file)
+    cert_file = _path(root, c.ssh_certificate_file)
+    read_write = c.ssh_read_write_timeout
     return SSHSettings(
-        host=_get(config, "ssh_host") or "127.0.0.1",
-        port=int(_get(config, "ssh_port", 22)),
+        host=c.ssh_host or "127.0.0.1",  # where QEMU forwards the host port (the builder replaces it otherwise)
+        port=c.ssh_port,
         username=username,
-        password=_get(config, "ssh_password"),
+        password=c.ssh_password,
         private_key_file=key_file,
         certificate_file=cert_file,
-        timeout=parse_duration(_get(config, "ssh_timeout", "5m"), what="ssh_timeout"),
-        handshake_attempts=int(_get(config, "ssh_handshake_attempts", 10)),
-        pause_before_connecting=parse_duration(_get(config, "pause_before_connecting", "0s")),
-        keepalive_interval=keepalive,
-        pty=bool(_get(config, "ssh_pty", False)),
-        agent_auth=bool(_get(config, "ssh_agent_auth", False)),
-        forward_agent=not _get(config, "ssh_disable_agent_forwarding", False),
+        timeout=c.ssh_timeout,
+        handshake_attempts=c.ssh_handshake_attempts,
+        pause_before_connecting=c.pause_before_connecting,
+        keepalive_interval=c.ssh_keep_alive_interval,
+        pty=c.ssh_pty,
+        agent_auth=c.ssh_agent_auth,
+        forward_agent=not c.ssh_disable_agent_forwarding,
         # As written: connect() offers the usable ones and says which it left out.
-        ciphers=tuple(_get(config, "ssh_ciphers", [])),
-        kex_algorithms=tuple(_get(config, "ssh_key_exchange_algorithms", [])),
-        file_transfer=_get(config, "ssh_file_transfer_method", "sftp"),
+        ciphers=tuple(c.ssh_ciphers),
+        kex_algorithms=tuple(c.ssh_key_exchange_algorithms),
+        file_transfer=c.ssh_file_transfer_method,
         read_write_timeout=read_write if read_write and read_write > 0 else None,
-        local_tunnels=tunnels(_get(config, "ssh_local_tunnels", []), "ssh_local_tunnels"),
-        remote_tunnels=tunnels(_get(config, "ssh_remote_tunnels", []), "ssh_remote_tunnels"),
-        bastion=_bastion(config, root, key_file, cert_file),
-        proxy=_proxy(config),
+        local_tunnels=c.ssh_local_tunnels,
+        remote_tunnels=c.ssh_remote_tunnels,
+        bastion=_bastion(c, root, username, key_file, cert_file),
+        proxy=_proxy(c),
     )
-

@@ -14,38 +14,13 @@ import select
 import socket
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass
 
 import paramiko
 
 from factory.errors import FactoryError
+from factory.schema.values import Tunnel, tunnels
 
-
-@dataclass(frozen=True)
-class Tunnel:
-    listen_port: int
-    host: str
-    port: int
-
-    @classmethod
-    def parse(cls, text: str, option: str) -> Tunnel:
-        """`port:host:hostport` (Packer's and OpenSSH's form; IPv6 hosts in brackets)."""
-        listen, _, rest = text.partition(":")
-        host, _, port = rest.rpartition(":")
-        host = host.removeprefix("[").removesuffix("]")
-        if not (listen.isdigit() and port.isdigit() and host) or not (
-                0 < int(listen) < 65536 and 0 < int(port) < 65536):
-            raise FactoryError(f"{option} entry {text!r} is not PORT:HOST:PORT",
-                               hint=f'e.g. {option} = ["8080:localhost:3000"]')
-        return cls(int(listen), host, int(port))
-
-    def __str__(self) -> str:
-        return f"{self.listen_port}:{self.host}:{self.port}"
-
-
-def tunnels(values: list[str] | tuple[str, ...], option: str) -> tuple[Tunnel, ...]:
-    """Parse ssh_local_tunnels / ssh_remote_tunnels (also the schema's validator)."""
-    return tuple(Tunnel.parse(v, option) for v in values)
+__all__ = ["Tunnel", "Tunnels", "tunnels"]
 
 
 def _pump(a: socket.socket | paramiko.Channel, b: socket.socket | paramiko.Channel) -> None:

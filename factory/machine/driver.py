@@ -43,37 +43,8 @@ from factory.machine.keys import Action
 from factory.machine.ports import PortLease
 from factory.machine.tpm import TpmSpec
 from factory.machine.vnc import VncSpec
-
-
-@dataclass(frozen=True)
-class DiskToolArgs:
-    """Extra arguments for the driver's disk tool (qemu-img for QEMU: Packer's qemu_img_args), per operation.
-
-    They go after the tool's own options and before the file names, as Packer places them."""
-
-    create: tuple[str, ...] = ()
-    convert: tuple[str, ...] = ()
-    resize: tuple[str, ...] = ()
-
-    @classmethod
-    def parse(cls, value: object, *, option: str = "qemu_img_args") -> DiskToolArgs:
-        """From `{ create = [...], convert = [...], resize = [...] }`; unknown keys or non-lists are errors."""
-        hint = 'e.g. qemu_img_args { convert = ["-o", "preallocation=full"], resize = ["--shrink"] }'
-        if not isinstance(value, dict):
-            raise FactoryError(f"{option} must be a map of create/convert/resize to argument lists", hint=hint)
-        known = ("create", "convert", "resize")
-        args: dict[str, tuple[str, ...]] = {}
-        for key, items in value.items():
-            if key not in known:
-                raise FactoryError(f"{option}: unknown qemu-img subcommand {key!r}",
-                                   hint="keys: create, convert, resize; " + hint)
-            if not isinstance(items, list | tuple) or not all(isinstance(a, str) for a in items):
-                raise FactoryError(f"{option}.{key} must be a list of strings, got {items!r}", hint=hint)
-            args[key] = tuple(items)
-        return cls(**args)
-
-
-NO_DISK_ARGS = DiskToolArgs()
+from factory.schema.values import NO_DISK_ARGS as NO_DISK_ARGS  # the option value types live in the schema
+from factory.schema.values import DiskToolArgs as DiskToolArgs
 
 
 class Feature(StrEnum):

@@ -13,6 +13,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from factory.errors import FactoryError
+from factory.schema.values import BootStep as BootStep  # the option value types live in the schema
+from factory.schema.values import boot_steps as boot_steps
 
 SPECIAL: dict[str, str] = {
     "enter": "ret", "return": "ret", "esc": "esc", "tab": "tab", "bs": "backspace", "del": "delete",
@@ -55,33 +57,6 @@ class Wait:
 
 Action = Press | Hold | Wait
 
-
-@dataclass(frozen=True)
-class BootStep:
-    """One element of boot_steps (or of boot_command, without a description): a group of keys typed together."""
-
-    keys: str
-    description: str = ""
-
-
-_STEP_HINT = 'each step is ["keys", "description"], e.g. ["<esc><wait>", "open the boot prompt"]'
-
-
-def boot_steps(value: object, *, option: str = "boot_steps") -> tuple[BootStep, ...]:
-    """Packer's boot_steps: a list of [keys] or [keys, description]; anything else is an error naming the step."""
-    if not isinstance(value, list | tuple):
-        raise FactoryError(f"{option} must be a list of [keys, description] pairs, not {type(value).__name__}",
-                           hint=_STEP_HINT)
-    steps = []
-    for i, step in enumerate(value):
-        if isinstance(step, str) or not isinstance(step, list | tuple) or not 1 <= len(step) <= 2:
-            raise FactoryError(f"{option}[{i}] must be [keys] or [keys, description], got {step!r}",
-                               hint=_STEP_HINT)
-        if not all(isinstance(part, str) for part in step):
-            raise FactoryError(f"{option}[{i}]: keys and description must be strings, got {step!r}",
-                               hint=_STEP_HINT)
-        steps.append(BootStep(step[0], step[1] if len(step) == 2 else ""))
-    return tuple(steps)
 
 _TAG = re.compile(r"<([A-Za-z][A-Za-z0-9]*)>")
 _DURATION = re.compile(r"^(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$")

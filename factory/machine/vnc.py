@@ -15,9 +15,10 @@ from dataclasses import dataclass, field
 from factory import secrets
 from factory.errors import FactoryError
 from factory.machine.ports import PortLease, reserve
-
-VNC_BASE_PORT = 5900            # QEMU takes a display number: port - 5900
-MAX_PASSWORD = 8                # VNC authentication (DES) uses 8 bytes; QEMU would silently cut the rest
+from factory.schema.values import MAX_VNC_PASSWORD as MAX_PASSWORD
+from factory.schema.values import VNC_BASE_PORT
+from factory.schema.values import check_vnc_password as check_password
+from factory.schema.values import check_vnc_port_min as check_port_min
 
 
 @dataclass(frozen=True)
@@ -30,24 +31,11 @@ class VncSpec:
     port_max: int | None = None          # QEMU moves up to this port if another program took `port` meanwhile
 
 
-def check_port_min(low: int) -> None:
-    if low < VNC_BASE_PORT:
-        raise FactoryError(f"vnc_port_min {low} is below {VNC_BASE_PORT}",
-                           hint="QEMU addresses VNC by display number (port - 5900): use ports from 5900 up")
-
-
 def check_range(low: int, high: int) -> None:
     check_port_min(low)
     if low > high or high > 65535:
         raise FactoryError(f"vnc_port_min..vnc_port_max is empty or invalid: {low}..{high}",
                            hint="set vnc_port_min <= vnc_port_max (defaults 5900..6000)")
-
-
-def check_password(password: str) -> None:
-    if len(password.encode()) > MAX_PASSWORD:
-        raise FactoryError(f"vnc_password is {len(password.encode())} bytes long; VNC passwords hold at most "
-                           f"{MAX_PASSWORD}", hint="shorten vnc_password to 8 characters (VNC authentication "
-                           "ignores the rest), or leave it unset for a random one")
 
 
 def generate_password() -> str:

@@ -13,6 +13,7 @@ from typing import Any, NoReturn
 from factory import paths
 from factory.errors import FactoryError, Location
 from factory.options import suggest
+from factory.schema.values import CATALOG_RELEASE
 from factory.textfile import check_nesting, read_text
 
 SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
@@ -122,6 +123,7 @@ def names() -> list[str]:
     return sorted(_files())
 
 
+@CATALOG_RELEASE.implement  # `iso = "name"` is checked when the template is read, so a typo names file:line
 def load(name: str) -> Release:
     """The release called name (the file NAME.toml in the first catalog folder that has one)."""
     files = _files()

@@ -22,6 +22,8 @@ from pathlib import Path, PurePosixPath
 from factory.errors import FactoryError
 from factory.machine.keys import expand
 from factory.run import run
+from factory.schema.values import DEFAULT_FLOPPY_LABEL as DEFAULT_LABEL
+from factory.schema.values import check_floppy_label as check_label
 
 FloppyFiles = dict[str, bytes | Path]
 
@@ -30,8 +32,6 @@ CLUSTER = 512
 DATA_CLUSTERS = 2847                      # a 1.44 MB FAT12 disk as `mformat -f 1440` lays it out
 CAPACITY = DATA_CLUSTERS * CLUSTER
 FAT_EPOCH = 315532800                     # 1980-01-01T00:00:00Z: the earliest time FAT can store
-DEFAULT_LABEL = "packer"                  # Packer's default volume label
-_LABEL_FORBIDDEN = set('"*+,./:;<=>?[\\]|')
 _LARGE_HINT = ("a floppy holds 1.44 MB: serve large files with http_directory/http_content, put them on the CD "
                "(cd_files/cd_content) or upload them with a file provisioner")
 
@@ -104,14 +104,6 @@ def _check_names(files: FloppyFiles) -> None:
                                "cannot keep apart", hint="rename one of them (floppy_files/floppy_dirs/"
                                "floppy_content)")
         seen[key] = name
-
-
-def check_label(label: str) -> str:
-    """A FAT volume label: at most 11 characters, none of the ones FAT forbids."""
-    if len(label.encode()) > 11 or not label.isascii() or _LABEL_FORBIDDEN & set(label):
-        raise FactoryError(f"floppy_label {label!r} is not a valid FAT volume label",
-                           hint="use at most 11 ASCII letters, digits, spaces, '-' or '_' (e.g. `cidata`)")
-    return label
 
 
 def _size(data: bytes | Path) -> int:

@@ -31,6 +31,7 @@ from factory.errors import FactoryError, FactoryErrors, Location
 from factory.media import validate
 from factory.media.catalog import InstallerFamily
 from factory.options import suggest
+from factory.schema.values import PRESEED_VARS
 
 HOSTNAME_RE = re.compile(r"^(?=.{1,63}$)[a-z0-9]([a-z0-9-]*[a-z0-9])?$", re.IGNORECASE)
 USERNAME_RE = re.compile(r"^[a-z_][a-z0-9_-]{0,31}$")
@@ -192,6 +193,24 @@ def from_template(values: Mapping[str, str], extra: Sequence[str] = ()) -> Prese
         raise FactoryErrors([_template_wording(e) for e in exc.errors]) from None
     except FactoryError as exc:
         raise _template_wording(exc) from None
+
+
+# A well-formed SHA-512 crypt stand-in: when preseed_vars has no password the build supplies one (ssh_password or
+# an unguessable one), so the other variables are checked with this in its place.
+_STAND_IN_HASH = "$6$" + "0" * 16 + "$" + "0" * 86
+
+
+@PRESEED_VARS.implement
+def check_template_vars(values: Mapping[str, Any]) -> PreseedVars:
+    """`preseed_vars` are the variables `factory iso-build --var` takes, with the same checks (the schema's
+    PRESEED_VARS check, run when the template is read so a problem names file:line)."""
+    given = {str(k).strip().replace("-", "_") for k in values}
+    extra = [] if given & {"password", "password_hash"} else [f"password_hash={_STAND_IN_HASH}"]
+    try:
+        return from_template({str(k): str(v).lower() if isinstance(v, bool) else str(v) for k, v in values.items()},
+                             extra)
+    except FactoryErrors as exc:
+        raise FactoryError("; ".join(e.message for e in exc.errors), hint=exc.errors[0].hint) from None
 
 
 def _template_wording(err: FactoryError) -> FactoryError:

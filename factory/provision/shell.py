@@ -20,7 +20,6 @@ from factory.provision.base import (
     render_command,
 )
 from factory.schema.provisioners import ShellProvisioner
-from factory.schema.types import parse_duration
 
 DEFAULT_EXECUTE = "chmod +x {{.Path}}; {{.Vars}} {{.Path}}"
 # Packer's default when use_env_var_file is set: source the uploaded file instead of prefixing the command.
@@ -65,7 +64,7 @@ class Shell(Provisioner, kind=ProvisionerType.SHELL):
             f"{config.remote_folder.rstrip('/') or ''}/"
             f"{config.remote_file or f'script_{pyrandom.randbelow(10**6)}.sh'}")
         values = packer_env(ctx, config.environment_vars, config.env)
-        start_retry = parse_duration(config.start_retry_timeout, what="start_retry_timeout")
+        start_retry = config.start_retry_timeout
         execute = config.execute_command
         placeholders = {"Path": remote, "Vars": flatten_env(values, config.env_var_format)}
         env_file = None
@@ -87,7 +86,7 @@ class Shell(Provisioner, kind=ProvisionerType.SHELL):
                 cleanup = "rm -f " + " ".join(shlex.quote(p) for p in (remote, env_file) if p)
                 comm.run(cleanup, on_line=ctx.emit, timeout=ctx.remaining("cleaning up"))
         if config.pause_after:
-            pause = parse_duration(config.pause_after, what="pause_after")
+            pause = config.pause_after
             ctx.emit(f"Pausing {pause:g}s after the scripts (pause_after)")
             time.sleep(pause)
 

@@ -10,29 +10,31 @@ declarations. Support flags describe the QEMU engine (issue 4): what it acts on 
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from factory.options import Support, opt
+from factory.schema.types import Duration
+from factory.schema.values import (
+    DEFAULT_FLOPPY_LABEL,
+    SSH_CIPHERS,
+    SSH_KEX,
+    BootStep,
+    Tunnel,
+    boot_steps,
+    check_floppy_label,
+    tunnels,
+)
 
 IGNORED = Support.IGNORED
 
 
-def _tunnels(option: str) -> Callable[[list[str]], object]:
-    def check(values: list[str]) -> object:
-        from factory.comm.tunnel import tunnels  # imported when used: paramiko is slow to import
-
-        return tunnels(values, option)
-    return check
+def _local_tunnels(values: Any) -> tuple[Tunnel, ...]:
+    return tunnels(values, "ssh_local_tunnels")
 
 
-def _algorithms(option: str, kind: str) -> Callable[[list[str]], object]:
-    def check(values: list[str]) -> object:
-        from factory.comm import algorithms
-
-        return algorithms.choose(option, values, getattr(algorithms, kind))
-    return check
+def _remote_tunnels(values: Any) -> tuple[Tunnel, ...]:
+    return tunnels(values, "ssh_remote_tunnels")
 
 
 @dataclass(frozen=True)
@@ -53,8 +55,14 @@ class IsoOptions:
                                       "A file already there that matches `iso_checksum` is used without "
                                       "downloading. factory links it to its cache copy (no second copy on the "
                                       "same file system).")
-    iso_target_extension: str = opt("iso", help="File extension of the stored ISO when `iso_target_path` is a "
+    iso_target_extension: str = opt("iso", parse=str.lower,
+                                    help="File extension of the stored ISO when `iso_target_path` is a "
                                     "directory (lower-cased).")
+
+    @property
+    def iso_url_list(self) -> list[str]:
+        """`iso_url`, or the `iso_urls` to try in order."""
+        return [self.iso_url] if self.iso_url else list(self.iso_urls)
 
 
 @dataclass(frozen=True)
@@ -77,7 +85,8 @@ class HttpOptions:
                                      "server (Packer's undocumented SDK option, used by builders on bridged "
                                      "networks). Not acted on: under QEMU user networking the guest always "
                                      "reaches the server at `10.0.2.2`.", support=IGNORED)
-    http_network_protocol: str = opt("tcp", help="Network protocol of the HTTP server: `tcp` and `tcp4` "
+    http_network_protocol: str = opt("tcp", choices=("tcp", "tcp4", "tcp6", "unix", "unixpacket"),
+                                     help="Network protocol of the HTTP server: `tcp` and `tcp4` "
                                      "listen on IPv4 (the guest uses `10.0.2.2`); `tcp6` listens on IPv6 only "
                                      "(`127.0.0.1` becomes `::1`, `0.0.0.0` becomes `::`) and `{{ .HTTPIP }}` "
                                      "is `[fec0::2]`, QEMU user networking's IPv6 address of the host. `unix` "
@@ -97,8 +106,12 @@ class FloppyOptions:
     floppy_content: dict[str, str] = opt({}, help="Map of floppy path to file content; wins over "
                                          "`floppy_files`/`floppy_dirs` for the same path. The image is "
                                          "deterministic (sorted, SOURCE_DATE_EPOCH or 1980-01-01 times).")
-    floppy_label: str | None = opt(None, help="Volume label of the floppy (default `packer`; at most 11 "
-                                   "characters; `cidata` makes it a cloud-init NoCloud seed).")
+    floppy_label: str = opt(DEFAULT_FLOPPY_LABEL, check=check_floppy_label, help="Volume label of the floppy (at "
+                            "most 11 characters; `cidata` makes it a cloud-init NoCloud seed).")
+
+    @property
+    def wants_floppy(self) -> bool:
+        return bool(self.floppy_files or self.floppy_dirs or self.floppy_content)
 
 
 @dataclass(frozen=True)
@@ -123,20 +136,19 @@ class BootOptions:
                                   "`<leftCtrlOn>c<leftCtrlOff>`, and `{{ .HTTPIP }}`, `{{ .HTTPPort }}`, "
                                   "`{{ .Name }}`, `{{ .SSHPublicKey | urlquery }}`. Not needed when factory "
                                   "makes the unattended media itself (`iso = ...`).")
-    boot_steps: list[list[str]] = opt([], help="`[keys, description]` pairs typed in order, each in "
+    boot_steps: tuple[BootStep, ...] = opt([], written=list[list[str]], parse=boot_steps,
+                                           help="`[keys, description]` pairs typed in order, each in "
                                       "`boot_command` syntax; each step is announced with its description "
                                       "before it is typed, and is one key group for `boot_keygroup_interval`. "
                                       "With `-debug` on a terminal factory waits for Enter after each step, as "
                                       "Packer does. Mutually exclusive with `boot_command`.")
-    boot_wait: str = opt("10s", help="Duration to wait after starting the VM before typing `boot_command`; a "
+    boot_wait: Duration = opt("10s", help="Duration to wait after starting the VM before typing `boot_command`; a "
                          "negative value means no wait.")
-    boot_key_interval: str = opt("100ms", help="Duration between two typed keys.")
-    boot_keygroup_interval: str | None = opt(None, help="Duration to wait between two key groups: the "
-                                             "elements of `boot_command`, or the steps of `boot_steps` (default "
-                                             "0: QEMU takes keys one by one, paced by `boot_key_interval`).")
-
-    BOOT_DURATIONS: ClassVar[frozenset[str]] = frozenset({"boot_wait", "boot_key_interval",
-                                                          "boot_keygroup_interval"})
+    boot_key_interval: Duration = opt("100ms", help="Duration between two typed keys.")
+    # Packer leaves this default to each builder; its QEMU builder types over VNC with no pause between groups.
+    boot_keygroup_interval: Duration = opt("0s", help="Duration to wait between two key groups: the elements of "
+                                           "`boot_command`, or the steps of `boot_steps` (QEMU takes keys one by "
+                                           "one, paced by `boot_key_interval`).")
 
 
 @dataclass(frozen=True)
@@ -146,7 +158,7 @@ class ShutdownOptions:
     shutdown_command: str | None = opt(None, help="Command run over SSH to shut the guest down after "
                                        "provisioning. When unset (or when it fails) factory asks for an ACPI "
                                        "power-down through QMP, then stops the VM.")
-    shutdown_timeout: str = opt("5m", help="Duration to wait for the guest to power off after "
+    shutdown_timeout: Duration = opt("5m", help="Duration to wait for the guest to power off after "
                                 "`shutdown_command`; past it the build fails.")
 
 
@@ -155,9 +167,10 @@ class ShutdownOptions:
 class CommunicatorOptions:
     """How factory talks to the guest (Packer's communicator Config, SSH and WinRM structs)."""
 
-    communicator: str = opt("ssh", help="`ssh` (default) or `none`. `winrm` validates, but `factory build` "
+    communicator: str = opt("ssh", choices=("ssh", "winrm", "none"),
+                            help="`ssh` (default) or `none`. `winrm` validates, but `factory build` "
                             "refuses it before any VM starts: factory has no WinRM communicator.")
-    pause_before_connecting: str = opt("0s", help="Duration to wait after the first successful connection "
+    pause_before_connecting: Duration = opt("0s", help="Duration to wait after the first successful connection "
                                        "before connecting again and provisioning (for guests that restart "
                                        "sshd late in their boot).")
     host_port_min: int = opt(2222, help="Lowest host port forwarded to the guest's SSH port; a free port in "
@@ -175,7 +188,7 @@ class CommunicatorOptions:
     ssh_private_key_file: str | None = opt(None, help="Private key file for SSH login (`~` expanded). With "
                                            "neither this nor `ssh_password`, factory generates an ephemeral "
                                            "ed25519 key pair per build and injects its public key.")
-    ssh_timeout: str = opt("5m", help="Duration to wait for SSH to become available; factory scales it for "
+    ssh_timeout: Duration = opt("5m", help="Duration to wait for SSH to become available; factory scales it for "
                            "TCG and names what it saw on timeout (refused, banner, auth failure ...).")
     ssh_handshake_attempts: int = opt(10, help="SSH handshakes to attempt once the port accepts connections.")
     ssh_host: str | None = opt(None, help="Address to SSH to. Default `127.0.0.1`, where QEMU forwards a "
@@ -194,10 +207,11 @@ class CommunicatorOptions:
     ssh_certificate_file: str | None = opt(None, help="OpenSSH user certificate (`*-cert.pub`, made with "
                                            "`ssh-keygen -s CA ...`) for `ssh_private_key_file`, for sshds that "
                                            "trust a CA (`TrustedUserCAKeys`). `~` is expanded.")
-    ssh_ciphers: list[str] = opt([], help="Ciphers offered, in order of preference (default: paramiko's). "
+    ssh_ciphers: list[str] = opt([], check=SSH_CIPHERS,
+                                 help="Ciphers offered, in order of preference (default: paramiko's). "
                                  "Names SSH has but factory lacks (`chacha20-poly1305@openssh.com`, `arcfour*`) "
                                  "are left out; an unknown name is an error listing the supported ones.")
-    ssh_key_exchange_algorithms: list[str] = opt([], help="Key exchange algorithms offered, in order of "
+    ssh_key_exchange_algorithms: list[str] = opt([], check=SSH_KEX, help="Key exchange algorithms offered, in order of "
                                                  "preference (e.g. `curve25519-sha256@libssh.org`, "
                                                  "`ecdh-sha2-nistp256`); as for `ssh_ciphers`, SHA-1 groups "
                                                  "are left out and unknown names are errors.")
@@ -205,20 +219,23 @@ class CommunicatorOptions:
                                           "from `~/.ssh/authorized_keys` of `ssh_username` and (with "
                                           "passwordless sudo) of root, then check it is gone: the image does "
                                           "not keep a key factory made. Only with the ephemeral key pair.")
-    ssh_file_transfer_method: str = opt("sftp", help="`sftp` (factory's default) or `scp` (Packer's default; "
+    ssh_file_transfer_method: str = opt("sftp", choices=("scp", "sftp"),
+                                        help="`sftp` (factory's default) or `scp` (Packer's default; "
                                         "the SCP protocol through `scp -t`/`scp -f` in the guest, for sshds "
                                         "without an SFTP subsystem).")
-    ssh_keep_alive_interval: str = opt("5s", help="Duration between SSH keep-alive messages; during a "
+    ssh_keep_alive_interval: Duration = opt("5s", help="Duration between SSH keep-alive messages; during a "
                                        "silent command factory also checks that the guest still answers at "
                                        "this pace. A negative value (`-1s`) disables both.")
-    ssh_read_write_timeout: str | None = opt(None, help="Duration the guest may stay silent (not even "
+    ssh_read_write_timeout: Duration | None = opt(None, help="Duration the guest may stay silent (not even "
                                              "answering keep-alives) before the connection counts as dead and "
                                              "the command fails (or reconnects with `expect_disconnect`). "
                                              "Default 30s in factory (Packer: disabled).")
-    ssh_remote_tunnels: list[str] = opt([], help="`PORT:HOST:HOSTPORT` tunnels like `ssh -R`: the guest's "
+    ssh_remote_tunnels: tuple[Tunnel, ...] = opt([], written=list[str], parse=_remote_tunnels,
+                                                 help="`PORT:HOST:HOSTPORT` tunnels like `ssh -R`: the guest's "
                                         "sshd listens on `localhost:PORT` and connections reach `HOST:HOSTPORT` "
                                         "as seen from the build host.")
-    ssh_local_tunnels: list[str] = opt([], help="`PORT:HOST:HOSTPORT` tunnels like `ssh -L`: factory listens "
+    ssh_local_tunnels: tuple[Tunnel, ...] = opt([], written=list[str], parse=_local_tunnels,
+                                                help="`PORT:HOST:HOSTPORT` tunnels like `ssh -L`: factory listens "
                                        "on `127.0.0.1:PORT` on the build host and connections reach "
                                        "`HOST:HOSTPORT` as seen from the guest.")
     ssh_bastion_host: str | None = opt(None, help="Jump host: factory logs in there and reaches the guest's "
@@ -242,7 +259,8 @@ class CommunicatorOptions:
     ssh_proxy_port: int = opt(1080, help="Port of the SOCKS5 proxy.")
     ssh_proxy_username: str | None = opt(None, help="User for the SOCKS5 proxy (RFC 1929).")
     ssh_proxy_password: str | None = opt(None, help="Password for the SOCKS5 proxy.", sensitive=True)
-    temporary_key_pair_type: str = opt("ed25519", help="Type of the ephemeral key pair: `ed25519` (factory's "
+    temporary_key_pair_type: str = opt("ed25519", choices=("ed25519", "ecdsa", "rsa", "dsa"),
+                                       help="Type of the ephemeral key pair: `ed25519` (factory's "
                                        "default), `ecdsa` or `rsa` (Packer's default). `dsa` is refused: "
                                        "OpenSSH no longer accepts DSA keys.")
     temporary_key_pair_bits: int | None = opt(None, help="Size of the ephemeral key: rsa 1024..16384 "
@@ -253,7 +271,7 @@ class CommunicatorOptions:
     winrm_password: str | None = opt(None, help="WinRM password.", sensitive=True)
     winrm_host: str | None = opt(None, help="Address of the WinRM endpoint.")
     winrm_port: int = opt(5985, help="Port of the WinRM endpoint.")
-    winrm_timeout: str = opt("30m", help="Duration to wait for WinRM.")
+    winrm_timeout: Duration = opt("30m", help="Duration to wait for WinRM.")
     winrm_use_ssl: bool = opt(False, help="Use HTTPS for WinRM.")
     winrm_insecure: bool = opt(False, help="Skip WinRM certificate checks.")
     winrm_use_ntlm: bool = opt(False, help="NTLMv2 authentication for WinRM.")
@@ -266,27 +284,11 @@ class CommunicatorOptions:
                                          "ssh_host_port_max": "host_port_max",
                                          "ssh_skip_nat_mapping": "skip_nat_mapping",
                                          "ssh_disable_agent": "ssh_disable_agent_forwarding"}
-    COMM_DURATIONS: ClassVar[frozenset[str]] = frozenset({"pause_before_connecting", "ssh_timeout",
-                                                          "ssh_keep_alive_interval", "ssh_read_write_timeout",
-                                                          "winrm_timeout"})
-    COMM_CHOICES: ClassVar[dict[str, tuple[str, ...]]] = {"communicator": ("ssh", "winrm", "none"),
-                                                          "ssh_file_transfer_method": ("scp", "sftp"),
-                                                          "temporary_key_pair_type": ("ed25519", "ecdsa", "rsa",
-                                                                                      "dsa")}
-    # Checked when the template is read (file:line), with the parsers the communicator uses.
-    COMM_VALIDATORS: ClassVar[dict[str, Callable[[Any], object]]] = {
-        "ssh_local_tunnels": _tunnels("ssh_local_tunnels"), "ssh_remote_tunnels": _tunnels("ssh_remote_tunnels"),
-        "ssh_ciphers": _algorithms("ssh_ciphers", "CIPHERS"),
-        "ssh_key_exchange_algorithms": _algorithms("ssh_key_exchange_algorithms", "KEX")}
-
 
 @dataclass(frozen=True)
 class SourceOptions(IsoOptions, HttpOptions, FloppyOptions, CdOptions, BootOptions, ShutdownOptions,
                     CommunicatorOptions):
     """Everything Packer's ISO-based builders share; a source adds its own hardware and output options."""
-
-    SOURCE_DURATIONS: ClassVar[frozenset[str]] = (BootOptions.BOOT_DURATIONS | CommunicatorOptions.COMM_DURATIONS
-                                                  | {"shutdown_timeout"})
     SOURCE_EXCLUSIVE: ClassVar[tuple[tuple[str, ...], ...]] = (
         ("iso_url", "iso_urls"), ("http_directory", "http_content"), ("boot_command", "boot_steps"))
 

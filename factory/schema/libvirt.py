@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar, TypeVar
 
 from factory.errors import FactoryError
-from factory.options import Component, Kind, Support, opt, suggest
+from factory.options import Component, Kind, Support, opt, options_of, suggest
 from factory.schema.common import BootOptions, CommunicatorOptions, HttpOptions, ShutdownOptions
 from factory.schema.types import Checked, OptionProblem, parse_size_mib
 
@@ -324,8 +324,6 @@ class LibvirtSource(HttpOptions, BootOptions, ShutdownOptions, CommunicatorOptio
         "ssh", help="`ssh` (default) or `none`; or, as the libvirt plugin writes it, a `communicator { }` block "
         "holding the communicator options (`communicator`, `ssh_username`, ...).")
 
-    DURATIONS: ClassVar[frozenset[str]] = (BootOptions.BOOT_DURATIONS | CommunicatorOptions.COMM_DURATIONS
-                                           | {"shutdown_timeout"})
     CHOICES: ClassVar[dict[str, tuple[str, ...]]] = {
         "ssh_file_transfer_method": ("scp", "sftp"),
         "temporary_key_pair_type": ("ed25519", "ecdsa", "rsa", "dsa"),
@@ -337,10 +335,14 @@ class LibvirtSource(HttpOptions, BootOptions, ShutdownOptions, CommunicatorOptio
     EXCLUSIVE: ClassVar[tuple[tuple[str, ...], ...]] = (("http_directory", "http_content"),
                                                         ("boot_command", "boot_steps"))
     VALIDATORS: ClassVar[dict[str, Callable[[Any], object]]] = {
-        **CommunicatorOptions.COMM_VALIDATORS, "volume": parse_volumes, "network_interface": parse_interfaces,
+        "volume": parse_volumes, "network_interface": parse_interfaces,
         "graphics": parse_graphics, "communicator": _communicator}
 
     def __post_init__(self) -> None:
+        self._lift_communicator()
+        super().__post_init__()  # then every option converts to its declared type (Duration, Tunnel ...)
+
+    def _lift_communicator(self) -> None:
         # Lift a `communicator { }` block into the flat options the communicator reads (values converted to
         # their declared types; a bad block is reported by VALIDATORS, so it is left as it is here).
         block = self.communicator
@@ -350,10 +352,11 @@ class LibvirtSource(HttpOptions, BootOptions, ShutdownOptions, CommunicatorOptio
             return
         from factory.template.config import to_python
 
-        hints = typing.get_type_hints(CommunicatorOptions)
+        infos = {o.name: o for o in options_of(CommunicatorOptions)}  # type: ignore[arg-type]
         for key, value in block.items():
             if key != "communicator" and value is not None:
-                object.__setattr__(self, key, to_python(value, hints[key]))
+                info = infos[key]
+                object.__setattr__(self, key, to_python(value, info.written if info.written is not None else info.type))
         object.__setattr__(self, "communicator", to_python(block.get("communicator", "ssh"), str))
 
     def problems(self) -> list[OptionProblem]:

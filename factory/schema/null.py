@@ -6,9 +6,8 @@ already exists (`ssh_host`), or with `communicator = "none"` only host-side work
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import ClassVar
 
 from factory.options import Component, Kind
 from factory.schema.common import CommunicatorOptions
@@ -23,9 +22,6 @@ class NullSource(CommunicatorOptions, Checked, Component, kind=Kind.SOURCE, name
                               "or with `communicator = \"none\"` only shell-local provisioners and the "
                               "post-processors. The artifact has no files.")
 
-    DURATIONS: ClassVar[frozenset[str]] = CommunicatorOptions.COMM_DURATIONS
-    CHOICES: ClassVar[dict[str, tuple[str, ...]]] = CommunicatorOptions.COMM_CHOICES
-    VALIDATORS: ClassVar[dict[str, Callable[[Any], object]]] = CommunicatorOptions.COMM_VALIDATORS
 
     def problems(self) -> list[OptionProblem]:
         """Packer's null builder checks: a communicator other than none needs a host, a user and a login."""

@@ -15,7 +15,7 @@ from typing import ClassVar
 
 from factory.options import Component, Kind, Support, opt
 from factory.schema.common import EnvOptions, ShellLocalOptions
-from factory.schema.types import Checked, OptionProblem
+from factory.schema.types import Checked, Duration, OptionProblem
 
 IGNORED = Support.IGNORED
 
@@ -41,9 +41,9 @@ class ShellProvisioner(EnvOptions, Checked, Component, kind=Kind.PROVISIONER, na
                                "assignments. Put `sudo` here to run as root.")
     expect_disconnect: bool = opt(False, help="Treat a dropped connection as success (the script rebooted the "
                                   "guest); factory reconnects before the next step.")
-    start_retry_timeout: str = opt("5m", help="Duration to keep retrying the start of a script when the guest "
+    start_retry_timeout: Duration = opt("5m", help="Duration to keep retrying the start of a script when the guest "
                                    "is not reachable (e.g. rebooting).")
-    pause_after: str | None = opt(None, help="Duration to wait after the scripts ran.")
+    pause_after: Duration | None = opt(None, help="Duration to wait after the scripts ran.")
     valid_exit_codes: list[int] = opt([0], help="Exit codes treated as success, e.g. `[0, 2300218]` or "
                                       "`[0, 143]` around a reboot.")
     remote_folder: str = opt("/tmp", help="Guest directory scripts are uploaded to.")
@@ -53,7 +53,6 @@ class ShellProvisioner(EnvOptions, Checked, Component, kind=Kind.PROVISIONER, na
                                   "`<remote_folder>/<remote_file>`).")
     skip_clean: bool = opt(False, help="Leave uploaded scripts in the guest.")
 
-    DURATIONS: ClassVar[frozenset[str]] = frozenset({"start_retry_timeout", "pause_after"})
     EXCLUSIVE: ClassVar[tuple[tuple[str, ...], ...]] = (("inline", "script", "scripts"),)
 
 

@@ -9,45 +9,23 @@ for compatibility and reported as "accepted, not acted on" (Support.IGNORED).
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import ClassVar
 
-from factory.machine import vnc
-from factory.machine.driver import DiskToolArgs
-from factory.machine.keys import boot_steps
-from factory.media import floppy
 from factory.options import Component, Kind, Support, opt
-from factory.schema.common import CommunicatorOptions, SourceOptions
-from factory.schema.types import Checked
+from factory.schema.common import SourceOptions
+from factory.schema.types import Checked, SizeMiB
+from factory.schema.values import (
+    CATALOG_RELEASE,
+    PRESEED_VARS,
+    VNC_BASE_PORT,
+    DiskFormat,
+    DiskToolArgs,
+    check_vnc_password,
+    check_vnc_port_min,
+)
 
 IGNORED = Support.IGNORED
-
-
-def _catalog_release(name: str) -> object:
-    """`iso` names a release of the ISO catalog (checked at load, so a typo names file:line)."""
-    from factory.media import catalog
-
-    return catalog.load(name)
-
-
-# A well-formed SHA-512 crypt stand-in: when preseed_vars has no password the build supplies one (ssh_password or
-# an unguessable one), so the other variables are checked with this in its place.
-_STAND_IN_HASH = "$6$" + "0" * 16 + "$" + "0" * 86
-
-
-def _preseed_vars(values: dict[str, Any]) -> object:
-    """`preseed_vars` are the variables `factory iso-build --var` takes, with the same checks."""
-    from factory.errors import FactoryError, FactoryErrors
-    from factory.media.preseed import from_template
-
-    given = {str(k).strip().replace("-", "_") for k in values}
-    extra = [] if given & {"password", "password_hash"} else [f"password_hash={_STAND_IN_HASH}"]
-    try:
-        return from_template({str(k): str(v).lower() if isinstance(v, bool) else str(v) for k, v in values.items()},
-                             extra)
-    except FactoryErrors as exc:
-        raise FactoryError("; ".join(e.message for e in exc.errors), hint=exc.errors[0].hint) from None
 
 
 @dataclass(frozen=True)
@@ -58,15 +36,18 @@ class QemuSource(SourceOptions, Checked, Component, kind=Kind.SOURCE, name="qemu
                               "provisions it over SSH and writes a compacted qcow2 or raw disk.")
 
     # factory extras -------------------------------------------------------------------------------------------
-    iso: str | None = opt(None, factory_only=True, help="Name of a release in factory's ISO catalog (e.g. "
+    iso: str | None = opt(None, factory_only=True, check=CATALOG_RELEASE,
+                          help="Name of a release in factory's ISO catalog (e.g. "
                           "`ubuntu-24.04`, see `factory iso-list`). factory fetches and verifies the ISO and "
                           "makes the unattended install itself from `preseed_vars`: no `iso_url`, "
                           "`iso_checksum` or `boot_command` needed.")
-    preseed_vars: dict[str, str] = opt({}, factory_only=True, help="Variables of the unattended install made "
+    preseed_vars: dict[str, str] = opt({}, factory_only=True, check=PRESEED_VARS,
+                                       help="Variables of the unattended install made "
                                        "for `iso` (hostname, locale, keyboard, timezone, username, password, "
                                        "packages, ...). A plain `password` is stored only as a SHA-512 crypt "
                                        "hash.")
-    install_method: str = opt("media", factory_only=True, help="How the unattended install made for `iso` "
+    install_method: str = opt("media", factory_only=True, choices=("media", "direct-kernel"),
+                              help="How the unattended install made for `iso` "
                               "starts: `media` remasters the ISO with the config and boot arguments; "
                               "`direct-kernel` boots the ISO's kernel and initrd directly with the arguments.")
     serial_log: str | None = opt(None, factory_only=True, help="File that receives the guest's serial console "
@@ -85,24 +66,30 @@ class QemuSource(SourceOptions, Checked, Component, kind=Kind.SOURCE, name="qemu
     use_backing_file: bool = opt(False, help="With `disk_image` and `format = \"qcow2\"`: create an overlay "
                                  "whose backing file is the downloaded image instead of a copy. Forces "
                                  "`skip_compaction`.")
-    disk_size: str = opt("40960M", help="Size of the main disk: a number with K/M/G/T suffix (binary "
+    disk_size: SizeMiB = opt("40960M", help="Size of the main disk: a number with K/M/G/T suffix (binary "
                          "multiples) or a bare number of MiB.")
-    disk_interface: str = opt("virtio", help="Bus of the main disk: `virtio`, `virtio-scsi`, `ide`, `sata`, "
+    disk_interface: str = opt("virtio", choices=("virtio", "virtio-scsi", "ide", "sata", "scsi", "sd"),
+                              help="Bus of the main disk: `virtio`, `virtio-scsi`, `ide`, `sata`, "
                               "`scsi`, `sd`.")
-    disk_cache: str = opt("writeback", help="QEMU cache mode of the disk: `writeback`, `writethrough`, `none`, "
+    disk_cache: str = opt("writeback", choices=("writeback", "writethrough", "none", "unsafe", "directsync"),
+                          help="QEMU cache mode of the disk: `writeback`, `writethrough`, `none`, "
                           "`unsafe`, `directsync`.")
-    disk_discard: str = opt("ignore", help="Discard mode of the disk: `ignore` or `unmap`.")
-    disk_detect_zeroes: str = opt("off", help="detect-zeroes mode of the disk: `off`, `on`, `unmap`.")
-    disk_additional_size: list[str] = opt([], help="Sizes of extra disks, named `<vm_name>-1`, `-2`, ...")
+    disk_discard: str = opt("ignore", choices=("ignore", "unmap"),
+                            help="Discard mode of the disk: `ignore` or `unmap`.")
+    disk_detect_zeroes: str = opt("off", choices=("off", "on", "unmap"),
+                                  help="detect-zeroes mode of the disk: `off`, `on`, `unmap`.")
+    disk_additional_size: list[SizeMiB] = opt([], help="Sizes of extra disks, named `<vm_name>-1`, `-2`, ...")
     skip_resize_disk: bool = opt(False, help="Do not resize a `disk_image` to `disk_size`.")
-    cdrom_interface: str | None = opt(None, help="Bus of the installer CD-ROM: `virtio-scsi`, `ide`, `sata`, "
+    cdrom_interface: str | None = opt(None, choices=("virtio-scsi", "ide", "sata", "scsi", "virtio"),
+                                      help="Bus of the installer CD-ROM: `virtio-scsi`, `ide`, `sata`, "
                                       "`scsi`, `virtio`. Unset: factory picks one that works for guests that "
                                       "have only virtio drivers (cloud kernels often lack AHCI).")
-    format: str = opt("qcow2", help="Output disk format: `qcow2` or `raw`.")
+    format: DiskFormat = opt("qcow2", choices=("qcow2", "raw"), help="Output disk format: `qcow2` or `raw`.")
     skip_compaction: bool = opt(False, help="Do not compact the disk (zero/discard free space, then "
                                 "`qemu-img convert`) after shutdown.")
     disk_compression: bool = opt(False, help="Compress the qcow2 output (`qemu-img convert -c`).")
-    qemu_img_args: dict[str, list[str]] = opt({}, help="Extra arguments per qemu-img subcommand, placed "
+    qemu_img_args: DiskToolArgs = opt({}, written=dict[str, list[str]], parse=DiskToolArgs.parse,
+                                      help="Extra arguments per qemu-img subcommand, placed "
                                               "before the file names as Packer does: `create` (new and overlay "
                                               "disks), `convert` (the `disk_image` copy and the final "
                                               "compaction), `resize` (growing a `disk_image`).")
@@ -112,7 +99,8 @@ class QemuSource(SourceOptions, Checked, Component, kind=Kind.SOURCE, name="qemu
                                       "`packer-<source name>`).")
 
     # machine --------------------------------------------------------------------------------------------------
-    accelerator: str = opt("auto", help="`auto` (factory's default): a real probe boots a tiny guest with KVM "
+    accelerator: str = opt("auto", choices=("auto", "kvm", "tcg", "hvf", "whpx", "xen", "hax", "none"),
+                           help="`auto` (factory's default): a real probe boots a tiny guest with KVM "
                            "under a short timeout and falls back to TCG with a loud notice; `kvm`, `tcg`, `hvf`, "
                            "`whpx`, `xen`, or `none` (QEMU's own default) force one.")
     qemu_binary: str = opt("qemu-system-x86_64", help="QEMU system emulator to run.")
@@ -141,8 +129,10 @@ class QemuSource(SourceOptions, Checked, Component, kind=Kind.SOURCE, name="qemu
                      "`swtpm`), its state kept in the build's scratch directory across the install and run "
                      "phases, stopped with the VM.")
     use_tpm1: bool = opt(False, help="Emulate TPM 1.2 instead of 2.0.")
-    tpm_device_type: str | None = opt(None, help="TPM device model: `tpm-tis` (x86 default), `tpm-crb`, "
-                                      "`tpm-tis-device` (ARM), `tpm-spapr` (POWER).")
+    # Packer's documented default on x86 (its docs: "x86: tpm-tis (default)").
+    tpm_device_type: str = opt("tpm-tis", choices=("tpm-tis", "tpm-crb", "tpm-tis-device", "tpm-spapr"),
+                               help="TPM device model: `tpm-tis` (x86), `tpm-crb`, `tpm-tis-device` (ARM), "
+                               "`tpm-spapr` (POWER).")
     qemuargs: list[list[str]] = opt([], help="Extra QEMU switches, each `[switch, value...]`; a switch given "
                                     "here replaces factory's default for it. `{{ .HTTPIP }}`, `{{ .HTTPPort }}`, "
                                     "`{{ .OutputDir }}`, `{{ .Name }}`, `{{ .SSHHostPort }}` are expanded.")
@@ -155,14 +145,16 @@ class QemuSource(SourceOptions, Checked, Component, kind=Kind.SOURCE, name="qemu
                               "`-display none` (factory never needs a window).")
     use_default_display: bool = opt(False, help="Pass no `-display` option at all (unless `headless`).")
     vnc_bind_address: str = opt("127.0.0.1", help="Address the VNC server binds to (IPv4 or a host name).")
-    vnc_port_min: int = opt(5900, help="Lowest VNC port (at least 5900: QEMU takes a display number). The "
+    vnc_port_min: int = opt(VNC_BASE_PORT, check=check_vnc_port_min,
+                            help="Lowest VNC port (at least 5900: QEMU takes a display number). The "
                             "port is taken under a cross-process lock, like the SSH port, and printed as "
                             "`vnc://host:port`.")
     vnc_port_max: int = opt(6000, help="Highest VNC port (inclusive).")
     vnc_use_password: bool = opt(False, help="Protect VNC with a password (VNC authentication). It is set "
                                  "through QMP, never on QEMU's command line; without `vnc_password` a random "
                                  "one is written to a file only you can read, and its path is printed.")
-    vnc_password: str | None = opt(None, help="Password of the VNC server (at most 8 characters, as VNC "
+    vnc_password: str | None = opt(None, check=check_vnc_password,
+                                   help="Password of the VNC server (at most 8 characters, as VNC "
                                    "authentication uses).", sensitive=True)
     disable_vnc: bool = opt(False, help="Do not start a VNC server (factory types keys over QMP, not VNC).")
     qmp_enable: bool = opt(False, help="Expose an extra QMP socket for you (factory keeps its own).")
@@ -172,32 +164,31 @@ class QemuSource(SourceOptions, Checked, Component, kind=Kind.SOURCE, name="qemu
     qmp_socket_path: str | None = opt(None, help="Path of the QMP socket exposed with `qmp_enable` (default "
                                       "`<vm_name>.monitor` in the build's scratch directory; printed).")
 
-    DURATIONS: ClassVar[frozenset[str]] = SourceOptions.SOURCE_DURATIONS
-    SIZES: ClassVar[frozenset[str]] = frozenset({"disk_size", "disk_additional_size"})
-    CHOICES: ClassVar[dict[str, tuple[str, ...]]] = {
-        **CommunicatorOptions.COMM_CHOICES,
-        "format": ("qcow2", "raw"),
-        "disk_interface": ("virtio", "virtio-scsi", "ide", "sata", "scsi", "sd"),
-        "disk_cache": ("writeback", "writethrough", "none", "unsafe", "directsync"),
-        "disk_discard": ("ignore", "unmap"),
-        "disk_detect_zeroes": ("off", "on", "unmap"),
-        "cdrom_interface": ("virtio-scsi", "ide", "sata", "scsi", "virtio"),
-        "accelerator": ("auto", "kvm", "tcg", "hvf", "whpx", "xen", "hax", "none"),
-        "install_method": ("media", "direct-kernel"),
-        "http_network_protocol": ("tcp", "tcp4", "tcp6", "unix", "unixpacket"),
-        "tpm_device_type": ("tpm-tis", "tpm-crb", "tpm-tis-device", "tpm-spapr"),
-    }
+    # What several options decide together, as Packer's qemu builder reads them -----------------------------------
+    @property
+    def efi(self) -> bool:
+        """UEFI boot: `efi_boot`, or either OVMF file set."""
+        return bool(self.efi_boot or self.efi_firmware_code or self.efi_firmware_vars)
+
+    @property
+    def uses_backing_file(self) -> bool:
+        """`use_backing_file` counts only for a qcow2 output."""
+        return self.use_backing_file and self.format == DiskFormat.QCOW2
+
+    @property
+    def skips_compaction(self) -> bool:
+        """Packer forces `skip_compaction` with a backing file (compacting would copy the whole base in)."""
+        return self.skip_compaction or self.uses_backing_file
+
+    @property
+    def topology(self) -> tuple[int, int, int] | None:
+        """(sockets, cores, threads) when any is set; the others default to 1."""
+        if not (self.sockets or self.cores or self.threads):
+            return None
+        return self.sockets or 1, self.cores or 1, self.threads or 1
+
     EXCLUSIVE: ClassVar[tuple[tuple[str, ...], ...]] = (*SourceOptions.SOURCE_EXCLUSIVE, ("iso", "iso_url"),
                                                        ("iso", "iso_urls"))
-    VALIDATORS: ClassVar[dict[str, Callable[[Any], object]]] = {"iso": _catalog_release,
-                                                                "preseed_vars": _preseed_vars,
-                                                                "boot_steps": boot_steps,
-                                                                "qemu_img_args": DiskToolArgs.parse,
-                                                                # checked at load, so the error names file:line
-                                                                "vnc_password": vnc.check_password,
-                                                                "vnc_port_min": vnc.check_port_min,
-                                                                "floppy_label": floppy.check_label,
-                                                                **CommunicatorOptions.COMM_VALIDATORS}
     REQUIRES: ClassVar[tuple[tuple[str, str, str], ...]] = (
         ("skip_nat_mapping", "ssh_host", "without a forwarded port factory must be told where the guest is: set "
                                          "ssh_host (and ssh_port) to its address as the host reaches it"),)

@@ -1,7 +1,7 @@
 """Value syntaxes shared by option declarations: Go durations, disk sizes, enumerated choices.
 
 Declare `boot_wait: Duration = opt("10s", ...)` and the config holds seconds (a float) that still prints as the
-user wrote it (`str(config.boot_wait) == "10s"`), so `inspect` shows the text and the code reads a number.
+user wrote it (`config.boot_wait.text == "10s"`), so messages can quote the text and the code reads a number.
 `SizeMiB` does the same for disk sizes (whole MiB). `check(config)` lets the template layer reject a malformed
 value at validate time, before a VM is started: it applies each option's `choices=`, `minimum=`, `maximum=` and
 `check=` (factory.options.opt) and the class-level rules below.
@@ -75,12 +75,10 @@ def parse_size_mib(text: str | int, *, what: str = "size") -> int:
 
 
 class _Written(OptionValue):
-    """A parsed number that remembers the text it was parsed from (what `inspect` and messages show)."""
+    """A parsed number that remembers the text it was parsed from (`.text`, for messages). It formats and prints
+    as the number it is, so `f"{size}M"` and `str(seconds)` mean what they always did."""
 
     text: str
-
-    def __str__(self) -> str:
-        return self.text
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.text!r})"
@@ -95,7 +93,7 @@ def _written(value: _W, raw: Any) -> _W:
 
 
 class Duration(float, _Written):
-    """Seconds, written as a Go duration ("10s", "1h30m", "-1s"); `str()` is the text as written."""
+    """Seconds, written as a Go duration ("10s", "1h30m", "-1s"); `.text` is the text as written."""
 
     label: ClassVar[str] = "duration"
 
@@ -105,7 +103,7 @@ class Duration(float, _Written):
 
 
 class SizeMiB(int, _Written):
-    """Whole MiB, written as a disk size ("40960M", "40G", or a bare number of MiB); `str()` is the text."""
+    """Whole MiB, written as a disk size ("40960M", "40G", or a bare number of MiB); `.text` is the text."""
 
     label: ClassVar[str] = "size"
 
@@ -205,7 +203,8 @@ def _declared(info: OptionInfo, value: Any) -> list[OptionProblem]:
         if (low is not None and value < low) or (high is not None and value > high):
             span = (f"from {_num(low)}{unit} to {_num(high)}{unit}" if low is not None and high is not None else
                     f"at least {_num(low)}{unit}" if low is not None else f"at most {_num(high)}{unit}")
-            return [OptionProblem(name, f"invalid {name} {str(value)!r}: must be {span}", f"set {name} {span}")]
+            shown = value.text if isinstance(value, _Written) else str(value)
+            return [OptionProblem(name, f"invalid {name} {shown!r}: must be {span}", f"set {name} {span}")]
     if info.check is not None and value not in ([], {}):
         try:
             info.check(value)

@@ -13,8 +13,8 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 from factory.options import Component, Kind, Support, opt
-from factory.schema.common import CommunicatorOptions, SourceOptions
-from factory.schema.types import Checked
+from factory.schema.common import SourceOptions
+from factory.schema.types import Checked, Duration
 
 IGNORED = Support.IGNORED
 
@@ -82,6 +82,9 @@ class VirtualBoxIsoSource(SourceOptions, Checked, Component, kind=Kind.SOURCE,
     vrdp_port_min: int = opt(5900, help="Lowest VRDP port.")
     vrdp_port_max: int = opt(6000, help="Highest VRDP port.")
     post_shutdown_delay: str = opt("0s", help="Duration to wait after the VM stopped.")
+    # Packer's VirtualBox builders pause 100ms between key groups (its docs), where its QEMU builder does not.
+    boot_keygroup_interval: Duration = opt("100ms", help="Duration to wait between two key groups: the "
+                                           "elements of `boot_command`, or the steps of `boot_steps`.")
     disable_shutdown: bool = opt(False, help="Do not halt the VM; wait for it to stop by itself.")
     acpi_shutdown: bool = opt(False, help="Shut down through the ACPI power button.")
     skip_export: bool = opt(False, help="Do not export the VM.")
@@ -91,9 +94,8 @@ class VirtualBoxIsoSource(SourceOptions, Checked, Component, kind=Kind.SOURCE,
     output_filename: str | None = opt(None, help="Base name of the exported files (default `vm_name`).")
     vm_name: str | None = opt(None, help="Name of the VM and of its OVF (default `packer-<source name>`).")
 
-    DURATIONS: ClassVar[frozenset[str]] = SourceOptions.SOURCE_DURATIONS | {"post_shutdown_delay"}
+    DURATIONS: ClassVar[frozenset[str]] = frozenset({"post_shutdown_delay"})
     CHOICES: ClassVar[dict[str, tuple[str, ...]]] = {
-        **CommunicatorOptions.COMM_CHOICES,
         "format": ("ovf", "ova"),
         "firmware": ("bios", "efi"),
         "chipset": ("piix3", "ich9"),
@@ -102,4 +104,3 @@ class VirtualBoxIsoSource(SourceOptions, Checked, Component, kind=Kind.SOURCE,
         "iso_interface": ("ide", "sata", "virtio"),
     }
     EXCLUSIVE: ClassVar[tuple[tuple[str, ...], ...]] = SourceOptions.SOURCE_EXCLUSIVE
-    VALIDATORS = CommunicatorOptions.COMM_VALIDATORS

@@ -17,7 +17,7 @@ class ClearAuthorizedKeys(Step[BuildContext]):
     name, title = "clear-keys", "Removing the ephemeral SSH key from the guest"
 
     def applies(self, ctx: BuildContext) -> bool:
-        return (ctx.s.communicator == "ssh" and bool(getattr(ctx.config, "ssh_clear_authorized_keys", False))
+        return (ctx.s.communicator == "ssh" and ctx.s.ssh_clear_authorized_keys
                 and ctx.keypair is not None and ctx.comm is not None)
 
     def options(self, ctx: BuildContext) -> Mapping[str, Any]:

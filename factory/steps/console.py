@@ -10,7 +10,7 @@ from __future__ import annotations
 import dataclasses
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -29,69 +29,10 @@ from factory.steps.context import BuildContext
 UNIX_PATH_MAX = 107           # sun_path is 108 bytes with the terminating NUL
 
 
-def _get(config: Any, name: str, default: Any = None) -> Any:
-    value = getattr(config, name, default)
-    return default if value is None else value
-
-
-@dataclass(frozen=True)
-class ConsoleSettings:
-    """The console/device options of a source, read once."""
-
-    display: str = ""
-    use_default_display: bool = False
-    vnc: bool = True
-    vnc_bind_address: str = "127.0.0.1"
-    vnc_port_min: int = 5900
-    vnc_port_max: int = 6000
-    vnc_use_password: bool = False
-    vnc_password: str | None = field(default=None, repr=False)
-    qmp_enable: bool = False
-    qmp_socket_path: Path | None = None
-    vtpm: bool = False
-    use_tpm1: bool = False
-    tpm_device_type: str = "tpm-tis"
-    use_pflash: bool = False
-    floppy_files: tuple[str, ...] = ()
-    floppy_dirs: tuple[str, ...] = ()
-    floppy_content: dict[str, str] = field(default_factory=dict)
-    floppy_label: str = floppy.DEFAULT_LABEL
-
-    @property
-    def wants_floppy(self) -> bool:
-        return bool(self.floppy_files or self.floppy_dirs or self.floppy_content)
-
-
-def console_settings(config: Any, root: Path) -> ConsoleSettings:
-    """Read the options (defaults as Packer's)."""
-    qmp_path = _get(config, "qmp_socket_path")
-    return ConsoleSettings(
-        display=str(_get(config, "display", "")),
-        use_default_display=bool(_get(config, "use_default_display", False)),
-        vnc=not bool(_get(config, "disable_vnc", False)),
-        vnc_bind_address=str(_get(config, "vnc_bind_address", "127.0.0.1")),
-        vnc_port_min=int(_get(config, "vnc_port_min", 5900)),
-        vnc_port_max=int(_get(config, "vnc_port_max", 6000)),
-        vnc_use_password=bool(_get(config, "vnc_use_password", False)),
-        vnc_password=_get(config, "vnc_password") or None,
-        qmp_enable=bool(_get(config, "qmp_enable", False)),
-        qmp_socket_path=root / os.path.expanduser(qmp_path) if qmp_path else None,
-        vtpm=bool(_get(config, "vtpm", False)),
-        use_tpm1=bool(_get(config, "use_tpm1", False)),
-        tpm_device_type=str(_get(config, "tpm_device_type", "tpm-tis")),
-        use_pflash=bool(_get(config, "use_pflash", False)),
-        floppy_files=tuple(_get(config, "floppy_files", [])),
-        floppy_dirs=tuple(_get(config, "floppy_dirs", [])),
-        floppy_content=dict(_get(config, "floppy_content", {})),
-        floppy_label=str(_get(config, "floppy_label", floppy.DEFAULT_LABEL)),
-    )
-
-
 @dataclass
 class ConsoleState:
     """What the console steps produced, read when each machine phase is specified."""
 
-    settings: ConsoleSettings
     floppy: Path | None = None
     vnc: VncSpec | None = None
     vnc_lease: PortLease | None = None
@@ -103,42 +44,39 @@ class ConsoleState:
 
 def state(ctx: BuildContext) -> ConsoleState:
     if ctx.console is None:
-        ctx.console = ConsoleState(console_settings(ctx.config, ctx.root))
+        ctx.console = ConsoleState()
     assert isinstance(ctx.console, ConsoleState)
     return ctx.console
 
 
 def machine_console(ctx: BuildContext, spec: MachineSpec) -> MachineSpec:
     """spec completed with the console and devices the steps prepared (same for install and run phases)."""
-    st = state(ctx)
-    c = st.settings
+    st, c = state(ctx), ctx.s
     return dataclasses.replace(
-        spec, display=c.display, use_default_display=c.use_default_display, vnc=st.vnc, user_qmp=st.user_qmp,
-        tpm=st.tpm, floppy=st.floppy, bios=ctx.s.bios_file, bios_pflash=c.use_pflash)
+        spec, display=c.display or "", use_default_display=c.use_default_display, vnc=st.vnc, user_qmp=st.user_qmp,
+        tpm=st.tpm, floppy=st.floppy, bios=ctx.path(c.firmware), bios_pflash=c.use_pflash)
 
 
 class Floppy(Step[BuildContext]):
     name, title = "floppy", "Making the floppy (floppy_files / floppy_dirs / floppy_content)"
 
     def applies(self, ctx: BuildContext) -> bool:
-        return state(ctx).settings.wants_floppy
+        return ctx.s.wants_floppy
 
     def options(self, ctx: BuildContext) -> Mapping[str, Any]:
-        c = state(ctx).settings
+        c = ctx.s
         return {"floppy_files": list(c.floppy_files), "floppy_dirs": list(c.floppy_dirs),
                 "floppy_content": c.floppy_content, "floppy_label": c.floppy_label}
 
     def inputs(self, ctx: BuildContext) -> Mapping[str, Any]:
-        c = state(ctx).settings
+        c = ctx.s
         return {"files": floppy.collect(ctx.root, c.floppy_files, c.floppy_dirs, c.floppy_content,
                                         ctx.template_values, warn=lambda m: None)}
 
     def run(self, ctx: BuildContext) -> None:
-        st = state(ctx)
-        c = st.settings
+        st, c = state(ctx), ctx.s
         assert ctx.workdir is not None
         ctx.require(Feature.FLOPPY, "floppy_files / floppy_dirs / floppy_content")
-        floppy.check_label(c.floppy_label)
         files = floppy.collect(ctx.root, c.floppy_files, c.floppy_dirs, c.floppy_content, ctx.template_values,
                                warn=lambda m: ctx.emit(EventKind.NOTICE, m))
         st.floppy = floppy.make_floppy(files, ctx.workdir / "floppy.img", label=c.floppy_label)
@@ -151,21 +89,20 @@ class Console(Step[BuildContext]):
     name, title = "console", "Preparing the console (VNC, QMP, TPM)"
 
     def applies(self, ctx: BuildContext) -> bool:
-        c = state(ctx).settings
-        return c.vnc or c.qmp_enable or c.vtpm or c.use_pflash
+        c = ctx.s
+        return not c.disable_vnc or c.qmp_enable or c.vtpm or c.use_pflash
 
     def options(self, ctx: BuildContext) -> Mapping[str, Any]:
-        c = state(ctx).settings
-        return {"vnc": c.vnc, "vnc_use_password": c.vnc_use_password, "qmp_enable": c.qmp_enable,
+        c = ctx.s
+        return {"vnc": not c.disable_vnc, "vnc_use_password": c.vnc_use_password, "qmp_enable": c.qmp_enable,
                 "vtpm": c.vtpm, "use_tpm1": c.use_tpm1, "tpm_device_type": c.tpm_device_type}
 
     def run(self, ctx: BuildContext) -> None:
-        st = state(ctx)
-        c = st.settings
+        st, c = state(ctx), ctx.s
         assert ctx.workdir is not None
-        if c.use_pflash and ctx.s.bios_file is None:
+        if c.use_pflash and not c.firmware:
             ctx.emit(EventKind.NOTICE, "use_pflash has no effect without `firmware` (a firmware file to load)")
-        if ctx.s.bios_file is not None:
+        if c.firmware:
             ctx.require(Feature.FIRMWARE_FILE, "firmware")
         if c.vtpm:
             ctx.require(Feature.TPM, "vtpm")
@@ -174,18 +111,18 @@ class Console(Step[BuildContext]):
             ctx.say(f"emulated TPM {'1.2' if c.use_tpm1 else '2.0'} ({c.tpm_device_type}) through swtpm")
         if c.qmp_enable:
             ctx.require(Feature.USER_MONITOR, "qmp_enable")
-            st.user_qmp = _user_qmp(ctx, c)
+            st.user_qmp = _user_qmp(ctx)
             ctx.say(f"QMP socket for you (qmp_enable): {st.user_qmp}")
         # VNC is on unless disabled (Packer's default), so a driver without it simply has none, no error.
-        if c.vnc and (ctx.driver is None or Feature.VNC in ctx.driver.features):
+        if not c.disable_vnc and (ctx.driver is None or Feature.VNC in ctx.driver.features):
             self._vnc(ctx, st)
 
     def _vnc(self, ctx: BuildContext, st: ConsoleState) -> None:
-        c = st.settings
+        c = ctx.s
         assert ctx.workdir is not None
         password, source = None, None
         if c.vnc_use_password:
-            password, source = c.vnc_password, "from vnc_password"
+            password, source = c.vnc_password or None, "from vnc_password"
             if password is None:
                 # Packer prints a generated password; factory keeps it off the logs, in a file only you can read.
                 password = vnc.generate_password()
@@ -213,9 +150,9 @@ def announce(ctx: BuildContext, machine: Machine) -> None:
         ctx.say(vnc.connection_message(st.vnc, st.vnc_password_source, port))
 
 
-def _user_qmp(ctx: BuildContext, c: ConsoleSettings) -> Path:
+def _user_qmp(ctx: BuildContext) -> Path:
     assert ctx.workdir is not None
-    path = c.qmp_socket_path or ctx.workdir / f"{ctx.s.vm_name}.monitor"
+    path = ctx.path(ctx.s.qmp_socket_path) or ctx.workdir / f"{ctx.vm_name}.monitor"
     if len(os.fsencode(path)) > UNIX_PATH_MAX:
         raise FactoryError(f"qmp_socket_path {path} is too long for a unix socket ({len(os.fsencode(path))} "
                            f"bytes, at most {UNIX_PATH_MAX})", hint="choose a shorter path, e.g. under /tmp")

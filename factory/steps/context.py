@@ -1,4 +1,6 @@
-"""The state one source build carries from step to step, and its settings read from the source config."""
+"""The state one source build carries from step to step. Options are read by attribute from the source's typed
+config (factory/schema), never by name: what a build adds to them (paths against the build root, names from the
+source name) is derived here."""
 
 from __future__ import annotations
 
@@ -7,197 +9,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from factory.artifact.model import Artifact, DiskFormat, Firmware, Hardware
+from factory.artifact.model import Artifact, Firmware, Hardware
 from factory.build import RunnerContext
-from factory.machine.driver import DirectBoot, DiskToolArgs, Driver, Endpoint, Feature, Machine
+from factory.machine.driver import DirectBoot, Driver, Endpoint, Feature, Machine
 from factory.machine.httpd import HttpServer, guest_host
-from factory.machine.keys import BootStep, boot_steps
 from factory.machine.ports import PortLease
 from factory.machine.serial import SerialFollower
-from factory.schema.types import parse_duration, parse_size_mib
+from factory.options import Component
+from factory.schema.common import CommunicatorOptions
+from factory.schema.qemu import QemuSource
 
 if TYPE_CHECKING:
     from factory.comm.ssh import SSHSettings
-
-
-def _get(config: Any, name: str, default: Any = None) -> Any:
-    value = getattr(config, name, default)
-    return default if value is None else value
-
-
-@dataclass(frozen=True)
-class Settings:
-    """The source options the steps act on, parsed once (durations in seconds, sizes in MiB)."""
-
-    vm_name: str
-    output_directory: Path
-    disk_image: bool
-    use_backing_file: bool
-    disk_size_mib: int
-    format: DiskFormat
-    disk_interface: str
-    disk_cache: str
-    disk_discard: str
-    disk_detect_zeroes: str
-    cdrom_interface: str | None
-    skip_compaction: bool
-    disk_compression: bool
-    accelerator: str
-    machine_type: str
-    cpu_model: str
-    cpus: int
-    topology: tuple[int, int, int] | None
-    memory_mb: int
-    net_device: str
-    firmware: Firmware
-    efi_code: Path | None
-    efi_vars: Path | None
-    bios_file: Path | None
-    qemuargs: tuple[tuple[str, ...], ...]
-    headless: bool
-    vga: str
-    qemu_binary: str
-    skip_resize_disk: bool
-    disk_additional_mib: tuple[int, ...]
-    efi_drop_efivars: bool
-    boot_command: tuple[str, ...]
-    boot_steps: tuple[BootStep, ...]
-    boot_wait: float
-    boot_key_interval: float
-    boot_keygroup_interval: float
-    qemu_img_args: DiskToolArgs
-    iso_target_path: Path | None
-    iso_target_extension: str
-    iso_skip_cache: bool
-    http_network_protocol: str
-    skip_nat_mapping: bool
-    ssh_host: str | None
-    ssh_port: int
-    shutdown_command: str
-    shutdown_timeout: float
-    communicator: str
-    ssh_username: str
-    ssh_password: str | None
-    ssh_private_key_file: Path | None
-    ssh_timeout: float
-    ssh_handshake_attempts: int
-    pause_before_connecting: float
-    host_port_min: int
-    host_port_max: int
-    http_directory: Path | None
-    http_content: dict[str, str]
-    http_port_min: int
-    http_port_max: int
-    http_bind_address: str
-    cd_files: tuple[str, ...]
-    cd_content: dict[str, str]
-    cd_label: str | None
-    serial_log: Path | None
-    screenshot_on_failure: bool
-    # Every communicator option parsed (factory.comm.config); Connect adds the target, key and scaled timeout.
-    ssh: SSHSettings
-
-    @property
-    def hardware(self) -> Hardware:
-        return Hardware(cpus=self.cpus, memory_mb=self.memory_mb, firmware=self.firmware,
-                        disk_interface=self.disk_interface, net_device=self.net_device,
-                        machine_type=self.machine_type)
-
-
-def _path(root: Path, value: str | None) -> Path | None:
-    return (root / os.path.expanduser(value)) if value else None
-
-
-def _topology(config: Any) -> tuple[int, int, int] | None:
-    sockets, cores, threads = (_get(config, k) for k in ("sockets", "cores", "threads"))
-    if not (sockets or cores or threads):
-        return None
-    return int(sockets or 1), int(cores or 1), int(threads or 1)
-
-
-def settings_from(config: Any, source_name: str, root: Path) -> Settings:
-    """Read a builder config (QemuSource, or another builder's with the same Packer option names)."""
-    efi_code, efi_vars = _get(config, "efi_firmware_code"), _get(config, "efi_firmware_vars")
-    efi = bool(_get(config, "efi_boot", False) or efi_code or efi_vars)
-    fmt = DiskFormat(_get(config, "format", "qcow2"))
-    use_backing = bool(_get(config, "use_backing_file", False)) and fmt is DiskFormat.QCOW2
-    from factory.comm.config import ssh_settings_from  # imported when used: paramiko is slow to import
-
-    # With `iso = ...` factory creates the user itself: preseed_vars' username (PreseedVars' default).
-    username = _get(config, "ssh_username") or (
-        (_get(config, "preseed_vars", {}) or {}).get("username", "factory") if _get(config, "iso") else "root")
-    return Settings(
-        vm_name=_get(config, "vm_name", f"packer-{source_name}"),
-        output_directory=root / _get(config, "output_directory", f"output-{source_name}"),
-        disk_image=bool(_get(config, "disk_image", False)),
-        use_backing_file=use_backing,
-        disk_size_mib=parse_size_mib(_get(config, "disk_size", "40960M"), what="disk_size"),
-        format=fmt,
-        disk_interface=_get(config, "disk_interface", "virtio"),
-        disk_cache=_get(config, "disk_cache", "writeback"),
-        disk_discard=_get(config, "disk_discard", "ignore"),
-        disk_detect_zeroes=_get(config, "disk_detect_zeroes", "off"),
-        cdrom_interface=_get(config, "cdrom_interface"),
-        skip_compaction=bool(_get(config, "skip_compaction", False)) or use_backing,
-        disk_compression=bool(_get(config, "disk_compression", False)),
-        accelerator=_get(config, "accelerator", "auto"),
-        machine_type=_get(config, "machine_type", "pc"),
-        cpu_model=_get(config, "cpu_model", ""),
-        cpus=int(_get(config, "cpus", 1)),
-        topology=_topology(config),
-        memory_mb=int(_get(config, "memory", 512)),
-        net_device=_get(config, "net_device", "virtio-net"),
-        firmware=Firmware.EFI if efi else Firmware.BIOS,
-        efi_code=_path(root, efi_code), efi_vars=_path(root, efi_vars),
-        bios_file=_path(root, _get(config, "firmware")),
-        qemuargs=tuple(tuple(str(a) for a in args) for args in _get(config, "qemuargs", [])),
-        headless=bool(_get(config, "headless", False)),
-        vga=_get(config, "vga", ""),
-        qemu_binary=_get(config, "qemu_binary", ""),
-        skip_resize_disk=bool(_get(config, "skip_resize_disk", False)),
-        disk_additional_mib=tuple(parse_size_mib(v, what="disk_additional_size")
-                                  for v in _get(config, "disk_additional_size", [])),
-        efi_drop_efivars=bool(_get(config, "efi_drop_efivars", False)),
-        boot_command=tuple(_get(config, "boot_command", [])),
-        boot_steps=boot_steps(_get(config, "boot_steps", [])),
-        boot_wait=max(0.0, parse_duration(_get(config, "boot_wait", "10s"), what="boot_wait")),
-        boot_key_interval=parse_duration(_get(config, "boot_key_interval", "100ms"), what="boot_key_interval"),
-        # Packer leaves the default to each builder; QEMU takes keys one by one, so no pause unless asked for.
-        boot_keygroup_interval=max(0.0, parse_duration(_get(config, "boot_keygroup_interval", "0s"),
-                                                       what="boot_keygroup_interval")),
-        qemu_img_args=DiskToolArgs.parse(_get(config, "qemu_img_args", {})),
-        iso_target_path=_path(root, _get(config, "iso_target_path")),
-        iso_target_extension=str(_get(config, "iso_target_extension", "iso")).lower(),
-        iso_skip_cache=bool(_get(config, "iso_skip_cache", False)),
-        http_network_protocol=_get(config, "http_network_protocol", "tcp"),
-        skip_nat_mapping=bool(_get(config, "skip_nat_mapping", False)),
-        ssh_host=_get(config, "ssh_host"),
-        ssh_port=int(_get(config, "ssh_port", 22)),
-        shutdown_command=_get(config, "shutdown_command", ""),
-        shutdown_timeout=parse_duration(_get(config, "shutdown_timeout", "5m"), what="shutdown_timeout"),
-        communicator=_get(config, "communicator", "ssh"),
-        ssh_username=username,
-        ssh_password=_get(config, "ssh_password"),
-        ssh_private_key_file=_path(root, _get(config, "ssh_private_key_file")),
-        ssh_timeout=parse_duration(_get(config, "ssh_timeout", "5m"), what="ssh_timeout"),
-        ssh_handshake_attempts=int(_get(config, "ssh_handshake_attempts", 10)),
-        pause_before_connecting=parse_duration(_get(config, "pause_before_connecting", "0s")),
-        host_port_min=int(_get(config, "host_port_min", 2222)),
-        host_port_max=int(_get(config, "host_port_max", 4444)),
-        http_directory=_path(root, _get(config, "http_directory")),
-        http_content=dict(_get(config, "http_content", {})),
-        http_port_min=int(_get(config, "http_port_min", 8000)),
-        http_port_max=int(_get(config, "http_port_max", 9000)),
-        # The guest reaches the host through user-net's 10.0.2.2 → 127.0.0.1; exposing more needs a reason,
-        # so loopback is the default and a template's explicit address (e.g. a bridged guest) is honoured.
-        http_bind_address=str(_get(config, "http_bind_address", "127.0.0.1")),
-        cd_files=tuple(_get(config, "cd_files", [])),
-        cd_content=dict(_get(config, "cd_content", {})),
-        cd_label=_get(config, "cd_label"),
-        serial_log=_path(root, _get(config, "serial_log")),
-        screenshot_on_failure=bool(_get(config, "screenshot_on_failure", True)),
-        ssh=ssh_settings_from(config, root, username),
-    )
 
 
 @dataclass
@@ -207,8 +30,7 @@ class BuildContext(RunnerContext):
     source_type: str = "qemu"
     source_name: str = ""
     root: Path = field(default_factory=Path.cwd)
-    config: Any = None
-    settings: Settings | None = None
+    config: Component | None = None        # the source's typed options (factory/schema), read by attribute
     build: Any = None                      # factory.template Build (provisioners, post-processors)
     force: bool = False
     debug: bool = False
@@ -247,9 +69,58 @@ class BuildContext(RunnerContext):
             self.driver.require(feature, what)
 
     @property
-    def s(self) -> Settings:
-        assert self.settings is not None
-        return self.settings
+    def s(self) -> QemuSource:
+        """The machine source's options, typed: a misspelt option is a mypy error, not a silent default."""
+        if not isinstance(self.config, QemuSource):
+            raise TypeError(f"source type {self.source_type!r} has no machine options")
+        return self.config
+
+    @property
+    def comm_options(self) -> CommunicatorOptions:
+        """The communicator options, which every buildable source has (the null builder has only these)."""
+        if not isinstance(self.config, CommunicatorOptions):
+            raise TypeError(f"source type {self.source_type!r} has no communicator options")
+        return self.config
+
+    def path(self, value: str | None) -> Path | None:
+        """A path option (`~` expanded) against the build's root, as Packer reads them from its working directory."""
+        return (self.root / os.path.expanduser(value)) if value else None
+
+    @property
+    def vm_name(self) -> str:
+        return self.s.vm_name or f"packer-{self.source_name}"
+
+    @property
+    def output_directory(self) -> Path:
+        return self.root / (self.s.output_directory or f"output-{self.source_name}")
+
+    @property
+    def firmware(self) -> Firmware:
+        return Firmware.EFI if self.s.efi else Firmware.BIOS
+
+    @property
+    def hardware(self) -> Hardware:
+        s = self.s
+        return Hardware(cpus=s.cpus, memory_mb=s.memory, firmware=self.firmware, disk_interface=s.disk_interface,
+                        net_device=s.net_device, machine_type=s.machine_type)
+
+    @property
+    def ssh_username(self) -> str:
+        """ssh_username, or with `iso = ...` the user factory creates itself (preseed_vars' username, else
+        PreseedVars' default), or root."""
+        c = self.comm_options
+        if c.ssh_username:
+            return c.ssh_username
+        if isinstance(c, QemuSource) and c.iso:
+            return c.preseed_vars.get("username", "factory")
+        return "root"
+
+    @property
+    def ssh(self) -> SSHSettings:
+        """Every communicator option parsed (factory.comm.config); Connect adds the target, key and timeout."""
+        from factory.comm.config import ssh_settings_from  # imported when used: paramiko is slow to import
+
+        return ssh_settings_from(self.comm_options, self.root, self.ssh_username)
 
     @property
     def template_values(self) -> dict[str, str]:
@@ -257,9 +128,9 @@ class BuildContext(RunnerContext):
         ipv6 = self.s.http_network_protocol == "tcp6"
         host = (self.http.guest_host if self.http else self.driver.host_address(ipv6) if self.driver
                 else guest_host(ipv6))
-        values = {"Name": self.s.vm_name, "HTTPIP": host,
+        values = {"Name": self.vm_name, "HTTPIP": host,
                   "HTTPPort": "",
-                  "HTTPDir": str(self.s.http_directory or ""), "OutputDir": str(self.s.output_directory),
+                  "HTTPDir": str(self.path(self.s.http_directory) or ""), "OutputDir": str(self.output_directory),
                   "SSHHostPort": "", "SSHPublicKey": ""}
         port = self.ssh_address or self.ssh_lease
         if port is not None:

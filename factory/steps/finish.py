@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from factory.artifact.model import Artifact, DiskFormat
+from factory.artifact.model import Artifact
 from factory.build import EventKind, Step
 from factory.errors import FactoryError
 from factory.steps.context import BuildContext
@@ -78,14 +78,14 @@ class Compact(Step[BuildContext]):
 
     def options(self, ctx: BuildContext) -> Mapping[str, Any]:
         s = ctx.s
-        return {"format": s.format.value, "skip_compaction": s.skip_compaction, "compress": s.disk_compression,
+        return {"format": s.format.value, "skip_compaction": s.skips_compaction, "compress": s.disk_compression,
                 "convert_args": list(s.qemu_img_args.convert)}
 
     def run(self, ctx: BuildContext) -> None:
         s = ctx.s
         assert ctx.disk is not None and ctx.staging is not None and ctx.driver is not None
-        final = ctx.staging / s.vm_name
-        if s.skip_compaction:
+        final = ctx.staging / ctx.vm_name
+        if s.skips_compaction:
             os.replace(ctx.disk, final)
         else:
             ctx.driver.compact_disk(ctx.disk, final, s.format, compress=s.disk_compression, args=s.qemu_img_args)
@@ -105,7 +105,7 @@ class Finalize(Step[BuildContext]):
     def run(self, ctx: BuildContext) -> None:
         s = ctx.s
         assert ctx.staging is not None and ctx.disk is not None
-        out = s.output_directory
+        out = ctx.output_directory
         if s.efi_drop_efivars and ctx.efi_vars is not None:
             ctx.efi_vars.unlink(missing_ok=True)
         if out.exists():
@@ -116,7 +116,7 @@ class Finalize(Step[BuildContext]):
         files = tuple(sorted(p for p in out.iterdir() if p.is_file()))
         ctx.artifact = Artifact(builder_id=f"factory.{ctx.source_type}", build_name=ctx.build_name,
                                 builder_type=ctx.source_type, files=files, disk=disk,
-                                disk_format=DiskFormat(s.format.value), hardware=s.hardware, vm_name=s.vm_name,
+                                disk_format=s.format, hardware=ctx.hardware, vm_name=ctx.vm_name,
                                 state={"accelerator": ctx.accel, "stage_id": ctx.stage_ids.get("compact", "")})
         ctx.artifacts.append(ctx.artifact)
         ctx.emit(EventKind.ARTIFACT, "artifact: " + ", ".join(str(f) for f in files))

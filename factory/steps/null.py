@@ -20,16 +20,16 @@ class ConnectExisting(Step[BuildContext]):
     name, title = "connect", "Connecting to the existing host"
 
     def applies(self, ctx: BuildContext) -> bool:
-        return ctx.s.communicator == "ssh"
+        return ctx.comm_options.communicator == "ssh"
 
     def options(self, ctx: BuildContext) -> Mapping[str, Any]:
-        return {"target": ctx.s.ssh.target}
+        return {"target": ctx.ssh.target}
 
     def run(self, ctx: BuildContext) -> None:
         from factory.comm.ssh import connect
 
         # ssh_host and ssh_port are the host's own: no port forward, no ephemeral key (nothing to inject it into).
-        settings = dataclasses.replace(ctx.s.ssh, keypair=None)
+        settings = dataclasses.replace(ctx.ssh, keypair=None)
         ctx.say(f"waiting up to {settings.timeout:g}s for SSH on {settings.target}")
         ctx.comm = connect(settings, notify=lambda m: ctx.output("ssh", m))
         ctx.cleanups.push("close SSH", ctx.comm.close)

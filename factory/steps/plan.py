@@ -11,9 +11,11 @@ from factory.artifact.model import Artifact
 from factory.build import EventBus, OnError, Step, run_steps
 from factory.errors import FactoryError, FactoryErrors
 from factory.machine.driver import driver
-from factory.options import Kind, lookup
+from factory.options import Kind
+from factory.schema import lookup
+from factory.schema.common import CommunicatorOptions
 from factory.steps import comm, console, finish, null, prepare, unattended, vm
-from factory.steps.context import BuildContext, settings_from
+from factory.steps.context import BuildContext
 
 # Source types factory builds, and the machine driver each one runs on; `null` runs on no machine.
 DRIVERS = {"qemu": "qemu"}
@@ -29,7 +31,7 @@ def steps_for(ctx: BuildContext) -> list[Step[BuildContext]]:
     ]
     if not s.disk_image:
         steps.append(vm.Install())
-    elif getattr(ctx.config, "iso", None):
+    elif s.iso:
         raise FactoryError("iso (a catalog release) and disk_image = true exclude each other")
     steps += [vm.Boot(), vm.Connect(), finish.Provision(), comm.ClearAuthorizedKeys(), vm.Shutdown(),
               finish.Compact(), finish.Finalize(), finish.PostProcess()]
@@ -53,7 +55,7 @@ def refuse_unbuildable(build: Any, source: Any) -> None:
     """Stop before any VM starts when the build needs what factory declares but cannot run (the winrm
     communicator, Windows provisioners): naming the component and why, instead of failing half-way."""
     why = []
-    if getattr(source.config, "communicator", None) == "winrm":
+    if isinstance(source.config, CommunicatorOptions) and source.config.communicator == "winrm":
         why.append(FactoryError(f'source {source.full_name}: communicator = "winrm" cannot be used: factory has no '
                                 "WinRM communicator (no Windows guest can be built or tested here)",
                                 where=getattr(source, "where", None), hint="use ssh, or build this source with "
@@ -79,7 +81,6 @@ def context_for(build: Any, source: Any, root: Path, bus: EventBus, opts: BuildO
     ctx = BuildContext(build_name=build_name(build, source), bus=bus, on_error=opts.on_error,
                        source_type=source.type, source_name=source.name, root=root, config=source.config,
                        build=build, force=opts.force, debug=opts.debug, run_uuid=run_uuid or str(uuid.uuid4()))
-    ctx.settings = settings_from(source.config, source.name, root)
     return ctx
 
 

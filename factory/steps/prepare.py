@@ -28,10 +28,10 @@ class PrepareOutput(Step[BuildContext]):
 
     def options(self, ctx: BuildContext) -> Mapping[str, Any]:
         # Where the output goes is no part of what is built (it is the finalize stage's option).
-        return {"vm_name": ctx.s.vm_name}
+        return {"vm_name": ctx.vm_name}
 
     def run(self, ctx: BuildContext) -> None:
-        out = ctx.s.output_directory
+        out = ctx.output_directory
         if out.exists() and (not out.is_dir() or any(out.iterdir())) and not ctx.force:
             raise FactoryError(f"output directory {out} already exists and is not empty",
                                hint="remove it, choose another output_directory, or pass -force")
@@ -40,7 +40,7 @@ class PrepareOutput(Step[BuildContext]):
         ctx.staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".part", dir=out.parent))
         ctx.staging.chmod(0o755)  # mkdtemp's 0700 would become the output directory's mode
         ctx.cleanups.push("remove unpublished output", lambda: _rmtree(ctx.staging))
-        ctx.workdir = Path(tempfile.mkdtemp(prefix=f"factory-{ctx.s.vm_name}-"))
+        ctx.workdir = Path(tempfile.mkdtemp(prefix=f"factory-{ctx.vm_name}-"))
         ctx.cleanups.push("remove scratch directory", lambda: _rmtree(ctx.workdir))
 
 
@@ -69,24 +69,24 @@ class FetchMedia(Step[BuildContext]):
     name, title = "media", "Fetching the ISO / disk image"
 
     def options(self, ctx: BuildContext) -> Mapping[str, Any]:
-        c, s = ctx.config, ctx.s
-        return {"urls": _urls(c), "checksum": getattr(c, "iso_checksum", None), "skip_cache": s.iso_skip_cache,
-                "target": str(s.iso_target_path or ""), "extension": s.iso_target_extension}
+        s = ctx.s
+        return {"urls": s.iso_url_list, "checksum": s.iso_checksum, "skip_cache": s.iso_skip_cache,
+                "target": str(ctx.path(s.iso_target_path) or ""), "extension": s.iso_target_extension}
 
     def inputs(self, ctx: BuildContext) -> Mapping[str, Any]:
         """A catalog release by its file; a local ISO without a checksum by its content (a checksum pins it)."""
-        if catalog_name := getattr(ctx.config, "iso", None):
+        if catalog_name := ctx.s.iso:
             from factory.media.catalog import release_file
 
             return {"release": release_file(catalog_name)}
-        if (getattr(ctx.config, "iso_checksum", None) or "none").lower() != "none":
+        if (ctx.s.iso_checksum or "none").lower() != "none":
             return {}
-        local = [ctx.root / u.removeprefix("file://") for u in _urls(ctx.config)
+        local = [ctx.root / u.removeprefix("file://") for u in ctx.s.iso_url_list
                  if "://" not in u or u.startswith("file://")]
         return {"local": local[:1]}
 
     def run(self, ctx: BuildContext) -> None:
-        catalog_name = getattr(ctx.config, "iso", None)
+        catalog_name = ctx.s.iso
         if catalog_name:
             from factory.media import catalog
             from factory.media.cache import fetch_release
@@ -96,7 +96,7 @@ class FetchMedia(Step[BuildContext]):
             _hold(ctx, ctx.media)
             ctx.say(f"media: {ctx.release.title}: {ctx.media}")
             return
-        urls = _urls(ctx.config)
+        urls = ctx.s.iso_url_list
         if not urls:
             if ctx.s.disk_image:
                 raise FactoryError("disk_image = true needs iso_url (the disk image to start from)")
@@ -104,13 +104,13 @@ class FetchMedia(Step[BuildContext]):
         from factory.media.cache import fetch
 
         resolved = [str(ctx.root / u) if "://" not in u and not Path(u).is_absolute() else u for u in urls]
-        checksum = getattr(ctx.config, "iso_checksum", None) or "none"
+        checksum = ctx.s.iso_checksum or "none"
         if ctx.s.iso_skip_cache and (url := _direct_url(resolved)) is not None:
             ctx.media_url = url
             ctx.emit(EventKind.NOTICE, f"iso_skip_cache: QEMU reads {url} itself (curl block driver); "
                      "nothing is downloaded, so iso_checksum is not verified")
             return
-        target = _target_path(ctx.s.iso_target_path, ctx.s.iso_target_extension, checksum, resolved[0])
+        target = _target_path(ctx.path(ctx.s.iso_target_path), ctx.s.iso_target_extension, checksum, resolved[0])
         if target is not None and checksum.lower() != "none" and target.is_file() and _matches(target, checksum):
             ctx.media = target
         else:
@@ -193,38 +193,33 @@ def _place(found: Path, target: Path) -> Path:
     return target
 
 
-def _urls(config: Any) -> list[str]:
-    url = getattr(config, "iso_url", None)
-    return [url] if url else list(getattr(config, "iso_urls", None) or [])
-
-
 class CreateDisk(Step[BuildContext]):
     name, title = "disk", "Creating the disk"
 
     def options(self, ctx: BuildContext) -> Mapping[str, Any]:
         s = ctx.s
-        return {"disk_image": s.disk_image, "use_backing_file": s.use_backing_file, "size": s.disk_size_mib,
-                "format": s.format.value, "skip_resize": s.skip_resize_disk, "additional": list(s.disk_additional_mib),
+        return {"disk_image": s.disk_image, "use_backing_file": s.uses_backing_file, "size": s.disk_size,
+                "format": s.format.value, "skip_resize": s.skip_resize_disk, "additional": list(s.disk_additional_size),
                 "qemu_img_args": [list(s.qemu_img_args.create), list(s.qemu_img_args.convert),
                                   list(s.qemu_img_args.resize)]}
 
     def run(self, ctx: BuildContext) -> None:
         assert ctx.driver is not None and ctx.staging is not None
         s = ctx.s
-        disk = ctx.staging / f"{s.vm_name}.work"
+        disk = ctx.staging / f"{ctx.vm_name}.work"
         args = s.qemu_img_args
         if s.disk_image:
             base = ctx.media_url or ctx.media
             assert base is not None
-            if s.use_backing_file:
+            if s.uses_backing_file:
                 ctx.driver.overlay_disk(base, disk, args)
             else:
-                ctx.driver.copy_disk(base, disk, s.format, None if s.skip_resize_disk else s.disk_size_mib, args)
+                ctx.driver.copy_disk(base, disk, s.format, None if s.skip_resize_disk else s.disk_size, args)
         else:
-            ctx.driver.create_disk(disk, s.disk_size_mib, s.format, args)
+            ctx.driver.create_disk(disk, s.disk_size, s.format, args)
         ctx.disk = disk
-        for n, size in enumerate(s.disk_additional_mib, start=1):
-            extra = ctx.staging / f"{s.vm_name}-{n}"  # Packer's names for disk_additional_size
+        for n, size in enumerate(s.disk_additional_size, start=1):
+            extra = ctx.staging / f"{ctx.vm_name}-{n}"  # Packer's names for disk_additional_size
             ctx.driver.create_disk(extra, size, s.format, args)
             ctx.extra_disks.append(extra)
 
@@ -233,23 +228,20 @@ class Firmware(Step[BuildContext]):
     name, title = "firmware", "Preparing UEFI firmware"
 
     def applies(self, ctx: BuildContext) -> bool:
-        from factory.artifact.model import Firmware as Fw
-
-        return ctx.s.firmware is Fw.EFI
+        return ctx.s.efi
 
     def run(self, ctx: BuildContext) -> None:
-        from factory.artifact.model import Firmware as Fw
         from factory.machine.firmware import UefiFirmware, find_uefi
 
-        s = ctx.s
-        if s.firmware is not Fw.EFI:
+        if not ctx.s.efi:
             return
         assert ctx.staging is not None
-        if s.efi_code and s.efi_vars:
-            fw = UefiFirmware(s.efi_code, s.efi_vars)
+        code, vars_ = ctx.path(ctx.s.efi_firmware_code), ctx.path(ctx.s.efi_firmware_vars)
+        if code and vars_:
+            fw = UefiFirmware(code, vars_)
         else:
             found = find_uefi()
-            fw = UefiFirmware(s.efi_code or found.code, s.efi_vars or found.vars_template)
+            fw = UefiFirmware(code or found.code, vars_ or found.vars_template)
         ctx.efi_code = fw.code
         ctx.efi_vars = fw.writable_vars(ctx.staging, "efivars.fd")
 
@@ -268,16 +260,15 @@ class SshKey(Step[BuildContext]):
             from factory import secrets
 
             secrets.register(s.ssh_password)
-        if not s.ssh_password and not s.ssh_private_key_file and not s.ssh.agent_auth:
+        if not s.ssh_password and not s.ssh_private_key_file and not s.ssh_agent_auth:
             from factory.comm.ssh import KeyPair
 
-            ctx.keypair = KeyPair.generate(comment=f"factory-{s.vm_name}",
-                                           kind=getattr(ctx.config, "temporary_key_pair_type", None) or "ed25519",
-                                           bits=getattr(ctx.config, "temporary_key_pair_bits", None))
+            ctx.keypair = KeyPair.generate(comment=f"factory-{ctx.vm_name}", kind=s.temporary_key_pair_type,
+                                           bits=s.temporary_key_pair_bits)
             ctx.say(f"generated an ephemeral {ctx.keypair.kind} key pair for this build")
             if ctx.debug:
                 assert ctx.workdir is not None
-                key = ctx.keypair.write_private(ctx.s.output_directory.parent / f"{s.vm_name}.debug-key")
+                key = ctx.keypair.write_private(ctx.output_directory.parent / f"{ctx.vm_name}.debug-key")
                 ctx.say(f"-debug: private key written to {key}")
 
 
@@ -288,7 +279,7 @@ class Seed(Step[BuildContext]):
         return {"cd_files": list(ctx.s.cd_files), "cd_content": ctx.s.cd_content, "cd_label": ctx.s.cd_label}
 
     def inputs(self, ctx: BuildContext) -> Mapping[str, Any]:
-        return {"files": collect_files(ctx.root, ctx.s.cd_files, ctx.s.cd_content, ctx.template_values),
+        return {"files": collect_files(ctx.root, tuple(ctx.s.cd_files), ctx.s.cd_content, ctx.template_values),
                 "public_key": ctx.keypair.public_openssh if ctx.keypair is not None else None}
 
     def run(self, ctx: BuildContext) -> None:
@@ -296,12 +287,12 @@ class Seed(Step[BuildContext]):
 
         s = ctx.s
         assert ctx.workdir is not None
-        files = collect_files(ctx.root, s.cd_files, s.cd_content, ctx.template_values)
+        files = collect_files(ctx.root, tuple(s.cd_files), s.cd_content, ctx.template_values)
         label = s.cd_label or ("cidata" if s.disk_image else "")
         public_key = ctx.keypair.public_openssh if ctx.keypair is not None else None
         if label.lower() == "cidata" or (not files and s.disk_image and public_key):
             # A cloud image only gets a user through cloud-init: make (or complete) the NoCloud seed.
-            files = nocloud_seed(files, username=s.ssh_username, public_key=public_key, instance_id=s.vm_name)
+            files = nocloud_seed(files, username=ctx.ssh_username, public_key=public_key, instance_id=ctx.vm_name)
             label = "cidata"
         if not files:
             return
@@ -318,24 +309,24 @@ class Http(Step[BuildContext]):
         return bool(ctx.s.http_directory or ctx.s.http_content or ctx.unattended_files)
 
     def options(self, ctx: BuildContext) -> Mapping[str, Any]:
-        return {"http_directory": str(ctx.s.http_directory or ""), "http_content": ctx.s.http_content,
+        return {"http_directory": str(ctx.path(ctx.s.http_directory) or ""), "http_content": ctx.s.http_content,
                 "protocol": ctx.s.http_network_protocol}
 
     def inputs(self, ctx: BuildContext) -> Mapping[str, Any]:
         return {"http_directory": ctx.s.http_directory, "unattended": ctx.unattended_files}
 
     def run(self, ctx: BuildContext) -> None:
-        s = ctx.s
-        if not s.http_directory and not s.http_content and not ctx.unattended_files:
+        s, directory = ctx.s, ctx.path(ctx.s.http_directory)
+        if not directory and not s.http_content and not ctx.unattended_files:
             return
-        if s.http_directory and not s.http_directory.is_dir():
-            raise FactoryError(f"http_directory {s.http_directory} is not a directory")
+        if directory and not directory.is_dir():
+            raise FactoryError(f"http_directory {directory} is not a directory")
         content = None
         if s.http_content or ctx.unattended_files:
             values = ctx.template_values
             content = {k: expand(v, values, where=f"http_content[{k!r}]").encode() for k, v in s.http_content.items()}
             content.update({"/" + k.lstrip("/"): v for k, v in ctx.unattended_files.items()})
-        ctx.http = HttpServer(directory=s.http_directory, content=content, port_min=s.http_port_min,
+        ctx.http = HttpServer(directory=directory, content=content, port_min=s.http_port_min,
                               port_max=s.http_port_max, bind=s.http_bind_address, protocol=s.http_network_protocol,
                               emit=lambda line: ctx.output("http", line),
                               reach=ctx.driver.host_address if ctx.driver is not None else None)

@@ -24,7 +24,7 @@ def _vars(ctx: BuildContext) -> Any:
 
     pairs: list[str] = []
     given = _given(ctx)
-    if "username" not in given and getattr(ctx.config, "ssh_username", None):
+    if "username" not in given and ctx.s.ssh_username:
         pairs.append(f"username={ctx.s.ssh_username}")
     if not given & {"password", "password_hash"}:
         # Installers insist on a password; with none given the account gets an unguessable one (never shown,
@@ -41,7 +41,7 @@ def _vars(ctx: BuildContext) -> Any:
 
 
 def _preseed_vars(ctx: BuildContext) -> dict[str, str]:
-    return dict(getattr(ctx.config, "preseed_vars", None) or {})
+    return dict(ctx.s.preseed_vars)
 
 
 def _given(ctx: BuildContext) -> set[str]:
@@ -66,7 +66,7 @@ def _in_source(ctx: BuildContext, exc: FactoryError) -> FactoryError:
 
 def check_vars(ctx: BuildContext) -> None:
     """Check preseed_vars before anything starts (a typo must not cost an ISO download or a VM boot to find)."""
-    if getattr(ctx.config, "iso", None):
+    if ctx.s.iso:
         _vars(ctx)
 
 
@@ -89,8 +89,7 @@ class Unattended(Step[BuildContext]):
         return ctx.release is not None
 
     def options(self, ctx: BuildContext) -> Mapping[str, Any]:
-        return {"iso": getattr(ctx.config, "iso", None), "method": getattr(ctx.config, "install_method", "media"),
-                "preseed_vars": getattr(ctx.config, "preseed_vars", None) or {}}
+        return {"iso": ctx.s.iso, "method": ctx.s.install_method, "preseed_vars": ctx.s.preseed_vars}
 
     def inputs(self, ctx: BuildContext) -> Mapping[str, Any]:
         """The rendered config (the ISO itself is pinned by the release, an input of the media step)."""
@@ -111,8 +110,7 @@ class Unattended(Step[BuildContext]):
         assert ctx.media is not None and ctx.workdir is not None
         # The config the stage ID was computed from (its random password must be the one used).
         rendered = getattr(self, "_rendered", None) or render(release.family, _vars(ctx))
-        method = getattr(ctx.config, "install_method", "media") or "media"
-        if method == "media":
+        if ctx.s.install_method == "media":
             out = ctx.workdir / "unattended.iso"
             from factory.media.cache import indexed_sha256
 
@@ -131,8 +129,6 @@ class Unattended(Step[BuildContext]):
             ctx.media = out
             ctx.say(f"unattended {release.title} media made ({', '.join(sorted(rendered.files))})")
             return
-        if method != "direct-kernel":
-            raise FactoryError(f"install_method {method!r} is not supported", hint="use media or direct-kernel")
         kernel, initrd = remaster.extract(ctx.media, [release.kernel, release.initrd], ctx.workdir)
         ctx.unattended_files = dict(rendered.files)
         ctx.direct_boot = DirectBoot(kernel, initrd, "console=ttyS0")  # arguments completed once HTTP runs

@@ -31,6 +31,7 @@ from factory.machine.driver import (
     PortRange,
 )
 from factory.machine.serial import SerialFollower
+from factory.schema.qemu import QemuSource
 from factory.steps import console
 from factory.steps.context import BuildContext
 
@@ -51,8 +52,8 @@ def machine_spec(ctx: BuildContext, *, install: bool) -> MachineSpec:
     values = ctx.template_values
     qemuargs = tuple(tuple(keys.expand(a, values, where="qemuargs") for a in group) for group in s.qemuargs)
     spec = MachineSpec(
-        name=s.vm_name, workdir=ctx.workdir, serial_log=serial_log_path(ctx), accel=ctx.accel, cpus=s.cpus,
-        memory_mb=s.memory_mb, machine_type=s.machine_type, cpu_model=s.cpu_model, firmware=s.firmware,
+        name=ctx.vm_name, workdir=ctx.workdir, serial_log=serial_log_path(ctx), accel=ctx.accel, cpus=s.cpus,
+        memory_mb=s.memory, machine_type=s.machine_type, cpu_model=s.cpu_model or "", firmware=ctx.firmware,
         efi_code=ctx.efi_code, efi_vars=ctx.efi_vars,
         disks=tuple(DiskSpec(d, s.format, s.disk_interface, s.disk_cache, s.disk_discard, s.disk_detect_zeroes)
                     for d in (ctx.disk, *ctx.extra_disks)),
@@ -60,14 +61,14 @@ def machine_spec(ctx: BuildContext, *, install: bool) -> MachineSpec:
         # Never forward SSH while an installer runs: its own sshd must not be mistaken for the installed system.
         ssh_host_port=None if install or ctx.ssh_lease is None else ctx.ssh_lease.port,
         guest_ssh_port=s.ssh_port,
-        headless=s.headless, vga=s.vga, emulator=s.qemu_binary, topology=s.topology, no_reboot=install,
+        headless=s.headless, vga=s.vga or "", emulator=s.qemu_binary, topology=s.topology, no_reboot=install,
         hypervisor_args=qemuargs)
     return console.machine_console(ctx, spec)
 
 
 def serial_log_path(ctx: BuildContext) -> Path:
     assert ctx.workdir is not None
-    return ctx.s.serial_log or ctx.workdir / f"{ctx.s.vm_name}.serial.log"
+    return ctx.path(ctx.s.serial_log) or ctx.workdir / f"{ctx.vm_name}.serial.log"
 
 
 def start_machine(ctx: BuildContext, spec: MachineSpec, phase: str) -> None:
@@ -110,9 +111,10 @@ def type_boot_command(ctx: BuildContext) -> None:
     s = ctx.s
     assert ctx.machine is not None
     groups = key_groups(ctx, ctx.template_values)
-    if s.boot_wait and groups:
-        ctx.say(f"waiting {s.boot_wait:g}s (boot_wait)")
-        _sleep_alive(ctx, s.boot_wait)
+    boot_wait = max(0.0, s.boot_wait)  # Packer: a negative boot_wait means no wait
+    if boot_wait and groups:
+        ctx.say(f"waiting {boot_wait:g}s (boot_wait)")
+        _sleep_alive(ctx, boot_wait)
     if not groups:
         return
     # Emulated guests poll the keyboard slowly and QEMU's PS/2 queue is short: keys typed at KVM pace are
@@ -122,7 +124,7 @@ def type_boot_command(ctx: BuildContext) -> None:
     what = f"{len(groups)} boot steps" if s.boot_steps else "the boot command"
     ctx.say(f"typing {what} ({count} keys/waits, {interval * 1000:.0f} ms apart)")
     for n, (step, actions) in enumerate(groups, start=1):
-        if n > 1 and s.boot_keygroup_interval:
+        if n > 1 and s.boot_keygroup_interval > 0:
             _sleep_alive(ctx, s.boot_keygroup_interval)
         if s.boot_steps:  # announced before it is typed, so a stuck installer shows which step it missed
             ctx.say(f"boot step {n}/{len(groups)}: {step.description or step.keys}")
@@ -156,7 +158,7 @@ def check_before_start(ctx: BuildContext) -> None:
     check_boot_command(ctx)
     if ctx.s.communicator == "ssh" and ctx.s.skip_nat_mapping:
         ssh_target(ctx)
-    if getattr(ctx.config, "iso", None) and getattr(ctx.config, "install_method", None) == "direct-kernel":
+    if ctx.s.iso and ctx.s.install_method == "direct-kernel":
         ctx.require(Feature.DIRECT_BOOT, 'install_method = "direct-kernel"')
 
 
@@ -176,7 +178,7 @@ class Install(Step[BuildContext]):
     def options(self, ctx: BuildContext) -> Mapping[str, Any]:
         return {"boot_command": list(ctx.s.boot_command),
                 "boot_steps": [[b.keys, b.description] for b in ctx.s.boot_steps],
-                "cpus": ctx.s.cpus, "memory": ctx.s.memory_mb}
+                "cpus": ctx.s.cpus, "memory": ctx.s.memory}
 
     def run(self, ctx: BuildContext) -> None:
         start_machine(ctx, machine_spec(ctx, install=True), "install")
@@ -196,7 +198,7 @@ class Boot(Step[BuildContext]):
 
     def options(self, ctx: BuildContext) -> Mapping[str, Any]:
         s = ctx.s
-        return {"cpus": s.cpus, "memory": s.memory_mb, "machine": s.machine_type, "firmware": s.firmware.value,
+        return {"cpus": s.cpus, "memory": s.memory, "machine": s.machine_type, "firmware": ctx.firmware.value,
                 "boot_command": list(s.boot_command) if s.disk_image else [], "qemuargs": list(s.qemuargs),
                 "boot_steps": [[b.keys, b.description] for b in s.boot_steps] if s.disk_image else []}
 
@@ -240,7 +242,7 @@ class Connect(Step[BuildContext]):
         return ctx.s.communicator == "ssh"
 
     def options(self, ctx: BuildContext) -> Mapping[str, Any]:
-        return {"username": ctx.s.ssh_username, "communicator": ctx.s.communicator}
+        return {"username": ctx.ssh_username, "communicator": ctx.s.communicator}
 
     def run(self, ctx: BuildContext) -> None:
         s = ctx.s
@@ -251,8 +253,8 @@ class Connect(Step[BuildContext]):
         assert ctx.machine is not None
         host, port = ssh_target(ctx)
         timeout = s.ssh_timeout * ctx.timeout_factor
-        # Every other communicator option (pty, agent, bastion, proxy, tunnels ...) comes parsed in s.ssh.
-        settings = dataclasses.replace(s.ssh, host=host, port=port, keypair=ctx.keypair, timeout=timeout)
+        # Every other communicator option (pty, agent, bastion, proxy, tunnels ...) comes parsed in ctx.ssh.
+        settings = dataclasses.replace(ctx.ssh, host=host, port=port, keypair=ctx.keypair, timeout=timeout)
         ctx.say(f"waiting up to {timeout:g}s for SSH on {settings.target}")
         try:
             ctx.comm = connect(settings, alive=ctx.machine.alive, notify=lambda m: ctx.output("ssh", m))
@@ -269,7 +271,7 @@ def _ssh_hint(ctx: BuildContext, inner: str | None) -> str:
                       f"(was {ctx.s.ssh_timeout:g}s, scaled to {ctx.s.ssh_timeout * ctx.timeout_factor:g}s)")
     causes.append("the guest got no DHCP lease (check the serial log for the network)")
     causes.append("sshd is not installed or did not start")
-    causes.append(f"wrong ssh_username {ctx.s.ssh_username!r} or the key/password was not applied "
+    causes.append(f"wrong ssh_username {ctx.ssh_username!r} or the key/password was not applied "
                   "(cloud-init did not run: is the cidata seed attached?)")
     text = "likely causes: " + "; ".join(causes)
     return f"{inner}\n{text}" if inner else text
@@ -335,9 +337,9 @@ def screendump_on_sigusr1(ctx: BuildContext) -> Iterator[None]:
         return
 
     def handler(signum: int, frame: object) -> None:
-        if ctx.machine is None or ctx.settings is None:
+        if ctx.machine is None or not isinstance(ctx.config, QemuSource):
             return
-        dest = paths.cache_dir("screens") / f"{ctx.s.vm_name}-{time.strftime('%Y%m%d-%H%M%S')}.png"
+        dest = paths.cache_dir("screens") / f"{ctx.vm_name}-{time.strftime('%Y%m%d-%H%M%S')}.png"
         shot = ctx.machine.screendump(dest)
         ctx.emit(EventKind.NOTICE, f"screendump: {shot}" if shot else "screendump: the VM is not running")
 
@@ -350,9 +352,9 @@ def screendump_on_sigusr1(ctx: BuildContext) -> Iterator[None]:
 
 def keep_diagnostics(ctx: BuildContext, exc: BaseException) -> None:
     """On failure: a screendump and the serial log, copied where they survive the cleanup; paths printed."""
-    if isinstance(exc, KeyboardInterrupt) or ctx.settings is None or ctx.workdir is None:
+    if isinstance(exc, KeyboardInterrupt) or not isinstance(ctx.config, QemuSource) or ctx.workdir is None:
         return
-    keep = paths.cache_dir("failures", f"{ctx.s.vm_name}-{time.strftime('%Y%m%d-%H%M%S')}")
+    keep = paths.cache_dir("failures", f"{ctx.vm_name}-{time.strftime('%Y%m%d-%H%M%S')}")
     if ctx.machine is not None and ctx.s.screenshot_on_failure:
         shot = ctx.machine.screendump(keep / "screen.png")
         if shot:

@@ -8,20 +8,23 @@ Provisioners are evaluated once per selected source they apply to, with `source.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from lark import Tree
 
 from factory.errors import FactoryError, FactoryErrors, Location
-from factory.options import Component, Kind, lookup, suggest
+from factory.options import Component, Kind, suggest
+from factory.schema import lookup
 from factory.template.collect import Collector
 from factory.template.config import Body, evaluate_body, make_component
 from factory.template.dynamic import expand
 from factory.template.expr import EvalError, Namespace, Scope, evaluate
-from factory.template.loader import Loaded
 from factory.template.model import Build, PostProcessorSpec, ProvisionerSpec, SourceRef, matches
 from factory.template.model import selected as step_applies
 from factory.template.parse import Attr, Block, locate
+
+if TYPE_CHECKING:  # the loader calls decode_builds with what it loaded: the dependency runs loader -> builds
+    from factory.template.loader import Loaded
 
 PROVISIONER_META = frozenset({"name", "pause_before", "max_retries", "timeout", "only", "except", "override",
                               "continue_on_error"})

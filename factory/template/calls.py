@@ -10,7 +10,18 @@ from lark import Token, Tree
 from factory.options import suggest
 from factory.template.functions import FUNCTIONS, FuncError
 from factory.template.parse import name_of
-from factory.template.types import ANY, BOOL, NUMBER, STRING, ConversionError, HType, Unknown, convert, first_unknown
+from factory.template.types import (
+    ANY,
+    BOOL,
+    NUMBER,
+    STRING,
+    ConversionError,
+    EvalError,
+    HType,
+    Unknown,
+    convert,
+    first_unknown,
+)
 
 if TYPE_CHECKING:
     from factory.template.expr import Evaluator
@@ -18,8 +29,6 @@ if TYPE_CHECKING:
 
 def call_function(ev: Evaluator, node: Any) -> Any:
     """Evaluate `name(args...)` at node."""
-    from factory.template.expr import EvalError
-
     name = name_of(node.children[0])
     args_node = next((c for c in node.children if isinstance(c, Tree) and c.data == "arguments"), None)
     arg_nodes = [] if args_node is None else [c for c in args_node.children if isinstance(c, Tree)
@@ -88,8 +97,6 @@ def _check_arity(ev: Evaluator, node: Any, impl: Any, n: int, name: str, ctx: bo
 
 
 def _try(ev: Evaluator, node: Any, arg_nodes: list[Any]) -> Any:
-    from factory.template.expr import EvalError
-
     if not arg_nodes:
         raise ev.error(node, "try() needs at least one argument")
     last: EvalError | None = None

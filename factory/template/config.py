@@ -12,7 +12,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from factory.errors import FactoryError, Location
-from factory.options import Component, Kind, OptionInfo, OptionValue, Support, convert, lookup, options_of, suggest
+from factory.options import Component, Deferred, Kind, OptionInfo, OptionValue, Support, convert, options_of, suggest
+from factory.schema import lookup
 from factory.template import types as ht
 from factory.template.collect import Collector
 from factory.template.expr import EvalError, Scope, evaluate
@@ -86,7 +87,7 @@ def make_component(kind: Kind, type_: str, body: Body, where: Location, path: st
         if value is None:
             continue  # null means unset, as in Packer
         try:
-            kwargs[name] = convert(value if info.parse is not None else to_python(value, info.type), info)
+            kwargs[name] = convert(to_python(value, info.written if info.written is not None else info.type), info)
         except ht.ConversionError as exc:
             col.add(FactoryError(f"invalid value for {name}: {exc}", where=at,
                                  hint=f"{name} has type {info.type_name}"))
@@ -135,10 +136,26 @@ def _required(infos: dict[str, OptionInfo], kwargs: dict[str, Any], kind: Kind, 
 def _checked(config: Component, body: Body, where: Location, col: Collector) -> bool:
     from factory.schema.types import check
 
+    for info in options_of(type(config)):
+        if isinstance(info.check, Deferred) and getattr(config, info.name) not in (None, [], {}):
+            _provide(info.check)
     problems = check(config)
     for p in problems:
         col.add(FactoryError(p.message, where=body.where.get(p.option, where), hint=p.hint))
     return not problems
+
+
+def _provide(check: Deferred) -> None:
+    """Import the runtime module that implements one of the schema's Deferred checks: only when an option that
+    has it is set, since paramiko (behind the SSH algorithm lists) is slow to import."""
+    from factory.schema import values
+
+    if check in (values.SSH_CIPHERS, values.SSH_KEX):
+        import factory.comm.algorithms
+    elif check is values.CATALOG_RELEASE:
+        import factory.media.catalog
+    elif check is values.PRESEED_VARS:
+        import factory.media.preseed  # noqa: F401
 
 
 def to_python(value: Any, tp: Any) -> Any:
@@ -211,7 +228,7 @@ _PLUGIN_HINTS = {
 
 
 def _unknown_hint(kind: Kind, type_: str) -> str:
-    from factory.options import registered
+    from factory.schema import registered
 
     close = suggest(type_, registered(kind))
     return f'did you mean "{close}"?' if close else _PLUGIN_HINTS[kind]

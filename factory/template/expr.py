@@ -28,10 +28,7 @@ from factory.template.types import (
     to_string,
     type_name,
 )
-
-
-class EvalError(FactoryError):
-    """An expression failed to evaluate (try/can catch exactly these)."""
+from factory.template.types import EvalError as EvalError  # defined below calls and expr; imported from here too
 
 
 class Namespace:

@@ -10,7 +10,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from factory.errors import FactoryError
-from factory.options import Kind, registered
+from factory.options import Kind
+from factory.schema import registered
 from factory.template.expr import Scope, evaluate
 from factory.template.functions import FUNCTIONS
 from factory.template.parse import Block, parse_file

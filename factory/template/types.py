@@ -12,6 +12,12 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
+from factory.errors import FactoryError
+
+
+class EvalError(FactoryError):
+    """An expression failed to evaluate (try/can catch exactly these)."""
+
 
 @dataclass(frozen=True)
 class Unknown:

@@ -6,12 +6,14 @@ import dataclasses
 import math
 import types
 import typing
+from enum import StrEnum
 from typing import Any
 
 import pytest
 
 from factory.errors import FactoryError
-from factory.options import Component, Kind, Support, lookup, options_of, registered
+from factory.options import Component, Kind, OptionValue, Support, options_of
+from factory.schema import lookup, registered
 from factory.schema.types import Checked, OptionProblem, check, parse_duration, parse_size_mib
 
 ALL = [cls for kind in Kind for cls in registered(kind).values()]
@@ -30,13 +32,14 @@ BLOCK_TYPES = (list[dict[str, Any]], str | dict[str, Any])
 
 def _allowed_type(tp: Any) -> bool:
     origin, args = typing.get_origin(tp), typing.get_args(tp)
-    if tp in SCALARS or tp in BLOCK_TYPES:
+    if tp in SCALARS or tp in BLOCK_TYPES or (isinstance(tp, type) and issubclass(tp, OptionValue | StrEnum)):
         return True
     if origin in (typing.Union, types.UnionType):
         rest = [a for a in args if a is not type(None)]
         return len(rest) == 1 and type(None) in args and _allowed_type(rest[0])
     if origin is list:
-        return args[0] in (str, int) or (typing.get_origin(args[0]) is list and typing.get_args(args[0]) == (str,))
+        return args[0] in (str, int) or _allowed_type(args[0]) or (typing.get_origin(args[0]) is list
+                                                                   and typing.get_args(args[0]) == (str,))
     if origin is dict:
         return args[0] is str and (args[1] is str or args[1] == list[str])
     return False
@@ -48,6 +51,10 @@ def _conforms(value: Any, tp: Any) -> bool:
         return any(_conforms(value, a) for a in args)
     if tp is type(None):
         return value is None
+    if isinstance(tp, type) and issubclass(tp, OptionValue):
+        return isinstance(value, str | int) and not isinstance(value, bool)  # as written; parsed by cls() below
+    if isinstance(tp, type) and issubclass(tp, StrEnum):
+        return value in {m.value for m in tp}
     if tp is int:
         return isinstance(value, int) and not isinstance(value, bool)
     if tp in SCALARS:
@@ -83,13 +90,14 @@ def test_every_option_has_help_a_supported_type_and_a_default_of_that_type(cls: 
     for o in options:
         assert len(o.help) >= 15, f"{cls.type_name}.{o.name}: help too short: {o.help!r}"
         assert o.help.rstrip().endswith((".", ")", "`")), f"{cls.type_name}.{o.name}: help is not a sentence"
-        assert _allowed_type(o.type), f"{cls.type_name}.{o.name}: unsupported type {o.type_name}"
+        written = o.written if o.written is not None else o.type
+        assert _allowed_type(written), f"{cls.type_name}.{o.name}: unsupported type {o.type_name}"
         if o.type in BLOCK_TYPES:
             assert o.name in getattr(cls, "VALIDATORS", {}), f"{cls.type_name}.{o.name}: a block needs a parser"
         if o.required:
             assert o.default is None, f"{o.name}: a required option has no default"
         else:
-            assert _conforms(o.default, o.type), f"{cls.type_name}.{o.name}: default {o.default!r} is not {o.type}"
+            assert _conforms(o.default, written), f"{cls.type_name}.{o.name}: default {o.default!r} is not {written}"
         assert o.name not in META_ARGUMENTS, f"{o.name} is a meta-argument handled by the template layer"
 
 
@@ -130,8 +138,8 @@ def test_qemu_declares_packers_defaults() -> None:
 
     q = QemuSource()
     assert (q.disk_size, q.memory, q.cpus, q.format, q.disk_interface, q.net_device) == (
-        "40960M", 512, 1, "qcow2", "virtio", "virtio-net")
-    assert (q.boot_wait, q.ssh_timeout, q.shutdown_timeout) == ("10s", "5m", "5m")
+        40960, 512, 1, "qcow2", "virtio", "virtio-net")
+    assert (q.boot_wait, q.ssh_timeout, q.shutdown_timeout) == (10.0, 300.0, 300.0)
     assert (q.host_port_min, q.host_port_max, q.http_port_min, q.http_port_max) == (2222, 4444, 8000, 9000)
     assert q.accelerator == "auto" and q.communicator == "ssh"
     factory_only = {o.name for o in options_of(QemuSource) if o.factory_only}
@@ -200,14 +208,27 @@ def test_parse_size_mib_rejects_malformed_sizes(text: Any) -> None:
 def test_check_reports_each_bad_value_with_a_hint() -> None:
     from factory.schema.qemu import QemuSource
 
-    config = QemuSource(iso_url="a.iso", iso_urls=["b.iso"], boot_wait="10", format="qcow",
-                        disk_size="big", disk_additional_size=["1G", "x"], ssh_timeout="20m")
+    config = QemuSource(iso_url="a.iso", iso_urls=["b.iso"], disk_cache="writebak", ssh_timeout="20m")
     problems = {p.option: p for p in check(config)}
-    assert set(problems) == {"iso_urls", "boot_wait", "format", "disk_size", "disk_additional_size"}
-    assert problems["format"].hint == "did you mean 'qcow2'?"
-    assert problems["boot_wait"].hint is not None and '"10s"' in problems["boot_wait"].hint
+    assert set(problems) == {"iso_urls", "disk_cache"}
+    assert problems["disk_cache"].hint == "did you mean 'writeback'?"
     assert problems["iso_urls"] == OptionProblem("iso_urls", "iso_url and iso_urls cannot both be set",
                                                  "keep only one of iso_url, iso_urls")
+
+
+@pytest.mark.parametrize(("option", "value", "message", "hint"), [
+    ("boot_wait", "10", "invalid boot_wait '10'", '"10s"'),
+    ("format", "qcow", "invalid format 'qcow'; allowed: qcow2, raw", "did you mean 'qcow2'?"),
+    ("disk_size", "big", "invalid disk_size 'big'", "512M"),
+    ("disk_additional_size", ["1G", "x"], "invalid disk_additional_size 'x'", "512M"),
+])
+def test_a_value_that_does_not_convert_is_refused_naming_the_option(option: str, value: Any, message: str,
+                                                                    hint: str) -> None:
+    from factory.schema.qemu import QemuSource
+
+    with pytest.raises(FactoryError) as err:
+        QemuSource(iso_url="a.iso", **{option: value})
+    assert message in err.value.message and hint in (err.value.hint or "")
 
 
 def test_check_on_provisioners_enforces_one_source_of_commands() -> None:

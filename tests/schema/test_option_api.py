@@ -25,7 +25,9 @@ def _even(value: int) -> None:
         raise FactoryError(f"count {value} is odd", hint="use an even count")
 
 
-def _pairs(raw: list[str]) -> tuple[tuple[str, str], ...]:
+def _pairs(raw: list[str] | tuple[tuple[str, str], ...]) -> tuple[tuple[str, str], ...]:
+    if all(isinstance(item, tuple) for item in raw):
+        return tuple(raw)  # type: ignore[arg-type]
     if not all("=" in item for item in raw):
         raise FactoryError("pairs need KEY=VALUE")
     return tuple(tuple(item.split("=", 1)) for item in raw)  # type: ignore[misc]
@@ -45,14 +47,14 @@ class Sample(Component):
     cache: str = opt("writeback", choices=("writeback", "none"), help="Closed choices.")
     mode: Mode = opt("fast", help="An enum.")
     count: int = opt(2, check=_even, help="Any rule.")
-    pairs: tuple[tuple[str, str], ...] = opt([], parse=_pairs, help="Parsed from raw.")
+    pairs: tuple[tuple[str, str], ...] = opt([], written=list[str], parse=_pairs, help="Parsed from raw.")
     remote: str | None = opt(None, check=REMOTE, help="A check a runtime package implements.")
 
 
 def test_defaults_are_converted_to_the_declared_types() -> None:
     s = Sample()
-    assert isinstance(s.wait, Duration) and s.wait == 10.0 and str(s.wait) == "10s"
-    assert isinstance(s.size, SizeMiB) and s.size == 1024 and str(s.size) == "1G"
+    assert isinstance(s.wait, Duration) and s.wait == 10.0 and s.wait.text == "10s" and f"{s.wait}" == "10.0"
+    assert isinstance(s.size, SizeMiB) and s.size == 1024 and s.size.text == "1G" and f"{s.size}M" == "1024M"
     assert s.mode is Mode.FAST and s.mode == "fast"
     assert s.pairs == () and s.timeout is None
     assert check(s) == []
@@ -62,13 +64,14 @@ def test_values_as_written_are_converted_and_replace_keeps_them() -> None:
     s = Sample(wait="1m30s", sizes=["512M", 2048], timeout="5m", mode="slow", pairs=["a=b"])
     assert (s.wait, s.sizes, s.timeout, s.mode, s.pairs) == (90.0, [512, 2048], 300.0, Mode.SLOW, (("a", "b"),))
     again = dataclasses.replace(s, cpus=2)
-    assert again.wait == 90.0 and str(again.wait) == "1m30s" and again.pairs == (("a", "b"),)
+    assert again.wait == 90.0 and again.wait.text == "1m30s" and again.pairs == (("a", "b"),)
 
 
 def test_docs_see_the_default_as_written_and_a_type_label() -> None:
     infos = {o.name: o for o in options_of(Sample)}
     assert infos["wait"].default == "10s" and infos["wait"].type_name == "duration"
     assert infos["sizes"].type_name == "list[size]" and infos["mode"].type_name == "str"
+    assert infos["pairs"].type_name == "list[str]"
     assert infos["cpus"].minimum == 1 and infos["cache"].choices == ("writeback", "none")
 
 

@@ -8,13 +8,16 @@ from pathlib import Path
 
 import pytest
 
-from factory.options import Kind, Support, lookup, options_of
+from factory.options import Kind, Support, options_of
+from factory.schema import lookup
 from factory.template import load
 
 DATA = Path(__file__).parent.parent / "data" / "packer_options"
 
 # Packer type names in the docs -> the Python types factory declares for them.
-_TYPES = {"string": {"str"}, "bool": {"bool"}, "int": {"int"}, "duration": {"str"}, "[]string": {"list[str]"},
+# Durations and sizes are declared typed (factory.schema.types): written as Packer's strings, read as numbers.
+_TYPES = {"string": {"str", "size"}, "bool": {"bool"}, "int": {"int"}, "duration": {"duration"},
+          "[]string": {"list[str]", "list[size]"},
           "[][]string": {"list[list[str]]"}, "map[string]string": {"dict[str, str]"},
           "QemuImgArgs": {"dict[str, list[str]]"}}
 
@@ -62,7 +65,7 @@ build { sources = ["source.qemu.x"] }
 """)
     project = load(tmp_path / "t.pkr.hcl")
     config = project.builds[0].sources[0].config
-    assert (config.ssh_timeout, config.host_port_min, config.host_port_max) == ("42m", 3000, 3020)
+    assert (config.ssh_timeout, config.host_port_min, config.host_port_max) == (42 * 60, 3000, 3020)
     assert config.ssh_disable_agent_forwarding is True
     assert any("t.pkr.hcl:6: source.qemu.x.ssh_wait_timeout is deprecated" in w and "ssh_timeout" in w
                for w in project.warnings)

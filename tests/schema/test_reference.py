@@ -9,8 +9,9 @@ import sys
 import warnings
 from pathlib import Path
 
-from factory.options import Kind, Support, options_of, registered
+from factory.options import Kind, Support, options_of
 from factory.reference import render_reference
+from factory.schema import registered
 from factory.schema.qemu import QemuSource
 from factory.template.functions import FUNCTIONS
 

@@ -13,13 +13,13 @@ from factory.comm.ssh import connect
 from factory.errors import FactoryError
 from factory.schema.qemu import QemuSource
 from factory.steps.comm import ClearAuthorizedKeys
-from factory.steps.context import BuildContext, settings_from
+from factory.steps.context import BuildContext
 
 
 def _ctx(tmp_path: Path, clear: bool, keypair: KeyPair | None) -> BuildContext:
     config = QemuSource(iso_url="a.iso", iso_checksum="none", ssh_username="root", ssh_clear_authorized_keys=clear)
     ctx = BuildContext(build_name="b", bus=EventBus(), config=config, keypair=keypair)
-    ctx.settings = settings_from(config, "x", tmp_path)
+    ctx.source_name, ctx.root = "x", tmp_path
     return ctx
 
 

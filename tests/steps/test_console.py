@@ -16,7 +16,7 @@ from factory.machine.driver import MachineSpec
 from factory.machine.qemu import QemuMachine
 from factory.schema.qemu import QemuSource
 from factory.steps import console
-from factory.steps.context import BuildContext, settings_from
+from factory.steps.context import BuildContext
 
 BASE = {"iso_url": "a.img", "iso_checksum": "none", "disk_image": True, "ssh_username": "root"}
 
@@ -27,7 +27,7 @@ def _ctx(tmp_path: Path, **options: object) -> tuple[BuildContext, list[Event]]:
     bus.subscribe(events.append)
     source = QemuSource(**BASE, **options)  # type: ignore[arg-type]
     ctx = BuildContext(build_name="qemu.t", bus=bus, config=source, root=tmp_path)
-    ctx.settings = settings_from(source, "t", tmp_path)
+    ctx.source_name, ctx.root = "t", tmp_path
     ctx.workdir = tmp_path / "work"
     ctx.workdir.mkdir(parents=True)
     return ctx, events

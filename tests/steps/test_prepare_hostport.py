@@ -10,14 +10,14 @@ import pytest
 from factory.build import EventBus
 from factory.machine.driver import driver
 from factory.schema.qemu import QemuSource
-from factory.steps.context import BuildContext, settings_from
+from factory.steps.context import BuildContext
 from factory.steps.prepare import HostPort
 
 
 def _ctx(tmp_path: Path, **options: Any) -> BuildContext:
     config = QemuSource(ssh_username="u", iso_url="x.iso", iso_checksum="none", **options)
     ctx = BuildContext(build_name="t", bus=EventBus(), config=config, root=tmp_path, driver=driver("qemu"))
-    ctx.settings = settings_from(config, "t", tmp_path)
+    ctx.source_name = "t"
     return ctx
 
 

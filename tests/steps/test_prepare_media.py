@@ -19,7 +19,7 @@ from factory.build import EventBus
 from factory.errors import FactoryError
 from factory.machine.driver import driver
 from factory.schema.qemu import QemuSource
-from factory.steps.context import BuildContext, settings_from
+from factory.steps.context import BuildContext
 from factory.steps.prepare import CreateDisk, FetchMedia, Http
 
 DATA = b"not really an ISO, but bytes with a checksum\n" * 100
@@ -38,7 +38,7 @@ def server(tmp_path: Path) -> Iterator[tuple[str, list[str]]]:
 def _fetch(tmp_path: Path, **options: Any) -> BuildContext:
     config = QemuSource(ssh_username="u", **options)
     ctx = BuildContext(build_name="t", bus=EventBus(), config=config, root=tmp_path)
-    ctx.settings = settings_from(config, "t", tmp_path)
+    ctx.source_name, ctx.root = "t", tmp_path
     FetchMedia().run(ctx)
     return ctx
 
@@ -83,7 +83,7 @@ def test_skip_cache_hands_the_first_answering_url_to_qemu_without_downloading(
 def _ctx(tmp_path: Path, **options: Any) -> BuildContext:
     config = QemuSource(ssh_username="u", **options)
     ctx = BuildContext(build_name="t", bus=EventBus(), config=config, root=tmp_path)
-    ctx.settings = settings_from(config, "t", tmp_path)
+    ctx.source_name, ctx.root = "t", tmp_path
     return ctx
 
 

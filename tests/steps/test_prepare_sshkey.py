@@ -11,14 +11,14 @@ import pytest
 from factory.build import EventBus
 from factory.errors import FactoryError
 from factory.schema.qemu import QemuSource
-from factory.steps.context import BuildContext, settings_from
+from factory.steps.context import BuildContext
 from factory.steps.prepare import SshKey
 
 
 def _run(tmp_path: Path, **options: Any) -> BuildContext:
     config = QemuSource(iso_url="a.iso", iso_checksum="none", ssh_username="root", **options)
     ctx = BuildContext(build_name="b", bus=EventBus(), config=config)
-    ctx.settings = settings_from(config, "x", tmp_path)
+    ctx.source_name, ctx.root = "x", tmp_path
     SshKey().run(ctx)
     return ctx
 
@@ -33,7 +33,7 @@ def test_ephemeral_key_type_and_size(tmp_path: Path, options: dict[str, Any], bi
     shown = subprocess.run(["ssh-keygen", "-l", "-f", str(key)], check=True, capture_output=True,
                            text=True).stdout.split()
     assert shown[0] == str(bits) and shown[-1] == f"({kind})"
-    assert ctx.keypair.public_openssh.endswith(f" factory-{ctx.s.vm_name}")
+    assert ctx.keypair.public_openssh.endswith(f" factory-{ctx.vm_name}")
 
 
 def test_no_ephemeral_key_with_agent_auth_password_or_key_file(tmp_path: Path) -> None:

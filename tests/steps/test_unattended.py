@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 from pathlib import Path
 from types import SimpleNamespace
@@ -10,10 +11,13 @@ from typing import Any
 import pytest
 from fixtures.isos import KERNEL
 
+from factory.build import EventBus
 from factory.comm.keys import KeyPair
 from factory.errors import FactoryError, FactoryErrors
 from factory.media.catalog import InstallerFamily
 from factory.media.preseed import hash_password
+from factory.schema.qemu import QemuSource
+from factory.steps.context import BuildContext
 from factory.steps.unattended import Unattended, _vars, check_vars, direct_kernel_args, finish_direct_boot
 
 
@@ -28,18 +32,19 @@ def test_direct_kernel_args_point_at_the_build_http_server() -> None:
 
 def test_unattended_vars_get_the_ssh_user_key_and_poweroff() -> None:
     key = KeyPair.generate()
-    ctx = SimpleNamespace(config=SimpleNamespace(preseed_vars={"hostname": "web1"}, ssh_username="ops"),
-                          s=SimpleNamespace(ssh_username="ops", ssh_password="s3cret-pass"), keypair=key)
-    v = _vars(ctx)  # type: ignore[arg-type]
+    ctx = BuildContext(build_name="b", bus=EventBus(), keypair=key,
+                       config=QemuSource(preseed_vars={"hostname": "web1"}, ssh_username="ops",
+                                         ssh_password="s3cret-pass"))
+    v = _vars(ctx)
     assert v.hostname == "web1" and v.username == "ops" and v.poweroff
     assert v.ssh_authorized_keys == (key.public_openssh,)
     assert v.password_hash.startswith("$6$") and "s3cret-pass" not in repr(v)
 
 
 def _ctx(preseed_vars: dict[str, str], ssh_password: str | None = None, key: KeyPair | None = None) -> Any:
-    return SimpleNamespace(config=SimpleNamespace(preseed_vars=preseed_vars, ssh_username="ops", iso="x"),
-                           s=SimpleNamespace(ssh_username="ops", ssh_password=ssh_password), keypair=key,
-                           source_type="qemu", source_name="web")
+    return BuildContext(build_name="b", bus=EventBus(), keypair=key, source_type="qemu", source_name="web",
+                        config=QemuSource(preseed_vars=preseed_vars, ssh_username="ops", iso="x",
+                                          ssh_password=ssh_password))
 
 
 def test_without_a_password_the_account_gets_an_unguessable_one() -> None:
@@ -74,8 +79,8 @@ def _release(iso: Any) -> Any:
 def _run_ctx(iso: Any, workdir: Path, method: str, preseed_vars: dict[str, str], key: KeyPair | None) -> Any:
     workdir.mkdir()
     ctx = _ctx(preseed_vars, key=key)
-    ctx.config.install_method = method
-    ctx.release, ctx.media, ctx.workdir, ctx.say = _release(iso), iso.path, workdir, lambda _m: None
+    ctx.config = dataclasses.replace(ctx.config, install_method=method)
+    ctx.release, ctx.media, ctx.workdir = _release(iso), iso.path, workdir
     ctx.unattended_files, ctx.direct_boot, ctx.http = {}, None, None
     return ctx
 

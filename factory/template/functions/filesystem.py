@@ -104,7 +104,6 @@ def _glob_regex(pattern: str) -> re.Pattern[str]:
 @function("templatefile", "filesystem", "Renders a file as a string template with the given variables.",
           needs_context=True)
 def templatefile(ev: Any, p: Any, variables: Any) -> Any:
-    from factory.template.expr import Evaluator, Scope
     from factory.template.parse import remember
     from factory.template.strings import scan_template
 
@@ -116,5 +115,6 @@ def templatefile(ev: Any, p: Any, variables: Any) -> Any:
     except UnicodeDecodeError:
         raise FuncError(f"{path} is not UTF-8 text") from None
     remember(path, text)
-    scope = Scope(path, {}, ev.scope.functions, f"templatefile({path})", False, {}, dict(variables))
-    return Evaluator(scope).template(scan_template(text, path), None)
+    # A new evaluator of the caller's own classes: the functions sit below the evaluator that calls them.
+    scope = type(ev.scope)(path, {}, ev.scope.functions, f"templatefile({path})", False, {}, dict(variables))
+    return type(ev)(scope).template(scan_template(text, path), None)
