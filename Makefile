@@ -50,6 +50,7 @@ demo:
 lint:
 	$(VENV)/bin/ruff check factory tests bench
 	$(VENV)/bin/mypy
+	$(VENV)/bin/lint-imports
 
 test: lint
 	$(VENV)/bin/pytest -n $(JOBS) --durations=15

@@ -138,24 +138,28 @@ class Checked:
         return []
 
 
+# Values that mean "not set": a converted list option is a tuple, so () counts as well as [].
+_UNSET: tuple[object, ...] = (None, [], (), {}, "")
+
+
 def check(config: Any) -> list[OptionProblem]:
     """Every duration, size and choice option of `config` whose value does not parse (None means unset), every
     group of mutually exclusive options set together, and every option set without one it needs."""
     problems: list[OptionProblem] = []
     cls = type(config)
     for group in getattr(cls, "EXCLUSIVE", ()):
-        given = [name for name in group if getattr(config, name) not in (None, [], {}, "")]
+        given = [name for name in group if getattr(config, name) not in _UNSET]
         if len(given) > 1:
             problems.append(OptionProblem(given[1], f"{' and '.join(given)} cannot both be set",
                                           f"keep only one of {', '.join(group)}"))
     if isinstance(config, Checked):
         problems.extend(config.problems())
     for name, needs, hint in getattr(cls, "REQUIRES", ()):
-        if getattr(config, name) not in (None, False, [], {}, "") and getattr(config, needs) in (None, [], {}, ""):
+        if getattr(config, name) not in (*_UNSET, False) and getattr(config, needs) in _UNSET:
             problems.append(OptionProblem(name, f"{name} needs {needs}", hint))
     for name, validate in sorted(getattr(cls, "VALIDATORS", {}).items()):
         value = getattr(config, name)
-        if value not in (None, [], {}):
+        if value not in _UNSET:
             try:
                 validate(value)
             except FactoryError as exc:
@@ -205,7 +209,7 @@ def _declared(info: OptionInfo, value: Any) -> list[OptionProblem]:
                     f"at least {_num(low)}{unit}" if low is not None else f"at most {_num(high)}{unit}")
             shown = value.text if isinstance(value, _Written) else str(value)
             return [OptionProblem(name, f"invalid {name} {shown!r}: must be {span}", f"set {name} {span}")]
-    if info.check is not None and value not in ([], {}):
+    if info.check is not None and value not in _UNSET:
         try:
             info.check(value)
         except FactoryError as exc:

@@ -100,7 +100,7 @@ class Finalize(Step[BuildContext]):
     name, title = "finalize", "Publishing the artifact"
 
     def options(self, ctx: BuildContext) -> Mapping[str, Any]:
-        return {"output_directory": str(ctx.s.output_directory), "efi_drop_efivars": ctx.s.efi_drop_efivars}
+        return {"output_directory": str(ctx.output_directory), "efi_drop_efivars": ctx.s.efi_drop_efivars}
 
     def run(self, ctx: BuildContext) -> None:
         s = ctx.s

@@ -89,7 +89,7 @@ def _error(tmp_path: Path, text: str) -> str:
 
 def test_the_plugin_s_example_loads_with_typed_blocks(tmp_path: Path) -> None:
     cfg = _source(tmp_path, PLUGIN_EXAMPLE)
-    assert cfg.communicator == "ssh" and cfg.ssh_username == "ubuntu" and cfg.ssh_timeout == "10m"
+    assert cfg.communicator == "ssh" and cfg.ssh_username == "ubuntu" and cfg.ssh_timeout == 600.0
     artifact, seed, scratch = cfg.volumes
     assert artifact.alias == "artifact" and artifact.source and artifact.source.volume == "ubuntu-22.04-base"
     assert seed.source and seed.source.type == "cloud-init" and seed.source.user_data == "#cloud-config\n"

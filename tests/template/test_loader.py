@@ -293,8 +293,8 @@ build {
 }
 """)
     (build,) = load(tmp_path, env={}).builds
-    assert build.sources[0].config.qemu_img_args == {  # type: ignore[attr-defined]
-        "convert": ["preallocation=off"], "create": ["-o", "preallocation=off"]}
+    args = build.sources[0].config.qemu_img_args  # type: ignore[attr-defined]
+    assert (args.convert, args.create) == (("preallocation=off",), ("-o", "preallocation=off"))
     assert [p.config.inline for p in build.provisioners] == [["echo 0: one"], ["echo 1: two"]]  # type: ignore[attr-defined]
 
 

@@ -39,9 +39,9 @@ def test_sources_are_typed_configs_with_evaluated_values() -> None:
     qemu, vbox = build.sources
     assert (qemu.full_name, vbox.full_name) == ("qemu.linux", "virtualbox-iso.linux")
     q: Any = qemu.config
-    assert q.vm_name == "debian-12-amd64" and q.cpus == 4 and q.memory == 4096 and q.disk_size == "40G"
+    assert q.vm_name == "debian-12-amd64" and q.cpus == 4 and q.memory == 4096 and q.disk_size == 40960
     assert q.http_directory == str(DATA.resolve() / "http")
-    assert q.boot_wait == "5s" and q.boot_command[1].endswith("{{ .HTTPIP }}:{{ .HTTPPort }}/preseed.cfg<enter>")
+    assert q.boot_wait == 5.0 and q.boot_command[1].endswith("{{ .HTTPIP }}:{{ .HTTPPort }}/preseed.cfg<enter>")
     v: Any = vbox.config
     # try() returns the optional attribute's null (no error), and null means "unset": the declared default.
     assert v.guest_os_type == "Debian_64" and v.nic_type == "virtio" and v.gfx_vram_size == 4
