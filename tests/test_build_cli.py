@@ -54,3 +54,18 @@ def test_bad_boot_command_fails_before_any_vm_starts(tmp_path: Path) -> None:
     assert proc.returncode == 1
     assert "boot_command[1]: unknown key <f13> at column 2" in proc.stderr
     assert "Starting the VM" not in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_build_and_validate_print_the_same_template_warnings(tmp_path: Path) -> None:
+    """Both commands share their -var/-only/... definitions and the loader that prints the warnings."""
+    (tmp_path / "t.pkr.hcl").write_text(TEMPLATE.replace('ssh_username = "u"', 'ssh_username = "u"\n'
+                                                         '  ssh_wait_timeout = "5m"'))
+    env = {**os.environ, "COLUMNS": "300"}
+    runs = {cmd: subprocess.run([sys.executable, "-m", "factory", cmd, "t.pkr.hcl"],  # build: disk.img is missing
+                                cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+            for cmd in ("validate", "build")}
+    warnings = {cmd: [line for line in run.stderr.splitlines() if line.startswith("warning:")]
+                for cmd, run in runs.items()}
+    assert warnings["build"] and warnings["build"] == warnings["validate"]
+    assert any("ssh_wait_timeout" in w for w in warnings["build"])
+    assert runs["build"].returncode == 1 and "disk.img" in runs["build"].stderr

@@ -11,17 +11,17 @@ import typer
 from factory import ui
 from factory.build import EventBus, HumanMonitor, JsonMonitor, OnError, sigterm_as_interrupt
 from factory.cli import app
+from factory.cli.options import ExceptOpt, OnlyOpt, TemplateArg, VarFileOpt, VarOpt, load_template
 from factory.errors import FactoryError
 
 
 @app.command()
 def build(
-    template: Annotated[Path, typer.Argument(help="Template file (*.pkr.hcl) or a directory of them.")],
-    var: Annotated[list[str] | None, typer.Option("--var", help="Set a variable: NAME=VALUE (repeatable).")] = None,
-    var_file: Annotated[list[Path] | None, typer.Option("--var-file", help="Variables file (repeatable).")] = None,
-    only: Annotated[list[str] | None, typer.Option("--only", help="Build only these sources (qemu.cloud,...).")
-                    ] = None,
-    except_: Annotated[list[str] | None, typer.Option("--except", help="Skip these sources (comma list).")] = None,
+    template: TemplateArg,
+    var: VarOpt = None,
+    var_file: VarFileOpt = None,
+    only: OnlyOpt = None,
+    except_: ExceptOpt = None,
     force: Annotated[bool, typer.Option("--force", help="Replace a non-empty output directory.")] = False,
     on_error: Annotated[OnError, typer.Option("--on-error", help="cleanup (default), abort (leave the VM and "
                                               "files for inspection) or run-cleanup-provisioner.")
@@ -33,9 +33,8 @@ def build(
 ) -> None:
     """Build machine images from a Packer HCL2 template."""
     from factory.steps.plan import BuildOptions, build_source, refuse_unbuildable
-    from factory.template import load
 
-    project = load(template, vars=var or [], var_files=var_file or [], only=_split(only), except_=_split(except_))
+    project = load_template(template, var, var_file, only, except_)
     bus = EventBus()
     bus.subscribe(JsonMonitor() if machine_readable else HumanMonitor(show_serial=debug))
     opts = BuildOptions(force=force, on_error=on_error, debug=debug)
@@ -62,6 +61,3 @@ def build(
         for art in artifacts:
             ui.info(f"--> {art.describe()}")
 
-
-def _split(values: list[str] | None) -> list[str]:
-    return [v.strip() for item in values or [] for v in item.split(",") if v.strip()]

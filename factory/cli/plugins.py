@@ -14,12 +14,11 @@ import typer
 
 from factory import __version__, ui
 from factory.cli import app
+from factory.cli.options import TemplateArg, VarFileOpt, VarOpt
 from factory.errors import FactoryError
 
 plugins_app = typer.Typer(help="Packer's `plugins` commands: what factory builds in.", no_args_is_help=True)
 app.add_typer(plugins_app, name="plugins")
-
-TemplateArg = Annotated[Path, typer.Argument(help="Template file (*.pkr.hcl) or a folder of them.")]
 
 
 def _required(template: Path) -> list[tuple[str, str]]:
@@ -77,9 +76,8 @@ def required(template: TemplateArg) -> None:
 def console(
     template: Annotated[Path | None, typer.Argument(help="Template file or folder whose variables and locals "
                                                     "the expressions see (optional).")] = None,
-    var: Annotated[list[str] | None, typer.Option("--var", help="Set a variable: name=value (repeatable).")] = None,
-    var_file: Annotated[list[Path] | None, typer.Option("--var-file", help="Variables file (repeatable).")
-                        ] = None,
+    var: VarOpt = None,
+    var_file: VarFileOpt = None,
 ) -> None:
     """Evaluate HCL expressions (one per line, from standard input or a prompt) as `packer console` does."""
     from factory.template.console import Session

@@ -8,8 +8,7 @@ Template placeholders (`{{ .HTTPIP }}`, `{{ .SSHPublicKey | urlquery }}` ...) ar
 from __future__ import annotations
 
 import re
-import urllib.parse
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from factory.errors import FactoryError
@@ -60,7 +59,6 @@ Action = Press | Hold | Wait
 
 _TAG = re.compile(r"<([A-Za-z][A-Za-z0-9]*)>")
 _DURATION = re.compile(r"^(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$")
-_PLACEHOLDER = re.compile(r"\{\{\s*\.(\w+)\s*(?:\|\s*(\w+)\s*)?\}\}")
 
 
 def char_action(ch: str) -> Press:
@@ -130,21 +128,3 @@ def parse_all(commands: Sequence[str]) -> list[Action]:
     for i, cmd in enumerate(commands):
         out.extend(parse(cmd, where=f"boot_command[{i}]"))
     return out
-
-
-def expand(text: str, values: Mapping[str, str], *, where: str = "boot_command") -> str:
-    """Expand Go-template placeholders `{{ .Name }}` and `{{ .X | urlquery }}` from values."""
-
-    def sub(m: re.Match[str]) -> str:
-        name, func = m.group(1), m.group(2)
-        if name not in values:
-            raise FactoryError(f"{where}: unknown template value {{{{ .{name} }}}}",
-                               hint="available: " + ", ".join(f".{k}" for k in sorted(values)))
-        value = values[name]
-        if func is None:
-            return value
-        if func == "urlquery":
-            return urllib.parse.quote_plus(value)
-        raise FactoryError(f"{where}: unknown template function {func!r}", hint="supported: urlquery")
-
-    return _PLACEHOLDER.sub(sub, text)

@@ -20,7 +20,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path, PurePosixPath
 
 from factory.errors import FactoryError
-from factory.machine.keys import expand
+from factory.placeholders import expand
 from factory.run import run
 from factory.schema.values import DEFAULT_FLOPPY_LABEL as DEFAULT_LABEL
 from factory.schema.values import check_floppy_label as check_label

@@ -10,7 +10,6 @@ from typing import Any, ClassVar
 
 from factory import ui
 from factory.artifact.model import Artifact
-from factory.provision.base import render_command
 
 
 @dataclass(frozen=True)
@@ -57,7 +56,6 @@ class PostProcessor:
 
 
 # Packer's `{{.Name}}` placeholders in output options: the same substitution the provisioners use.
-expand = render_command
 
 
 def resolve(path: str, ctx: PostContext) -> Path:

@@ -10,7 +10,8 @@ from factory import events
 from factory.artifact import digests
 from factory.artifact.model import Artifact
 from factory.errors import FactoryError
-from factory.post.base import PostContext, PostProcessor, Result, expand, resolve
+from factory.placeholders import expand
+from factory.post.base import PostContext, PostProcessor, Result, resolve
 
 TYPES = ("md5", "sha1", "sha224", "sha256", "sha384", "sha512")
 _CHUNK = 1 << 20

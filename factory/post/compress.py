@@ -21,7 +21,8 @@ from factory.artifact.exporters import output
 from factory.artifact.model import Artifact
 from factory.artifact.tario import HashingWriter, fixed_mtime, gzip_writer
 from factory.errors import FactoryError
-from factory.post.base import PostContext, PostProcessor, Result, expand, resolve
+from factory.placeholders import expand
+from factory.post.base import PostContext, PostProcessor, Result, resolve
 
 FORMATS = ("tar.gz", "tar.zst", "tar.xz", "tar", "gz", "zst", "xz")
 _ALIASES = {"tgz": "tar.gz", "tzst": "tar.zst", "txz": "tar.xz"}

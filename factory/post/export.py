@@ -9,7 +9,8 @@ from typing import Any
 from factory.artifact.exporters import ExportOptions, export
 from factory.artifact.model import Artifact, Firmware, Hardware
 from factory.errors import FactoryError
-from factory.post.base import PostContext, PostProcessor, Result, expand, resolve
+from factory.placeholders import expand
+from factory.post.base import PostContext, PostProcessor, Result, resolve
 
 EXTENSIONS = {"gce": "tar.gz", "vagrant-libvirt": "box", "vagrant-virtualbox": "box"}
 _DISK_FORMATS = ("qcow2", "raw", "vmdk", "vhd", "vhdx")

@@ -24,7 +24,8 @@ from typing import Any
 
 from factory.artifact.model import Artifact
 from factory.errors import FactoryError
-from factory.post.base import PostContext, PostProcessor, Result, expand
+from factory.placeholders import expand
+from factory.post.base import PostContext, PostProcessor, Result
 from factory.schema.vagrant_cloud import VAGRANT_CLOUD_URL
 
 BUILDER_ID = "pearkes.post-processor.vagrant-cloud"

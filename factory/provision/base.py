@@ -134,22 +134,6 @@ def flatten_env(values: Mapping[str, str], fmt: str | None = None) -> str:
                            hint="it takes two %s: the name and the value, e.g. \"%s='%s' \"") from None
 
 
-_PLACEHOLDER = re.compile(r"\{\{\s*\.(\w+)\s*\}\}")
-
-
-def render_command(template: str, values: Mapping[str, str], option: str) -> str:
-    """Substitute Packer's `{{ .Name }}` placeholders; an unknown one is an error naming the option."""
-
-    def sub(match: re.Match[str]) -> str:
-        name = match.group(1)
-        if name not in values:
-            raise FactoryError(f"{option}: unknown placeholder {{{{.{name}}}}}",
-                               hint="available: " + ", ".join(f"{{{{.{k}}}}}" for k in sorted(values)))
-        return values[name]
-
-    return _PLACEHOLDER.sub(sub, template)
-
-
 def check_exit(code: int, valid: Sequence[int], what: str) -> None:
     if code in valid:
         return

@@ -10,6 +10,7 @@ from typing import Any
 
 from factory.comm.ssh import Communicator, Disconnected
 from factory.errors import FactoryError
+from factory.placeholders import expand
 from factory.provision.base import (
     ProvisionContext,
     Provisioner,
@@ -17,7 +18,6 @@ from factory.provision.base import (
     check_exit,
     flatten_env,
     packer_env,
-    render_command,
 )
 from factory.schema.provisioners import ShellProvisioner
 
@@ -73,7 +73,7 @@ class Shell(Provisioner, kind=ProvisionerType.SHELL):
             placeholders["EnvVarFile"] = env_file
             if execute == DEFAULT_EXECUTE:
                 execute = DEFAULT_EXECUTE_ENV_FILE
-        command = render_command(execute, placeholders, "execute_command")
+        command = expand(execute, placeholders, "execute_command")
         for script in scripts:
             ctx.emit(f"Provisioning with shell script: {script.name}")
             self._await_guest(comm, start_retry, ctx)

@@ -13,6 +13,7 @@ from typing import Any
 
 from factory.comm.ssh import Communicator
 from factory.errors import FactoryError
+from factory.placeholders import expand
 from factory.provision.base import (
     LocalContext,
     ProvisionContext,
@@ -21,7 +22,6 @@ from factory.provision.base import (
     check_exit,
     flatten_env,
     packer_env,
-    render_command,
 )
 from factory.run import run
 from factory.schema.common import ShellLocalOptions
@@ -37,7 +37,7 @@ def run_local(config: ShellLocalOptions, ctx: LocalContext) -> None:
     env = {**os.environ, **values}
     with tempfile.TemporaryDirectory(prefix="factory-shell-local-") as tmp:
         for script in _scripts(config, ctx, Path(tmp)):
-            argv = [render_command(arg, {"Vars": flatten_env(values, config.env_var_format),
+            argv = [expand(arg, {"Vars": flatten_env(values, config.env_var_format),
                                          "Script": str(script), "Command": config.command or ""},
                                    "execute_command") for arg in config.execute_command]
             if not argv or not argv[0]:

@@ -18,7 +18,7 @@ from factory.errors import FactoryError
 from factory.fsutil import atomic_path
 from factory.machine.driver import PortRange
 from factory.machine.httpd import HttpServer
-from factory.machine.keys import expand
+from factory.placeholders import expand
 from factory.steps.context import BuildContext
 from factory.steps.seed import collect_files, nocloud_seed
 

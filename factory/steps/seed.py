@@ -13,7 +13,7 @@ from pathlib import Path
 import yaml
 
 from factory.errors import FactoryError
-from factory.machine.keys import expand
+from factory.placeholders import expand
 
 CLOUD_CONFIG = "#cloud-config"
 

@@ -31,6 +31,7 @@ from factory.machine.driver import (
     PortRange,
 )
 from factory.machine.serial import SerialFollower
+from factory.placeholders import expand
 from factory.schema.qemu import QemuSource
 from factory.steps import console
 from factory.steps.context import BuildContext
@@ -50,7 +51,7 @@ def machine_spec(ctx: BuildContext, *, install: bool) -> MachineSpec:
         # A seed as a read-only virtio disk works for guests with virtio drivers only (no AHCI, no sr_mod).
         media.append(MediaSpec(ctx.seed, interface=s.cdrom_interface or "virtio"))
     values = ctx.template_values
-    qemuargs = tuple(tuple(keys.expand(a, values, where="qemuargs") for a in group) for group in s.qemuargs)
+    qemuargs = tuple(tuple(expand(a, values, where="qemuargs") for a in group) for group in s.qemuargs)
     spec = MachineSpec(
         name=ctx.vm_name, workdir=ctx.workdir, serial_log=serial_log_path(ctx), accel=ctx.accel, cpus=s.cpus,
         memory_mb=s.memory, machine_type=s.machine_type, cpu_model=s.cpu_model or "", firmware=ctx.firmware,
@@ -103,7 +104,7 @@ def key_groups(ctx: BuildContext, values: Mapping[str, str]) -> list[tuple[keys.
     s = ctx.s
     option = "boot_steps" if s.boot_steps else "boot_command"
     groups = s.boot_steps or tuple(keys.BootStep(c) for c in s.boot_command)
-    return [(g, keys.parse(keys.expand(g.keys, values, where=f"{option}[{i}]"), where=f"{option}[{i}]"))
+    return [(g, keys.parse(expand(g.keys, values, where=f"{option}[{i}]"), where=f"{option}[{i}]"))
             for i, g in enumerate(groups)]
 
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from factory.errors import FactoryError
-from factory.machine.keys import BootStep, Hold, Press, Wait, boot_steps, expand, parse, parse_all
+from factory.machine.keys import BootStep, Hold, Press, Wait, boot_steps, parse, parse_all
+from factory.placeholders import expand
 
 
 def test_text_and_special_keys() -> None:
@@ -50,11 +51,11 @@ def test_bad_wait_and_untypable_char() -> None:
 def test_expand_placeholders() -> None:
     values = {"HTTPIP": "10.0.2.2", "HTTPPort": "8080", "Name": "vm", "SSHPublicKey": "ssh-ed25519 AAA+/= c"}
     text = "url=http://{{ .HTTPIP }}:{{.HTTPPort}}/{{ .Name }} key={{ .SSHPublicKey | urlquery }}"
-    assert expand(text, values) == "url=http://10.0.2.2:8080/vm key=ssh-ed25519+AAA%2B%2F%3D+c"
-    with pytest.raises(FactoryError, match="unknown template value"):
-        expand("{{ .Nope }}", values)
+    assert expand(text, values, "boot_command") == "url=http://10.0.2.2:8080/vm key=ssh-ed25519+AAA%2B%2F%3D+c"
+    with pytest.raises(FactoryError, match=r"boot_command: unknown placeholder \{\{\.Nope\}\}"):
+        expand("{{ .Nope }}", values, "boot_command")
     with pytest.raises(FactoryError, match="unknown template function"):
-        expand("{{ .Name | upper }}", values)
+        expand("{{ .Name | upper }}", values, "boot_command")
 
 
 def test_boot_steps_read_with_and_without_description() -> None:

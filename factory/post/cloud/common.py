@@ -11,7 +11,8 @@ from pathlib import Path
 from factory.artifact.exporters import ExportOptions, export
 from factory.artifact.model import Artifact
 from factory.errors import FactoryError
-from factory.post.base import PostContext, expand
+from factory.placeholders import expand
+from factory.post.base import PostContext
 from factory.post.export import input_disk
 
 LOOPBACK_HOSTS = ("127.", "localhost", "[::1]")
