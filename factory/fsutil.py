@@ -6,7 +6,7 @@ import contextlib
 import fcntl
 import os
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 
@@ -70,3 +70,22 @@ def try_lock(path: str | os.PathLike[str]) -> int | None:
         os.close(fd)
         return None
     return fd
+
+
+def check_output_file(out: Path, inputs: Mapping[str, Path | None], *, option: str = "-o") -> None:
+    """Refuse an output file that is a folder or is one of the command's inputs (same real path or inode: a
+    symlink or hard link counts), which the atomic rename would otherwise replace."""
+    from factory.errors import die
+
+    if out.is_dir():
+        die(f"{option} {out} is a folder", hint=f"name the file to write, e.g. {out / 'out.iso'}")
+    for what, src in inputs.items():
+        if src is None:
+            continue
+        same = out.resolve() == src.resolve()
+        with contextlib.suppress(OSError):
+            same = same or (out.exists() and src.exists() and os.path.samefile(out, src))
+        if same:
+            die(f"{option} {out} is also the {what} ({src}): writing it would destroy that input",
+                hint=f"choose another {option} path")
+

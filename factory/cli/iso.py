@@ -10,8 +10,10 @@ import typer
 
 from factory import events, ui
 from factory.cli import app
-from factory.errors import die
+from factory.errors import FactoryError, die
+from factory.fsutil import check_output_file
 from factory.media.catalog import Release
+from factory.media.isofs import check_media_path
 
 
 def _read(path: Path, what: str) -> bytes:
@@ -21,15 +23,23 @@ def _read(path: Path, what: str) -> bytes:
         die(f"cannot read {what} {path}: {exc.strerror}", hint=f"check the {what} path")
 
 
-def _file_specs(specs: list[str]) -> dict[str, bytes | Path]:
-    """Parse --file SRC[:DEST] (DEST defaults to SRC's name) into media path -> source file."""
+def _file_specs(specs: list[str], taken: set[str]) -> dict[str, bytes | Path]:
+    """Parse --file SRC[:DEST] (DEST defaults to SRC's name) into media path -> source file; a DEST already
+    `taken` (user-data ...) or given twice is an error, not a silent replacement."""
     out: dict[str, bytes | Path] = {}
     for spec in specs:
         src, sep, dest = spec.partition(":")
         path = Path(src)
         if not path.is_file():
             die(f"--file {spec}: {src} is not a file", hint="use --file SRC[:DEST] with an existing file")
-        out[(dest if sep and dest else path.name).strip("/")] = path
+        try:
+            media = check_media_path(dest if sep and dest else path.name)
+        except FactoryError as exc:
+            die(f"--file {spec}: {exc.message}", hint=exc.hint)
+        if media in out or media in taken:
+            die(f"--file {spec}: {media} is already on the ISO (from another --file or --user-data)",
+                hint="give each file its own destination: --file SRC:DEST")
+        out[media] = path
     return out
 
 
@@ -55,7 +65,11 @@ def seed_iso(
         content["meta-data"] = _read(meta_data, "--meta-data")
     if network_config is not None:
         content["network-config"] = _read(network_config, "--network-config")
-    content.update(_file_specs(files or []))
+    check_output_file(output, {"--user-data": user_data, "--meta-data": meta_data,
+                               "--network-config": network_config,
+                               **{f"--file {spec}": Path(spec.partition(":")[0]) for spec in files or []}})
+    extra = _file_specs(files or [], taken=set(content))
+    content.update(extra)
     if not content:
         die("nothing to put on the ISO", hint="pass --user-data FILE and/or --file SRC[:DEST]")
     make_iso(content, output, label=label)
@@ -84,6 +98,9 @@ def iso_build(
     from factory.media import preseed as preseed_mod
 
     release = catalog.load(distro)
+    out = output or Path(f"{release.name}-unattended.iso")
+    inputs = {"--iso": iso, "--preseed": preseed, "--template": template}
+    check_output_file(out, inputs)
     login = None if preseed else preseed_mod.default_login(var or [])
     if login:
         ui.info(login.said)
@@ -91,8 +108,9 @@ def iso_build(
     variables = preseed_mod.PreseedVars.from_pairs(pairs)
     config = preseed_mod.render(release.family, variables, template=template, ready_file=preseed)
     src, sha = _source_iso(release, iso, iso_checksum, offline)
+    check_output_file(out, {**inputs, "source ISO": src})
+    remaster_mod.check_installer(src, release)
     args = " ".join(a for a in (release.family.kernel_args(remaster_mod.volume_id(src)), kernel_args) if a)
-    out = output or Path(f"{release.name}-unattended.iso")
     start = time.monotonic()
     with events.progress(f"remaster {out.name}", src.stat().st_size) as bar:
         report = remaster_mod.remaster_cached(src, sha, out, config=config, kernel_args=args,

@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import pycdlib
 from pycdlib.pycdlibexception import PyCdlibException
@@ -27,6 +27,9 @@ from factory.fsutil import atomic_path
 from factory.media import bootcfg, hybrid
 from factory.media.isofs import DEFAULT_EPOCH, MediaWriter, frozen_clock, kernel_copy
 from factory.run import run
+
+if TYPE_CHECKING:
+    from factory.media.catalog import Release
 
 # Bump whenever the bytes remaster() writes for the same inputs change: it is part of the output cache key.
 REMASTER_VERSION = "1"
@@ -66,6 +69,28 @@ def volume_id(iso: Path) -> str:
     if pvd[1:6] != b"CD001":
         die(f"{iso} is not an ISO9660 image", hint="give the vendor's installer .iso file")
     return pvd[40:72].decode("ascii", errors="replace").rstrip()
+
+
+def check_installer(src: Path, release: Release) -> None:
+    """Refuse an ISO that is not the release's installer: it must hold the release's kernel, initrd and at least
+    one of its boot menus (the files remastering patches), else the result would boot nothing unattended."""
+    volume_id(src)
+    iso = pycdlib.PyCdlib()
+    try:
+        iso.open(str(src))
+    except PyCdlibException as exc:
+        die(f"cannot read {src} as an ISO: {exc}", hint="give the vendor's installer .iso file")
+    with contextlib.ExitStack() as stack:
+        stack.callback(iso.close)
+        writer = MediaWriter(iso, stack)
+        missing = [p for p in (release.kernel, release.initrd) if writer.iso_path(p) is None]
+        menus = [p for p in release.boot_configs if writer.iso_path(p) is not None]
+    if missing or not menus:
+        lacks = missing + ([] if menus else [f"a boot menu ({' or '.join(release.boot_configs)})"])
+        die(f"{src} is not a {release.title} installer: it has no {', '.join(lacks)}",
+            hint=f"factory looked for {release.kernel}, {release.initrd} and one of "
+                 f"{', '.join(release.boot_configs)}; give the vendor's installer ISO "
+                 f"({release.iso_filename}) or pick the matching release (`factory iso-list`)")
 
 
 def _volume_epoch(iso: Path) -> float:

@@ -21,6 +21,8 @@ from typing import Any, BinaryIO
 
 import pycdlib
 
+from factory.errors import FactoryError
+
 _PYCDLIB_MODULES = ("pycdlib.pycdlib", "pycdlib.headervd", "pycdlib.dates", "pycdlib.utils",
                     "pycdlib.inplaceeditor", "pycdlib.rockridge", "pycdlib.udf")
 _clock_lock = threading.RLock()
@@ -117,6 +119,23 @@ _NOT_D = re.compile(r"[^A-Z0-9_]")
 
 def _d_chars(text: str) -> str:
     return _NOT_D.sub("_", text.upper())
+
+
+JOLIET_NAME_MAX = 64   # characters per name in a Joliet directory record (the longest any reader accepts)
+
+
+def check_media_path(path: str) -> str:
+    """A user-given path on the media ('dir/name'), normalised, or a FactoryError saying what is wrong with it."""
+    parts = path.strip("/").split("/")
+    problem = ("is empty" if parts == [""] else
+               "has an empty folder name ('//')" if "" in parts else
+               "has a '.' or '..' part (a path on the media cannot leave its root)" if {".", ".."} & set(parts) else
+               "holds a NUL byte" if "\0" in path else
+               f"has a name longer than {JOLIET_NAME_MAX} characters (the Joliet limit)"
+               if any(len(p) > JOLIET_NAME_MAX for p in parts) else "")
+    if problem:
+        raise FactoryError(f"media path {path!r} {problem}", hint="give a relative path such as docs/notes.txt")
+    return "/".join(parts)
 
 
 class MediaWriter:

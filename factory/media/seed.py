@@ -16,7 +16,7 @@ import pycdlib
 
 from factory.errors import die
 from factory.fsutil import atomic_path
-from factory.media.isofs import DEFAULT_EPOCH, MediaWriter, frozen_clock
+from factory.media.isofs import DEFAULT_EPOCH, MediaWriter, check_media_path, frozen_clock
 
 NOCLOUD_LABEL = "cidata"
 
@@ -31,9 +31,11 @@ def make_iso(files: Mapping[str, bytes | Path], out: Path, *, label: str = NOCLO
     """Write an ISO9660 (Joliet + Rock Ridge) image holding files, keyed by their path on the media."""
     if not files:
         die("a seed ISO needs at least one file")
-    if not label or len(label) > 32:
-        die(f"volume label {label!r} must be 1 to 32 characters")
+    if not label or len(label) > 32 or not (label.isascii() and label.isprintable()):
+        die(f"volume label {label!r} must be 1 to 32 printable ASCII characters",
+            hint="ISO9660 volume ids are ASCII; cloud-init's NoCloud seed wants 'cidata'")
     for dest, src in files.items():
+        check_media_path(dest)
         if isinstance(src, Path) and not src.is_file():
             die(f"file for {dest!r} not found: {src}", hint="check the path given on the command line")
     out = Path(out)
