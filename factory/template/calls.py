@@ -30,6 +30,10 @@ if TYPE_CHECKING:
 def call_function(ev: Evaluator, node: Any) -> Any:
     """Evaluate `name(args...)` at node."""
     name = name_of(node.children[0])
+    if not ev.scope.functions:   # a variable file: constant values only, as in Packer
+        raise ev.error(node, f'function calls are not allowed here ("{name}(...)")',
+                       hint="a variable file holds constant values, as in Packer; compute derived values in a "
+                            "locals block of the template")
     args_node = next((c for c in node.children if isinstance(c, Tree) and c.data == "arguments"), None)
     arg_nodes = [] if args_node is None else [c for c in args_node.children if isinstance(c, Tree)
                                               and c.data != "new_line_or_comment"]

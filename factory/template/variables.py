@@ -22,7 +22,7 @@ from factory.template.expr import EvalError, Evaluator, Namespace, Scope, evalua
 from factory.template.functions import FUNCTIONS
 from factory.template.parse import Attr, Block, parse_file, remember
 from factory.template.strings import parse_expression
-from factory.template.types import ANY, ConversionError, HType, convert, first_unknown
+from factory.template.types import ANY, BOOL, ConversionError, HType, convert, first_unknown
 from factory.textfile import check_nesting, read_text
 
 _MISSING = object()
@@ -201,7 +201,7 @@ def _from_file(decls: dict[str, VarDecl], path: Path, col: Collector) -> None:
                      + (f' (did you mean "{close}"?)' if close else ""))
             continue
         try:
-            decls[attr.name].value = evaluate(attr.expr, Scope(str(path), {}, FUNCTIONS, block=attr.name))
+            decls[attr.name].value = evaluate(attr.expr, Scope(str(path), {}, {}, block=attr.name))
             decls[attr.name].value_where = f"{path}:{attr.line}"
         except EvalError as exc:
             col.add(exc)
@@ -264,6 +264,15 @@ def _validate(d: VarDecl, col: Collector) -> None:
         except EvalError as exc:
             col.add(exc)
             continue
+        if first_unknown(ok) is None and not isinstance(ok, bool):
+            try:   # HCL converts "true"/"false" strings to bool; anything else is an error in Packer
+                ok = convert(ok, BOOL)
+            except ConversionError:
+                col.add(FactoryError(f"validation condition of variable \"{d.name}\" must be true or false, got "
+                                     f"{ok!r}", where=cond.where(f"{path}.condition"),
+                                     hint="write a boolean expression, e.g. length(var.x) > 0"))
+                d.failed = True
+                continue
         if first_unknown(ok) is None and ok is False:
             col.add(FactoryError(f'invalid value for variable "{d.name}": {text or "validation failed"}',
                                  where=cond.where(f"{path}.condition"),
