@@ -20,6 +20,20 @@ from factory.schema.types import Checked, Duration, OptionProblem
 IGNORED = Support.IGNORED
 
 
+def script_problems(kind: str, given: dict[str, str | list[str] | None]) -> list[OptionProblem]:
+    """Nothing to run, or a script path that does not exist (relative to the directory factory runs in, as
+    when the build runs it)."""
+    if not any(given.values()):
+        names = list(given)
+        return [OptionProblem(names[0], f"{kind} provisioner has nothing to run: set one of {', '.join(names)}",
+                              'e.g. inline = ["echo hello"] or script = "setup.sh"')]
+    paths = [("script", given.get("script"))] + [("scripts", p) for p in given.get("scripts") or []]
+    return [OptionProblem(option, f"{kind} provisioner: script {path} does not exist",
+                          "paths are relative to the directory factory runs in (use path.root for the "
+                          "template's folder)")
+            for option, path in paths if isinstance(path, str) and not Path(path).expanduser().is_file()]
+
+
 @dataclass(frozen=True)
 class ShellProvisioner(EnvOptions, Checked, Component, kind=Kind.PROVISIONER, name="shell"):
     """Run commands or scripts in the guest over SSH."""
@@ -54,6 +68,10 @@ class ShellProvisioner(EnvOptions, Checked, Component, kind=Kind.PROVISIONER, na
     skip_clean: bool = opt(False, help="Leave uploaded scripts in the guest.")
 
     EXCLUSIVE: ClassVar[tuple[tuple[str, ...], ...]] = (("inline", "script", "scripts"),)
+
+    def problems(self) -> list[OptionProblem]:
+        """Packer refuses a shell provisioner with nothing to run and scripts that are not there."""
+        return script_problems("shell", {"inline": self.inline, "script": self.script, "scripts": self.scripts})
 
 
 @dataclass(frozen=True)
@@ -97,6 +115,10 @@ class ShellLocalProvisioner(ShellLocalOptions, Checked, Component, kind=Kind.PRO
     summary: ClassVar[str] = "Runs commands or scripts on the build host, with the build's variables set."
 
     EXCLUSIVE: ClassVar[tuple[tuple[str, ...], ...]] = (("command", "inline", "script", "scripts"),)
+
+    def problems(self) -> list[OptionProblem]:
+        return script_problems("shell-local", {"command": self.command, "inline": self.inline,
+                                               "script": self.script, "scripts": self.scripts})
 
 
 @dataclass(frozen=True)

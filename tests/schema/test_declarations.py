@@ -235,5 +235,9 @@ def test_check_on_provisioners_enforces_one_source_of_commands() -> None:
     from factory.schema.provisioners import FileProvisioner, ShellProvisioner
 
     assert check(ShellProvisioner(inline=["true"])) == []
-    assert [p.option for p in check(ShellProvisioner(inline=["true"], script="x.sh"))] == ["script"]
+    both = check(ShellProvisioner(inline=["true"], script="x.sh"))
+    assert [(p.option, p.message) for p in both] == [
+        ("script", "inline and script cannot both be set"),
+        ("script", "shell provisioner: script x.sh does not exist")]
+    assert [p.option for p in check(ShellProvisioner())] == ["inline"]
     assert [p.option for p in check(FileProvisioner(direction="sideways", destination="/x"))] == ["direction"]
