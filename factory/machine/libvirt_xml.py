@@ -85,6 +85,7 @@ class DomainPlan:
     serial_log: str | None = None       # a file on the libvirt host; None: a pty (read through the console API)
     boot_devices: tuple[str, ...] = ()
     user_net: UserNet = UserNet.HOSTFWD
+    created: tuple[tuple[str, str], ...] = ()   # (pool, volume) factory made for this domain: clean removes them
 
 
 def _sub(parent: ET.Element, tag: str, text: str | None = None, **attrs: str) -> ET.Element:
@@ -104,7 +105,9 @@ def domain_xml(plan: DomainPlan) -> str:
     root = ET.Element("domain", {"type": plan.domain_type})
     _sub(root, "name", plan.name)
     meta = _sub(root, "metadata")
-    _sub(meta, f"{{{METADATA_NS}}}build", id=plan.build_id, source=plan.source)
+    build = _sub(meta, f"{{{METADATA_NS}}}build", id=plan.build_id, source=plan.source)
+    for pool, volume in plan.created:
+        _sub(build, f"{{{METADATA_NS}}}volume", pool=pool, name=volume)
     _sub(root, "memory", str(plan.memory_mib), unit="MiB")
     _sub(root, "vcpu", str(plan.vcpu))
     _os(root, plan)
@@ -299,7 +302,7 @@ def nic_plans(nics: tuple[NetworkInterface, ...], ssh_host_port: int | None, gue
 
 def domain_plan(cfg: LibvirtSource, *, name: str, build_id: str, source: str, domain_type: str,
                 volume_names: tuple[str, ...], ssh_host_port: int | None, serial_log: str | None,
-                user_net: UserNet = UserNet.HOSTFWD) -> DomainPlan:
+                user_net: UserNet = UserNet.HOSTFWD, created: tuple[tuple[str, str], ...] = ()) -> DomainPlan:
     """The domain a `source "libvirt"` block describes, with what the build resolved (names, port, log)."""
     volumes = cfg.volumes
     cdrom = tuple(v.source is not None and v.source.type in ("cloud-init", "files") for v in volumes)
@@ -311,4 +314,4 @@ def domain_plan(cfg: LibvirtSource, *, name: str, build_id: str, source: str, do
         disks=disk_plans(volumes, volume_names, cdrom),
         nics=nic_plans(cfg.interfaces, ssh_host_port, cfg.ssh_port, cfg.communicator_interface),
         graphics=tuple(GraphicsPlan(g.type, g.port, g.display) for g in cfg.displays),
-        serial_log=serial_log, boot_devices=tuple(cfg.boot_devices), user_net=user_net)
+        serial_log=serial_log, boot_devices=tuple(cfg.boot_devices), user_net=user_net, created=created)

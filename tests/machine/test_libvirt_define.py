@@ -8,7 +8,10 @@ import time
 from pathlib import Path
 
 import libvirt
+import pytest
 
+from factory.errors import FactoryError
+from factory.machine import libvirt as lv
 from factory.machine.libvirt_xml import METADATA_NS, domain_plan, domain_xml, volume_xml
 from factory.schema.libvirt import LibvirtSource
 from tests.fixtures.guest import free_port
@@ -46,3 +49,21 @@ def test_generated_domain_defines_starts_and_forwards_ssh_to_loopback(libvirt_po
             dom.destroy()
         dom.undefineFlags(libvirt.VIR_DOMAIN_UNDEFINE_NVRAM)
     assert name not in [d.name() for d in conn.listAllDomains()]
+
+
+def test_unreachable_uri_and_missing_pool_are_one_clear_message(libvirt_system: str) -> None:
+    with pytest.raises(FactoryError) as info:
+        lv.connect(f"qemu+ssh://nobody@127.0.0.1:{free_port()}/system?no_verify=1")
+    assert "cannot connect to libvirt at qemu+ssh://" in info.value.message
+    assert info.value.hint and "ssh" in info.value.hint
+    with pytest.raises(FactoryError) as info:
+        lv.connect("qemu+unix:///system?socket=/nonexistent/libvirt-sock")
+    assert info.value.hint and "libvirtd -d" in info.value.hint
+    with lv.connection(libvirt_system) as conn, pytest.raises(FactoryError) as info:
+        lv.pool(conn, "factory-no-such-pool")
+    assert "'factory-no-such-pool' does not exist" in info.value.message and "pool-define-as" in (info.value.hint or "")
+
+
+def test_ppm_screenshots_become_png() -> None:
+    png = lv.ppm_to_png(b"P6\n2 1\n255\n" + bytes([255, 0, 0, 0, 0, 255]))
+    assert png.startswith(b"\x89PNG\r\n\x1a\n") and b"IHDR" in png and png.endswith(b"IEND\xaeB`\x82")

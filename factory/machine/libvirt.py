@@ -1,0 +1,368 @@
+"""The libvirt driver: machines are libvirt domains on a local or remote host (`qemu:///system`, `qemu:///session`,
+`qemu+ssh://user@host/system`).
+
+Nothing assumes a shared file system: disks go to the host's storage pool by volume streams and come back the
+same way. factory only ever touches domains and volumes it created (tagged with its metadata); a name that
+already exists is an error, never an overwrite. Disk operations between machines stay local (qemu-img), as in
+the QEMU driver.
+"""
+
+from __future__ import annotations
+
+import os
+import struct
+import threading
+import time
+import zlib
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager, suppress
+from pathlib import Path
+from typing import Any
+from xml.etree import ElementTree as ET
+
+import libvirt
+
+from factory.errors import FactoryError
+from factory.machine.driver import Endpoint, Machine, MachineEventKind, MachineSpec, PortRange, PowerState
+from factory.machine.keys import Action, Hold, Press, Wait
+from factory.machine.libvirt_xml import METADATA_NS, DomainPlan, domain_xml, volume_xml
+from factory.machine.linux_keys import LINUX_KEYS
+
+CHUNK = 1 << 20
+libvirt.registerErrorHandler(lambda _ctx, _err: None, None)   # errors are raised, not also printed to stderr
+
+
+def connect(uri: str) -> libvirt.virConnect:
+    """An open connection, or one clear message for the usual ways it fails."""
+    _start_event_loop()   # before the connection: its lifecycle events need the loop registered first
+    try:
+        return libvirt.open(uri)
+    except libvirt.libvirtError as exc:
+        raise FactoryError(f"cannot connect to libvirt at {uri}: {exc.get_error_message()}",
+                           hint=_connect_hint(uri, exc)) from None
+
+
+def _connect_hint(uri: str, exc: libvirt.libvirtError) -> str:
+    text = (exc.get_error_message() or "").lower()
+    if "+ssh" in uri:
+        return ("check that `ssh` reaches the host with your key (add ?keyfile=PATH to the URI) and that a libvirt "
+                "daemon runs there")
+    if "session" in uri and ("no such file" in text or "connect" in text):
+        return ("qemu:///session needs a libvirt daemon of your user: start it with `libvirtd -d` (or "
+                "`virtqemud -d`) as that user, with XDG_RUNTIME_DIR set")
+    if "permission denied" in text:
+        return ("your user may not use this daemon's socket: run as root, join the `libvirt` group, or use "
+                "qemu:///session")
+    if "no such file" in text or "connection refused" in text:
+        return "no libvirt daemon answers there: start it (`virtlogd -d && libvirtd -d` as root without systemd)"
+    return "check libvirt_uri"
+
+
+def _metadata(dom: libvirt.virDomain) -> str | None:
+    try:
+        return str(dom.metadata(libvirt.VIR_DOMAIN_METADATA_ELEMENT, METADATA_NS))
+    except libvirt.libvirtError:
+        return None
+
+
+def pool(conn: libvirt.virConnect, name: str) -> libvirt.virStoragePool:
+    try:
+        found = conn.storagePoolLookupByName(name)
+    except libvirt.libvirtError:
+        raise FactoryError(f"libvirt storage pool {name!r} does not exist on {conn.getURI()}",
+                           hint=f"create it (virsh pool-define-as {name} dir --target DIR; virsh pool-build "
+                           f"{name}; virsh pool-start {name}) or set the volume's pool") from None
+    if not found.isActive():
+        found.create(0)
+    found.refresh(0)
+    return found
+
+
+def upload(store: libvirt.virStoragePool, name: str, src: Path, fmt: str) -> libvirt.virStorageVol:
+    """A new volume holding src's bytes, sent by a volume stream (the host need not see src)."""
+    try:
+        store.storageVolLookupByName(name)
+    except libvirt.libvirtError:
+        pass
+    else:
+        raise FactoryError(f"volume {name!r} already exists in pool {store.name()!r}; factory does not overwrite "
+                           "volumes it did not create", hint="remove it, or choose another volume name")
+    size = src.stat().st_size
+    vol = store.createXML(volume_xml(name, capacity=max(size, 1), fmt="raw", allocation=0), 0)
+    conn = store.connect()
+    stream = conn.newStream(0)
+    try:
+        vol.upload(stream, 0, size, 0)
+        with src.open("rb") as fh:
+            stream.sendAll(lambda _s, n, f: f.read(min(n, CHUNK)), fh)
+        stream.finish()
+    except BaseException:
+        _abort(stream)
+        vol.delete(0)
+        raise
+    del fmt  # the bytes carry their format (qcow2 header or raw); the domain's driver type names it
+    return vol
+
+
+def download(vol: libvirt.virStorageVol, dest: Path) -> Path:
+    """vol's bytes written to dest by a volume stream; dest appears whole or not at all."""
+    part = dest.with_name(f".{dest.name}.part")
+    stream = vol.connect().newStream(0)
+    try:
+        vol.download(stream, 0, 0, 0)
+        with part.open("wb") as fh:
+            stream.recvAll(lambda _s, data, f: f.write(data), fh)
+        stream.finish()
+        os.replace(part, dest)
+    except BaseException:
+        _abort(stream)
+        part.unlink(missing_ok=True)
+        raise
+    return dest
+
+
+def _abort(stream: libvirt.virStream) -> None:
+    with suppress(libvirt.libvirtError):
+        stream.abort()
+
+
+def ppm_to_png(ppm: bytes) -> bytes:
+    """The binary PPM (P6) that QEMU's screendump gives libvirt, as PNG."""
+    parts = ppm.split(maxsplit=4)
+    if len(parts) < 5 or parts[0] != b"P6":
+        raise ValueError("not a binary PPM")
+    width, height, pixels = int(parts[1]), int(parts[2]), parts[4]
+    stride = width * 3
+    raw = b"".join(b"\0" + pixels[y * stride:(y + 1) * stride] for y in range(height))
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b"")
+
+
+_events_started = False
+_events_lock = threading.Lock()
+
+
+def _start_event_loop() -> None:
+    """libvirt's default event loop in a daemon thread: domain lifecycle events arrive through it."""
+    global _events_started
+    with _events_lock:
+        if _events_started:
+            return
+        libvirt.virEventRegisterDefaultImpl()
+
+        def loop() -> None:
+            while True:
+                libvirt.virEventRunDefaultImpl()
+
+        threading.Thread(target=loop, name="libvirt-events", daemon=True).start()
+        _events_started = True
+
+
+class LibvirtMachine(Machine):
+    """One domain: defined and started by start(), destroyed and undefined by stop()."""
+
+    def __init__(self, spec: MachineSpec, plan: DomainPlan, conn: libvirt.virConnect) -> None:
+        self.spec, self.plan, self.conn = spec, plan, conn
+        self.dom: libvirt.virDomain | None = None
+        self._state = PowerState.DEFINED
+        self._off = threading.Event()
+        self._callback: int | None = None
+        self._console: threading.Thread | None = None
+        self._lost = ""
+
+    def start(self) -> None:
+        try:
+            existing = self.conn.lookupByName(self.plan.name)
+        except libvirt.libvirtError:
+            existing = None
+        if existing is not None:
+            raise FactoryError(f"a libvirt domain named {self.plan.name!r} already exists on {self.conn.getURI()}; "
+                               "factory never replaces a domain it did not create",
+                               hint="remove it, choose another domain_name, or `factory clean --libvirt URI` "
+                               "if it is a leftover of a killed factory run")
+        self._callback = self.conn.domainEventRegisterAny(None, libvirt.VIR_DOMAIN_EVENT_ID_LIFECYCLE,
+                                                          self._lifecycle, None)
+        self.conn.registerCloseCallback(self._closed, None)
+        self.dom = self.conn.defineXML(domain_xml(self.plan))
+        try:
+            self.dom.create()
+        except libvirt.libvirtError as exc:
+            raise FactoryError(f"libvirt could not start {self.plan.name}: {exc.get_error_message()}") from None
+        self._state = PowerState.RUNNING
+        if self.plan.serial_log is None:
+            self._console = threading.Thread(target=self._follow_console, daemon=True)
+            self._console.start()
+
+    def _lifecycle(self, _conn: Any, dom: libvirt.virDomain, event: int, detail: int, _opaque: Any) -> None:
+        if self.dom is None or dom.UUID() != self.dom.UUID():
+            return
+        if event == libvirt.VIR_DOMAIN_EVENT_STOPPED:
+            shutdown = detail in (libvirt.VIR_DOMAIN_EVENT_STOPPED_SHUTDOWN, libvirt.VIR_DOMAIN_EVENT_STOPPED_DESTROYED)
+            self._state = PowerState.OFF if shutdown else PowerState.CRASHED
+            self._off.set()
+            self.notify(MachineEventKind.POWERED_OFF)
+        elif event == libvirt.VIR_DOMAIN_EVENT_SHUTDOWN:
+            self.notify(MachineEventKind.POWERDOWN)
+
+    def _closed(self, _conn: Any, reason: int, _opaque: Any) -> None:
+        self._lost = f"the connection to libvirt closed (reason {reason}): did libvirtd stop?"
+        self._off.set()
+
+    def _follow_console(self) -> None:
+        """The guest's serial console (a pty on the libvirt host) appended to the local serial log."""
+        assert self.dom is not None
+        stream = self.conn.newStream(0)
+        try:
+            self.dom.openConsole(None, stream, libvirt.VIR_DOMAIN_CONSOLE_FORCE)
+            self.spec.serial_log.parent.mkdir(parents=True, exist_ok=True)
+            with self.spec.serial_log.open("ab") as log:
+                while True:
+                    data = stream.recv(4096)
+                    if not isinstance(data, bytes) or not data:
+                        break
+                    log.write(data)
+                    log.flush()
+        except (libvirt.libvirtError, OSError):
+            pass
+
+    def alive(self) -> None:
+        if self._lost:
+            raise FactoryError(f"{self.plan.name}: {self._lost}",
+                               hint="factory cleans up what it can; `factory clean --libvirt URI` removes the rest")
+        if self._state is PowerState.CRASHED:
+            raise FactoryError(f"the domain {self.plan.name} ended unexpectedly", hint=self._serial_tail())
+
+    def _serial_tail(self) -> str:
+        path = self.spec.serial_log
+        lines = path.read_text(errors="replace").splitlines()[-15:] if path.exists() else []
+        return "last serial console lines:\n" + "\n".join(lines) if lines else "the serial console was empty"
+
+    def running(self) -> bool:
+        if self.dom is None or self._off.is_set():
+            return False
+        try:
+            return bool(self.dom.isActive())
+        except libvirt.libvirtError:
+            return False
+
+    def state(self) -> PowerState:
+        return self._state
+
+    def wait_poweroff(self, timeout: float) -> bool:
+        return self._off.wait(timeout) or not self.running()
+
+    def powerdown(self) -> None:
+        if self.dom is not None and self.running():
+            self.dom.shutdownFlags(libvirt.VIR_DOMAIN_SHUTDOWN_ACPI_POWER_BTN)
+
+    def stop(self) -> None:
+        if self.dom is None:
+            return
+        dom, self.dom = self.dom, None
+        try:
+            if dom.isActive():
+                dom.destroy()
+        except libvirt.libvirtError:
+            pass
+        with suppress(libvirt.libvirtError):
+            dom.undefineFlags(libvirt.VIR_DOMAIN_UNDEFINE_NVRAM)
+        if self._callback is not None:
+            with suppress(libvirt.libvirtError):
+                self.conn.domainEventDeregisterAny(self._callback)
+            self._callback = None
+        if self._state is PowerState.RUNNING:
+            self._state = PowerState.OFF
+        self._off.set()
+
+    def screendump(self, dest: Path) -> Path | None:
+        if self.dom is None or not self.running():
+            return None
+        stream = self.conn.newStream(0)
+        chunks: list[bytes] = []
+        try:
+            self.dom.screenshot(stream, 0, 0)
+            stream.recvAll(lambda _s, data, acc: acc.append(data), chunks)
+            stream.finish()
+            png = ppm_to_png(b"".join(chunks))
+        except (libvirt.libvirtError, ValueError):
+            _abort(stream)
+            return None
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        dest.write_bytes(png)
+        return dest
+
+    def send_keys(self, actions: Sequence[Action], interval: float,
+                  interrupted: Callable[[], None] | None = None) -> None:
+        """virDomainSendKey with Linux keycodes; keys held by `<...On>` go along with each key typed."""
+        if self.dom is None:
+            raise FactoryError("cannot type the boot command: the domain is not running")
+        held: list[int] = []
+        for action in actions:
+            self.alive()
+            if interrupted:
+                interrupted()
+            if isinstance(action, Wait):
+                time.sleep(action.seconds)
+                continue
+            if isinstance(action, Hold):
+                code = _code(action.qcode)
+                if action.down and code not in held:
+                    held.append(code)
+                elif not action.down and code in held:
+                    held.remove(code)
+                continue
+            if isinstance(action, Press):
+                codes = [*held, *([LINUX_KEYS["shift"]] if action.shift else []), _code(action.qcode)]
+                self.dom.sendKey(libvirt.VIR_KEYCODE_SET_LINUX, 30, codes, len(codes), 0)
+            time.sleep(interval)
+
+    def ssh_address(self, guest_port: int, ports: PortRange, *, timeout: float) -> Endpoint:
+        forward = next((n.host_port for n in self.plan.nics if n.host_port is not None), None)
+        if forward is None:
+            raise FactoryError(f"{self.plan.name}: no user-mode interface forwards the guest's SSH port",
+                               hint='add network_interface { type = "user" } or set ssh_host')
+        return Endpoint("127.0.0.1", forward, forwarded=True)
+
+
+def _code(qcode: str) -> int:
+    try:
+        return LINUX_KEYS[qcode]
+    except KeyError:
+        raise FactoryError(f"the libvirt driver cannot type the key {qcode!r}") from None
+
+
+@contextmanager
+def connection(uri: str) -> Iterator[libvirt.virConnect]:
+    conn = connect(uri)
+    try:
+        yield conn
+    finally:
+        with suppress(libvirt.libvirtError):
+            conn.close()
+
+
+def clean(uri: str) -> list[str]:
+    """Remove what killed factory runs left on uri: domains carrying factory's metadata and the volumes that
+    metadata says factory created for them. Returns what was removed; nothing else is ever touched."""
+    removed: list[str] = []
+    with connection(uri) as conn:
+        for dom in conn.listAllDomains():
+            meta = _metadata(dom)
+            if meta is None:
+                continue
+            name = dom.name()
+            if dom.isActive():
+                dom.destroy()
+            dom.undefineFlags(libvirt.VIR_DOMAIN_UNDEFINE_NVRAM)
+            removed.append(f"domain {name}")
+            for vol_el in ET.fromstring(meta).iter():
+                if vol_el.tag.endswith("volume") and vol_el.get("pool") and vol_el.get("name"):
+                    pool_name, vol_name = vol_el.get("pool", ""), vol_el.get("name", "")
+                    with suppress(libvirt.libvirtError):
+                        conn.storagePoolLookupByName(pool_name).storageVolLookupByName(vol_name).delete(0)
+                        removed.append(f"volume {pool_name}/{vol_name}")
+    return removed
