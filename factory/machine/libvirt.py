@@ -10,12 +10,14 @@ the QEMU driver.
 from __future__ import annotations
 
 import os
+import socket
 import struct
 import threading
 import time
 import zlib
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, suppress
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 from xml.etree import ElementTree as ET
@@ -187,6 +189,7 @@ class LibvirtMachine(Machine):
         self._callback = self.conn.domainEventRegisterAny(None, libvirt.VIR_DOMAIN_EVENT_ID_LIFECYCLE,
                                                           self._lifecycle, None)
         self.conn.registerCloseCallback(self._closed, None)
+        self.plan = replace(self.plan, owner=f"{socket.gethostname()}:{os.getpid()}")
         self.dom = self.conn.defineXML(domain_xml(self.plan))
         try:
             self.dom.create()
@@ -352,7 +355,7 @@ def clean(uri: str) -> list[str]:
     with connection(uri) as conn:
         for dom in conn.listAllDomains():
             meta = _metadata(dom)
-            if meta is None:
+            if meta is None or _live_owner(ET.fromstring(meta).get("owner", "")):
                 continue
             name = dom.name()
             if dom.isActive():
@@ -366,3 +369,17 @@ def clean(uri: str) -> list[str]:
                         conn.storagePoolLookupByName(pool_name).storageVolLookupByName(vol_name).delete(0)
                         removed.append(f"volume {pool_name}/{vol_name}")
     return removed
+
+
+def _live_owner(owner: str) -> bool:
+    """Whether the factory process that made a domain still runs here (then it is a live build, not a leftover)."""
+    host, _, pid = owner.rpartition(":")
+    if host != socket.gethostname() or not pid.isdigit():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True

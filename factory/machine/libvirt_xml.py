@@ -86,6 +86,7 @@ class DomainPlan:
     boot_devices: tuple[str, ...] = ()
     user_net: UserNet = UserNet.HOSTFWD
     created: tuple[tuple[str, str], ...] = ()   # (pool, volume) factory made for this domain: clean removes them
+    owner: str = ""                     # "host:pid" of the running factory: clean leaves a live build alone
 
 
 def _sub(parent: ET.Element, tag: str, text: str | None = None, **attrs: str) -> ET.Element:
@@ -106,6 +107,8 @@ def domain_xml(plan: DomainPlan) -> str:
     _sub(root, "name", plan.name)
     meta = _sub(root, "metadata")
     build = _sub(meta, f"{{{METADATA_NS}}}build", id=plan.build_id, source=plan.source)
+    if plan.owner:
+        build.set("owner", plan.owner)
     for pool, volume in plan.created:
         _sub(build, f"{{{METADATA_NS}}}volume", pool=pool, name=volume)
     _sub(root, "memory", str(plan.memory_mib), unit="MiB")

@@ -1,5 +1,6 @@
-"""The generated XML on a real qemu:///system libvirtd: volumes are created, the domain is defined, carries its
-metadata, starts, and its SSH forward listens on 127.0.0.1 only."""
+"""The generated XML on real libvirt daemons (qemu:///system as root, qemu:///session of an unprivileged user):
+volumes are created, the domain is defined, carries its metadata, starts, and its SSH forward listens on
+127.0.0.1 only."""
 
 from __future__ import annotations
 
@@ -18,7 +19,11 @@ from tests.fixtures.guest import free_port
 from tests.fixtures.libvirtd import LibvirtPool
 
 
-def test_generated_domain_defines_starts_and_forwards_ssh_to_loopback(libvirt_pool: LibvirtPool) -> None:
+@pytest.mark.parametrize("daemon", ["system", "session"])
+def test_generated_domain_defines_starts_and_forwards_ssh_to_loopback(daemon: str,
+                                                                      request: pytest.FixtureRequest) -> None:
+    fixture = "libvirt_pool" if daemon == "system" else "libvirt_session_pool"
+    libvirt_pool: LibvirtPool = request.getfixturevalue(fixture)
     conn = libvirt.open(libvirt_pool.uri)
     pool = conn.storagePoolLookupByName(libvirt_pool.name)
     name = f"{libvirt_pool.name}-dom"
@@ -59,6 +64,9 @@ def test_unreachable_uri_and_missing_pool_are_one_clear_message(libvirt_system: 
     with pytest.raises(FactoryError) as info:
         lv.connect("qemu+unix:///system?socket=/nonexistent/libvirt-sock")
     assert info.value.hint and "libvirtd -d" in info.value.hint
+    with pytest.raises(FactoryError) as info:      # a session URI whose user daemon is not running
+        lv.connect("qemu+unix:///session?socket=/nonexistent/libvirt-sock")
+    assert info.value.hint and "needs a libvirt daemon of your user" in info.value.hint
     with lv.connection(libvirt_system) as conn, pytest.raises(FactoryError) as info:
         lv.pool(conn, "factory-no-such-pool")
     assert "'factory-no-such-pool' does not exist" in info.value.message and "pool-define-as" in (info.value.hint or "")

@@ -6,9 +6,11 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import libvirt
@@ -18,7 +20,7 @@ import pytest
 from factory.machine import libvirt as lv
 from factory.machine.driver import MachineSpec, PortRange, PowerState
 from factory.machine.keys import Press
-from factory.machine.libvirt_xml import domain_plan, volume_xml
+from factory.machine.libvirt_xml import domain_plan, domain_xml, volume_xml
 from factory.media.seed import make_cidata
 from factory.schema.libvirt import LibvirtSource
 from tests.fixtures.guest import GuestImage, boot_guest_ssh, cloud_config, free_port, new_keypair
@@ -132,6 +134,11 @@ def test_clean_removes_what_a_killed_run_left_and_nothing_else(libvirt_pool: Lib
     lv.pool(conn, libvirt_pool.name).createXML(volume_xml(f"{other}-disk", capacity=1 << 20), 0)
     theirs = conn.defineXML(f"<domain type='qemu'><name>{other}</name><memory unit='MiB'>64</memory><os>"
                             "<type arch='x86_64'>hvm</type></os></domain>")
+    # A live build's domain (its owner, this process, still runs): clean must leave it alone too.
+    live_cfg = LibvirtSource(libvirt_uri=libvirt_pool.uri, volume=[{"pool": libvirt_pool.name, "name": "x"}])
+    live = conn.defineXML(domain_xml(replace(domain_plan(
+        live_cfg, name=f"{name}-live", build_id="live", source="s", domain_type="qemu", volume_names=("x",),
+        ssh_host_port=None, serial_log=None), owner=f"{socket.gethostname()}:{os.getpid()}")))
     try:
         assert name in [d.name() for d in conn.listAllDomains()]
         done = subprocess.run([sys.executable, "-m", "factory", "clean", "--libvirt", libvirt_pool.uri],
@@ -141,7 +148,9 @@ def test_clean_removes_what_a_killed_run_left_and_nothing_else(libvirt_pool: Lib
         assert f"removed volume {libvirt_pool.name}/{name}-artifact\n" in done.stdout
         assert name not in [d.name() for d in conn.listAllDomains()]
         assert libvirt_pool.volumes() == [f"{other}-disk"]
+        assert f"{name}-live" in [d.name() for d in conn.listAllDomains()]
     finally:
         theirs.undefine()
+        live.undefine()
     with pytest.raises(libvirt.libvirtError):
         conn.lookupByName(name)
