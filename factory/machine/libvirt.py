@@ -175,6 +175,7 @@ class LibvirtMachine(Machine):
         self._callback: int | None = None
         self._console: threading.Thread | None = None
         self._lost = ""
+        self._stopping = False
 
     def start(self) -> None:
         try:
@@ -204,7 +205,9 @@ class LibvirtMachine(Machine):
         if self.dom is None or dom.UUID() != self.dom.UUID():
             return
         if event == libvirt.VIR_DOMAIN_EVENT_STOPPED:
-            shutdown = detail in (libvirt.VIR_DOMAIN_EVENT_STOPPED_SHUTDOWN, libvirt.VIR_DOMAIN_EVENT_STOPPED_DESTROYED)
+            # Destroyed by stop() is an orderly end; destroyed by someone else is as bad as a crash.
+            shutdown = detail == libvirt.VIR_DOMAIN_EVENT_STOPPED_SHUTDOWN or (
+                detail == libvirt.VIR_DOMAIN_EVENT_STOPPED_DESTROYED and self._stopping)
             self._state = PowerState.OFF if shutdown else PowerState.CRASHED
             self._off.set()
             self.notify(MachineEventKind.POWERED_OFF)
@@ -265,6 +268,7 @@ class LibvirtMachine(Machine):
     def stop(self) -> None:
         if self.dom is None:
             return
+        self._stopping = True
         dom, self.dom = self.dom, None
         try:
             if dom.isActive():
