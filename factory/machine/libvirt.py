@@ -291,10 +291,12 @@ class LibvirtMachine(Machine):
         stream = self.conn.newStream(0)
         chunks: list[bytes] = []
         try:
-            self.dom.screenshot(stream, 0, 0)
+            mime = self.dom.screenshot(stream, 0, 0)
             stream.recvAll(lambda _s, data, acc: acc.append(data), chunks)
             stream.finish()
-            png = ppm_to_png(b"".join(chunks))
+            # libvirt 9 has QEMU write PNG itself where it can; older pairs hand over a PPM.
+            data = b"".join(chunks)
+            png = data if mime == "image/png" else ppm_to_png(data)
         except (libvirt.libvirtError, ValueError):
             _abort(stream)
             return None
