@@ -7,6 +7,8 @@ Provisioners are evaluated once per selected source they apply to, with `source.
 
 from __future__ import annotations
 
+import fnmatch
+
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -146,7 +148,7 @@ def _build(loaded: Loaded, blk: Block, path: str, sources: dict[str, Block], onl
              if (p := ctx.provisioner(b, f"{path}.provisioner[{i}]")) is not None]
     cleanup_blocks = blk.children("error-cleanup-provisioner")
     cleanup = ctx.provisioner(cleanup_blocks[0], f"{path}.error-cleanup-provisioner") if cleanup_blocks else None
-    chains = _chains(ctx, blk, path)
+    chains = _except_post_processors(_chains(ctx, blk, path), except_)
     for nested in blk.blocks:
         if nested.type not in ("source", "provisioner", "error-cleanup-provisioner", "post-processor",
                                "post-processors", "hcp_packer_registry"):
@@ -390,6 +392,22 @@ class _StepContext:
             return None
         first = next(iter(per_source.values()))
         return PostProcessorSpec(blk.labels[0], name, first, only, except_, keep, blk.where(path), per_source)
+
+
+def _except_post_processors(chains: list[list[PostProcessorSpec]], except_: tuple[str, ...]
+                            ) -> list[list[PostProcessorSpec]]:
+    """-except also names post-processors (by `name`, else type; globs): as in Packer's
+    getCoreBuildPostProcessors, a chain stops at the first one excepted and keeps those before it."""
+    out = []
+    for chain in chains:
+        kept = []
+        for spec in chain:
+            if any(fnmatch.fnmatchcase(spec.name or spec.type, p) for p in except_):
+                break
+            kept.append(spec)
+        if kept:
+            out.append(kept)
+    return out
 
 
 def _chains(ctx: _StepContext, blk: Block, path: str) -> list[list[PostProcessorSpec]]:
