@@ -8,7 +8,6 @@ Provisioners are evaluated once per selected source they apply to, with `source.
 from __future__ import annotations
 
 import fnmatch
-
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
