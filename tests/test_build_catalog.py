@@ -114,7 +114,8 @@ def run_build(tmp_path: Path, installer: InstallerISO, method: str, hostname: st
     # Unbuffered: the installer's lines must arrive while it runs, for the port watch to line up with them.
     env = {**os.environ, "COLUMNS": "300", "FACTORY_ISOS_DIR": str(installer.catalog), "PYTHONUNBUFFERED": "1"}
     start = time.monotonic()
-    proc = subprocess.Popen([sys.executable, "-m", "factory", "build", "t.pkr.hcl"], cwd=tmp_path, env=env,
+    # --debug shows the guest's serial console: the test installer reports what it did there.
+    proc = subprocess.Popen([sys.executable, "-m", "factory", "build", "--debug", "t.pkr.hcl"], cwd=tmp_path, env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     lines: list[str] = []
     watch = PortWatch(range(port_min, port_max + 1))

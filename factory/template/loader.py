@@ -85,8 +85,10 @@ def prepare(path: Path, *, vars: Sequence[str] = (), var_files: Sequence[Path] =
     names: dict[str, Any] = {
         "var": _var_namespace(decls),
         # Packer's path.root is the template's directory as given (hcl2template's Basedir: the folder argument,
-        # or filepath.Dir of the file: `templates`, `.`), not made absolute; path.cwd is absolute.
-        "path": Namespace("path", {"root": str(root), "cwd": os.getcwd()}),
+        # or filepath.Dir of the file: `templates`, `.`), not made absolute; path.cwd is absolute. A legacy JSON
+        # template's {{template_dir}} (read here as path.root) is absolute: Packer's JSON core takes filepath.Abs.
+        "path": Namespace("path", {"root": str(root_abs if any(map(legacy.is_legacy_file, files)) else root),
+                                   "cwd": os.getcwd()}),
         "packer": Namespace("packer", {"version": PACKER_VERSION}),
     }
     scope = Scope("", names, FUNCTIONS, env=env)
