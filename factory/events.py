@@ -89,17 +89,25 @@ class EventBus:
 _current: contextvars.ContextVar[tuple[EventBus, str] | None] = contextvars.ContextVar("factory_bus", default=None)
 _default: EventBus | None = None
 _default_lock = threading.Lock()
+_console_monitor: Callable[[], Subscriber] | None = None
+
+
+def set_console_monitor(make: Callable[[], Subscriber]) -> None:
+    """Name the monitor the default bus prints with: the CLI installs its console monitor at start, so this
+    module (below every runtime package) names none of them."""
+    global _console_monitor
+    _console_monitor = make
 
 
 def default_bus() -> EventBus:
-    """The bus outside a build: one console monitor (stand-alone commands like `factory iso-build`)."""
+    """The bus outside a build (stand-alone commands like `factory iso-build`): the console monitor, if the
+    program installed one with set_console_monitor."""
     global _default
     with _default_lock:
         if _default is None:
-            from factory.build import HumanMonitor  # the console monitor lives with the runner
-
             _default = EventBus()
-            _default.subscribe(HumanMonitor())
+            if _console_monitor is not None:
+                _default.subscribe(_console_monitor())
         return _default
 
 

@@ -63,6 +63,7 @@ def test_a_stand_alone_command_reports_through_the_default_bus(tmp_path: Path) -
     f = tmp_path / "f"
     f.write_bytes(b"x" * 10)
     code = ("from pathlib import Path; from factory import events; from factory.post.checksum import hash_files\n"
+            "from factory.build import HumanMonitor; events.set_console_monitor(HumanMonitor)  # as the CLI does\n"
             f"hash_files([Path({str(f)!r})], ['sha256']); events.notice('careful')")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert done.stderr.splitlines()[0] == "checksumming f ..."

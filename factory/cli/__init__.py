@@ -14,7 +14,7 @@ import sys
 
 import typer
 
-from factory import __version__, ui
+from factory import __version__, events, ui
 from factory.errors import FactoryError
 
 app = typer.Typer(
@@ -86,6 +86,9 @@ def main(argv: list[str] | None = None) -> None:
     args = ui_flags(normalize_argv(list(sys.argv[1:] if argv is None else argv)))
     debug = "--debug" in args or os.environ.get("FACTORY_DEBUG") == "1"
     _load_commands()
+    from factory.build import HumanMonitor  # stand-alone commands print through the default bus
+
+    events.set_console_monitor(HumanMonitor)
     try:
         code = app(args=args, prog_name="factory", standalone_mode=False)
     except typer.TyperException as exc:  # usage errors: the parser's own message, exit 2

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar, TypeVar
 
 from factory.errors import FactoryError
-from factory.options import Component, Kind, Support, opt, options_of, suggest
+from factory.options import Component, Kind, Support, opt, suggest
 from factory.schema.common import BootOptions, CommunicatorOptions, HttpOptions, ShutdownOptions
 from factory.schema.types import Checked, OptionProblem, parse_size_mib
 
@@ -334,30 +334,12 @@ class LibvirtSource(HttpOptions, BootOptions, ShutdownOptions, CommunicatorOptio
     }
     EXCLUSIVE: ClassVar[tuple[tuple[str, ...], ...]] = (("http_directory", "http_content"),
                                                         ("boot_command", "boot_steps"))
+    # The template layer flattens a `communicator { }` block into the options the communicator reads (values
+    # converted to their declared types); a bad block stays as it is, for VALIDATORS to report.
+    LIFTED_BLOCKS: ClassVar[dict[str, frozenset[str]]] = {"communicator": _COMM_KEYS}
     VALIDATORS: ClassVar[dict[str, Callable[[Any], object]]] = {
         "volume": parse_volumes, "network_interface": parse_interfaces,
         "graphics": parse_graphics, "communicator": _communicator}
-
-    def __post_init__(self) -> None:
-        self._lift_communicator()
-        super().__post_init__()  # then every option converts to its declared type (Duration, Tunnel ...)
-
-    def _lift_communicator(self) -> None:
-        # Lift a `communicator { }` block into the flat options the communicator reads (values converted to
-        # their declared types; a bad block is reported by VALIDATORS, so it is left as it is here).
-        block = self.communicator
-        if isinstance(block, list) and len(block) == 1:
-            block = block[0]
-        if not isinstance(block, dict) or set(block) - _COMM_KEYS:
-            return
-        from factory.template.config import to_python
-
-        infos = {o.name: o for o in options_of(CommunicatorOptions)}  # type: ignore[arg-type]
-        for key, value in block.items():
-            if key != "communicator" and value is not None:
-                info = infos[key]
-                object.__setattr__(self, key, to_python(value, info.written if info.written is not None else info.type))
-        object.__setattr__(self, "communicator", to_python(block.get("communicator", "ssh"), str))
 
     def problems(self) -> list[OptionProblem]:
         out = []

@@ -72,6 +72,7 @@ def make_component(kind: Kind, type_: str, body: Body, where: Location, path: st
         return None
     infos = {o.name: o for o in options_of(cls)}
     _rename_aliases(cls, body, path, col)
+    _lift_blocks(cls, body, infos)
     kwargs: dict[str, Any] = {}
     ok = True
     for name, value in body.values.items():
@@ -122,6 +123,25 @@ def _rename_aliases(cls: type[Component], body: Body, path: str, col: Collector)
             body.values[new] = value
             if at is not None:
                 body.where[new] = at
+
+
+def _lift_blocks(cls: type[Component], body: Body, infos: dict[str, OptionInfo]) -> None:
+    """A nested block the schema lists in LIFTED_BLOCKS (libvirt's `communicator { ssh_username = ... }`) holds
+    options of its parent: they are set as if written flat (the block's own values win), and the block's
+    same-named key, if any, becomes the option's value. A block with keys the parent lacks is left for the
+    schema's validator to report."""
+    for name, keys in getattr(cls, "LIFTED_BLOCKS", {}).items():
+        block = body.values.get(name)
+        if isinstance(block, list) and len(block) == 1:
+            block = block[0]
+        if not isinstance(block, dict) or not set(block) <= keys & set(infos):
+            continue
+        at = body.where.get(name)
+        del body.values[name]
+        for key, value in block.items():
+            body.values[key] = value
+            if at is not None:
+                body.where[key] = at
 
 
 def _required(infos: dict[str, OptionInfo], kwargs: dict[str, Any], kind: Kind, type_: str, where: Location,
