@@ -19,7 +19,7 @@ DATA = Path(__file__).parent.parent / "data" / "packer_options"
 _TYPES = {"string": {"str", "size"}, "bool": {"bool"}, "int": {"int"}, "duration": {"duration"},
           "[]string": {"list[str]", "list[size]"},
           "[][]string": {"list[list[str]]"}, "map[string]string": {"dict[str, str]"},
-          "QemuImgArgs": {"dict[str, list[str]]"}}
+          "QemuImgArgs": {"dict[str, list[str]]"}, "uint": {"int"}, "[]uint": {"list[int]"}}
 
 
 def documented(name: str) -> list[tuple[str, str]]:
@@ -32,7 +32,10 @@ def documented(name: str) -> list[tuple[str, str]]:
 
 
 @pytest.mark.parametrize(("source", "lists"), [("qemu", ["qemu.txt", "communicator.txt"]),
-                                               ("null", ["communicator.txt"])])
+                                               ("null", ["communicator.txt"]),
+                                               ("virtualbox-iso", ["virtualbox-iso.txt", "communicator.txt"]),
+                                               ("virtualbox-ovf", ["virtualbox-ovf.txt", "communicator.txt"]),
+                                               ("virtualbox-vm", ["virtualbox-vm.txt", "communicator.txt"])])
 def test_every_documented_option_is_declared_with_packers_type(source: str, lists: list[str]) -> None:
     cls = lookup(Kind.SOURCE, source)
     assert cls is not None
