@@ -40,7 +40,8 @@ BLOCKS: tuple[tuple[str, str], ...] = (
      "Locals may reference locals; evaluated in dependency order, cycles are reported."),
     ('source "TYPE" "NAME" { ... }', "Options of each source type are listed below."),
     ('data "TYPE" "NAME" { ... }',
-     "`null` is evaluated. Other data sources (plugins, `http`) yield an unknown value with a warning, so "
+     "`null` and `host-info` (Stromweld/packer-plugin-host-info: os_type, architecture, platform, version, "
+     "family of this machine) are evaluated. Other data sources (plugins, `http`) yield an unknown value with a warning, so "
      "`try(data.x.y.attr, default)` falls back; using one outside `try`/`can` is an error."),
     ("build { name, description, sources = [...] }", "`-only` / `-except` select sources by `TYPE.NAME`."),
     ('build { source "TYPE.NAME" { name = ..., OPTION = ... } }', "Per-build overrides of a source's options."),

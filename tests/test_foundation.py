@@ -38,6 +38,16 @@ def test_run_streams_lines_and_masks_secrets() -> None:
     assert seen == ["one", f"pass={secrets.MASK}"]
 
 
+def test_a_letters_only_password_masks_as_a_word_not_inside_paths_and_names() -> None:
+    secrets.register("vagrant")
+    secrets.register("s3cr3t-token")
+    shown = secrets.mask("echo 'vagrant' | sudo -S halt; sshpass -p vagrant; password=vagrant. "
+                         "/home/vagrant utm-vagrant vagrant.box vagrant_user x/s3cr3t-token/y")
+    assert shown == ("echo '<sensitive>' | sudo -S halt; sshpass -p <sensitive>; password=<sensitive>. "
+                     "/home/vagrant utm-vagrant vagrant.box vagrant_user x/<sensitive>/y")
+    secrets.clear()
+
+
 def test_error_render_names_place_line_and_hint() -> None:
     err = FactoryError("unknown option 'cpu'", hint="did you mean 'cpus'?",
                        where=Location("a.pkr.hcl", 3, 5, "source.qemu.x", "    cpu = 2"))

@@ -1,4 +1,5 @@
-"""Data sources: the built-in `null` is evaluated; others (plugins, or `http` without a network) are unknown.
+"""Data sources: the built-in `null` and the `host-info` plugin's are evaluated; others (plugins, or `http`
+without a network) are unknown.
 
 An unknown data source value makes every expression that reads it unknown: `try(data.x.y.attr, default)` falls
 back, and a use outside try/can is reported where it is used.
@@ -11,10 +12,11 @@ from typing import Any
 from factory.errors import FactoryError
 from factory.template.collect import Collector
 from factory.template.expr import EvalError, Scope, evaluate
+from factory.template.hostinfo import host_info
 from factory.template.parse import Block
 from factory.template.types import Unknown
 
-IMPLEMENTED = ("null",)
+IMPLEMENTED = ("null", "host-info")
 
 
 def data_source_value(blk: Block, scope: Scope, col: Collector) -> Any:
@@ -32,6 +34,8 @@ def data_source_value(blk: Block, scope: Scope, col: Collector) -> Any:
             col.add(exc)
             return Unknown(f"{path} failed")
         return {"input": value, "output": value}
+    if type_ == "host-info":
+        return host_info()  # the plugin takes no configuration
     if type_ == "http":
         reason = f'{path}: the http data source is not fetched (factory evaluates templates offline)'
     else:

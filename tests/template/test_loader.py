@@ -319,3 +319,29 @@ build {
 def test_unused_plugin_data_source_is_still_warned_about(tmp_path: Path) -> None:
     _write(tmp_path, BASE + 'data "sshkey" "install" {}\nbuild {\n  sources = ["source.qemu.a"]\n}\n')
     assert any('data source "sshkey" comes from a plugin' in w for w in load(tmp_path, env={}).warnings)
+
+
+def test_host_info_data_source_describes_this_machine(tmp_path: Path) -> None:
+    """bento picks accelerator and firmware paths from data.host-info.this.os_type: it must be known, not unknown."""
+    _write(tmp_path, BASE + """
+data "host-info" "this" {}
+locals {
+  accel = data.host-info.this.os_type == "darwin" ? "hvf" : "kvm"
+  arch  = data.host-info.this.architecture
+}
+build {
+  sources = ["source.qemu.a"]
+}
+""")
+    project = load(tmp_path, env={})
+    assert project.locals["accel"] == "kvm"
+    assert project.locals["arch"] in {"amd64", "arm64"}
+    assert not any("host-info" in w for w in project.warnings)
+
+
+def test_host_info_reads_os_release_as_gopsutil_does(tmp_path: Path) -> None:
+    from factory.template.hostinfo import host_info
+    release = tmp_path / "os-release"
+    release.write_text('NAME="Rocky Linux"\nID="rocky"\nVERSION_ID="9.4"\n')
+    info = host_info(release)
+    assert (info["os_type"], info["platform"], info["version"], info["family"]) == ("linux", "rocky", "9.4", "rhel")
