@@ -65,7 +65,7 @@ def _scripts(config: ShellLocalOptions, ctx: LocalContext, tmp: Path) -> list[Pa
     root = getattr(ctx, "root", None) or Path.cwd()
     paths = [p if p.is_absolute() else root / p for p in (Path(s).expanduser() for s in given)]
     for path in paths:
-        if not path.is_file():
+        if not path.exists() or path.is_dir():
             raise FactoryError(f"shell-local: script {path} does not exist",
                                hint="paths are relative to the directory factory runs in")
     return paths

@@ -22,7 +22,8 @@ IGNORED = Support.IGNORED
 
 def script_problems(kind: str, given: dict[str, str | list[str] | None]) -> list[OptionProblem]:
     """Nothing to run, or a script path that does not exist (relative to the directory factory runs in, as
-    when the build runs it)."""
+    when the build runs it). Like Packer's os.Stat, any file that is not a folder counts: packer-maas passes
+    `/dev/null` as its default customize script."""
     if not any(given.values()):
         names = list(given)
         return [OptionProblem(names[0], f"{kind} provisioner has nothing to run: set one of {', '.join(names)}",
@@ -31,7 +32,11 @@ def script_problems(kind: str, given: dict[str, str | list[str] | None]) -> list
     return [OptionProblem(option, f"{kind} provisioner: script {path} does not exist",
                           "paths are relative to the directory factory runs in (use path.root for the "
                           "template's folder)")
-            for option, path in paths if isinstance(path, str) and not Path(path).expanduser().is_file()]
+            for option, path in paths if isinstance(path, str) and not _is_script(Path(path).expanduser())]
+
+
+def _is_script(path: Path) -> bool:
+    return path.exists() and not path.is_dir()
 
 
 @dataclass(frozen=True)

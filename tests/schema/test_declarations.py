@@ -241,3 +241,12 @@ def test_check_on_provisioners_enforces_one_source_of_commands() -> None:
         ("script", "shell provisioner: script x.sh does not exist")]
     assert [p.option for p in check(ShellProvisioner())] == ["inline"]
     assert [p.option for p in check(FileProvisioner(direction="sideways", destination="/x"))] == ["direction"]
+
+
+def test_a_script_is_any_path_that_exists_and_is_not_a_folder(tmp_path: Any) -> None:
+    """Packer stats the script: packer-maas's default customize_script is /dev/null; a folder is refused."""
+    from factory.schema.provisioners import ShellProvisioner
+
+    assert check(ShellProvisioner(scripts=["/dev/null"])) == []
+    assert [p.message for p in check(ShellProvisioner(scripts=[str(tmp_path)]))] == [
+        f"shell provisioner: script {tmp_path} does not exist"]

@@ -1,0 +1,2 @@
+#!/bin/sh -eux
+# stub: the corpus keeps only what `factory validate` reads
