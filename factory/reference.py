@@ -41,8 +41,8 @@ BLOCKS: tuple[tuple[str, str], ...] = (
     ('source "TYPE" "NAME" { ... }', "Options of each source type are listed below."),
     ('data "TYPE" "NAME" { ... }',
      "`null` and `host-info` (Stromweld/packer-plugin-host-info: os_type, architecture, platform, version, "
-     "family of this machine) are evaluated. Other data sources (plugins, `http`) yield an unknown value with a warning, so "
-     "`try(data.x.y.attr, default)` falls back; using one outside `try`/`can` is an error."),
+     "family of this machine) are evaluated. Other data sources (plugins, `http`) yield an unknown value "
+     "with a warning, so `try(data.x.y.attr, default)` falls back; using one outside `try`/`can` is an error."),
     ("build { name, description, sources = [...] }", "`-only` / `-except` select sources by `TYPE.NAME`."),
     ('build { source "TYPE.NAME" { name = ..., OPTION = ... } }', "Per-build overrides of a source's options."),
     ('build { provisioner "TYPE" { ... } }', "Run in order; meta-arguments below."),
