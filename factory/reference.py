@@ -63,8 +63,7 @@ NOT_SUPPORTED: tuple[str, ...] = (
     "source of such a type is warned about; selecting one is an error.",
     "`hcp_packer_registry` blocks (accepted in `build`, ignored: there is no HCP on an air-gapped host).",
     "The WinRM communicator (`communicator = \"winrm\"`).",
-    "Packer CLI commands `init`, `console`, `plugins`, `hcl2_upgrade` and `fix`; JSON (`*.pkr.json`) templates "
-    "(JSON var files work).",
+    "The Packer CLI command `fix`.",
 )
 
 

@@ -240,7 +240,7 @@ def upgrade_file(path: Path) -> Upgraded:
 
 
 def is_legacy_file(path: Path) -> bool:
-    return path.suffix == ".json" and not path.name.endswith(".pkrvars.json")
+    return path.suffix == ".json" and not path.name.endswith((".pkrvars.json", ".pkr.json"))
 
 
 def upgraded_label(path: Path) -> str:

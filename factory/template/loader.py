@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from factory.errors import FactoryError
-from factory.template import legacy
+from factory.template import hcljson, legacy
 from factory.template import variables as V
 from factory.template.collect import CascadeError, Collector
 from factory.template.expr import EvalError, Namespace, Scope, evaluate
@@ -42,20 +42,15 @@ class Loaded:
 def template_files(path: Path) -> tuple[Path, list[Path], list[Path]]:
     """(root dir, *.pkr.hcl files, *.auto.pkrvars.hcl/json files) for a template file or folder."""
     if path.is_dir():
-        files = sorted(p for p in path.iterdir() if p.name.endswith(".pkr.hcl") and p.is_file())
+        # Packer reads a folder's *.pkr.hcl and *.pkr.json (HCL's JSON syntax) files alike.
+        files = sorted(p for p in path.iterdir() if p.name.endswith((".pkr.hcl", ".pkr.json")) and p.is_file())
         auto = sorted(p for p in path.iterdir() if p.is_file()
                       and (p.name.endswith(".auto.pkrvars.hcl") or p.name.endswith(".auto.pkrvars.json")))
         if not files:
-            json_only = sorted(path.glob("*.pkr.json"))
-            raise FactoryError(f"no *.pkr.hcl template files in {path}",
-                               hint="JSON templates (*.pkr.json) are not supported; convert them with "
-                                    "`packer hcl2_upgrade`" if json_only else
-                                    "pass a folder with *.pkr.hcl files or one such file")
+            raise FactoryError(f"no *.pkr.hcl or *.pkr.json template files in {path}",
+                               hint="pass a folder with *.pkr.hcl files or one such file")
         return path, files, auto
     if path.is_file():
-        if path.name.endswith(".pkr.json"):
-            raise FactoryError(f"{path}: HCL's JSON syntax (*.pkr.json) is not supported",
-                               hint="write the template in HCL (*.pkr.hcl)")
         return path.parent, [path], []
     raise FactoryError(f"template {path} does not exist", hint="pass a *.pkr.hcl file or a folder of them")
 
@@ -186,6 +181,8 @@ def version_matches(spec: str, version: str) -> bool:
 
 def _parse(path: Path) -> Block:
     """A template file's blocks; a legacy JSON template is read as its HCL2 upgrade."""
+    if hcljson.is_hcl_json(path):
+        return parse_text(hcljson.to_hcl(path), hcljson.label(path))
     if legacy.is_legacy_file(path):
         return parse_text(legacy.upgrade_file(path).text, legacy.upgraded_label(path))
     return parse_file(path)

@@ -12,9 +12,10 @@ from pathlib import Path
 from factory.errors import FactoryError
 from factory.options import Kind
 from factory.schema import registered
+from factory.template import hcljson, legacy
 from factory.template.expr import Scope, evaluate
 from factory.template.functions import FUNCTIONS
-from factory.template.parse import Block, parse_file
+from factory.template.parse import Block, parse_file, parse_text
 
 # Plugin source → the component names it provides in Packer (factory lists those it has registered).
 PLUGINS: dict[str, dict[Kind, tuple[str, ...]]] = {
@@ -50,7 +51,10 @@ def required_plugins(files: list[Path]) -> list[RequiredPlugin]:
     """Every `packer { required_plugins { ... } }` entry of the given template files, in file order."""
     out: list[RequiredPlugin] = []
     for path in files:
-        for blk in parse_file(path).children("packer"):
+        if legacy.is_legacy_file(path):
+            continue   # a legacy JSON template has no packer block
+        body = parse_text(hcljson.to_hcl(path), hcljson.label(path)) if hcljson.is_hcl_json(path) else parse_file(path)
+        for blk in body.children("packer"):
             out += _entries(blk)
     return out
 

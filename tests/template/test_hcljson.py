@@ -1,0 +1,77 @@
+"""`*.pkr.json` templates (HCL's JSON syntax) load as the HCL they stand for, alone or beside *.pkr.hcl files."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from factory.errors import FactoryError
+from factory.template import load
+
+TEMPLATE = {
+    "//": "comments are keys named //",
+    "packer": {"required_plugins": {"qemu": {"version": ">= 1.0.0", "source": "github.com/hashicorp/qemu"}}},
+    "variable": {
+        "iso": {"type": "string", "default": "https://example.com/d.iso"},
+        "sizes": {"type": "list(number)", "default": [1, 2]},
+        "password": {"type": "string", "default": "p4ss-${x}", "sensitive": True,
+                     "validation": {"condition": "${length(var.password) > 3}", "error_message": "too short"}},
+    },
+    "locals": {"name": "deb-${var.sizes[0]}", "sizes": "${var.sizes}"},
+    "source": {"qemu": {"deb": {
+        "iso_url": "${var.iso}", "iso_checksum": "none", "ssh_username": "root", "ssh_password": "${var.password}",
+        "boot_command": ['<esc> url=http://{{ .HTTPIP }}:{{ .HTTPPort }}/p.cfg "q"<enter>'],
+        "qemu_img_args": {"create": ["-o", "preallocation=off"]}, "vm_name": "${local.name}", "cpus": 2,
+    }}},
+    "build": [{
+        "name": "one",
+        "sources": ["source.qemu.deb"],
+        "provisioner": [
+            {"shell": {"inline": ['echo ${upper("hi")} {{ .Path }} C:\\dir']}},
+            {"shell-local": {"inline": ["true"]}},
+        ],
+        "post-processor": {"manifest": {"output": "m.json"}},
+    }],
+}
+
+
+def test_a_json_syntax_template_loads_as_its_hcl(tmp_path: Path) -> None:
+    (tmp_path / "t.pkr.json").write_text(json.dumps(TEMPLATE, indent=2))
+    project = load(tmp_path / "t.pkr.json", env={})
+    assert project.variables["password"].value == "p4ss-${x}"   # a default is a literal: no interpolation
+    assert project.locals["name"] == "deb-1" and project.locals["sizes"] == [1, 2]   # one interpolation keeps type
+    (build,) = project.builds
+    (source,) = build.sources
+    assert source.config.iso_url == "https://example.com/d.iso"
+    assert source.config.boot_command == ['<esc> url=http://{{ .HTTPIP }}:{{ .HTTPPort }}/p.cfg "q"<enter>']
+    assert list(source.config.qemu_img_args.create) == ["-o", "preallocation=off"]
+    shell, local = build.provisioners
+    assert shell.config.inline == ["echo HI {{ .Path }} C:\\dir"] and local.config.inline == ["true"]
+    assert [p.type for chain in build.post_processors for p in chain] == ["manifest"]
+
+
+def test_a_folder_reads_pkr_json_beside_pkr_hcl(tmp_path: Path) -> None:
+    (tmp_path / "vars.pkr.json").write_text(json.dumps({"variable": {"cpus": {"type": "number", "default": 3}}}))
+    (tmp_path / "main.pkr.hcl").write_text('source "qemu" "a" {\n  iso_url = "a.iso"\n  iso_checksum = "none"\n'
+                                           '  cpus = var.cpus\n}\nbuild {\n  sources = ["source.qemu.a"]\n}\n')
+    (tmp_path / "x.pkrvars.json").write_text('{"cpus": 5}')
+    project = load(tmp_path, var_files=[tmp_path / "x.pkrvars.json"], env={})
+    assert project.builds[0].sources[0].config.cpus == 5
+
+
+def test_invalid_json_is_one_located_error(tmp_path: Path) -> None:
+    (tmp_path / "t.pkr.json").write_text('{\n  "variable": {\n    "a": {"default": 1,}\n  }\n}\n')
+    with pytest.raises(FactoryError) as err:
+        load(tmp_path / "t.pkr.json", env={})
+    assert err.value.where is not None and err.value.where.line == 3 and "invalid JSON" in err.value.message
+
+
+def test_a_block_given_a_scalar_is_refused_by_validate(tmp_path: Path) -> None:
+    (tmp_path / "t.pkr.json").write_text('{"source": {"qemu": "nope"}}')
+    proc = subprocess.run([sys.executable, "-m", "factory", "validate", str(tmp_path / "t.pkr.json")],
+                          capture_output=True, text=True)
+    assert proc.returncode != 0 and '"source" is a block' in proc.stderr and "Traceback" not in proc.stderr
