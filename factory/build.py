@@ -1,5 +1,5 @@
 """The step runner: steps with explicit, hashable inputs; cleanups in reverse on failure, Ctrl-C or SIGTERM;
-events that a human monitor and a JSON-lines monitor subscribe to.
+events that the monitors (console, Packer's machine-readable stream, JSON lines, metrics, report) subscribe to.
 
 A stage ID is sha256 over the step's name, its options, its parent's ID and the digests of the files it reads
 (osbuild's scheme), so a later step cache can name a qcow2 layer after each step and resume from the last good
@@ -75,7 +75,8 @@ class HumanMonitor:
             return
         if self._bars is None:
             self._bars = ui.Bars()
-        self._bars.show(ev.source, ev.message, ev.done, ev.total, bytes_=ev.unit == "bytes",
+        # Parallel builds run in their own processes, whose task ids repeat: the build names the task too.
+        self._bars.show(f"{ev.build}/{ev.source}", ev.message, ev.done, ev.total, bytes_=ev.unit == "bytes",
                         finished=ev.kind is EventKind.PROGRESS_FINISHED)
 
     def _serial_tail(self, build: str) -> None:
@@ -87,14 +88,15 @@ class HumanMonitor:
 
 
 class JsonMonitor:
-    """One JSON object per line on a stream (stdout by default): `--machine-readable`."""
+    """One JSON object per line on a stream (stdout by default): `--events FILE|-`."""
 
     def __init__(self, stream: TextIO | None = None) -> None:
         self.stream = stream or sys.stdout
 
     def __call__(self, ev: Event) -> None:
-        self.stream.write(ev.as_json() + "\n")
-        self.stream.flush()
+        with contextlib.suppress(BrokenPipeError):  # a reader that went away (| head) must not fail the build
+            self.stream.write(ev.as_json() + "\n")
+            self.stream.flush()
 
 
 def file_sha256(path: Path) -> str:
@@ -233,8 +235,9 @@ class RunnerContext:
     stage_ids: dict[str, str] = field(default_factory=dict)
 
     def emit(self, kind: EventKind, message: str = "", *, step: str = "", stage_id: str = "",
-             source: str = "") -> None:
-        self.bus.emit(Event(kind, self.build_name, message, step=step, stage_id=stage_id, source=source))
+             source: str = "", **extra: Any) -> None:
+        """extra: Event's other fields (duration, from_checkpoint, data)."""
+        self.bus.emit(Event(kind, self.build_name, message, step=step, stage_id=stage_id, source=source, **extra))
 
     def say(self, message: str) -> None:
         self.emit(EventKind.MESSAGE, message)
@@ -283,12 +286,14 @@ def _run(steps: Sequence[Step[R]], ctx: R, on_failure: Callable[[R, BaseExceptio
             try:
                 step.run(ctx)
             except BaseException as exc:
-                ctx.emit(EventKind.STEP_FAILED, _describe(exc), step=step.name, stage_id=sid)
+                ctx.emit(EventKind.STEP_FAILED, _describe(exc), step=step.name, stage_id=sid,
+                         duration=time.monotonic() - t0)
                 raise
-            ctx.emit(EventKind.STEP_FINISHED, f"{time.monotonic() - t0:.1f}s", step=step.name, stage_id=sid)
+            took = time.monotonic() - t0
+            ctx.emit(EventKind.STEP_FINISHED, f"{took:.1f}s", step=step.name, stage_id=sid, duration=took)
             parent = sid
     except BaseException as exc:
-        ctx.emit(EventKind.BUILD_FAILED, _describe(exc))
+        ctx.emit(EventKind.BUILD_FAILED, _describe(exc), duration=time.monotonic() - started)
         if on_failure is not None:
             with contextlib.suppress(Exception):
                 on_failure(ctx, exc)
@@ -300,7 +305,8 @@ def _run(steps: Sequence[Step[R]], ctx: R, on_failure: Callable[[R, BaseExceptio
             _cleanup(ctx)
         raise
     _cleanup(ctx)
-    ctx.emit(EventKind.BUILD_FINISHED, f"build finished after {time.monotonic() - started:.1f}s")
+    took = time.monotonic() - started
+    ctx.emit(EventKind.BUILD_FINISHED, f"build finished after {took:.1f}s", duration=took)
 
 
 def _cleanup(ctx: RunnerContext) -> None:

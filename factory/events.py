@@ -1,7 +1,7 @@
 """The one event path: every message and progress report a user sees is an Event on an EventBus.
 
-Monitors subscribe to the bus (the console, the JSON lines of --machine-readable, later Packer's
-machine-readable stream and metrics), so they all see the same stream. Code that runs inside a build but has no
+Monitors subscribe to the bus (the console, Packer's -machine-readable stream, the JSON lines of --events,
+Prometheus metrics, the HTML report), so they all see the same stream. Code that runs inside a build but has no
 build context at hand (downloads, remaster, exports, checksums) reports to the current bus: the build's while
 a build runs (run_steps installs it), else a process-wide one printing to the console.
 """
@@ -14,10 +14,10 @@ import itertools
 import json
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Protocol
+from typing import Any, Protocol
 
 from factory import secrets
 
@@ -55,16 +55,41 @@ class Event:
     done: int = 0                # PROGRESS*: units done, of total (0 when unknown)
     total: int = 0
     unit: str = ""               # PROGRESS*: "bytes" or "" (counts)
+    activity: str = ""           # PROGRESS*: download, export, upload, checksum, remaster ... (metrics group by it)
+    duration: float = 0.0        # STEP_FINISHED/STEP_FAILED, BUILD_FINISHED/BUILD_FAILED: seconds it took
+    from_checkpoint: bool = False  # STEP_FINISHED: restored from a checkpoint instead of run
+    data: Mapping[str, Any] = field(default_factory=dict)  # structured extras: an ARTIFACT's files, a screenshot
 
-    def as_json(self) -> str:
-        data: dict[str, object] = {"time": round(self.time, 3), "type": self.kind.value, "build": self.build}
-        for key in ("step", "stage_id", "source", "message"):
+    def as_dict(self) -> dict[str, Any]:
+        """The JSON form (--events): empty fields left out, messages masked."""
+        out: dict[str, Any] = {"time": round(self.time, 3), "type": self.kind.value, "build": self.build}
+        for key in ("step", "stage_id", "source", "message", "activity"):
             value = getattr(self, key)
             if value:
-                data[key] = secrets.mask(value) if key == "message" else value
+                out[key] = secrets.mask(value) if key == "message" else value
         if self.kind in PROGRESS_KINDS:
-            data.update({"done": self.done, "total": self.total, "unit": self.unit})
-        return json.dumps(data, sort_keys=True)
+            out.update({"done": self.done, "total": self.total, "unit": self.unit})
+        if self.kind in TIMED_KINDS:
+            out["duration"] = round(self.duration, 3)
+        if self.kind in STEP_KINDS:
+            out["from_checkpoint"] = self.from_checkpoint
+        if self.data:
+            out["data"] = json.loads(secrets.mask(json.dumps(dict(self.data))))
+        return out
+
+    def as_json(self) -> str:
+        return json.dumps(self.as_dict(), sort_keys=True)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Event:
+        """The inverse of as_dict (a parallel build's events cross a pipe as JSON lines)."""
+        fields = {k: v for k, v in data.items() if k in _FIELDS and k not in ("type", "time")}
+        return cls(EventKind(data["type"]), time=float(data.get("time", time.time())), **fields)
+
+
+TIMED_KINDS = (EventKind.STEP_FINISHED, EventKind.STEP_FAILED, EventKind.BUILD_FINISHED, EventKind.BUILD_FAILED)
+STEP_KINDS = (EventKind.STEP_FINISHED, EventKind.STEP_FAILED)
+_FIELDS = frozenset(Event.__dataclass_fields__)
 
 
 Subscriber = Callable[[Event], None]
@@ -152,12 +177,15 @@ THROTTLE = 0.25  # seconds between PROGRESS events of one task
 
 
 class _Tracker:
-    def __init__(self, bus: EventBus, build: str, task: str, label: str, total: int, unit: str) -> None:
+    def __init__(self, bus: EventBus, build: str, task: str, label: str, total: int, unit: str,
+                 activity: str) -> None:
         self.bus, self.build, self.task, self.label, self.total, self.unit = bus, build, task, label, total, unit
+        self.activity = activity
         self.done, self._last = 0, 0.0
 
     def event(self, kind: EventKind, message: str) -> Event:
-        return Event(kind, self.build, message, source=self.task, done=self.done, total=self.total, unit=self.unit)
+        return Event(kind, self.build, message, source=self.task, done=self.done, total=self.total, unit=self.unit,
+                     activity=self.activity)
 
     def advance(self, n: int) -> None:
         self.done += n
@@ -168,10 +196,12 @@ class _Tracker:
 
 
 @contextlib.contextmanager
-def progress(label: str, total: int | None, *, unit_bytes: bool = True) -> Iterator[Tracker]:
-    """Report long work (downloads, remaster, exports) as progress events on the current bus."""
+def progress(label: str, total: int | None, *, unit_bytes: bool = True, activity: str = "") -> Iterator[Tracker]:
+    """Report long work (downloads, remaster, exports) as progress events on the current bus; `activity`
+    ("download", "export", "upload" ...) is what metrics count the bytes under."""
     bus, build = current()
-    tracker = _Tracker(bus, build, f"p{next(_task_ids)}", label, total or 0, "bytes" if unit_bytes else "")
+    tracker = _Tracker(bus, build, f"p{next(_task_ids)}", label, total or 0, "bytes" if unit_bytes else "",
+                       activity)
     start = time.monotonic()
     bus.emit(tracker.event(EventKind.PROGRESS_STARTED, label))
     outcome = "stopped after"

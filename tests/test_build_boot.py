@@ -87,7 +87,7 @@ source "qemu" "g" {{
 build {{ sources = ["source.qemu.g"] }}
 """)
     try:
-        run = Run(tpl, tmp_path / "cache", "--machine-readable")
+        run = Run(tpl, tmp_path / "cache", "--events", "-")
         code = run.finish(timeout=400)
     finally:
         holder.communicate("")

@@ -124,7 +124,7 @@ def test_ssh_never_comes_up_names_causes_and_keeps_screenshot_and_serial(tmp_pat
 @pytest.mark.vm
 def test_qemu_dying_is_reported_with_its_command_and_json_events(tmp_path: Path) -> None:
     name = f"dies-{uuid.uuid4().hex[:8]}"
-    run = Run(_template(tmp_path, name, ssh_timeout="5m"), tmp_path / "cache", "--machine-readable")
+    run = Run(_template(tmp_path, name, ssh_timeout="5m"), tmp_path / "cache", "--events", "-")
     run.wait_for('"step": "connect"', 120)
     for pid in qemu_pids(name):
         os.kill(pid, signal.SIGKILL)

@@ -189,7 +189,7 @@ class VmdkExporter(Exporter, format="vmdk"):
     def run(self, disk: Path, out: Path) -> list[Path]:
         adapter = _adapter(self.opts, self.hw)
         with open_disk(disk, scratch=out.parent) as src, output(out) as tmp, open(tmp, "wb") as fh, \
-                events.progress(f"writing {out.name}", src.virtual_size) as bar:
+                events.progress(f"writing {out.name}", src.virtual_size, activity="export") as bar:
             writer = HashingWriter(fh)
             write_stream_optimized(src, writer.write, name=out.name, adapter=adapter,
                                    hw_version=self.opts.vmdk_hw_version, level=self.opts.compression_level,
@@ -227,7 +227,7 @@ class OvaExporter(Exporter, format="ova"):
         name = _stem(out, self.opts)
         parts = OvaParts(f"{name}.ovf", f"{name}.mf", f"{name}-disk1.vmdk")
         with open_disk(disk, scratch=out.parent) as src, output(out) as tmp, open(tmp, "w+b") as fh, \
-                events.progress(f"writing {out.name}", src.virtual_size) as bar:
+                events.progress(f"writing {out.name}", src.virtual_size, activity="export") as bar:
             # The members are hashed as written (for the .mf); the .ova itself is not, because the headers of
             # the .ovf and .mf before the VMDK are filled in afterwards.
             write_package(src, TarWriter(fh), parts, self.hw, self.opts, bar.advance)

@@ -45,7 +45,17 @@ class Artifact:
     vm_name: str = ""
     state: dict[str, str] = field(default_factory=dict)
 
-    def describe(self) -> str:
+    def summary(self) -> str:
+        """Packer's Artifact.String(): what it is, without the build's name."""
         if not self.files:  # Packer's null builder says so rather than print an empty list
-            return f"{self.build_name}: did not export anything"
-        return f"{self.build_name}: " + ", ".join(str(f) for f in self.files)
+            return "did not export anything"
+        return ", ".join(str(f) for f in self.files)
+
+    def describe(self) -> str:
+        return f"{self.build_name}: {self.summary()}"
+
+    def event_data(self) -> dict[str, object]:
+        """What an ARTIFACT event carries, so monitors (Packer's machine-readable lines, the report) and a
+        parallel build's parent know the artifact without the object."""
+        return {"builder_id": self.builder_id, "id": self.artifact_id, "string": self.summary(),
+                "files": [str(f) for f in self.files]}

@@ -72,7 +72,7 @@ class VagrantVirtualBoxExporter(Exporter, format="vagrant-virtualbox"):
         opts = ExportOptions(**{**self.opts.__dict__, "name": "box"})
         with tempfile.TemporaryDirectory(prefix=".factory-box-", dir=out.parent) as tmp:
             with open_disk(disk, scratch=Path(tmp)) as src, \
-                    events.progress(f"writing {out.name}", src.virtual_size) as bar:
+                    events.progress(f"writing {out.name}", src.virtual_size, activity="export") as bar:
                 files = write_ovf_files(src, Path(tmp), OvaParts("box.ovf", "box.mf", "box-disk001.vmdk"),
                                         self.hw, opts, bar.advance)
             meta = metadata_json({"provider": "virtualbox"})

@@ -1,18 +1,28 @@
-"""`factory build TEMPLATE`: run every selected source of every build block (Packer's `packer build`)."""
+"""`factory build TEMPLATE`: run every selected source of every build block (Packer's `packer build`), in
+parallel by default as Packer does (`-parallel-builds=N`), with the build's events rendered for people, as
+Packer's machine-readable lines, as JSON lines, as Prometheus metrics and as an HTML report."""
 
 from __future__ import annotations
 
+import contextlib
+import sys
+import time
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any, TextIO
 
 import typer
 
 from factory import ui
 from factory.build import EventBus, HumanMonitor, JsonMonitor, OnError, sigterm_as_interrupt
 from factory.cli import app
-from factory.cli.options import ExceptOpt, OnlyOpt, TemplateArg, VarFileOpt, VarOpt, load_template
+from factory.cli.options import ExceptOpt, OnlyOpt, TemplateArg, VarFileOpt, VarOpt, load_template, split
+from factory.cli.parallel import Job, run_jobs, selected_pairs
 from factory.errors import FactoryError
+from factory.events import Event, EventKind
+from factory.streams.packer import MachineReadableMonitor
+from factory.streams.summary import Results, print_step_tables
 
 
 @app.command()
@@ -27,37 +37,146 @@ def build(
                                               "files for inspection) or run-cleanup-provisioner.")
                         ] = OnError.CLEANUP,
     debug: Annotated[bool, typer.Option("--debug", help="Keep the ephemeral SSH key, show the serial console as "
-                                        "it comes, show tracebacks.")] = False,
-    machine_readable: Annotated[bool, typer.Option("--machine-readable",
-                                                   help="Emit build events as JSON lines on stdout.")] = False,
+                                        "it comes, show tracebacks; builds run one at a time.")] = False,
+    machine_readable: Annotated[bool, typer.Option(
+        "--machine-readable", help="Packer's machine-readable output on stdout: `timestamp,target,type,data...` "
+        "lines (commas in data as %!(PACKER_COMMA)).")] = False,
+    events: Annotated[str | None, typer.Option(
+        "--events", metavar="FILE|-", help="Write every build event (steps, output, progress of downloads and "
+        "exports, artifacts) as one JSON object per line to FILE, or to stdout with -.")] = None,
+    metrics_file: Annotated[Path | None, typer.Option(
+        "--metrics-file", help="Write Prometheus metrics (text exposition format) to this file, atomically, "
+        "every few seconds and at the end.")] = None,
+    metrics_port: Annotated[int | None, typer.Option(
+        "--metrics-port", min=1, max=65535, help="Serve Prometheus metrics on http://127.0.0.1:PORT/metrics "
+        "while the builds run.")] = None,
+    report: Annotated[Path | None, typer.Option(
+        "--report", help="Write one self-contained HTML page: step timeline, screenshots, the serial log's "
+        "tail and the artifacts of every build.")] = None,
+    parallel_builds: Annotated[int, typer.Option(
+        "--parallel-builds", min=0, help="How many builds run at once; 1 runs them one after another, 0 (the "
+        "default, as in Packer) means no limit.")] = 0,
+    fail_fast: Annotated[bool, typer.Option(
+        "--fail-fast", help="When one build fails, stop the others (they clean up) and start no more.")] = False,
 ) -> None:
     """Build machine images from a Packer HCL2 template."""
-    from factory.steps.plan import BuildOptions, build_source, refuse_unbuildable
+    from factory.steps.plan import BuildOptions, build_name, refuse_unbuildable
 
+    if machine_readable and events == "-":
+        raise FactoryError("-machine-readable and --events - both write to stdout",
+                           hint="write the JSON events to a file: --events FILE")
     project = load_template(template, var, var_file, only, except_)
-    bus = EventBus()
-    bus.subscribe(JsonMonitor() if machine_readable else HumanMonitor(show_serial=debug))
-    opts = BuildOptions(force=force, on_error=on_error, debug=debug)
-    run_uuid = str(uuid.uuid4())
-    pairs = [(b, s) for b in project.builds for s in b.sources]
+    pairs = selected_pairs(project)
     if not pairs:
         raise FactoryError(f"{template}: nothing to build (no build block, or -only/-except excluded every source)")
     for b, source in pairs:  # every build's refusal before any build starts a VM
         refuse_unbuildable(b, source)
-    failures: list[str] = []
-    artifacts = []
-    with sigterm_as_interrupt():
-        for b, source in pairs:
-            try:
-                # Relative paths in a template (output_directory, iso_url, http_directory ...) resolve against the
-                # current directory, as in Packer; templates use path.root to be explicit.
-                artifacts += build_source(b, source, Path.cwd(), bus, opts, run_uuid)
-            except FactoryError as exc:
-                failures.append(f"{source.full_name}: {exc.render()}")
+    opts = BuildOptions(force=force, on_error=on_error, debug=debug)
+    run_uuid = str(uuid.uuid4())
+    # Relative paths in a template (output_directory, iso_url, http_directory ...) resolve against the current
+    # directory, as in Packer; templates use path.root to be explicit.
+    jobs = [Job(build_name(b, s), template, var or [], var_file or [], split(only), split(except_), i, Path.cwd(),
+                opts, run_uuid) for i, (b, s) in enumerate(pairs)]
+    with _monitors(machine_readable, debug, events, metrics_file, metrics_port, report) as (bus, end):
+        limit = parallel_builds
+        if debug and len(jobs) > 1 and limit != 1:
+            bus.emit(Event(EventKind.MESSAGE, "", "Debug mode enabled. Builds will not be parallelized."))
+            limit = 1
+        failures = _run(jobs, pairs, bus, limit, fail_fast, end)
     if failures:
-        raise FactoryError("build(s) failed:\n" + "\n".join(failures))
-    if not machine_readable:
-        ui.success("==> Builds finished. The artifacts of successful builds are:")
-        for art in artifacts:
-            ui.info(f"--> {art.describe()}")
+        raise FactoryError("build(s) failed:\n" + "\n".join(f"{name}: {err}" for name, err in failures.items()))
 
+
+def _run(jobs: list[Job], pairs: list[tuple[Any, Any]], bus: EventBus, limit: int, fail_fast: bool,
+         end: dict[str, bool]) -> dict[str, str]:
+    """Run the builds (in this process one at a time, else each in its own process); their errors by name."""
+    with sigterm_as_interrupt():
+        if limit == 1 or len(jobs) == 1:
+            return _run_here(jobs, pairs, bus, fail_fast)
+        try:
+            return run_jobs(jobs, bus, limit, fail_fast)
+        except KeyboardInterrupt:
+            end["interrupted"] = True
+            raise
+
+
+def _run_here(jobs: list[Job], pairs: list[tuple[Any, Any]], bus: EventBus, fail_fast: bool) -> dict[str, str]:
+    from factory.steps.plan import build_source
+
+    failures: dict[str, str] = {}
+    ended: set[str] = set()
+    bus.subscribe(lambda ev: ended.add(ev.build) if ev.kind in (EventKind.BUILD_FINISHED,
+                                                                  EventKind.BUILD_FAILED) else None)
+    for job, (b, source) in zip(jobs, pairs, strict=True):
+        if failures and fail_fast:
+            failures[job.name] = "not started: another build failed (-fail-fast)"
+            bus.emit(Event(EventKind.BUILD_FAILED, job.name, failures[job.name]))
+            continue
+        try:
+            build_source(b, source, job.root, bus, job.opts, job.run_uuid)
+        except FactoryError as exc:
+            failures[job.name] = exc.render()
+            if job.name not in ended:  # refused before its steps ran
+                bus.emit(Event(EventKind.BUILD_FAILED, job.name, exc.message))
+    return failures
+
+
+@contextlib.contextmanager
+def _monitors(machine_readable: bool, debug: bool, events: str | None, metrics_file: Path | None,
+              metrics_port: int | None, report: Path | None) -> Iterator[tuple[EventBus, dict[str, bool]]]:
+    """The bus and its monitors for one run; at the end (also after a failure or Ctrl-C) the summary, the step
+    tables, the last metrics and the report."""
+    bus = EventBus()
+    results = Results()
+    bus.subscribe(results)
+    packer = MachineReadableMonitor() if machine_readable else None
+    bus.subscribe(packer or HumanMonitor(show_serial=debug))
+    end = {"interrupted": False}
+    started = time.monotonic()
+    with contextlib.ExitStack() as stack:
+        if events:
+            bus.subscribe(JsonMonitor(stack.enter_context(_event_stream(events))))
+        if metrics_file or metrics_port:
+            from factory.streams.metrics import Metrics
+
+            metrics = stack.enter_context(Metrics(metrics_file, metrics_port))
+            bus.subscribe(metrics)
+        try:
+            yield bus, end
+        except KeyboardInterrupt:
+            end["interrupted"] = True
+            raise
+        finally:
+            if packer is not None:
+                packer.summary(results, time.monotonic() - started, end["interrupted"])
+            else:
+                _human_summary(results, end["interrupted"])
+            if report is not None:
+                from factory.streams.report import write_report
+
+                write_report(report, results)
+
+
+def _human_summary(results: Results, interrupted: bool) -> None:
+    print_step_tables(results)
+    if interrupted:
+        return
+    done = [r for r in results.succeeded() if r.artifacts]
+    if done:
+        ui.success("==> Builds finished. The artifacts of successful builds are:")
+        for rec in done:
+            for art in rec.artifacts:
+                ui.info(f"--> {rec.name}: {art.get('string', '')}")
+
+
+@contextlib.contextmanager
+def _event_stream(target: str) -> Iterator[TextIO]:
+    if target == "-":
+        yield sys.stdout
+        return
+    try:
+        fh = open(target, "w", encoding="utf-8", buffering=1)  # noqa: SIM115 (closed below, after the run)
+    except OSError as exc:
+        raise FactoryError(f"--events {target}: cannot write: {exc.strerror}") from exc
+    with fh:
+        yield fh

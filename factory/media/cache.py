@@ -398,7 +398,7 @@ def _download(url: str, name: str, key: str, expected: Digest | None) -> Path:
         total = have + int(length) if length and length.isdigit() else None
         label = f"download {name}" + (f" (resuming at {have >> 20} MiB)" if have else "")
         try:
-            with open(part, "ab" if have else "wb") as out, events.progress(label, total) as bar:
+            with open(part, "ab" if have else "wb") as out, events.progress(label, total, activity="download") as bar:
                 bar.advance(have)
                 while chunk := resp.read(CHUNK):
                     out.write(chunk)

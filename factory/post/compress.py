@@ -71,7 +71,8 @@ def compress(files: list[Path], out: Path, fmt: str, level: int) -> Path:
         raise FactoryError(f"compress: format {fmt!r} holds one file, but the artifact has {len(files)}",
                            hint=f"use a tar format (e.g. output ending .tar.{fmt}) to pack several files")
     total = sum(f.stat().st_size for f in files if f.is_file())
-    with output(out) as tmp, open(tmp, "wb") as raw, events.progress(f"compressing to {out.name}", total) as bar:
+    with output(out) as tmp, open(tmp, "wb") as raw, events.progress(f"compressing to {out.name}", total,
+                                                                     activity="export") as bar:
         writer = HashingWriter(raw)
         with _compressor(writer, codec, level) as stream:
             if archive:

@@ -119,7 +119,8 @@ class Finalize(Step[BuildContext]):
                                 disk_format=s.format, hardware=ctx.hardware, vm_name=ctx.vm_name,
                                 state={"accelerator": ctx.accel, "stage_id": ctx.stage_ids.get("compact", "")})
         ctx.artifacts.append(ctx.artifact)
-        ctx.emit(EventKind.ARTIFACT, "artifact: " + ", ".join(str(f) for f in files))
+        ctx.emit(EventKind.ARTIFACT, "artifact: " + ", ".join(str(f) for f in files),
+                 data=ctx.artifact.event_data())
 
 
 class PostProcess(Step[BuildContext]):
@@ -144,4 +145,4 @@ class PostProcess(Step[BuildContext]):
         for art in results:
             if art is not ctx.artifact:
                 ctx.artifacts.append(art)
-                ctx.emit(EventKind.ARTIFACT, "artifact: " + art.describe())
+                ctx.emit(EventKind.ARTIFACT, "artifact: " + art.describe(), data=art.event_data())

@@ -43,7 +43,8 @@ class NullArtifact(Step[BuildContext]):
         ctx.artifact = Artifact(builder_id="factory.null", build_name=ctx.build_name, builder_type="null",
                                 files=(), artifact_id="Null")
         ctx.artifacts.append(ctx.artifact)
-        ctx.emit(EventKind.ARTIFACT, "did not export anything (null builder)")
+        ctx.emit(EventKind.ARTIFACT, "did not export anything (null builder)",
+                 data=ctx.artifact.event_data())
 
 
 def steps() -> list[Step[BuildContext]]:

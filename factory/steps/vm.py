@@ -342,7 +342,8 @@ def screendump_on_sigusr1(ctx: BuildContext) -> Iterator[None]:
             return
         dest = paths.cache_dir("screens") / f"{ctx.vm_name}-{time.strftime('%Y%m%d-%H%M%S')}.png"
         shot = ctx.machine.screendump(dest)
-        ctx.emit(EventKind.NOTICE, f"screendump: {shot}" if shot else "screendump: the VM is not running")
+        ctx.emit(EventKind.NOTICE, f"screendump: {shot}" if shot else "screendump: the VM is not running",
+                 data={"screenshot": str(shot)} if shot else {})
 
     old = signal.signal(signal.SIGUSR1, handler)
     try:
@@ -369,6 +370,8 @@ def keep_diagnostics(ctx: BuildContext, exc: BaseException) -> None:
             log = keep / log.name
         ctx.kept_files.append(log)
     if ctx.kept_files:
-        ctx.emit(EventKind.NOTICE, "kept for diagnosis: " + ", ".join(str(p) for p in ctx.kept_files))
+        shots = [str(p) for p in ctx.kept_files if p.suffix == ".png"]
+        ctx.emit(EventKind.NOTICE, "kept for diagnosis: " + ", ".join(str(p) for p in ctx.kept_files),
+                 data={"screenshot": shots[0]} if shots else {})
     else:
         keep.rmdir()

@@ -81,7 +81,7 @@ def upload_page_blob(blob: Any, path: Path, concurrency: int, emit: Any) -> tupl
             bar.advance(length)
 
     try:
-        with events.progress(f"uploading {path.name} to {blob.url}", size) as bar, \
+        with events.progress(f"uploading {path.name} to {blob.url}", size, activity="upload") as bar, \
                 ThreadPoolExecutor(max_workers=concurrency) as pool:
             for fut in [pool.submit(one, off, n, bar) for off, n in data_chunks(path)]:
                 fut.result()

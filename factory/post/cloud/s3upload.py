@@ -118,7 +118,7 @@ def _send_parts(client: Any, path: Path, bucket: str, key: str, upload_id: str, 
             bar.advance(len(data))
 
     try:
-        with events.progress(f"uploading {path.name} to s3://{bucket}/{key}", size) as bar, \
+        with events.progress(f"uploading {path.name} to s3://{bucket}/{key}", size, activity="upload") as bar, \
                 ThreadPoolExecutor(max_workers=concurrency) as pool:
             futures = [pool.submit(one, n, bar) for n in range(1, count + 1)]
             wait(futures, return_when=FIRST_EXCEPTION)

@@ -1,0 +1,153 @@
+"""Parallel builds (`-parallel-builds`): null-builder builds with shell-local provisioners, run by the real CLI.
+
+Concurrency is proven by overlap, never by sleeps that cannot fail: each build's script marks its start and waits
+(bounded) for the others' marks, so builds that ran one after another would time out and fail; the limit is
+proven by the largest number of builds whose recorded [start, end] intervals overlap."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+# Each build marks its start, waits up to BARRIER seconds for `need` start marks, records its interval.
+SCRIPT = """#!/bin/sh
+d={marks}; touch "$d/start-{name}"; echo "pid $$" > "$d/pid-{name}"; t0=$(date +%s.%N); i=0
+while [ "$(ls "$d" | grep -c '^start-')" -lt {need} ] && [ $i -lt {ticks} ]; do sleep 0.1; i=$((i+1)); done
+[ "$(ls "$d" | grep -c '^start-')" -ge {need} ] || {{ echo "BARRIER-TIMEOUT {name}"; exit 1; }}
+{extra}
+echo "$t0 $(date +%s.%N)" > "$d/span-{name}"; echo "OVERLAP-OK {name}"
+"""
+
+
+def _template(tmp: Path, names: list[str], need: int, extra: dict[str, str] | None = None,
+              barrier: float = 40.0) -> Path:
+    marks = tmp / "marks"
+    marks.mkdir(exist_ok=True)
+    sources = "\n".join(f'source "null" "{n}" {{ communicator = "none" }}' for n in names)
+    builds = []
+    for n in names:
+        script = SCRIPT.format(marks=marks, name=n, need=need, ticks=int(barrier * 10),
+                               extra=(extra or {}).get(n, ""))
+        (tmp / f"{n}.sh").write_text(script)
+        (tmp / f"{n}.sh").chmod(0o755)
+        builds.append(f'build {{\n  sources = ["source.null.{n}"]\n'
+                      f'  provisioner "shell-local" {{ script = "{n}.sh" }}\n}}')
+    tpl = tmp / "t.pkr.hcl"
+    tpl.write_text(sources + "\n" + "\n".join(builds) + "\n")
+    return tpl
+
+
+def _env(tmp: Path) -> dict[str, str]:
+    scratch = tmp / "scratch"
+    scratch.mkdir(exist_ok=True)
+    return {**os.environ, "COLUMNS": "300", "TMPDIR": str(scratch)}
+
+
+def _factory(tmp: Path, *args: str, timeout: float = 180) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "factory", "build", *args, "t.pkr.hcl"], cwd=tmp, env=_env(tmp),
+                          capture_output=True, text=True, timeout=timeout)
+
+
+def _spans(tmp: Path) -> list[tuple[float, float]]:
+    return [tuple(map(float, p.read_text().split())) for p in sorted((tmp / "marks").glob("span-*"))]  # type: ignore[misc]
+
+
+def _max_overlap(spans: list[tuple[float, float]]) -> int:
+    points = sorted([(s, 1) for s, _ in spans] + [(e, -1) for _, e in spans])
+    best = cur = 0
+    for _, step in points:
+        cur += step
+        best = max(best, cur)
+    return best
+
+
+def _left_behind(tmp: Path) -> list[str]:
+    return sorted(p.name for p in (tmp / "scratch").iterdir())
+
+
+def test_four_builds_run_at_once_with_output_prefixed_per_build(tmp_path: Path) -> None:
+    names = ["a", "b", "c", "d"]
+    _template(tmp_path, names, need=4)
+    proc = _factory(tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    for n in names:  # each waited for all four starts: they ran at the same time
+        assert f"    null.{n}: [shell-local] OVERLAP-OK {n}" in proc.stderr, proc.stderr
+        assert f"==> null.{n}: where the time went:" in proc.stderr
+    assert _max_overlap(_spans(tmp_path)) == 4
+    assert _left_behind(tmp_path) == []
+
+
+def test_parallel_builds_limits_how_many_run_at_once(tmp_path: Path) -> None:
+    names = ["a", "b", "c", "d"]
+    _template(tmp_path, names, need=2)
+    proc = _factory(tmp_path, "-parallel-builds=2")
+    assert proc.returncode == 0, proc.stderr
+    assert _max_overlap(_spans(tmp_path)) == 2
+
+
+def test_one_at_a_time_never_overlaps_and_a_barrier_would_fail(tmp_path: Path) -> None:
+    """The control: -parallel-builds=1 runs them in turn, so a build waiting for a second start times out."""
+    _template(tmp_path, ["a", "b"], need=2, barrier=1.0)
+    proc = _factory(tmp_path, "-parallel-builds=1")
+    assert proc.returncode == 1
+    assert "BARRIER-TIMEOUT a" in proc.stderr and "OVERLAP-OK b" in proc.stderr  # b saw a's old start mark
+
+
+def test_a_failing_build_does_not_stop_the_others_and_the_exit_code_says_so(tmp_path: Path) -> None:
+    _template(tmp_path, ["a", "b", "c"], need=3, extra={"b": "echo b-fails; exit 3"})
+    proc = _factory(tmp_path, "--events", "events.jsonl")
+    assert proc.returncode == 1
+    assert "OVERLAP-OK a" in proc.stderr and "OVERLAP-OK c" in proc.stderr
+    assert "build(s) failed" in proc.stderr and "null.b" in proc.stderr
+    evs = [json.loads(line) for line in (tmp_path / "events.jsonl").read_text().splitlines()]
+    ends = {e["build"]: e["type"] for e in evs if e["type"] in ("build-finished", "build-failed")}
+    assert ends == {"null.a": "build-finished", "null.b": "build-failed", "null.c": "build-finished"}
+    assert _left_behind(tmp_path) == []
+
+
+def test_fail_fast_stops_the_others_which_clean_up(tmp_path: Path) -> None:
+    # a and c wait for a start mark that never comes; b fails at once.
+    _template(tmp_path, ["a", "b", "c"], need=9, extra={"b": ""}, barrier=120)
+    (tmp_path / "b.sh").write_text(f'#!/bin/sh\ntouch {tmp_path}/marks/start-b; echo b-fails; exit 3\n')
+    t0 = time.monotonic()
+    proc = _factory(tmp_path, "-fail-fast", "-parallel-builds=0")
+    assert proc.returncode == 1, proc.stderr
+    assert time.monotonic() - t0 < 100, "the waiting builds were not stopped"
+    assert "b-fails" in proc.stderr and "OVERLAP-OK" not in proc.stderr
+    for n in ("a", "c"):
+        assert f"null.{n}: " in proc.stderr.split("build(s) failed", 1)[1]
+        pid = int((tmp_path / "marks" / f"pid-{n}").read_text().split()[1])
+        assert not _alive(pid), f"build {n}'s script is still running"
+    assert _left_behind(tmp_path) == []
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def test_ctrl_c_stops_every_build_and_cleans_all(tmp_path: Path) -> None:
+    names = ["a", "b", "c"]
+    _template(tmp_path, names, need=9, barrier=120)
+    proc = subprocess.Popen([sys.executable, "-m", "factory", "build", "t.pkr.hcl"], cwd=tmp_path,
+                            env=_env(tmp_path), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 90
+    while len(list((tmp_path / "marks").glob("pid-*"))) < 3 and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert len(list((tmp_path / "marks").glob("pid-*"))) == 3, "the builds did not all start"
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    for n in names:
+        pid = int((tmp_path / "marks" / f"pid-{n}").read_text().split()[1])
+        assert not _alive(pid), f"build {n}'s script is still running"
+    assert _left_behind(tmp_path) == []
+    assert "Traceback" not in err
