@@ -111,9 +111,12 @@ def test_a_failing_build_does_not_stop_the_others_and_the_exit_code_says_so(tmp_
 
 
 def test_fail_fast_stops_the_others_which_clean_up(tmp_path: Path) -> None:
-    # a and c wait for a start mark that never comes; b fails at once.
+    # a and c wait for start marks that never come; b fails as soon as both are running.
     _template(tmp_path, ["a", "b", "c"], need=9, extra={"b": ""}, barrier=120)
-    (tmp_path / "b.sh").write_text(f'#!/bin/sh\ntouch {tmp_path}/marks/start-b; echo b-fails; exit 3\n')
+    (tmp_path / "b.sh").write_text(  # b fails once a and c are running
+        f'#!/bin/sh\nd={tmp_path}/marks; i=0\n'
+        'while [ ! -e $d/pid-a ] || [ ! -e $d/pid-c ]; do sleep 0.1; i=$((i+1)); [ $i -lt 900 ] || break; done\n'
+        'echo b-fails; exit 3\n')
     t0 = time.monotonic()
     proc = _factory(tmp_path, "-fail-fast", "-parallel-builds=0")
     assert proc.returncode == 1, proc.stderr
