@@ -14,6 +14,7 @@ from factory.errors import FactoryError, die
 from factory.fsutil import check_output_file
 from factory.media.catalog import Release
 from factory.media.isofs import check_media_path
+from factory.schema.values import CheckKind, Checksum
 
 
 def _read(path: Path, what: str) -> bytes:
@@ -139,10 +140,10 @@ def _source_iso(release: Release, iso: Path | None, checksum: str | None, offlin
     if not iso.is_file():
         die(f"--iso {iso}: no such file", hint="give the path of the vendor's installer ISO")
     spec = checksum or release.checksum
-    parsed = cache.Checksum.parse(spec)
-    if parsed.kind in (cache.CheckKind.SHA256, cache.CheckKind.NONE):
+    parsed = Checksum.parse(spec)
+    if parsed.kind in (CheckKind.SHA256, CheckKind.NONE):
         sha = known_sha256(iso)
-        if parsed.kind is cache.CheckKind.SHA256 and sha != parsed.value:
+        if parsed.kind is CheckKind.SHA256 and sha != parsed.value:
             die(f"checksum mismatch for {iso}: expected sha256 {parsed.value}, got {sha}",
                 hint="this is not the ISO you meant, or it is corrupt; fix --iso-checksum or fetch it again"
                      + ("" if checksum else f" (the default is {release.name}'s pinned sha256)"))

@@ -17,8 +17,6 @@ import re
 import urllib.error
 import urllib.request
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
-from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlsplit
@@ -26,6 +24,7 @@ from urllib.parse import unquote, urlsplit
 from factory import events, paths
 from factory.errors import FactoryError
 from factory.fsutil import atomic_path, file_lock
+from factory.schema.values import ALGO_OF_LENGTH, CHECKSUM_ALGORITHMS, CheckKind, Checksum, Digest
 from factory.store import Store
 
 if TYPE_CHECKING:
@@ -33,52 +32,8 @@ if TYPE_CHECKING:
 
 CHUNK = 1 << 20
 TIMEOUT = 60.0
-HEX_RE = re.compile(r"^[0-9a-fA-F]+$")
-# Packer's iso_checksum algorithms, by hex length (a bare hex digest is recognised by its length, as Packer does).
-ALGORITHMS = {"md5": 32, "sha1": 40, "sha256": 64, "sha512": 128}
-ALGO_OF_LENGTH = {n: a for a, n in ALGORITHMS.items()}
-
-
-class CheckKind(StrEnum):
-    SHA256 = "sha256"
-    DIGEST = "digest"  # md5 / sha1 / sha512 (Packer templates use them); the cache still keys by sha256
-    FILE = "file"
-    NONE = "none"
-
-
-@dataclass(frozen=True)
-class Digest:
-    algo: str
-    hex: str
-
-    def __str__(self) -> str:
-        return f"{self.algo} {self.hex}"
-
-
-@dataclass(frozen=True)
-class Checksum:
-    """A parsed checksum spec: `sha256:HEX` (or md5/sha1/sha512), bare HEX, `file:URL-or-path` or `none`."""
-
-    kind: CheckKind
-    value: str = ""
-    algo: str = "sha256"
-
-    @classmethod
-    def parse(cls, spec: str) -> Checksum:
-        spec = spec.strip()
-        if spec.lower() == "none":
-            return cls(CheckKind.NONE)
-        algo, sep, value = spec.partition(":")
-        if not sep:
-            algo, value = ALGO_OF_LENGTH.get(len(spec), ""), spec
-        algo = algo.lower()
-        if algo == "file" and value:
-            return cls(CheckKind.FILE, value)
-        if algo in ALGORITHMS and HEX_RE.match(value) and len(value) == ALGORITHMS[algo]:
-            kind = CheckKind.SHA256 if algo == "sha256" else CheckKind.DIGEST
-            return cls(kind, value.lower(), algo)
-        raise FactoryError(f"checksum {spec!r}: expected sha256:HEX (64 hex digits; md5/sha1/sha512 also work), "
-                           "file:URL-or-path of a checksum list, or none")
+# The checksum syntax is declared with the options (factory.schema.values), so validate and the cache share it.
+ALGORITHMS = CHECKSUM_ALGORITHMS
 
 
 def offline_mode(offline: bool = False) -> bool:

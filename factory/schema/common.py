@@ -17,11 +17,13 @@ from factory.options import Support, opt
 from factory.schema.types import Duration
 from factory.schema.values import (
     DEFAULT_FLOPPY_LABEL,
+    MAX_PORT,
     SSH_CIPHERS,
     SSH_KEX,
     BootStep,
     Tunnel,
     boot_steps,
+    check_checksum,
     check_floppy_label,
     tunnels,
 )
@@ -46,7 +48,8 @@ class IsoOptions:
                               "plain paths). Only one of `iso_url` and `iso_urls` may be set.")
     iso_urls: list[str] = opt([], help="URLs tried in order until one downloads; all must be the same file "
                               "(same checksum). Only one of `iso_url` and `iso_urls` may be set.")
-    iso_checksum: str | None = opt(None, help="Checksum of the ISO or disk image: `sha256:HEX`, `md5:`/`sha1:`/"
+    iso_checksum: str | None = opt(None, check=check_checksum,
+                                   help="Checksum of the ISO or disk image: `sha256:HEX`, `md5:`/`sha1:`/"
                                    "`sha512:` prefixes, bare hex (type guessed from its length), `file:URL-or-path`"
                                    " of a SUMS file, or `none`. Required whenever `iso_url`/`iso_urls` is set.")
     iso_target_path: str | None = opt(None, help="Where the fetched ISO is stored, as in Packer: a path with "
@@ -75,9 +78,11 @@ class HttpOptions:
     http_content: dict[str, str] = opt({}, help="Map of URL path (starting with `/`) to file content served "
                                        "over HTTP, e.g. built with `templatefile()`. Conflicts with "
                                        "`http_directory`.")
-    http_port_min: int = opt(8000, help="Lowest port the HTTP server may listen on; a free port in "
+    http_port_min: int = opt(8000, minimum=1, maximum=MAX_PORT,
+                             help="Lowest port the HTTP server may listen on; a free port in "
                              "`http_port_min`..`http_port_max` is chosen per build.")
-    http_port_max: int = opt(9000, help="Highest port the HTTP server may listen on (inclusive).")
+    http_port_max: int = opt(9000, minimum=1, maximum=MAX_PORT,
+                             help="Highest port the HTTP server may listen on (inclusive).")
     http_bind_address: str = opt("127.0.0.1", help="Address the HTTP server binds to. factory defaults to "
                                  "loopback (QEMU user networking reaches it as 10.0.2.2) where Packer binds "
                                  "0.0.0.0 and exposes the preseed/kickstart server to the whole network.")
@@ -144,9 +149,10 @@ class BootOptions:
                                       "Packer does. Mutually exclusive with `boot_command`.")
     boot_wait: Duration = opt("10s", help="Duration to wait after starting the VM before typing `boot_command`; a "
                          "negative value means no wait.")
-    boot_key_interval: Duration = opt("100ms", help="Duration between two typed keys.")
+    boot_key_interval: Duration = opt("100ms", minimum=0, help="Duration between two typed keys.")
     # Packer leaves this default to each builder; its QEMU builder types over VNC with no pause between groups.
-    boot_keygroup_interval: Duration = opt("0s", help="Duration to wait between two key groups: the elements of "
+    boot_keygroup_interval: Duration = opt("0s", minimum=0,
+                                           help="Duration to wait between two key groups: the elements of "
                                            "`boot_command`, or the steps of `boot_steps` (QEMU takes keys one by "
                                            "one, paced by `boot_key_interval`).")
 
@@ -158,7 +164,7 @@ class ShutdownOptions:
     shutdown_command: str | None = opt(None, help="Command run over SSH to shut the guest down after "
                                        "provisioning. When unset (or when it fails) factory asks for an ACPI "
                                        "power-down through QMP, then stops the VM.")
-    shutdown_timeout: Duration = opt("5m", help="Duration to wait for the guest to power off after "
+    shutdown_timeout: Duration = opt("5m", minimum=0, help="Duration to wait for the guest to power off after "
                                 "`shutdown_command`; past it the build fails.")
 
 
@@ -170,14 +176,17 @@ class CommunicatorOptions:
     communicator: str = opt("ssh", choices=("ssh", "winrm", "none"),
                             help="`ssh` (default) or `none`. `winrm` validates, but `factory build` "
                             "refuses it before any VM starts: factory has no WinRM communicator.")
-    pause_before_connecting: Duration = opt("0s", help="Duration to wait after the first successful connection "
+    pause_before_connecting: Duration = opt("0s", minimum=0,
+                                            help="Duration to wait after the first successful connection "
                                        "before connecting again and provisioning (for guests that restart "
                                        "sshd late in their boot).")
-    host_port_min: int = opt(2222, help="Lowest host port forwarded to the guest's SSH port; a free port in "
+    host_port_min: int = opt(2222, minimum=1, maximum=MAX_PORT,
+                             help="Lowest host port forwarded to the guest's SSH port; a free port in "
                              "range is taken under a cross-process lock, so parallel builds never collide, "
                              "and QEMU binds it through its monitor once running (a port another program "
                              "took meanwhile is skipped, never raced).")
-    host_port_max: int = opt(4444, help="Highest host port forwarded to the guest's SSH port (inclusive).")
+    host_port_max: int = opt(4444, minimum=1, maximum=MAX_PORT,
+                             help="Highest host port forwarded to the guest's SSH port (inclusive).")
     skip_nat_mapping: bool = opt(False, help="Do not forward a host port; connect to `ssh_host:ssh_port` "
                                  "directly (e.g. a guest on a bridge or with its own `qemuargs` netdev). "
                                  "Needs `ssh_host`.")
@@ -188,13 +197,16 @@ class CommunicatorOptions:
     ssh_private_key_file: str | None = opt(None, help="Private key file for SSH login (`~` expanded). With "
                                            "neither this nor `ssh_password`, factory generates an ephemeral "
                                            "ed25519 key pair per build and injects its public key.")
-    ssh_timeout: Duration = opt("5m", help="Duration to wait for SSH to become available; factory scales it for "
+    ssh_timeout: Duration = opt("5m", minimum=0,
+                                help="Duration to wait for SSH to become available; factory scales it for "
                            "TCG and names what it saw on timeout (refused, banner, auth failure ...).")
-    ssh_handshake_attempts: int = opt(10, help="SSH handshakes to attempt once the port accepts connections.")
+    ssh_handshake_attempts: int = opt(10, minimum=1,
+                                      help="SSH handshakes to attempt once the port accepts connections.")
     ssh_host: str | None = opt(None, help="Address to SSH to. Default `127.0.0.1`, where QEMU forwards a "
                                "host port (`host_port_min`..`host_port_max`) to the guest's `ssh_port`; with "
                                "`skip_nat_mapping` factory connects to `ssh_host:ssh_port` itself.")
-    ssh_port: int = opt(22, help="The guest's SSH port: the target of QEMU's port forward, or the port "
+    ssh_port: int = opt(22, minimum=1, maximum=MAX_PORT,
+                        help="The guest's SSH port: the target of QEMU's port forward, or the port "
                         "connected to with `skip_nat_mapping`.")
     ssh_pty: bool = opt(False, help="Run commands on a pseudo-terminal (xterm, 80x40, as Packer): stderr then "
                         "arrives mixed into stdout. For guests whose sudo insists on a tty (`requiretty`).")
@@ -226,7 +238,7 @@ class CommunicatorOptions:
     ssh_keep_alive_interval: Duration = opt("5s", help="Duration between SSH keep-alive messages; during a "
                                        "silent command factory also checks that the guest still answers at "
                                        "this pace. A negative value (`-1s`) disables both.")
-    ssh_read_write_timeout: Duration | None = opt(None, help="Duration the guest may stay silent (not even "
+    ssh_read_write_timeout: Duration | None = opt(None, minimum=0, help="Duration the guest may stay silent (not even "
                                              "answering keep-alives) before the connection counts as dead and "
                                              "the command fails (or reconnects with `expect_disconnect`). "
                                              "Default 30s in factory (Packer: disabled).")
@@ -242,7 +254,7 @@ class CommunicatorOptions:
                                        "sshd through it (a `direct-tcpip` channel, like `ssh -J`), so the "
                                        "bastion connects to `ssh_host`: use it with `skip_nat_mapping` and the "
                                        "guest's address as the bastion sees it. Excludes `ssh_proxy_host`.")
-    ssh_bastion_port: int = opt(22, help="SSH port of the bastion host.")
+    ssh_bastion_port: int = opt(22, minimum=1, maximum=MAX_PORT, help="SSH port of the bastion host.")
     ssh_bastion_agent_auth: bool = opt(False, help="Log in to the bastion with the local SSH agent's keys.")
     ssh_bastion_username: str | None = opt(None, help="User on the bastion host (default: `ssh_username`).")
     ssh_bastion_password: str | None = opt(None, help="Password on the bastion host (also answers "
@@ -256,7 +268,7 @@ class CommunicatorOptions:
     ssh_proxy_host: str | None = opt(None, help="SOCKS5 proxy to reach the guest's sshd through: the proxy "
                                      "resolves and connects to `ssh_host` (with `skip_nat_mapping`, the guest's "
                                      "address as the proxy sees it). Excludes `ssh_bastion_host`.")
-    ssh_proxy_port: int = opt(1080, help="Port of the SOCKS5 proxy.")
+    ssh_proxy_port: int = opt(1080, minimum=1, maximum=MAX_PORT, help="Port of the SOCKS5 proxy.")
     ssh_proxy_username: str | None = opt(None, help="User for the SOCKS5 proxy (RFC 1929).")
     ssh_proxy_password: str | None = opt(None, help="Password for the SOCKS5 proxy.", sensitive=True)
     temporary_key_pair_type: str = opt("ed25519", choices=("ed25519", "ecdsa", "rsa", "dsa"),
@@ -270,8 +282,8 @@ class CommunicatorOptions:
                                      "winrm communicator before any VM starts (no WinRM in factory).")
     winrm_password: str | None = opt(None, help="WinRM password.", sensitive=True)
     winrm_host: str | None = opt(None, help="Address of the WinRM endpoint.")
-    winrm_port: int = opt(5985, help="Port of the WinRM endpoint.")
-    winrm_timeout: Duration = opt("30m", help="Duration to wait for WinRM.")
+    winrm_port: int = opt(5985, minimum=1, maximum=MAX_PORT, help="Port of the WinRM endpoint.")
+    winrm_timeout: Duration = opt("30m", minimum=0, help="Duration to wait for WinRM.")
     winrm_use_ssl: bool = opt(False, help="Use HTTPS for WinRM.")
     winrm_insecure: bool = opt(False, help="Skip WinRM certificate checks.")
     winrm_use_ntlm: bool = opt(False, help="NTLMv2 authentication for WinRM.")
@@ -291,6 +303,9 @@ class SourceOptions(IsoOptions, HttpOptions, FloppyOptions, CdOptions, BootOptio
     """Everything Packer's ISO-based builders share; a source adds its own hardware and output options."""
     SOURCE_EXCLUSIVE: ClassVar[tuple[tuple[str, ...], ...]] = (
         ("iso_url", "iso_urls"), ("http_directory", "http_content"), ("boot_command", "boot_steps"))
+    # Port ranges (inclusive): the low end may not be above the high end.
+    ORDERED: ClassVar[tuple[tuple[str, str], ...]] = (("http_port_min", "http_port_max"),
+                                                      ("host_port_min", "host_port_max"))
 
 
 @dataclass(frozen=True)

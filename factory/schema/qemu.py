@@ -17,12 +17,15 @@ from factory.schema.common import SourceOptions
 from factory.schema.types import Checked, SizeMiB
 from factory.schema.values import (
     CATALOG_RELEASE,
+    MAX_CPUS,
+    MAX_MEMORY_MIB,
+    MAX_PORT,
+    MIN_MEMORY_MIB,
     PRESEED_VARS,
     VNC_BASE_PORT,
     DiskFormat,
     DiskToolArgs,
     check_vnc_password,
-    check_vnc_port_min,
 )
 
 IGNORED = Support.IGNORED
@@ -106,11 +109,14 @@ class QemuSource(SourceOptions, Checked, Component, kind=Kind.SOURCE, name="qemu
     qemu_binary: str = opt("qemu-system-x86_64", help="QEMU system emulator to run.")
     machine_type: str = opt("pc", help="QEMU machine type (`pc`, `q35`, ...); Secure Boot needs a q35 type.")
     cpu_model: str | None = opt(None, help="QEMU `-cpu` model (e.g. `host`); unset uses QEMU's default.")
-    cpus: int = opt(1, help="Number of virtual CPUs.")
-    sockets: int | None = opt(None, help="CPU sockets of the SMP topology.")
-    cores: int | None = opt(None, help="Cores per socket of the SMP topology.")
-    threads: int | None = opt(None, help="Threads per core of the SMP topology.")
-    memory: int = opt(512, help="Memory of the VM in MiB.")
+    cpus: int = opt(1, minimum=1, maximum=MAX_CPUS, help="Number of virtual CPUs.")
+    sockets: int | None = opt(None, minimum=0, maximum=MAX_CPUS,
+                                help="CPU sockets of the SMP topology (0 or unset: 1).")
+    cores: int | None = opt(None, minimum=0, maximum=MAX_CPUS,
+                              help="Cores per socket of the SMP topology (0 or unset: 1).")
+    threads: int | None = opt(None, minimum=0, maximum=MAX_CPUS,
+                                help="Threads per core of the SMP topology (0 or unset: 1).")
+    memory: int = opt(512, minimum=MIN_MEMORY_MIB, maximum=MAX_MEMORY_MIB, help="Memory of the VM in MiB.")
     net_device: str = opt("virtio-net", help="NIC model (`virtio-net`, `e1000`, `rtl8139`, `vmxnet3`, ...).")
     net_bridge: str | None = opt(None, help="Attach the NIC to this host bridge instead of user networking.",
                                  support=IGNORED)
@@ -145,11 +151,11 @@ class QemuSource(SourceOptions, Checked, Component, kind=Kind.SOURCE, name="qemu
                               "`-display none` (factory never needs a window).")
     use_default_display: bool = opt(False, help="Pass no `-display` option at all (unless `headless`).")
     vnc_bind_address: str = opt("127.0.0.1", help="Address the VNC server binds to (IPv4 or a host name).")
-    vnc_port_min: int = opt(VNC_BASE_PORT, check=check_vnc_port_min,
+    vnc_port_min: int = opt(VNC_BASE_PORT, minimum=VNC_BASE_PORT, maximum=MAX_PORT,
                             help="Lowest VNC port (at least 5900: QEMU takes a display number). The "
                             "port is taken under a cross-process lock, like the SSH port, and printed as "
                             "`vnc://host:port`.")
-    vnc_port_max: int = opt(6000, help="Highest VNC port (inclusive).")
+    vnc_port_max: int = opt(6000, minimum=VNC_BASE_PORT, maximum=MAX_PORT, help="Highest VNC port (inclusive).")
     vnc_use_password: bool = opt(False, help="Protect VNC with a password (VNC authentication). It is set "
                                  "through QMP, never on QEMU's command line; without `vnc_password` a random "
                                  "one is written to a file only you can read, and its path is printed.")
@@ -187,6 +193,7 @@ class QemuSource(SourceOptions, Checked, Component, kind=Kind.SOURCE, name="qemu
             return None
         return self.sockets or 1, self.cores or 1, self.threads or 1
 
+    ORDERED: ClassVar[tuple[tuple[str, str], ...]] = (*SourceOptions.ORDERED, ("vnc_port_min", "vnc_port_max"))
     EXCLUSIVE: ClassVar[tuple[tuple[str, ...], ...]] = (*SourceOptions.SOURCE_EXCLUSIVE, ("iso", "iso_url"),
                                                        ("iso", "iso_urls"))
     REQUIRES: ClassVar[tuple[tuple[str, str, str], ...]] = (

@@ -55,6 +55,7 @@ def parse_duration(text: str, *, what: str = "duration") -> float:
 _SIZE_UNITS_MIB = {"": 1.0, "b": 1 / 1024 / 1024, "k": 1 / 1024, "m": 1.0, "g": 1024.0, "t": 1024.0**2,
                    "p": 1024.0**3, "e": 1024.0**4}
 _SIZE = re.compile(r"(\d+(?:\.\d+)?)\s*(?:([kmgtpe])(?:i?b)?|(b)?)", re.IGNORECASE)
+_MAX_SIZE_MIB = 8 * 1024.0**4   # 8 EiB: qemu-img's limit (sizes are signed 64-bit byte counts)
 _SIZE_HINT = "a number of MiB (2048) or a number with a unit: 512M, 40G, 1T (K M G T are binary multiples)"
 
 
@@ -71,6 +72,9 @@ def parse_size_mib(text: str | int, *, what: str = "size") -> int:
         raise FactoryError(f"invalid {what} {text!r}", hint=_SIZE_HINT)
     if mib <= 0:
         raise FactoryError(f"invalid {what} {text!r}: must be larger than zero", hint=_SIZE_HINT)
+    if not mib <= _MAX_SIZE_MIB:   # also catches inf, from a number with hundreds of digits
+        raise FactoryError(f"invalid {what} {str(text)[:40]!r}: larger than 8 EiB, the most a disk image holds",
+                           hint=_SIZE_HINT)
     return math.ceil(mib)
 
 
@@ -119,6 +123,7 @@ class OptionProblem:
     option: str
     message: str
     hint: str | None = None
+    also: tuple[str, ...] = ()   # other options the problem involves: located at the first one the user set
 
 
 class Checked:
@@ -132,6 +137,8 @@ class Checked:
     VALIDATORS: ClassVar[dict[str, Callable[[Any], object]]] = {}
     # (option, needs, hint): when option is set, needs must be set too.
     REQUIRES: ClassVar[tuple[tuple[str, str, str], ...]] = ()
+    # (low, high) pairs of an inclusive range, e.g. ("http_port_min", "http_port_max"): low may not exceed high.
+    ORDERED: ClassVar[tuple[tuple[str, str], ...]] = ()
 
     def problems(self) -> list[OptionProblem]:
         """Checks that span several options or look at the host (e.g. the file provisioner's sources)."""
@@ -154,6 +161,11 @@ def check(config: Any) -> list[OptionProblem]:
                                           f"keep only one of {', '.join(group)}"))
     if isinstance(config, Checked):
         problems.extend(config.problems())
+    for low, high in getattr(cls, "ORDERED", ()):
+        lo, hi = getattr(config, low), getattr(config, high)
+        if isinstance(lo, int | float) and isinstance(hi, int | float) and lo > hi:
+            problems.append(OptionProblem(high, f"{low} {_num(lo)} is above {high} {_num(hi)}",
+                                          f"set {low} <= {high} (the range includes both ends)", also=(low,)))
     for name, needs, hint in getattr(cls, "REQUIRES", ()):
         if getattr(config, name) not in (*_UNSET, False) and getattr(config, needs) in _UNSET:
             problems.append(OptionProblem(name, f"{name} needs {needs}", hint))

@@ -13,6 +13,11 @@ from factory.errors import FactoryError
 from factory.options import Deferred
 
 VNC_BASE_PORT = 5900            # QEMU takes a display number: port - 5900
+MAX_PORT = 65535                # TCP ports: 1..65535 (0 would mean "any port" to the kernel, never what a user means)
+MAX_CPUS = 1024                 # QEMU's highest max_cpus (q35 with x2APIC); KVM's KVM_MAX_VCPUS is the same order
+# Packer's qemu builder silently replaces memory below 10 MiB with 512; factory refuses it instead.
+MIN_MEMORY_MIB = 10
+MAX_MEMORY_MIB = 16 * 1024 * 1024   # 16 TiB: more than any x86 host QEMU runs on, and keeps -m from overflowing
 MAX_VNC_PASSWORD = 8            # VNC authentication (DES) uses 8 bytes; QEMU would silently cut the rest
 DEFAULT_FLOPPY_LABEL = "packer"  # Packer's default volume label
 _LABEL_FORBIDDEN = set('"*+,./:;<=>?[\\]|')
@@ -59,6 +64,78 @@ class DiskToolArgs:
 
 
 NO_DISK_ARGS = DiskToolArgs()
+
+
+# Packer's iso_checksum algorithms (go-getter's), by hex length: a bare hex digest is recognised by its length.
+CHECKSUM_ALGORITHMS = {"md5": 32, "sha1": 40, "sha256": 64, "sha512": 128}
+ALGO_OF_LENGTH = {n: a for a, n in CHECKSUM_ALGORITHMS.items()}
+_HEX = frozenset("0123456789abcdefABCDEF")
+_CHECKSUM_HINT = ("write sha256:HEX (64 hex digits; md5: 32, sha1: 40, sha512: 128), bare HEX (type from its "
+                  "length), file:URL-or-path of a checksum list (SHA256SUMS), or none")
+
+
+class CheckKind(StrEnum):
+    SHA256 = "sha256"
+    DIGEST = "digest"  # md5 / sha1 / sha512 (Packer templates use them); the cache still keys by sha256
+    FILE = "file"
+    NONE = "none"
+
+
+@dataclass(frozen=True)
+class Digest:
+    algo: str
+    hex: str
+
+    def __str__(self) -> str:
+        return f"{self.algo} {self.hex}"
+
+
+@dataclass(frozen=True)
+class Checksum:
+    """A parsed checksum spec: `sha256:HEX` (or md5/sha1/sha512), bare HEX, `file:URL-or-path` or `none`.
+
+    The one parser of this syntax: `validate` checks iso_checksum (and the CLI's --iso-checksum) with it, and the
+    media cache verifies downloads with what it returns."""
+
+    kind: CheckKind
+    value: str = ""
+    algo: str = "sha256"
+
+    @classmethod
+    def parse(cls, spec: str) -> Checksum:
+        if not isinstance(spec, str):
+            raise FactoryError(f"checksum {spec!r}: a string is required", hint=_CHECKSUM_HINT)
+        text = spec.strip()
+        if text.lower() == "none":
+            return cls(CheckKind.NONE)
+        algo, sep, value = text.partition(":")
+        algo = algo.lower()
+        if not sep:
+            if not text or set(text) - _HEX:
+                raise FactoryError(f"checksum {spec!r}: neither TYPE:VALUE, hex digits nor none",
+                                   hint=_CHECKSUM_HINT)
+            if len(text) not in ALGO_OF_LENGTH:
+                raise FactoryError(f"checksum {spec!r}: {len(text)} hex digits match no algorithm",
+                                   hint=_CHECKSUM_HINT)
+            algo, value = ALGO_OF_LENGTH[len(text)], text
+        if algo == "file":
+            if not value.strip():
+                raise FactoryError(f"checksum {spec!r}: file: names no checksum list", hint=_CHECKSUM_HINT)
+            return cls(CheckKind.FILE, value.strip())
+        want = CHECKSUM_ALGORITHMS.get(algo)
+        if want is None:
+            raise FactoryError(f"checksum {spec!r}: unknown algorithm {algo!r}",
+                               hint="algorithms: md5, sha1, sha256, sha512; " + _CHECKSUM_HINT)
+        if not value or set(value) - _HEX or len(value) != want:
+            got = f"{value[:20]!r} is not hex" if set(value) - _HEX else f"got {len(value)}"
+            raise FactoryError(f"checksum {spec!r}: {algo} digests are {want} hex digits; {got}",
+                               hint=_CHECKSUM_HINT)
+        return cls(CheckKind.SHA256 if algo == "sha256" else CheckKind.DIGEST, value.lower(), algo)
+
+
+def check_checksum(spec: str) -> Checksum:
+    """iso_checksum's `check=`: the spec parses (the download itself verifies it later)."""
+    return Checksum.parse(spec)
 
 
 @dataclass(frozen=True)

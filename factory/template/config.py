@@ -161,7 +161,8 @@ def _checked(config: Component, body: Body, where: Location, col: Collector) -> 
             _provide(info.check)
     problems = check(config)
     for p in problems:
-        col.add(FactoryError(p.message, where=body.where.get(p.option, where), hint=p.hint))
+        at = next((body.where[o] for o in (p.option, *p.also) if o in body.where), where)
+        col.add(FactoryError(p.message, where=at, hint=p.hint))
     return not problems
 
 

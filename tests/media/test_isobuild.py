@@ -53,7 +53,7 @@ def test_checksum_mismatch_is_refused(ubuntu: ShapedIso, tmp_path: Path, capsys:
     (["iso-build", "ubuntu-24.04", "--iso", "/nonexistent.iso", "--var", "password=pw"], "no such file"),
     (["iso-build", "ubuntu-24.04", "--var", "colour=blue"], "--var colour: unknown variable"),
     (["iso-build", "ubuntu-24.04", "--iso-checksum", "md5:abc", "--iso", "/etc/hostname", "--var", "password=pw"],
-     "expected sha256:HEX"),
+     "md5 digests are 32 hex digits"),
 ])
 def test_bad_input_is_one_clear_message(argv: list[str], message: str, capsys: pytest.CaptureFixture[str]) -> None:
     assert cli(*argv) == 1

@@ -75,12 +75,13 @@ def test_rocky_headful_build_runs_guest_additions_everywhere() -> None:
 
 def test_env_default_and_precedence() -> None:
     # Packer's order (collectInputVariableValues): default < PKR_VAR_ < auto var files < -var-file < -var.
+    sha = "sha256:" + "0" * 64
     env = {"FACTORY_TEST_BUILD_USER": "alice", "PKR_VAR_memory": "1024", "PKR_VAR_cpus": "3",
-           "PKR_VAR_arch": "arm64", "FACTORY_VAR_arch": "riscv64", "PKR_VAR_iso_checksum": "sha256:00"}
+           "PKR_VAR_arch": "arm64", "FACTORY_VAR_arch": "riscv64", "PKR_VAR_iso_checksum": sha}
     project = _load("debian.pkrvars.hcl", env=env, vars=["memory=512"])
     assert project.locals["owner"] == "alice"
     assert project.variables["arch"].value == "riscv64"             # default < PKR_VAR < FACTORY_VAR
-    assert project.variables["iso_checksum"].value == "sha256:00"   # default < PKR_VAR
+    assert project.variables["iso_checksum"].value == sha           # default < PKR_VAR
     assert project.variables["cpus"].value == 4                     # PKR_VAR 3 < auto var file 4
     assert project.variables["memory"].value == 512                 # PKR_VAR < var file 4096 < -var 512
     assert _load("debian.pkrvars.hcl", env=env).variables["memory"].value == 4096

@@ -1,0 +1,180 @@
+"""Option values Packer's plugin refuses are refused by `validate` and `build` alike, at the option's line.
+
+Ranges (memory, cpus, SMP topology, every port, port-range order, timeouts) and iso_checksum's syntax are declared
+in factory/schema (opt(minimum=, maximum=, check=), ORDERED); these tables and the hypothesis tests hold the
+declarations to what a user sees: exit 1, one message naming file:line:column, the option and a hint.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from factory.errors import FactoryError
+from factory.media import cache
+from factory.schema.values import CheckKind, Checksum
+from hardening.harness import assert_user_error, run_cli, template
+
+HEX = "0123456789abcdef"
+
+# (case, line added to the qemu source (line 5 of the file), expected pieces of the message)
+RANGES: list[tuple[str, str, list[str]]] = [
+    ("negative memory", "memory = -512", ["memory", "'-512'", "from 10 to"]),
+    ("memory too small", "memory = 4", ["memory", "from 10 to"]),
+    ("memory too large", "memory = 99999999999", ["memory", "to 16777216"]),
+    ("no cpus", "cpus = 0", ["cpus", "from 1 to 1024"]),
+    ("negative cpus", "cpus = -2", ["cpus", "from 1 to 1024"]),
+    ("too many cpus", "cpus = 5000", ["cpus", "from 1 to 1024"]),
+    ("negative sockets", "sockets = -1", ["sockets", "from 0 to 1024"]),
+    ("negative cores", "cores = -1", ["cores", "from 0 to 1024"]),
+    ("negative threads", "threads = -4", ["threads", "from 0 to 1024"]),
+    ("ssh_port above 65535", "ssh_port = 70000", ["ssh_port", "'70000'", "from 1 to 65535"]),
+    ("ssh_port zero", "ssh_port = 0", ["ssh_port", "from 1 to 65535"]),
+    ("negative ssh_port", "ssh_port = -22", ["ssh_port", "from 1 to 65535"]),
+    ("host_port_min zero", "host_port_min = 0", ["host_port_min", "from 1 to 65535"]),
+    ("host_port_max too big", "host_port_max = 65536", ["host_port_max", "from 1 to 65535"]),
+    ("http_port_min negative", "http_port_min = -1", ["http_port_min", "from 1 to 65535"]),
+    ("http_port_max too big", "http_port_max = 100000", ["http_port_max", "from 1 to 65535"]),
+    ("vnc_port_min below 5900", "vnc_port_min = 80", ["vnc_port_min", "from 5900 to 65535"]),
+    ("vnc_port_max too big", "vnc_port_max = 70000", ["vnc_port_max", "from 5900 to 65535"]),
+    ("bastion port", "ssh_bastion_port = 0", ["ssh_bastion_port", "from 1 to 65535"]),
+    ("proxy port", "ssh_proxy_port = 99999", ["ssh_proxy_port", "from 1 to 65535"]),
+    ("winrm port", "winrm_port = -1", ["winrm_port", "from 1 to 65535"]),
+    ("http range reversed", "http_port_max = 7000", ["http_port_min 8000 is above http_port_max 7000"]),
+    ("host range reversed", "host_port_min = 5000", ["host_port_min 5000 is above host_port_max 4444"]),
+    ("vnc range reversed", "vnc_port_max = 5901\n  vnc_port_min = 5950",
+     ["vnc_port_min 5950 is above vnc_port_max 5901"]),
+    ("negative ssh_timeout", 'ssh_timeout = "-5m"', ["ssh_timeout", "'-5m'", "at least 0s"]),
+    ("negative shutdown_timeout", 'shutdown_timeout = "-1s"', ["shutdown_timeout", "at least 0s"]),
+    ("negative winrm_timeout", 'winrm_timeout = "-1h"', ["winrm_timeout", "at least 0s"]),
+    ("negative read/write timeout", 'ssh_read_write_timeout = "-1s"', ["ssh_read_write_timeout", "at least 0s"]),
+    ("negative key interval", 'boot_key_interval = "-10ms"', ["boot_key_interval", "at least 0s"]),
+    ("negative keygroup interval", 'boot_keygroup_interval = "-1s"', ["boot_keygroup_interval", "at least 0s"]),
+    ("negative pause", 'pause_before_connecting = "-1s"', ["pause_before_connecting", "at least 0s"]),
+    ("zero handshakes", "ssh_handshake_attempts = 0", ["ssh_handshake_attempts", "at least 1"]),
+    ("zero disk", 'disk_size = "0"', ["disk_size", "larger than zero"]),
+    ("negative disk", "disk_size = -1", ["disk_size"]),
+    ("absurd disk", 'disk_size = "' + "9" * 400 + 'G"', ["disk_size", "larger than 8 EiB"]),
+    ("zero extra disk", 'disk_additional_size = ["1G", "0"]', ["disk_additional_size", "larger than zero"]),
+    ("enum typo", 'disk_cache = "writebak"', ["disk_cache", "did you mean 'writeback'?"]),
+    ("enum case", 'format = "QCOW2"', ["format", "allowed: qcow2, raw"]),
+    ("bad communicator", 'communicator = "telnet"', ["communicator", "allowed: ssh, winrm, none"]),
+]
+
+# (case, iso_checksum value, expected pieces of the message)
+CHECKSUMS: list[tuple[str, str, list[str]]] = [
+    ("not hex", "sha256:xyz", ["'sha256:xyz'", "sha256 digests are 64 hex digits", "'xyz' is not hex"]),
+    ("short sha256", "sha256:" + "a" * 63, ["sha256 digests are 64 hex digits; got 63"]),
+    ("long md5", "md5:" + "a" * 33, ["md5 digests are 32 hex digits; got 33"]),
+    ("sha1 with a g", "sha1:" + "g" * 40, ["sha1 digests are 40 hex digits", "is not hex"]),
+    ("sha512 empty", "sha512:", ["sha512 digests are 128 hex digits; got 0"]),
+    ("unknown algorithm", "sha384:" + "a" * 96, ["unknown algorithm 'sha384'", "md5, sha1, sha256, sha512"]),
+    ("bare hex of no length", "abc123", ["6 hex digits match no algorithm"]),
+    ("bare word", "latest", ["neither TYPE:VALUE, hex digits nor none"]),
+    ("file without list", "file:", ["file: names no checksum list"]),
+    ("file with blanks", "file:   ", ["file: names no checksum list"]),
+]
+
+GOOD_CHECKSUMS = ["none", "NONE", "sha256:" + "A" * 64, "a" * 32, "b" * 40, "c" * 64, "d" * 128,
+                  "md5:" + "0" * 32, "sha1:" + "1" * 40, "sha512:" + "f" * 128, "file:./SHA256SUMS",
+                  "file:https://example.org/SHA256SUMS", "file:///srv/isos/SHA256SUMS"]
+
+
+def _write(tmp_path: Path, line: str) -> Path:
+    path = tmp_path / "t.pkr.hcl"
+    path.write_text(template(f"  {line}\n"))
+    return path
+
+
+@pytest.mark.parametrize("command", ["validate", "build"])
+@pytest.mark.parametrize(("case", "line", "expected"), RANGES, ids=[c[0] for c in RANGES])
+def test_out_of_range_value_is_refused_at_its_line(tmp_path: Path, command: str, case: str, line: str,
+                                                   expected: list[str]) -> None:
+    path = _write(tmp_path, line)
+    res = run_cli([command, str(path)], cwd=tmp_path)
+    assert_user_error(res, f"{path}:", *expected)
+    assert f"{path}:5:3" in res.err or f"{path}:6:3" in res.err, res.err
+    assert res.err.count("error:") == 1, res.err
+    assert "hint:" in res.err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["t.pkr.hcl"], "a refused build left files behind"
+
+
+@pytest.mark.parametrize("command", ["validate", "build"])
+@pytest.mark.parametrize(("case", "value", "expected"), CHECKSUMS, ids=[c[0] for c in CHECKSUMS])
+def test_bad_iso_checksum_is_refused_at_its_line(tmp_path: Path, command: str, case: str, value: str,
+                                                 expected: list[str]) -> None:
+    path = tmp_path / "t.pkr.hcl"
+    path.write_text(template().replace('"none"', f'"{value}"'))
+    res = run_cli([command, str(path)], cwd=tmp_path)
+    assert_user_error(res, f"{path}:3:3", "source.qemu.a.iso_checksum", *expected)
+    assert "hint: write sha256:HEX" in res.err or "algorithms:" in res.err
+
+
+@pytest.mark.parametrize("value", GOOD_CHECKSUMS)
+def test_valid_iso_checksums_validate(tmp_path: Path, value: str) -> None:
+    path = tmp_path / "t.pkr.hcl"
+    path.write_text(template().replace('"none"', f'"{value}"'))
+    res = run_cli(["validate", str(path)])
+    assert res.code == 0, str(res)
+
+
+@pytest.mark.parametrize("line", ["sockets = 0", "cpus = 1024", "memory = 10", "ssh_port = 65535",
+                                  'boot_wait = "-1s"', 'ssh_keep_alive_interval = "-1s"', "http_port_max = 8000",
+                                  "vnc_port_min = 6000"])
+def test_edge_values_are_accepted(tmp_path: Path, line: str) -> None:
+    res = run_cli(["validate", str(_write(tmp_path, line))])
+    assert res.code == 0, str(res)
+
+
+def test_media_cache_uses_the_same_checksum_parser() -> None:
+    """One parser: what validate refuses the cache refuses with the same words, and the forms it accepts agree."""
+    assert cache.Checksum is Checksum
+    with pytest.raises(FactoryError, match="sha256 digests are 64 hex digits"):
+        cache.verify(Path("/nonexistent"), "sha256:xyz")
+
+
+# -- fuzzing ---------------------------------------------------------------------------------------------------
+def _fuzz(n: int) -> settings:
+    return settings(max_examples=n, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+
+
+PORTS = {"ssh_port": (1, 65535), "host_port_min": (1, 4444), "http_port_max": (8000, 65535),
+         "vnc_port_min": (5900, 6000), "cpus": (1, 1024), "memory": (10, 16 * 1024 * 1024)}
+
+
+@_fuzz(25)
+@given(st.sampled_from(sorted(PORTS)), st.integers(min_value=-10**6, max_value=10**8))
+def test_fuzz_numeric_options_are_valid_exactly_in_range(tmp_path: Path, option: str, value: int) -> None:
+    low, high = PORTS[option]
+    res = run_cli(["validate", str(_write(tmp_path, f"{option} = {value}"))])
+    if low <= value <= high:
+        assert res.code == 0, str(res)
+    else:
+        assert_user_error(res, option, ":5:3")
+
+
+@_fuzz(60)
+@given(st.one_of(
+    st.text(max_size=80),
+    st.builds(lambda a, h: f"{a}:{h}", st.sampled_from(["md5", "sha1", "sha256", "sha512", "file", "SHA256", "x"]),
+              st.text(alphabet=HEX + "xyzG:/. ", max_size=140)),
+    st.text(alphabet=HEX, max_size=140),
+))
+def test_fuzz_checksum_parser_accepts_exactly_the_documented_forms(spec: str) -> None:
+    """Any text either parses to a digest of the right length for its algorithm, a file list, none, or is one
+    FactoryError; never another exception."""
+    try:
+        parsed = Checksum.parse(spec)
+    except FactoryError as exc:
+        assert exc.message.startswith("checksum ") and exc.hint, exc.message
+        return
+    if parsed.kind is CheckKind.NONE:
+        assert spec.strip().lower() == "none"
+    elif parsed.kind is CheckKind.FILE:
+        assert spec.strip().lower().startswith("file:") and parsed.value
+    else:
+        assert len(parsed.value) == {"md5": 32, "sha1": 40, "sha256": 64, "sha512": 128}[parsed.algo]
+        assert set(parsed.value) <= set(HEX)
