@@ -23,21 +23,42 @@ from factory import secrets
 
 
 class EventKind(StrEnum):
+    """What happened; `KIND_HELP` says what each means (the reference page prints it)."""
+
     BUILD_STARTED = "build-started"
     STEP_STARTED = "step-started"
     STEP_FINISHED = "step-finished"
     STEP_FAILED = "step-failed"
-    MESSAGE = "message"          # something the user should read
-    OUTPUT = "output"            # a line of guest/provisioner/console output
-    NOTICE = "notice"            # must not be missed
-    WARNING = "warning"          # something is probably not what the user meant
-    PROGRESS_STARTED = "progress-started"    # long work begins: message is its label, total its size (0: unknown)
-    PROGRESS = "progress"                    # done of total so far (at most a few per second)
-    PROGRESS_FINISHED = "progress-finished"  # message: how long it took
+    MESSAGE = "message"
+    OUTPUT = "output"
+    NOTICE = "notice"
+    WARNING = "warning"
+    PROGRESS_STARTED = "progress-started"
+    PROGRESS = "progress"
+    PROGRESS_FINISHED = "progress-finished"
     CLEANUP = "cleanup"
     ARTIFACT = "artifact"
     BUILD_FINISHED = "build-finished"
     BUILD_FAILED = "build-failed"
+
+
+KIND_HELP: dict[EventKind, str] = {
+    EventKind.BUILD_STARTED: "a build (one source of one build block) begins",
+    EventKind.STEP_STARTED: "a step begins: `step`, its `stage_id`, `message` its title",
+    EventKind.STEP_FINISHED: "a step ended well: `duration`, `from_checkpoint`",
+    EventKind.STEP_FAILED: "a step failed: `message` says why, `duration`",
+    EventKind.MESSAGE: "something the user should read",
+    EventKind.OUTPUT: "a line of guest, provisioner or console output; `source` says whose (serial, shell ...)",
+    EventKind.NOTICE: "something that must not be missed",
+    EventKind.WARNING: "something is probably not what the user meant",
+    EventKind.PROGRESS_STARTED: "long work begins: `message` is its label, `total` its size (0: unknown)",
+    EventKind.PROGRESS: "`done` of `total` so far (at most a few a second)",
+    EventKind.PROGRESS_FINISHED: "long work ended: `message` says how long it took",
+    EventKind.CLEANUP: "what is being undone at the end of a build",
+    EventKind.ARTIFACT: "an artifact was made: `data` has builder_id, id, string, files",
+    EventKind.BUILD_FINISHED: "the build succeeded: `duration`",
+    EventKind.BUILD_FAILED: "the build failed: `message` says why, `duration`",
+}
 
 
 PROGRESS_KINDS = (EventKind.PROGRESS_STARTED, EventKind.PROGRESS, EventKind.PROGRESS_FINISHED)
@@ -45,20 +66,25 @@ PROGRESS_KINDS = (EventKind.PROGRESS_STARTED, EventKind.PROGRESS, EventKind.PROG
 
 @dataclass(frozen=True)
 class Event:
-    kind: EventKind
-    build: str
-    message: str = ""
-    step: str = ""
-    stage_id: str = ""
-    source: str = ""             # for OUTPUT: serial, provisioner name, http ...; for PROGRESS*: the task id
-    time: float = field(default_factory=time.time)
-    done: int = 0                # PROGRESS*: units done, of total (0 when unknown)
-    total: int = 0
-    unit: str = ""               # PROGRESS*: "bytes" or "" (counts)
-    activity: str = ""           # PROGRESS*: download, export, upload, checksum, remaster ... (metrics group by it)
-    duration: float = 0.0        # STEP_FINISHED/STEP_FAILED, BUILD_FINISHED/BUILD_FAILED: seconds it took
-    from_checkpoint: bool = False  # STEP_FINISHED: restored from a checkpoint instead of run
-    data: Mapping[str, Any] = field(default_factory=dict)  # structured extras: an ARTIFACT's files, a screenshot
+    kind: EventKind = field(metadata={"json": "type", "help": "what happened (the kinds below)"})
+    build: str = field(metadata={"help": "the build's name (`build.type.source`), empty outside a build"})
+    message: str = field(default="", metadata={"help": "the text a person reads (secrets masked)"})
+    step: str = field(default="", metadata={"help": "STEP_*: the step's name"})
+    stage_id: str = field(default="", metadata={"help": "STEP_*: sha256 of the step's inputs and its parent's ID"})
+    source: str = field(default="", metadata={"help": "OUTPUT: whose line (serial, shell, post ...); "
+                                                     "PROGRESS*: the task's id"})
+    time: float = field(default_factory=time.time, metadata={"help": "Unix time, seconds"})
+    done: int = field(default=0, metadata={"help": "PROGRESS*: units done so far"})
+    total: int = field(default=0, metadata={"help": "PROGRESS*: units in all (0: unknown)"})
+    unit: str = field(default="", metadata={"help": "PROGRESS*: `bytes`, or empty for counts"})
+    activity: str = field(default="", metadata={"help": "PROGRESS*: download, export, upload ... (metrics count "
+                                                       "bytes by it)"})
+    duration: float = field(default=0.0, metadata={"help": "STEP_FINISHED/FAILED, BUILD_FINISHED/FAILED: seconds "
+                                                          "it took"})
+    from_checkpoint: bool = field(default=False, metadata={"help": "STEP_FINISHED/FAILED: restored from a "
+                                                                  "checkpoint instead of run"})
+    data: Mapping[str, Any] = field(default_factory=dict, metadata={
+        "help": "structured extras: an ARTIFACT's builder_id, id, string and files; a `screenshot` path"})
 
     def as_dict(self) -> dict[str, Any]:
         """The JSON form (--events): empty fields left out, messages masked."""

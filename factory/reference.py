@@ -134,6 +134,34 @@ def _functions() -> list[str]:
     return out
 
 
+def _streams() -> list[str]:
+    """The build's output streams: Packer's machine-readable lines, the JSON events, the metrics."""
+    from dataclasses import fields
+
+    from factory.events import KIND_HELP, Event
+    from factory.streams.metrics import METRICS
+
+    out = ["## Build output streams", "",
+           "All fed by the one event bus; every text passes through the secrets mask.", "",
+           "`-machine-readable`: Packer's format on stdout, one `timestamp,target,type,data...` line per message "
+           "(Unix seconds; target empty for `ui` lines, the build's name for machine messages). Data fields are "
+           "escaped as Packer does: `,` as `%!(PACKER_COMMA)`, carriage return as `\\r`, newline as `\\n`. "
+           "`ui,say` / `ui,message` / `ui,error` carry the console's lines (`==> build: ...`); at the end "
+           "`error-count,N`, `BUILD,error,TEXT`, `BUILD,artifact-count,N` and "
+           "`BUILD,artifact,I,builder-id|id|string|files-count|file,J,PATH|end` as in `packer build`.", "",
+           "`--events FILE|-`: one JSON object per event; empty fields are left out.", "",
+           "| Field | Meaning |", "|---|---|"]
+    out += [f"| `{f.metadata.get('json', f.name)}` | {_cell(f.metadata.get('help', ''))} |" for f in fields(Event)]
+    out += ["", "| Event type | Meaning |", "|---|---|"]
+    out += [f"| `{kind.value}` | {_cell(text)} |" for kind, text in KIND_HELP.items()]
+    out += ["", "`--metrics-file PATH` (Prometheus text format, rewritten atomically every few seconds and at the "
+            "end) and `--metrics-port N` (http://127.0.0.1:N/metrics while the builds run):", "",
+            "| Metric | Type | Labels | Meaning |", "|---|---|---|---|"]
+    out += [f"| `{m.exposed}` | {m.kind.__name__.lower()} | {', '.join(m.labels) or '-'} | {_cell(m.help)} |"
+            for m in METRICS]
+    return [*out, ""]
+
+
 def render_reference() -> str:
     """The full text of docs/reference.md."""
     out = ["# factory reference", "",
@@ -152,6 +180,7 @@ def render_reference() -> str:
             out += [f"## {titles[kind]}", ""]
             for cls in components.values():
                 out += _component(cls)
+    out += _streams()
     out += ["## Not supported", ""]
     planned = [f"`{c.kind} \"{c.type_name}\"`" for k in Kind for c in registered(k).values()
                if getattr(c, "PLANNED", False)]

@@ -5,6 +5,7 @@ exported and uploaded. Written as a text file (atomically, every few seconds and
 from __future__ import annotations
 
 import threading
+from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -26,21 +27,49 @@ disable_created_metrics()  # type: ignore[no-untyped-call]  # the *_created seri
 WRITE_EVERY = 5.0  # seconds between --metrics-file rewrites while builds run
 
 
+@dataclass(frozen=True)
+class MetricSpec:
+    """One metric, declared once: the registry, the docs (docs/reference.md) and the tests read this table."""
+
+    attr: str
+    name: str                    # exposed name (a Counter gets `_total`)
+    kind: type[Counter] | type[Gauge]
+    help: str
+    labels: tuple[str, ...] = ()
+
+    @property
+    def exposed(self) -> str:
+        return f"{self.name}_total" if self.kind is Counter else self.name
+
+
+METRICS = (
+    MetricSpec("step_seconds", "factory_step_duration_seconds", Gauge, "How long each step of each build took.",
+               ("build", "step", "result", "from_checkpoint")),
+    MetricSpec("build_seconds", "factory_build_duration_seconds", Gauge, "How long each build took.",
+               ("build", "result")),
+    MetricSpec("builds", "factory_builds", Counter, "Builds that ended, by result (ok, failed).", ("result",)),
+    MetricSpec("running", "factory_builds_running", Gauge, "Builds running now."),
+    MetricSpec("steps", "factory_steps", Counter, "Steps that ended, by result.", ("result",)),
+    MetricSpec("bytes", "factory_bytes", Counter, "Bytes moved by long work, by activity: download, export, "
+               "upload.", ("build", "activity")),
+)
+
+
 class Metrics:
     """A bus subscriber updating one registry; a context manager that serves and writes it."""
 
+    step_seconds: Gauge
+    build_seconds: Gauge
+    builds: Counter
+    running: Gauge
+    steps: Counter
+    bytes: Counter
+
     def __init__(self, path: Path | None = None, port: int | None = None) -> None:
         self.path, self.port = path, port
-        self.registry = r = CollectorRegistry()
-        self.step_seconds = Gauge("factory_step_duration_seconds", "How long each step of each build took.",
-                                  ["build", "step", "result", "from_checkpoint"], registry=r)
-        self.build_seconds = Gauge("factory_build_duration_seconds", "How long each build took.",
-                                   ["build", "result"], registry=r)
-        self.builds = Counter("factory_builds", "Builds that ended, by result.", ["result"], registry=r)
-        self.running = Gauge("factory_builds_running", "Builds running now.", registry=r)
-        self.steps = Counter("factory_steps", "Steps that ended, by result.", ["result"], registry=r)
-        self.bytes = Counter("factory_bytes", "Bytes moved by long work: download, export, upload ...",
-                             ["build", "activity"], registry=r)
+        self.registry = CollectorRegistry()
+        for spec in METRICS:
+            setattr(self, spec.attr, spec.kind(spec.name, spec.help, spec.labels, registry=self.registry))
         self._done: dict[tuple[str, str], int] = {}
         self._running: set[str] = set()
         self._stop = threading.Event()
@@ -83,19 +112,20 @@ class Metrics:
             write_to_textfile(str(self.path), self.registry)
 
     def __enter__(self) -> Metrics:
-        if self.path is not None:
-            try:
-                self.write()
-            except OSError as exc:
-                raise FactoryError(f"--metrics-file {self.path}: cannot write: {exc.strerror}") from exc
-            self._writer = threading.Thread(target=self._write_loop, name="metrics-file", daemon=True)
-            self._writer.start()
         if self.port is not None:
             try:
                 self._server, _ = start_http_server(self.port, addr="127.0.0.1", registry=self.registry)
             except OSError as exc:
                 raise FactoryError(f"--metrics-port {self.port}: cannot listen on 127.0.0.1:{self.port}: "
                                    f"{exc.strerror}", hint="choose a free port") from exc
+        if self.path is not None:
+            try:
+                self.write()
+            except OSError as exc:
+                self._close_server()
+                raise FactoryError(f"--metrics-file {self.path}: cannot write: {exc.strerror}") from exc
+            self._writer = threading.Thread(target=self._write_loop, name="metrics-file", daemon=True)
+            self._writer.start()
         return self
 
     def _write_loop(self) -> None:
@@ -107,6 +137,10 @@ class Metrics:
         if self._writer is not None:
             self._writer.join()
         self.write()
+        self._close_server()
+
+    def _close_server(self) -> None:
         if self._server is not None:
             self._server.shutdown()
             self._server.server_close()
+            self._server = None

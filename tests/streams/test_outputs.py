@@ -170,3 +170,21 @@ build {{
     assert proc.returncode == 0, err
     with socket.socket() as s:  # the server is gone with the run
         assert s.connect_ex(("127.0.0.1", port)) != 0
+
+
+def test_every_event_kind_and_metric_is_documented_and_exposed(tmp_path: Path) -> None:
+    from factory.events import KIND_HELP, EventKind
+    from factory.streams.metrics import METRICS
+
+    assert set(KIND_HELP) == set(EventKind)
+    metrics = Metrics(tmp_path / "m.prom")
+    bus = EventBus()
+    bus.subscribe(metrics)
+    bus.emit(Event(EventKind.BUILD_STARTED, "b"))
+    bus.emit(Event(EventKind.STEP_FINISHED, "b", step="s", duration=1.0))
+    bus.emit(Event(EventKind.PROGRESS_FINISHED, "b", source="p", done=5, unit="bytes", activity="download"))
+    bus.emit(Event(EventKind.BUILD_FINISHED, "b", duration=1.0))
+    metrics.write()
+    names = {s.name for fam in text_string_to_metric_families((tmp_path / "m.prom").read_text())
+             for s in fam.samples}
+    assert {m.exposed for m in METRICS} <= names
