@@ -9,14 +9,15 @@ JOBS   ?= 2
 
 # Host tools factory drives (qemu, qemu-img, OVMF, libvirt) and the ones its tests use to make real guests and
 # installer-shaped ISOs (debootstrap, grub, xorriso, mtools, the d-i netboot kernel); xmllint for virt-xml-validate;
-# Debian's packer (1.6.6) for the side-by-side benchmark.
+# Debian's packer (1.6.6) for the side-by-side benchmark; postgresql for the build queue (`factory worker`) and its
+# tests.
 APT_PACKAGES := python3-venv python3-dev gcc pkg-config git \
 	qemu-system-x86 qemu-utils qemu-block-extra ovmf \
 	libvirt-daemon-system libvirt-clients libvirt-dev libxml2-utils \
 	debootstrap e2fsprogs dosfstools mtools gdisk systemd-boot-efi busybox-static \
 	xorriso grub-pc-bin grub-efi-amd64-bin grub-common debian-installer-12-netboot-amd64 isolinux syslinux-common \
 	debconf cpio zstd xz-utils openssh-client openssh-server openssl ca-certificates gpg gpgv swtpm swtpm-tools microsocks \
-	packer
+	packer postgresql
 
 .PHONY: bootstrap deps apt venv npm demo test test-fast lint bench clean
 

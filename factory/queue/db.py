@@ -1,0 +1,124 @@
+"""The queue database: where its URL comes from, one clear error when it cannot be used, factory's own tables
+next to Procrastinate's."""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING
+
+from factory.errors import FactoryError
+
+if TYPE_CHECKING:
+    import psycopg
+
+ENV = "FACTORY_DATABASE_URL"
+TASK = "factory.build"
+CONNECT_TIMEOUT = 5
+
+# factory's tables beside Procrastinate's: build events (what `jobs logs` shows), stored blobs (bundles and
+# artifacts, when the store is PostgreSQL) and each finished job's manifest.
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS factory_job_events (
+    seq     bigserial PRIMARY KEY,
+    eid     uuid NOT NULL UNIQUE,
+    job_id  bigint NOT NULL,
+    attempt integer NOT NULL DEFAULT 0,
+    data    jsonb NOT NULL
+);
+CREATE INDEX IF NOT EXISTS factory_job_events_job ON factory_job_events (job_id, seq);
+CREATE TABLE IF NOT EXISTS factory_blobs (
+    key     text PRIMARY KEY,
+    loid    oid NOT NULL,
+    size    bigint NOT NULL,
+    created timestamptz NOT NULL DEFAULT now()
+);
+CREATE TABLE IF NOT EXISTS factory_workers (
+    worker_id bigint PRIMARY KEY,
+    name      text NOT NULL,
+    queues    text[] NOT NULL,
+    started   timestamptz NOT NULL DEFAULT now()
+);
+CREATE TABLE IF NOT EXISTS factory_job_runs (
+    job_id   bigint NOT NULL,
+    attempt  integer NOT NULL,
+    worker   text NOT NULL,
+    started  timestamptz NOT NULL DEFAULT now(),
+    ended    timestamptz,
+    outcome  text,
+    PRIMARY KEY (job_id, attempt)
+);
+CREATE TABLE IF NOT EXISTS factory_job_results (
+    job_id   bigint PRIMARY KEY,
+    manifest jsonb NOT NULL,
+    created  timestamptz NOT NULL DEFAULT now()
+);
+"""
+
+
+def database_url(url: str | None) -> str:
+    """--db, else FACTORY_DATABASE_URL; one clear error when neither is set."""
+    url = url or os.environ.get(ENV, "")
+    if not url:
+        raise FactoryError("no queue database given", hint=f"pass --db postgresql://USER@HOST:PORT/DB or set {ENV}")
+    return url
+
+
+def redact(url: str) -> str:
+    """The URL without its password (for messages)."""
+    return re.sub(r"(://[^:/@]+):[^@]*@", r"\1:***@", url)
+
+
+def connect(url: str, *, autocommit: bool = True) -> psycopg.Connection[tuple[object, ...]]:
+    """A plain connection, or a FactoryError naming the database and what went wrong."""
+    import psycopg
+
+    try:
+        return psycopg.connect(url, autocommit=autocommit, connect_timeout=CONNECT_TIMEOUT)
+    except psycopg.Error as exc:
+        reason = " ".join(line.strip() for line in str(exc).splitlines() if line.strip()) or type(exc).__name__
+        raise FactoryError(f"cannot reach the queue database {redact(url)}: {reason}",
+                           hint=f"check --db / {ENV} and that PostgreSQL is running and accepts this user") from None
+    except Exception as exc:  # a malformed URL is a ProgrammingError or ValueError, depending on the part
+        raise FactoryError(f"invalid queue database URL {redact(url)}: {exc}",
+                           hint="postgresql://USER[:PASSWORD]@HOST:PORT/DATABASE") from None
+
+
+@contextmanager
+def connection(url: str) -> Iterator[psycopg.Connection[tuple[object, ...]]]:
+    conn = connect(url)
+    try:
+        yield conn
+    finally:
+        conn.close()
+
+
+def schema_applied(conn: psycopg.Connection[tuple[object, ...]]) -> bool:
+    row = conn.execute("SELECT to_regclass('procrastinate_jobs') IS NOT NULL "
+                       "AND to_regclass('factory_job_events') IS NOT NULL").fetchone()
+    return bool(row and row[0])
+
+
+def require_schema(url: str) -> None:
+    """Fail with the fix when `factory queue init` has not been run on this database."""
+    with connection(url) as conn:
+        if not schema_applied(conn):
+            raise FactoryError(f"the queue schema is not applied in {redact(url)}",
+                               hint="run `factory queue init` (once per database)")
+
+
+def init_schema(url: str) -> bool:
+    """Apply Procrastinate's schema and factory's tables; False when they were already there."""
+    with connection(url) as conn:
+        if schema_applied(conn):
+            return False
+        with conn.transaction():
+            exists = conn.execute("SELECT to_regclass('procrastinate_jobs') IS NOT NULL").fetchone()
+            if not (exists and exists[0]):
+                from procrastinate.schema import SchemaManager
+
+                conn.execute(SchemaManager.get_schema())  # the packaged DDL, one script
+            conn.execute(SCHEMA)
+    return True

@@ -1,0 +1,157 @@
+"""The build queue against a real PostgreSQL and real `factory worker` processes, with fast null-builder jobs:
+submit/wait and artifacts, duplicates, capabilities, cancel, a SIGKILLed worker, a database restart."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import time
+from pathlib import Path
+
+from tests.fixtures.jobqueue import Workers, factory, sql, status, submit, tagged_processes, wait_for
+from tests.fixtures.postgres import Postgres
+
+
+def test_queue_commands_explain_a_missing_database_or_schema(fresh_db: str, null_template: Path) -> None:
+    proc = factory("jobs", "list", "--db", fresh_db)
+    assert proc.returncode == 1
+    assert "the queue schema is not applied" in proc.stderr and "factory queue init" in proc.stderr
+    assert "Traceback" not in proc.stderr
+    proc = factory("submit", "--db", "postgresql://nobody@127.0.0.1:1/none", str(null_template))
+    assert proc.returncode == 1 and "cannot reach the queue database" in proc.stderr, proc.stderr
+    proc = factory("jobs", "list", env={"FACTORY_DATABASE_URL": ""})
+    assert proc.returncode == 1 and "no queue database given" in proc.stderr and "FACTORY_DATABASE_URL" in proc.stderr
+    assert factory("queue", "init", "--db", fresh_db).returncode == 0
+    again = factory("queue", "init", "--db", fresh_db)
+    assert again.returncode == 0 and "already present" in again.stderr + again.stdout
+
+
+def test_submit_wait_runs_on_a_worker_and_fetches_the_artifacts(workers: Workers, null_template: Path,
+                                                                tmp_path: Path) -> None:
+    workers.start()
+    workers.start()
+    proc = factory("submit", "--db", workers.url, "-var", "tag=wait1", "--wait", str(null_template), timeout=180)
+    assert proc.returncode == 0, proc.stderr
+    out = proc.stdout + proc.stderr
+    job_id = int(proc.stdout.strip().splitlines()[0])
+    # The worker's build streamed its events: the same lines `factory build` prints, live.
+    assert "null.job: [shell-local] START-wait1" in out, out
+    assert f"job {job_id} taken by worker" in out and f"job {job_id} succeeded" in out
+    fetched = factory("jobs", "fetch", str(job_id), "--db", workers.url, "--out", str(tmp_path / "got"))
+    assert fetched.returncode == 0, fetched.stderr
+    assert (tmp_path / "got" / "made.txt").read_text() == "made-by-wait1\n"
+    shown = json.loads(factory("jobs", "show", str(job_id), "--db", workers.url).stdout)
+    assert shown["status"] == "succeeded" and shown["queue"] == "any"
+    assert [f["path"] for f in shown["result"]["files"]] == ["made.txt"]
+    assert shown["runs"][0]["outcome"] == "succeeded"
+    listed = factory("jobs", "list", "--db", workers.url).stdout
+    assert f"{job_id}  succeeded" in listed and "job.pkr.hcl" in listed
+    logs = factory("jobs", "logs", str(job_id), "--db", workers.url)
+    assert "START-wait1" in logs.stdout + logs.stderr
+
+
+def test_the_same_template_and_vars_are_not_queued_twice_while_waiting(queue_db: str, null_template: Path) -> None:
+    first = submit(queue_db, null_template, "tag=dup")
+    again = factory("submit", "--db", queue_db, "-var", "tag=dup", str(null_template))
+    assert again.returncode == 0
+    assert int(again.stdout.strip()) == first and "already queued as job" in again.stderr
+    other = submit(queue_db, null_template, "tag=other")
+    assert other != first
+    assert sql(queue_db, "SELECT count(*) FROM procrastinate_jobs")[0][0] == 2
+
+
+def test_a_worker_without_the_capability_never_takes_the_job(workers: Workers, null_template: Path,
+                                                            tmp_path: Path) -> None:
+    kvm = tmp_path / "kvm"
+    kvm.mkdir()
+    (kvm / "k.pkr.hcl").write_text('source "qemu" "k" {\n  iso_url = "file:///nonexistent.iso"\n'
+                                   '  iso_checksum = "none"\n  accelerator = "kvm"\n}\n'
+                                   'build {\n  sources = ["source.qemu.k"]\n}\n')
+    kvm_job = submit(workers.url, kvm / "k.pkr.hcl")
+    assert sql(workers.url, "SELECT queue_name FROM procrastinate_jobs WHERE id = %s", kvm_job)[0][0] == "kvm"
+    workers.start(queues="tcg")
+    null_job = submit(workers.url, null_template, "tag=cap")
+    wait_for(lambda: status(workers.url, null_job) == "succeeded", 60)
+    time.sleep(2)  # more polling rounds than the worker needs to see a job it could take
+    assert status(workers.url, kvm_job) == "todo"
+    assert not sql(workers.url, "SELECT 1 FROM factory_job_runs WHERE job_id = %s", kvm_job)
+
+
+def test_cancel_stops_a_running_build_within_seconds(workers: Workers, null_template: Path) -> None:
+    workers.start()
+    job = submit(workers.url, null_template, "tag=cancel1", "sleep=300")
+    wait_for(lambda: tagged_processes("cancel1"), 60)
+    t0 = time.monotonic()
+    proc = factory("jobs", "cancel", str(job), "--db", workers.url)
+    assert proc.returncode == 0 and "stop requested" in proc.stderr, proc.stderr
+    wait_for(lambda: status(workers.url, job) in ("aborted", "cancelled", "failed"), 20)
+    wait_for(lambda: not tagged_processes("cancel1"), 10)
+    assert time.monotonic() - t0 < 20
+    assert status(workers.url, job) == "aborted"
+    logs = factory("jobs", "logs", str(job), "--db", workers.url)
+    assert "cancelled: stopping the build" in logs.stdout + logs.stderr
+    # A waiting job is simply cancelled, and cancelling a finished one is refused with a message.
+    waiting = submit(workers.url, null_template, "tag=cancel2", "sleep=300")
+    second = submit(workers.url, null_template, "tag=cancel3", "sleep=300")  # waits behind cancel2
+    wait_for(lambda: status(workers.url, waiting) == "doing", 30)
+    assert factory("jobs", "cancel", str(second), "--db", workers.url).returncode == 0
+    assert status(workers.url, second) == "cancelled"
+    again = factory("jobs", "cancel", str(second), "--db", workers.url)
+    assert again.returncode == 1 and "already cancelled" in again.stderr
+    factory("jobs", "cancel", str(waiting), "--db", workers.url)
+    wait_for(lambda: not tagged_processes("cancel2"), 20)
+    # A cancelled job can be queued again.
+    retried = factory("jobs", "retry", str(second), "--db", workers.url)
+    assert retried.returncode == 0, retried.stderr
+    new = int(retried.stdout.strip())
+    assert new != second and status(workers.url, new) in ("todo", "doing")
+    factory("jobs", "cancel", str(new), "--db", workers.url)
+    wait_for(lambda: not tagged_processes("cancel3"), 20)
+
+
+def test_a_sigkilled_worker_leaves_nothing_running_and_its_job_is_retried_on_another(
+        workers: Workers, null_template: Path) -> None:
+    first = workers.start()
+    job = submit(workers.url, null_template, "tag=kill1", "sleep=4")
+    wait_for(lambda: tagged_processes("kill1"), 60)
+    second = workers.start()
+    os.kill(first.proc.pid, signal.SIGKILL)
+    # The build dies with its worker (parent-death signal): nothing of it keeps running.
+    wait_for(lambda: not tagged_processes("kill1"), 10)
+    # Found stalled by heartbeat, retried once, run to the end by the other worker; never two at once.
+    most = 0
+    deadline = time.monotonic() + 90
+    while status(workers.url, job) != "succeeded" and time.monotonic() < deadline:
+        most = max(most, len(tagged_processes("kill1")))
+        time.sleep(0.1)
+    assert status(workers.url, job) == "succeeded", second.output()
+    assert most <= 1
+    runs = sql(workers.url, "SELECT attempt, worker, outcome FROM factory_job_runs WHERE job_id = %s ORDER BY attempt",
+               job)
+    assert [r[0] for r in runs] == [0, 1]
+    assert runs[0][1].endswith(first.name_suffix) and runs[0][2] is None  # it never finished there
+    assert runs[1][1].endswith(second.name_suffix) and runs[1][2] == "succeeded"
+    logs = factory("jobs", "logs", str(job), "--db", workers.url)
+    text = logs.stdout + logs.stderr
+    assert "stopped answering" in text and "retrying it on another worker" in text, text
+    assert "(attempt 1)" in text and "(attempt 2)" in text
+
+
+def test_workers_ride_out_a_database_restart_and_nothing_is_lost(workers: Workers, null_template: Path,
+                                                                 postgres: Postgres) -> None:
+    a, b = workers.start(stalled_after=15), workers.start(stalled_after=15)
+    jobs = [submit(workers.url, null_template, f"tag=restart{i}", "sleep=5") for i in range(4)]
+    wait_for(lambda: any(tagged_processes(f"restart{i}") for i in range(4)), 60)
+    postgres.restart(down_for=2)
+    wait_for(lambda: all(status(workers.url, j) == "succeeded" for j in jobs), 120,
+             lambda: a.output()[-2000:] + b.output()[-2000:])
+    assert a.proc.poll() is None and b.proc.poll() is None  # both still serving
+    for i, j in enumerate(jobs):
+        proc = factory("jobs", "logs", str(j), "--db", workers.url)
+        logs = proc.stdout + proc.stderr
+        assert f"START-restart{i}" in logs and "build finished" in logs, logs
+    # Nothing ran twice: one attempt per job.
+    assert sql(workers.url, "SELECT count(*) FROM factory_job_runs")[0][0] == 4
+    after = submit(workers.url, null_template, "tag=after")
+    wait_for(lambda: status(workers.url, after) == "succeeded", 60)
