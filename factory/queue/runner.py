@@ -1,4 +1,4 @@
-"""One job on a worker: fetch and unpack the bundle, run `factory build --machine-readable` on it in a child
+"""One job on a worker: fetch and unpack the bundle, run `factory build --events -` on it in a child
 process (the same code path as a local build), stream its events, upload what it made.
 
 The child is a process-group leader with a parent-death signal: if the worker dies, even by SIGKILL, the kernel
@@ -96,7 +96,7 @@ class Runner:
             code = self._build(root, sink)
             if code != 0:
                 tail = "\n".join(self.stderr_tail) or f"factory build exited with {code}"
-                sink.worker(f"build failed (exit {code})", EventKind.NOTICE)
+                sink.worker(f"build failed (exit {code}); its last lines:\n{tail}", EventKind.NOTICE)
                 self._record_run("failed")
                 raise FactoryError(f"job {self.job_id}: build failed: {tail}")
             done = self._upload(work, root, before, sink)
@@ -137,7 +137,7 @@ class Runner:
 
     def command(self, root: Path) -> list[str]:
         """`factory build` as the user would type it, with the bundle's copies of var files and file inputs."""
-        argv = [sys.executable, "-m", "factory", "build", "--machine-readable"]
+        argv = [sys.executable, "-m", "factory", "build", "--events", "-"]  # JSON events on stdout
         for v in self.args.get("vars") or []:
             argv += ["--var", v]
         for name, rel in sorted((self.args.get("inputs") or {}).items()):
@@ -212,13 +212,13 @@ class Runner:
             sink.add(data)
 
     def _pump_stderr(self, proc: subprocess.Popen[bytes], sink: EventSink) -> None:
+        """The human log on stderr repeats the events; only its end is kept, for a failure's message (an error
+        before any build starts, such as a template that does not load here, is only there)."""
         assert proc.stderr is not None
         for raw in proc.stderr:
             line = raw.decode(errors="replace").rstrip()
             if line:
                 self.stderr_tail.append(line)
-                sink.add({"time": round(time.time(), 3), "type": "notice", "build": "", "source": "stderr",
-                          "message": line})
 
     # --- the job row -----------------------------------------------------------------------------------------------
 
