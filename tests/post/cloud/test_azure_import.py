@@ -3,21 +3,17 @@
 from __future__ import annotations
 
 import json
-import urllib.request
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
-from cloud_servers import AZ_ACCOUNT, AZ_KEY
+from cloud_servers import AZ_ACCOUNT, AZ_KEY, Chains, stub_calls
 
 from factory.artifact.exporters import export
 from factory.artifact.model import Artifact
 from factory.errors import FactoryError
 from factory.post import PostContext, run_chains
-from factory.template.model import PostProcessorSpec
 
-Chains = Callable[[str], list[list[PostProcessorSpec]]]
 RG = "images-rg"
 
 
@@ -29,11 +25,6 @@ def _container(azurite_url: str, name: str) -> Any:
     if not container.exists():
         container.create_container()
     return container
-
-
-def _puts(arm_url: str) -> list[dict[str, Any]]:
-    with urllib.request.urlopen(f"{arm_url}/_stub/calls") as resp:
-        return list(json.load(resp))
 
 
 def _block(azurite_url: str, container: str, extra: str = "") -> str:
@@ -66,7 +57,7 @@ def test_fixed_vhd_uploaded_as_page_blob_without_zero_ranges_then_managed_image(
     # Only the chunks holding data were written: 1-3 MiB, 200 MiB, and the footer's chunk (of 257 MiB).
     written = sum(r.end + 1 - r.start for r in blob.list_page_ranges())
     assert 3 << 20 <= written <= 3 * 4 << 20
-    (put,) = [c for c in _puts(arm_url) if c["path"].endswith("/images/debian-factory")]
+    (put,) = [c for c in stub_calls(arm_url) if c["path"].endswith("/images/debian-factory")]
     disk = put["body"]["properties"]["storageProfile"]["osDisk"]
     assert disk == {"osType": "Linux", "osState": "Generalized", "blobUri": blob.url}
     assert put["body"]["properties"]["hyperVGeneration"] == "V1"
@@ -87,7 +78,7 @@ def test_gallery_version_from_a_qcow2_build_replicates_to_the_regions(
           replication_regions = ["northeurope", "westeurope"]
           skip_clean = false'''
     out = run_chains(chains(_block(azurite_url, "gallery", extra)), artifact, ctx)
-    (put,) = [c for c in _puts(arm_url) if "/versions/1.0.0" in c["path"]]
+    (put,) = [c for c in stub_calls(arm_url) if "/versions/1.0.0" in c["path"]]
     props = put["body"]["properties"]
     assert [r["name"] for r in props["publishingProfile"]["targetRegions"]] == ["westeurope", "northeurope"]
     source = props["storageProfile"]["osDiskImage"]["source"]
