@@ -20,16 +20,17 @@ from factory.schema.types import Checked, Duration, OptionProblem
 IGNORED = Support.IGNORED
 
 
-def script_problems(kind: str, given: dict[str, str | list[str] | None]) -> list[OptionProblem]:
+def script_problems(kind: str, given: dict[str, str | list[str] | None], what: str = "provisioner"
+                    ) -> list[OptionProblem]:
     """Nothing to run, or a script path that does not exist (relative to the directory factory runs in, as
     when the build runs it). Like Packer's os.Stat, any file that is not a folder counts: packer-maas passes
     `/dev/null` as its default customize script."""
     if not any(given.values()):
         names = list(given)
-        return [OptionProblem(names[0], f"{kind} provisioner has nothing to run: set one of {', '.join(names)}",
+        return [OptionProblem(names[0], f"{kind} {what} has nothing to run: set one of {', '.join(names)}",
                               'e.g. inline = ["echo hello"] or script = "setup.sh"')]
     paths = [("script", given.get("script"))] + [("scripts", p) for p in given.get("scripts") or []]
-    return [OptionProblem(option, f"{kind} provisioner: script {path} does not exist",
+    return [OptionProblem(option, f"{kind} {what}: script {path} does not exist",
                           "paths are relative to the directory factory runs in (use path.root for the "
                           "template's folder)")
             for option, path in paths if isinstance(path, str) and not _is_script(Path(path).expanduser())]
@@ -104,6 +105,9 @@ class FileProvisioner(Checked, Component, kind=Kind.PROVISIONER, name="file"):
     def problems(self) -> list[OptionProblem]:
         """Packer checks upload sources when it reads the template, unless `generated` (relative paths
         resolve against the directory factory runs in, as at build time)."""
+        if not (self.source or self.sources or self.content is not None):
+            return [OptionProblem("source", "file provisioner has nothing to copy: set one of source, sources, "
+                                  "content", 'e.g. source = "files/app.conf" and destination = "/etc/app.conf"')]
         if self.direction != "upload" or self.generated:
             return []
         given = [("source", self.source)] if self.source else [("sources", s) for s in self.sources]
