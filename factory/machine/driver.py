@@ -310,7 +310,7 @@ class Driver(ABC):
 
 
 # Built-in drivers by name: imported on first use, so this module never imports an implementation.
-BUILTIN = {"qemu": "factory.machine.qemu"}
+BUILTIN = {"qemu": "factory.machine.qemu", "virtualbox": "factory.machine.virtualbox"}
 
 
 def driver(name: str) -> Driver:

@@ -18,7 +18,8 @@ from factory.steps import comm, console, finish, null, prepare, unattended, vm
 from factory.steps.context import BuildContext
 
 # Source types factory builds, and the machine driver each one runs on; `null` runs on no machine.
-DRIVERS = {"qemu": "qemu"}
+DRIVERS = {"qemu": "qemu", "virtualbox-iso": "virtualbox", "virtualbox-ovf": "virtualbox",
+           "virtualbox-vm": "virtualbox"}
 MACHINELESS = ("null",)
 
 
@@ -92,6 +93,8 @@ def build_source(build: Any, source: Any, root: Path, bus: EventBus, opts: Build
                            hint="supported: " + ", ".join([*DRIVERS, *MACHINELESS]),
                            where=getattr(source, "where", None))
     refuse_unbuildable(build, source)
+    if DRIVERS.get(source.type) == "virtualbox":
+        return build_virtualbox(build, source, root, bus, opts, run_uuid)
     ctx = context_for(build, source, root, bus, opts, run_uuid)
     if source.type in MACHINELESS:
         run_steps(null.steps(), ctx, on_failure=lambda c, exc: finish.error_cleanup_provisioner(c))
@@ -108,4 +111,23 @@ def build_source(build: Any, source: Any, root: Path, bus: EventBus, opts: Build
 
     with vm.screendump_on_sigusr1(ctx):
         run_steps(steps_for(ctx), ctx, on_failure=on_failure)
+    return ctx.artifacts
+
+
+def build_virtualbox(build: Any, source: Any, root: Path, bus: EventBus, opts: BuildOptions,
+                     run_uuid: str | None = None) -> list[Artifact]:
+    """A virtualbox-iso/-ovf/-vm source: its own step list (factory.steps.vbox) on the VirtualBox driver."""
+    from factory.steps import vbox
+
+    ctx = vbox.VBoxContext(build_name=build_name(build, source), bus=bus, on_error=opts.on_error,
+                           source_type=source.type, source_name=source.name, root=root, config=source.config,
+                           build=build, force=opts.force, debug=opts.debug, run_uuid=run_uuid or str(uuid.uuid4()))
+    ctx.driver = driver(DRIVERS[source.type])
+    ctx.cleanups.push(f"release the {ctx.driver.name} driver", ctx.driver.cleanup)
+
+    def on_failure(c: vbox.VBoxContext, exc: BaseException) -> None:
+        if not isinstance(exc, KeyboardInterrupt) and c.on_error is not OnError.ABORT:
+            finish.error_cleanup_provisioner(c)
+
+    run_steps(vbox.steps(), ctx, on_failure=on_failure)
     return ctx.artifacts

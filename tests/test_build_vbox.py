@@ -1,0 +1,168 @@
+"""VirtualBox builds end to end through the VBoxManage stand-in (tests/fixtures/vboxmanage_standin.py; VirtualBox
+cannot be installed here): the stand-in keeps VirtualBox's grammar and state, and its `startvm` really boots the
+VM's disks with QEMU, so SSH, provisioning, shutdown and export are real. Also the bad inputs: a VM name that
+exists, an OVA without a disk, VBoxManage missing."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+import tarfile
+from pathlib import Path
+
+import pytest
+from fixtures.guest import GuestImage
+from fixtures.vbox import StandIn
+from lxml import etree
+
+from factory.artifact.exporters import ExportOptions, export
+from factory.artifact.model import Firmware, Hardware
+
+ROOT = Path(__file__).resolve().parent.parent
+EXAMPLE = ROOT / "examples" / "debian-virtualbox" / "debian-ovf.pkr.hcl"
+
+
+def _factory(args: list[str], cwd: Path, timeout: float = 1800) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    return subprocess.run([sys.executable, "-m", "factory", *args], cwd=cwd, env=env, capture_output=True, text=True,
+                          timeout=timeout)
+
+
+def _readme_guest_ova(image: Path, out: Path) -> Path:
+    """factory's own OVA of the mkguest image: IDE disk (VirtualBox's default controller), EFI."""
+    (ova,) = export(image, "ova", out, hardware=Hardware(cpus=2, memory_mb=1024, firmware=Firmware.EFI,
+                                                         disk_interface="ide", net_device="e1000"),
+                    options=ExportOptions(guest_os="debian"))
+    return ova
+
+
+def _vboxmanage_lines(stdout: str, tmp: Path) -> str:
+    """The VBoxManage command lines of a build log, with the run's paths, port and owner replaced."""
+    out = []
+    for line in stdout.splitlines():
+        m = re.match(r"^\s+\S+: \[vboxmanage\] (.*)$", line)
+        if m:
+            text = m[1].replace(str(tmp), "$TMP")
+            text = re.sub(r"/tmp/factory-factory-debian-ovf-[^/ ]+", "$WORK", text)
+            text = re.sub(r"factory/owner \S+", "factory/owner $HOST:$PID:$RUN_UUID", text)
+            text = re.sub(r"127\.0\.0\.1,\d+,,22", "127.0.0.1,$SSH_PORT,,22", text)
+            text = re.sub(r"10\.0\.2\.2:\d+/", "10.0.2.2:$HTTP_PORT/", text)
+            out.append("VBoxManage " + text + "\n")
+    return "".join(out)
+
+
+@pytest.mark.vm
+def test_virtualbox_ovf_build_of_the_readme_guest(vboxmanage: StandIn, debian_guest: GuestImage, tmp_path: Path,
+                                                  golden, shared_schemas: Path) -> None:  # type: ignore[no-untyped-def]
+    ova = _readme_guest_ova(debian_guest.path, tmp_path / "guest.ova")
+    out = tmp_path / "out"
+    proc = _factory(["build", "-var", f"ova={ova}", "-var", f"output={out}", str(EXAMPLE)], cwd=tmp_path)
+    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-2000:]
+    assert "hello from factory-vbox" in proc.stdout           # provisioned over SSH through the NAT rule
+    assert "7.0.20" in proc.stdout                            # ~/.vbox_version, uploaded after SSH connected
+    assert vboxmanage.registered() == {} and vboxmanage.running_pids() == []   # unregistered and deleted
+    golden("machine/virtualbox-ovf.commands", _vboxmanage_lines(proc.stdout, tmp_path))
+
+    exported = out / "factory-debian-ovf.ova"
+    assert sorted(p.name for p in out.iterdir()) == ["factory-debian-ovf.ova"]
+    with tarfile.open(exported) as tar:
+        names = tar.getnames()
+        assert names[0] == "factory-debian-ovf.ovf"            # OVF 1.x: the descriptor comes first
+        tar.extractall(tmp_path / "unpacked", filter="data")
+    descriptor = etree.parse(str(tmp_path / "unpacked" / "factory-debian-ovf.ovf"))
+    schema = etree.XMLSchema(etree.parse(str(shared_schemas / "ovf" / "dsp8023_1.1.1.xsd")))
+    assert schema.validate(descriptor), schema.error_log
+    vmdk = tmp_path / "unpacked" / "factory-debian-ovf-disk001.vmdk"
+    subprocess.run(["qemu-img", "check", str(vmdk)], check=True, capture_output=True)
+    cot = Path(sys.executable).parent / "cot"
+    info = subprocess.run([str(cot), "--verbose", "info", str(exported)], capture_output=True, text=True,
+                          timeout=300)
+    assert info.returncode == 0 and "ERROR" not in info.stderr, info.stderr
+    assert "virtualbox-2.2" in info.stdout and "1024 MiB" in info.stdout.replace("1.0 GiB", "1024 MiB")
+    # The provisioner's change is in the exported disk: boot-free check of the file system is not possible
+    # here, so the disk must differ from the imported one (qemu-img compare exits 1 on a difference).
+    assert subprocess.run(["qemu-img", "compare", "-q", str(debian_guest.path), str(vmdk)]).returncode == 1
+
+
+def _ovf_template(tmp: Path, source: str, vm_name: str = "t") -> Path:
+    path = tmp / "t.pkr.hcl"
+    path.write_text(f'''
+source "virtualbox-ovf" "t" {{
+  source_path          = "{source}"
+  checksum             = "none"
+  vm_name              = "{vm_name}"
+  headless             = true
+  guest_additions_mode = "disable"
+  ssh_username         = "u"
+  ssh_password         = "p"
+}}
+build {{ sources = ["source.virtualbox-ovf.t"] }}
+''')
+    return path
+
+
+def test_an_ova_without_a_disk_is_refused_before_import(vboxmanage: StandIn, tmp_path: Path) -> None:
+    ovf = tmp_path / "nodisk.ovf"
+    ovf.write_text('<?xml version="1.0"?><Envelope xmlns="http://schemas.dmtf.org/ovf/envelope/1"><References/>'
+                   '<VirtualSystem xmlns:ovf="http://schemas.dmtf.org/ovf/envelope/1" ovf:id="x"/></Envelope>')
+    with tarfile.open(tmp_path / "nodisk.ova", "w") as tar:
+        tar.add(ovf, arcname="nodisk.ovf")
+    proc = _factory(["build", str(_ovf_template(tmp_path, str(tmp_path / "nodisk.ova")))], cwd=tmp_path, timeout=120)
+    assert proc.returncode != 0
+    assert "nodisk.ova has no disk" in proc.stderr and "Traceback" not in proc.stderr
+    assert vboxmanage.registered() == {}
+    assert not (tmp_path / "output-t").exists()
+
+
+def test_a_vm_name_that_exists_is_refused_and_that_vm_left_alone(vboxmanage: StandIn, tmp_path: Path) -> None:
+    vboxmanage("createvm", "--name", "mine", "--basefolder", str(tmp_path / "vms"), "--register")
+    vboxmanage("modifyvm", "mine", "--memory", "321")
+    disk = tmp_path / "d.vmdk"
+    subprocess.run(["qemu-img", "create", "-q", "-f", "vmdk", str(disk), "16M"], check=True)
+    ovf = tmp_path / "a.ovf"
+    ovf.write_text('<?xml version="1.0"?><Envelope xmlns="http://schemas.dmtf.org/ovf/envelope/1" '
+                   'xmlns:ovf="http://schemas.dmtf.org/ovf/envelope/1"><References><File ovf:href="d.vmdk" '
+                   'ovf:id="f1"/></References><DiskSection><Info>d</Info><Disk ovf:diskId="v1" ovf:fileRef="f1" '
+                   'ovf:capacity="16777216"/></DiskSection><VirtualSystem ovf:id="a"/></Envelope>')
+    proc = _factory(["build", str(_ovf_template(tmp_path, str(ovf), vm_name="mine"))], cwd=tmp_path, timeout=120)
+    assert proc.returncode != 0
+    assert "a VirtualBox VM named 'mine' already exists" in proc.stderr and "Traceback" not in proc.stderr
+    info = vboxmanage("showvminfo", "mine", "--machinereadable").stdout
+    assert "memory=321" in info and list(vboxmanage.registered()) == ["mine"]
+
+
+def test_a_virtualbox_error_fails_the_build_with_its_message_and_cleans_up(vboxmanage: StandIn,
+                                                                           tmp_path: Path) -> None:
+    disk = tmp_path / "d.vmdk"
+    subprocess.run(["qemu-img", "create", "-q", "-f", "vmdk", str(disk), "16M"], check=True)
+    _readme_like = _ovf_template(tmp_path, str(tmp_path / "a.ovf"))
+    (tmp_path / "a.ovf").write_text(
+        '<?xml version="1.0"?><Envelope xmlns="http://schemas.dmtf.org/ovf/envelope/1" '
+        'xmlns:ovf="http://schemas.dmtf.org/ovf/envelope/1" '
+        'xmlns:rasd="http://schemas.dmtf.org/wbem/wscim/1/cim-schema/2/CIM_ResourceAllocationSettingData">'
+        '<References><File ovf:href="d.vmdk" ovf:id="f1"/></References><DiskSection><Info>d</Info>'
+        '<Disk ovf:diskId="v1" ovf:fileRef="f1" ovf:capacity="16777216"/></DiskSection><VirtualSystem ovf:id="a">'
+        '<VirtualHardwareSection><Item><rasd:InstanceID>3</rasd:InstanceID><rasd:ResourceSubType>PIIX4'
+        '</rasd:ResourceSubType><rasd:ResourceType>5</rasd:ResourceType></Item><Item><rasd:AddressOnParent>0'
+        '</rasd:AddressOnParent><rasd:HostResource>ovf:/disk/v1</rasd:HostResource><rasd:InstanceID>4'
+        '</rasd:InstanceID><rasd:Parent>3</rasd:Parent><rasd:ResourceType>17</rasd:ResourceType></Item>'
+        '</VirtualHardwareSection></VirtualSystem></Envelope>')
+    text = _readme_like.read_text().replace('guest_additions_mode = "disable"', 'guest_additions_mode = "disable"\n'
+                                            '  vboxmanage = [["modifyvm", "{{.Name}}", "--firmware", "uefi"]]')
+    _readme_like.write_text(text)
+    proc = _factory(["build", str(_readme_like)], cwd=tmp_path, timeout=120)
+    assert proc.returncode != 0 and "Traceback" not in proc.stderr
+    assert "VirtualBox: Invalid --firmware argument 'uefi'" in proc.stderr
+    assert "command: " in proc.stderr and "modifyvm t --firmware uefi" in proc.stderr
+    assert vboxmanage.registered() == {}          # the imported VM was unregistered and deleted
+
+
+def test_vboxmanage_missing_fails_the_build_clearly(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("VBOX_INSTALL_PATH", str(tmp_path / "none"))
+    monkeypatch.setenv("PATH", f"{Path(sys.executable).parent}:/usr/bin:/bin")
+    (tmp_path / "a.ova").write_bytes(b"")
+    proc = _factory(["build", str(_ovf_template(tmp_path, str(tmp_path / "a.ova")))], cwd=tmp_path, timeout=120)
+    assert proc.returncode != 0 and "Traceback" not in proc.stderr
+    assert "VBoxManage was not found" in proc.stderr and "VBOX_INSTALL_PATH" in proc.stderr
