@@ -221,6 +221,9 @@ class GoogleComputeImportPostProcessor(Checked, Component, kind=Kind.POST_PROCES
     skip_clean: bool = opt(False, help="Keep the uploaded object after the image is made.")
     compute_endpoint: str | None = opt(None, help="Compute API URL (private endpoints, tests); Cloud Storage "
                                        "follows STORAGE_EMULATOR_HOST.", factory_only=True)
+    iam_endpoint: str | None = opt(None, help="IAM Credentials API URL that `impersonate_service_account` asks "
+                                   "for tokens (default `https://iamcredentials.googleapis.com`; private "
+                                   "endpoints, tests).", factory_only=True)
     upload_chunk_size: str = opt("32M", help="Size of each resumable upload request (a multiple of 256 KiB).",
                                  factory_only=True)
 

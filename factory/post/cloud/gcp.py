@@ -11,6 +11,7 @@ from factory.artifact.model import Artifact, Firmware
 from factory.errors import FactoryError
 from factory.post.base import PostContext, PostProcessor, Result
 from factory.post.cloud.common import render_name, result_artifact, upload_file
+from factory.post.cloud.gcsupload import resumable_upload
 from factory.schema.types import parse_size_mib
 
 BUILDER_ID = "packer.post-processor.googlecompute-import"
@@ -45,8 +46,11 @@ def credentials(config: Any) -> tuple[Any, str]:
     if config.impersonate_service_account:
         from google.auth import impersonated_credentials
 
+        who = config.impersonate_service_account
+        override = f"{config.iam_endpoint.rstrip('/')}/v1/projects/-/serviceAccounts/{who}:generateAccessToken" \
+            if config.iam_endpoint else None
         creds = impersonated_credentials.Credentials(source_credentials=creds, target_scopes=SCOPES,
-                                                     target_principal=config.impersonate_service_account)
+                                                     target_principal=who, iam_endpoint_override=override)
         source += f", impersonating {config.impersonate_service_account}"
     return creds, source
 
@@ -69,21 +73,26 @@ class GoogleComputeImport(PostProcessor, type="googlecompute-import"):
     def process(self, config: Any, artifact: Artifact, ctx: PostContext) -> Result:
         from google.api_core.exceptions import GoogleAPIError, NotFound
         from google.auth.exceptions import GoogleAuthError
+        from google.auth.transport.requests import AuthorizedSession
         from google.cloud import storage  # type: ignore[attr-defined]  # (untyped namespace package)
 
         creds, source = credentials(config)
         name = render_name(config.gcs_object_name, {"BuildName": ctx.source_name}, "gcs_object_name")
         client = storage.Client(project=config.project_id, credentials=creds)
-        blob = client.bucket(config.bucket).blob(name, chunk_size=parse_size_mib(config.upload_chunk_size) << 20)
+        blob = client.bucket(config.bucket).blob(name)
         with upload_file(artifact, "gce", (".tar.gz",), "googlecompute-import", ctx) as tarball:
             ctx.emit(f"Uploading {tarball.name} to gs://{config.bucket}/{name} (resumable)")
             try:
-                blob.upload_from_filename(str(tarball), content_type="application/gzip")
+                stats = resumable_upload(blob, AuthorizedSession(creds), tarball, ctx.root,
+                                         parse_size_mib(config.upload_chunk_size) << 20, "application/gzip",
+                                         ctx.emit)
             except NotFound:
                 raise FactoryError(f"googlecompute-import: the bucket {config.bucket!r} does not exist",
                                    hint="create it in project_id's project, or fix bucket") from None
             except (GoogleAPIError, GoogleAuthError) as exc:
                 raise _api_error(exc, f"uploading to gs://{config.bucket}/{name}", source) from None
+        ctx.emit(f"Uploaded {tarball.name} to gs://{config.bucket}/{name}: {stats.sent_bytes} of {stats.size} "
+                 f"bytes sent, {stats.resumed_bytes} already there")
         try:
             link = _insert(config, creds, source, f"https://storage.googleapis.com/{config.bucket}/{name}",
                            artifact, ctx)

@@ -6,7 +6,10 @@ checks the JWT-bearer assertion's RS256 signature against the service account's 
 token it issued or a self-signed JWT of that key. images.insert reads `rawDisk.source` from the real GCS
 emulator it is pointed at and validates it as GCE does: a gzip'd tar whose first member is `disk.raw`. The
 operation is RUNNING for one poll, then DONE (with `error.errors[]` when the image is invalid:
-`INVALID_IMAGE_FILE`, or the object is missing: `RESOURCE_NOT_FOUND`). GET /_stub/calls lists the inserted image bodies.
+`INVALID_IMAGE_FILE`, or the object is missing: `RESOURCE_NOT_FOUND`). The IAM Credentials API's
+generateAccessToken (`POST /v1/projects/-/serviceAccounts/EMAIL:generateAccessToken`, authorized by the token it
+issued) issues a token that acts as EMAIL. GET /_stub/calls lists the inserted image bodies and who inserted them
+(`principal`: the impersonated service account, or null for the key's own account).
 
     python gce_contract_stub.py --gcs-endpoint URL --public-key PEM_FILE   (prints "PORT <n>")
 """
@@ -28,6 +31,7 @@ from typing import Any
 from urllib.parse import parse_qs, quote, urlsplit
 
 TOKEN = "stub-gce-token"
+IMPERSONATED = "stub-impersonated-token:"
 BASE = "https://www.googleapis.com/compute/v1"
 
 
@@ -95,11 +99,16 @@ class Handler(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(data)
 
-    def _denied(self) -> bool:
-        """A token from /token, or a self-signed JWT of the service account (google-auth's JWT access, which
-        the Cloud client libraries use for service-account keys)."""
+    def _principal(self) -> str | None:
         bearer = self.headers.get("Authorization", "").removeprefix("Bearer ")
-        if bearer == TOKEN or (bearer.count(".") == 2 and self.state.assertion_ok(bearer)):
+        return bearer.removeprefix(IMPERSONATED) if bearer.startswith(IMPERSONATED) else None
+
+    def _denied(self) -> bool:
+        """A token from /token or generateAccessToken, or a self-signed JWT of the service account (google-auth's
+        JWT access, which the Cloud client libraries use for service-account keys)."""
+        bearer = self.headers.get("Authorization", "").removeprefix("Bearer ")
+        if bearer == TOKEN or bearer.startswith(IMPERSONATED) or \
+                (bearer.count(".") == 2 and self.state.assertion_ok(bearer)):
             return False
         self._json(401, {"error": {"code": 401, "message": "Request had invalid authentication credentials.",
                                    "errors": [{"reason": "authError", "message": "Invalid Credentials"}]}})
@@ -115,12 +124,17 @@ class Handler(BaseHTTPRequestHandler):
             return self._json(200, {"access_token": TOKEN, "expires_in": 3600, "token_type": "Bearer"})
         if self._denied():
             return None
+        if url.path.endswith(":generateAccessToken") and url.path.startswith("/v1/projects/-/serviceAccounts/"):
+            email = url.path.removeprefix("/v1/projects/-/serviceAccounts/").removesuffix(":generateAccessToken")
+            if self._principal() is not None or not json.loads(body).get("scope"):
+                return self._json(400, {"error": {"code": 400, "message": "Request contains an invalid argument."}})
+            return self._json(200, {"accessToken": IMPERSONATED + email, "expireTime": "2099-01-01T00:00:00Z"})
         parts = url.path.strip("/").split("/")      # compute v1 projects P global images
         if parts[-2:] != ["global", "images"]:
             return self._json(404, {"error": {"code": 404, "message": f"no such method {url.path}"}})
         project, image = parts[3], json.loads(body)
         with self.state.lock:
-            self.state.calls.append({"project": project, "body": image})
+            self.state.calls.append({"project": project, "body": image, "principal": self._principal()})
             op_id = f"operation-{next(self.state.ids)}"
             self.state.ops[op_id] = {"polls": 0, "project": project, "image": image,
                                      "problem": self.state.image_problem(image["rawDisk"]["source"])}

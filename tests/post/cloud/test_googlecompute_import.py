@@ -6,6 +6,11 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
+import signal
+import subprocess
+import sys
+import time
 import urllib.request
 from pathlib import Path
 
@@ -125,3 +130,77 @@ def test_no_credentials_names_where_they_were_looked_for(gcp_account: Path, gce_
         run_chains(chains(body), artifact, ctx)
     assert "no Google credentials found" in exc.value.message
     assert "GOOGLE_APPLICATION_CREDENTIALS" in (exc.value.hint or "")
+
+
+_GCS_UPLOADER = """
+import sys
+from pathlib import Path
+from google.auth.credentials import AnonymousCredentials
+from google.auth.transport.requests import AuthorizedSession
+from google.cloud import storage
+from factory.post.cloud.gcsupload import resumable_upload
+path, root = Path(sys.argv[1]), Path(sys.argv[2])
+client = storage.Client(project="factory-test", credentials=AnonymousCredentials())
+blob = client.bucket("images").blob("resume.tar.gz")
+resumable_upload(blob, AuthorizedSession(AnonymousCredentials()), path, root, 256 << 10, "application/gzip", print)
+"""
+
+
+def test_resumable_upload_killed_halfway_sends_only_the_missing_bytes(gcp_account: Path, gcs_url: str,
+                                                                      tmp_path: Path) -> None:
+    """gcp-storage-emulator answers the session status query (`Content-Range: bytes */SIZE` -> 308 + Range) as
+    GCS does; a second run asks it and sends the rest."""
+    import requests
+    from google.auth.credentials import AnonymousCredentials
+    from google.auth.transport.requests import AuthorizedSession
+    from google.cloud import storage  # type: ignore[attr-defined]
+
+    from factory.post.cloud.gcsupload import resumable_upload, state_path
+
+    src = tmp_path / "big.tar.gz"
+    src.write_bytes(os.urandom(12 << 20))                  # 48 requests of 256 KiB
+    size, root = src.stat().st_size, tmp_path / "root"
+    state = state_path(root, "images", "resume.tar.gz")
+    proc = subprocess.Popen([sys.executable, "-c", _GCS_UPLOADER, str(src), str(root)], env=os.environ.copy(),
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+    def stored() -> int:
+        try:
+            url = json.loads(state.read_text())["url"]
+        except (OSError, ValueError):
+            return 0
+        resp = requests.put(url, data=b"", headers={"Content-Range": f"bytes */{size}"}, timeout=10)
+        match = re.fullmatch(r"bytes=0-(\d+)", resp.headers.get("Range", ""))
+        return int(match.group(1)) + 1 if resp.status_code == 308 and match else 0
+
+    deadline = time.monotonic() + 120
+    while stored() < 2 << 20 and time.monotonic() < deadline and proc.poll() is None:
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    present = stored()
+    assert 2 << 20 <= present < size, present
+    assert oct(state.stat().st_mode & 0o777) == "0o600"       # the session URI authorizes the upload
+    lines: list[str] = []
+    client = storage.Client(project="factory-test", credentials=AnonymousCredentials())
+    stats = resumable_upload(client.bucket("images").blob("resume.tar.gz"), AuthorizedSession(AnonymousCredentials()),
+                             src, root, 256 << 10, "application/gzip", lines.append)
+    assert (stats.resumed_bytes, stats.sent_bytes) == (present, size - present)
+    assert any(f"{present} of {size} bytes already there" in line for line in lines)
+    got = _object(gcs_url, "images", "resume.tar.gz")
+    assert got is not None and hashlib.sha256(got).digest() == hashlib.sha256(src.read_bytes()).digest()
+    assert not state.exists() and not state.parent.exists()      # nothing left behind once done
+
+
+def test_impersonated_service_account_inserts_the_image_with_architecture_and_description(
+        gcp_account: Path, gce_url: str, artifact: Artifact, ctx: PostContext, chains: Chains) -> None:
+    extra = f'''impersonate_service_account = "importer@factory-test.iam.gserviceaccount.com"
+          iam_endpoint       = "{gce_url}"
+          image_architecture = "ARM64"
+          image_description  = "impersonated import"
+          gcs_object_name    = "arm.tar.gz"'''
+    body = _block(gcp_account, gce_url, extra).replace('"debian-factory"', '"as-importer"')
+    run_chains(chains(body), artifact, ctx)
+    (call,) = [c for c in stub_calls(gce_url) if c["body"]["name"] == "as-importer"]
+    assert call["principal"] == "importer@factory-test.iam.gserviceaccount.com"
+    assert (call["body"]["architecture"], call["body"]["description"]) == ("ARM64", "impersonated import")
