@@ -22,8 +22,6 @@ class ProvisionerType(StrEnum):
     FILE = "file"
     SHELL_LOCAL = "shell-local"
     BREAKPOINT = "breakpoint"
-    ANSIBLE = "ansible"
-    ANSIBLE_LOCAL = "ansible-local"
 
 
 class LocalContext(Protocol):

@@ -102,7 +102,7 @@ class S3Blobs:
             import boto3
         except ImportError:
             raise FactoryError(f"{STORE_ENV}={url} needs boto3", hint="pip install 'factory[cloud]'") from None
-        self.s3 = boto3.client("s3", endpoint_url=os.environ.get("AWS_ENDPOINT_URL") or None)
+        self.s3 = boto3.client("s3")  # credentials, region and endpoint (AWS_ENDPOINT_URL[_S3]) as boto3 finds them
 
     def _name(self, key: str) -> str:
         return f"{self.prefix}/{key}" if self.prefix else key

@@ -155,3 +155,66 @@ def test_workers_ride_out_a_database_restart_and_nothing_is_lost(workers: Worker
     assert sql(workers.url, "SELECT count(*) FROM factory_job_runs")[0][0] == 4
     after = submit(workers.url, null_template, "tag=after")
     wait_for(lambda: status(workers.url, after) == "succeeded", 60)
+
+
+def test_a_failed_build_fails_its_job_with_the_reason(workers: Workers, tmp_path: Path) -> None:
+    folder = tmp_path / "bad"
+    folder.mkdir()
+    (folder / "bad.pkr.hcl").write_text('source "null" "bad" {\n  communicator = "none"\n}\n'
+                                        'build {\n  sources = ["source.null.bad"]\n'
+                                        '  provisioner "shell-local" {\n    inline = ["echo BROKEN-STEP", "exit 3"]\n'
+                                        '  }\n}\n')
+    workers.start()
+    proc = factory("submit", "--db", workers.url, "--wait", str(folder), timeout=180)
+    assert proc.returncode == 1, proc.stderr
+    job = int(proc.stdout.strip().splitlines()[0])
+    assert f"job {job} failed" in proc.stderr and "BROKEN-STEP" in proc.stderr
+    assert "build failed (exit 1)" in proc.stderr and "Traceback" not in proc.stderr
+    assert status(workers.url, job) == "failed"
+    none = factory("jobs", "fetch", str(job), "--db", workers.url, "--out", str(tmp_path / "none"))
+    assert none.returncode == 1 and "has no results" in none.stderr
+
+
+def test_bundles_and_artifacts_in_an_s3_bucket(workers: Workers, null_template: Path, tmp_path: Path) -> None:
+    """FACTORY_STORE_URL=s3://…: moto's real S3 server stands in for the bucket."""
+    import socket
+    import subprocess
+    import sys
+
+    import boto3
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    moto = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        env = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_REGION": "us-east-1",
+               "AWS_ENDPOINT_URL": f"http://127.0.0.1:{port}", "AWS_EC2_METADATA_DISABLED": "true",
+               "AWS_CONFIG_FILE": str(tmp_path / "none"), "AWS_SHARED_CREDENTIALS_FILE": str(tmp_path / "none"),
+               "FACTORY_STORE_URL": "s3://builds/factory"}
+        wait_for(lambda: _answers(port), 30)
+        s3 = boto3.client("s3", endpoint_url=env["AWS_ENDPOINT_URL"], region_name="us-east-1",
+                          aws_access_key_id="testing", aws_secret_access_key="testing")
+        s3.create_bucket(Bucket="builds")
+        workers.start(env=env)
+        proc = factory("submit", "--db", workers.url, "-var", "tag=s3", "--wait", str(null_template), env=env,
+                       timeout=180)
+        assert proc.returncode == 0, proc.stderr
+        job = int(proc.stdout.strip().splitlines()[0])
+        keys = {o["Key"] for o in s3.list_objects_v2(Bucket="builds")["Contents"]}
+        assert len(keys) == 3 and all(k.startswith("factory/") for k in keys)  # bundle, made.txt, manifest
+        assert sql(workers.url, "SELECT count(*) FROM factory_blobs")[0][0] == 0  # nothing in the database
+        got = factory("jobs", "fetch", str(job), "--db", workers.url, "--out", str(tmp_path / "got"), env=env)
+        assert got.returncode == 0, got.stderr
+        assert (tmp_path / "got" / "made.txt").read_text() == "made-by-s3\n"
+    finally:
+        moto.terminate()
+        moto.wait(10)
+
+
+def _answers(port: int) -> bool:
+    import socket
+
+    with socket.socket() as s:
+        return s.connect_ex(("127.0.0.1", port)) == 0
