@@ -89,3 +89,45 @@ def check_output_file(out: Path, inputs: Mapping[str, Path | None], *, option: s
             die(f"{option} {out} is also the {what} ({src}): writing it would destroy that input",
                 hint=f"choose another {option} path")
 
+
+
+# Written into every output folder factory creates; `-force` replaces only a folder that has it.
+OUTPUT_MARKER = ".factory-output"
+
+
+def check_output_dir(out: Path, *, force: bool, protected: Mapping[str, Path],
+                     option: str = "output_directory") -> None:
+    """Refuse an output folder whose replacement could destroy what factory did not make: `/`, the home folder,
+    a folder in `protected` (the folder factory runs in, the template's) or one holding them, a file, a
+    symbolic link, a non-empty folder without -force, and with -force any folder without OUTPUT_MARKER."""
+    from factory.errors import FactoryError
+
+    hint = f"use a folder of its own, e.g. {option} = \"output-debian\""
+    if out.is_symlink():
+        raise FactoryError(f"{option} {out} is a symbolic link: factory replaces its output folder as a whole",
+                           hint=f"name the real folder ({out.resolve()}) or another one")
+    real = out.resolve()
+    places = {"/": Path("/"), "your home folder": Path.home(), **protected}
+    for what, place in places.items():
+        held = place.resolve()
+        if real == held or real in held.parents:
+            raise FactoryError(f"{option} {out} is {what if real == held else 'a parent of ' + what} ({place}): "
+                               "factory replaces its output folder as a whole", hint=hint)
+    if not out.exists():
+        return
+    if not out.is_dir():
+        raise FactoryError(f"{option} {out} is a file, not a folder", hint=f"remove it or choose another {option}")
+    if not any(out.iterdir()):
+        return
+    if not force:
+        raise FactoryError(f"output directory {out} already exists and is not empty",
+                           hint=f"remove it, choose another {option}, or pass -force")
+    if not (out / OUTPUT_MARKER).is_file():
+        raise FactoryError(f"output directory {out} was not created by factory (it has no {OUTPUT_MARKER}): "
+                           "-force replaces only factory's own output folders",
+                           hint=f"move or remove it yourself if it may go, or choose another {option}")
+
+
+def mark_output_dir(folder: Path, what: str) -> None:
+    """Mark a folder factory is about to publish as its own output (so a later -force may replace it)."""
+    (folder / OUTPUT_MARKER).write_text(f"made by factory: {what}\n-force may replace this folder as a whole\n")

@@ -32,6 +32,9 @@ PACKAGE_OF = {
     "grub-mkrescue": "grub-common",
     "debconf-set-selections": "debconf",
     "ksvalidator": "pykickstart (pip)",
+    "ansible-playbook": "ansible-core (pip) or ansible",
+    "ansible-galaxy": "ansible-core (pip) or ansible",
+    "sshpass": "sshpass",
     "virsh": "libvirt-clients",
     "VBoxManage": "virtualbox",
 }

@@ -1,4 +1,4 @@
-"""Provisioners: shell, file, shell-local and breakpoint, dispatched by type through a registry.
+"""Provisioners: shell, file, shell-local, breakpoint, ansible and ansible-local, dispatched by type through a registry.
 
 The step runner calls `run_with_meta(spec, comm, ctx)`, which applies the meta-arguments (pause_before,
 max_retries, timeout) around `run(spec.type, config, comm, ctx)`.
@@ -11,7 +11,14 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from factory.errors import FactoryError
-from factory.provision import breakpoint, file, shell, shell_local  # noqa: F401  (they register themselves)
+from factory.provision import (  # noqa: F401  (they register themselves)
+    ansible,
+    ansible_local,
+    breakpoint,
+    file,
+    shell,
+    shell_local,
+)
 from factory.provision.base import ProvisionContext, Provisioner, ProvisionerType
 
 if TYPE_CHECKING:

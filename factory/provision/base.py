@@ -22,6 +22,8 @@ class ProvisionerType(StrEnum):
     FILE = "file"
     SHELL_LOCAL = "shell-local"
     BREAKPOINT = "breakpoint"
+    ANSIBLE = "ansible"
+    ANSIBLE_LOCAL = "ansible-local"
 
 
 class LocalContext(Protocol):

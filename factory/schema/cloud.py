@@ -122,6 +122,10 @@ class AmazonImportPostProcessor(Checked, Component, kind=Kind.POST_PROCESSOR, na
         if self.boot_mode == "uefi" and self.platform is None and self.import_method == "import-image":
             out.append(OptionProblem("platform", "platform must be set for uefi image imports",
                                      'add platform = "linux" (or "windows")'))
+        if self.boot_mode == "uefi-preferred" and self.import_method == "import-image":
+            out.append(OptionProblem("boot_mode", "ImportImage does not support boot_mode uefi-preferred (EC2 API "
+                                     "reference)", 'use "uefi" or "legacy-bios", or import_method = '
+                                     '"import-snapshot" (RegisterImage takes uefi-preferred)'))
         if self.architecture == "arm64" and self.boot_mode == "legacy-bios":
             out.append(OptionProblem("boot_mode", "arm64 images boot with uefi, not legacy-bios",
                                      'drop boot_mode, or set boot_mode = "uefi"'))

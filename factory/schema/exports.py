@@ -14,6 +14,7 @@ from typing import ClassVar
 
 from factory.options import Component, Kind, opt
 from factory.schema.types import Checked
+from factory.schema.values import check_file_name
 
 EXPORT_FORMATS = ("qcow2", "raw", "vmdk", "vhdx", "ova", "vhd", "gce", "vagrant-libvirt", "vagrant-virtualbox")
 
@@ -30,7 +31,8 @@ class ExportPostProcessor(Checked, Component, kind=Kind.POST_PROCESSOR, name="ex
     output: str = opt("packer_{{.BuildName}}_{{.BuilderType}}.{{.Extension}}", help="Output path. "
                       "`{{.BuildName}}`, `{{.BuilderType}}`, `{{.Format}}` and `{{.Extension}}` are expanded.",
                       factory_only=True)
-    vm_name: str | None = opt(None, help="VM name inside OVF descriptors and file names of packages "
+    vm_name: str | None = opt(None, check=check_file_name,
+                              help="VM name inside OVF descriptors and file names of packages "
                               "(default: the build's source name).", factory_only=True)
     cpus: int | None = opt(None, help="CPUs written into descriptors (default: the build's).", factory_only=True)
     memory: int | None = opt(None, help="Memory in MiB written into descriptors (default: the build's).",

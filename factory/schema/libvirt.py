@@ -21,6 +21,7 @@ from factory.errors import FactoryError
 from factory.options import Component, Kind, Support, opt, suggest
 from factory.schema.common import BootOptions, CommunicatorOptions, HttpOptions, ShutdownOptions
 from factory.schema.types import Checked, OptionProblem, parse_size_mib
+from factory.schema.values import check_output_directory
 
 IGNORED = Support.IGNORED
 _ALIAS = re.compile(r"[A-Za-z0-9_-]+")
@@ -312,7 +313,8 @@ class LibvirtSource(HttpOptions, BootOptions, ShutdownOptions, CommunicatorOptio
                                     "`initctl`, `signal` or `paravirt` (default: libvirt's choice).")
 
     # factory extras --------------------------------------------------------------------------------------------
-    output_directory: str | None = opt(None, factory_only=True, help="Also download the artifact volume to "
+    output_directory: str | None = opt(None, factory_only=True, check=check_output_directory,
+                                       help="Also download the artifact volume to "
                                        "this local directory (by a volume stream, so a remote host works).")
     serial_log: str | None = opt(None, factory_only=True, help="File that receives the guest's serial console "
                                  "(default: in the build's log folder).")

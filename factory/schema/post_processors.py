@@ -15,7 +15,8 @@ from typing import ClassVar
 
 from factory.options import Component, Kind, Support, opt
 from factory.schema.common import ShellLocalOptions
-from factory.schema.types import Checked
+from factory.schema.provisioners import script_problems
+from factory.schema.types import Checked, OptionProblem
 
 IGNORED = Support.IGNORED
 
@@ -74,6 +75,11 @@ class ShellLocalPostProcessor(ShellLocalOptions, Checked, Component, kind=Kind.P
     summary: ClassVar[str] = "Runs commands or scripts on the build host with the artifact's details set."
 
     EXCLUSIVE: ClassVar[tuple[tuple[str, ...], ...]] = (("command", "inline", "script", "scripts"),)
+
+    def problems(self) -> list[OptionProblem]:
+        """Packer's shell-local post-processor refuses nothing to run, as the provisioner does."""
+        return script_problems("shell-local", {"command": self.command, "inline": self.inline,
+                                               "script": self.script, "scripts": self.scripts}, "post-processor")
 
 
 @dataclass(frozen=True)

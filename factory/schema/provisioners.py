@@ -1,4 +1,4 @@
-"""Provisioners: shell, file, shell-local, breakpoint (Packer core) and ansible (packer-plugin-ansible).
+"""Provisioners: shell, file, shell-local, breakpoint (Packer core), ansible and ansible-local (packer-plugin-ansible).
 
 The meta-arguments every provisioner block takes (`name`, `only`, `except`, `override`, `pause_before`,
 `max_retries`, `timeout`) are handled by the template layer (ProvisionerSpec), not declared here.
@@ -20,16 +20,17 @@ from factory.schema.types import Checked, Duration, OptionProblem
 IGNORED = Support.IGNORED
 
 
-def script_problems(kind: str, given: dict[str, str | list[str] | None]) -> list[OptionProblem]:
+def script_problems(kind: str, given: dict[str, str | list[str] | None], what: str = "provisioner"
+                    ) -> list[OptionProblem]:
     """Nothing to run, or a script path that does not exist (relative to the directory factory runs in, as
     when the build runs it). Like Packer's os.Stat, any file that is not a folder counts: packer-maas passes
     `/dev/null` as its default customize script."""
     if not any(given.values()):
         names = list(given)
-        return [OptionProblem(names[0], f"{kind} provisioner has nothing to run: set one of {', '.join(names)}",
+        return [OptionProblem(names[0], f"{kind} {what} has nothing to run: set one of {', '.join(names)}",
                               'e.g. inline = ["echo hello"] or script = "setup.sh"')]
     paths = [("script", given.get("script"))] + [("scripts", p) for p in given.get("scripts") or []]
-    return [OptionProblem(option, f"{kind} provisioner: script {path} does not exist",
+    return [OptionProblem(option, f"{kind} {what}: script {path} does not exist",
                           "paths are relative to the directory factory runs in (use path.root for the "
                           "template's folder)")
             for option, path in paths if isinstance(path, str) and not _is_script(Path(path).expanduser())]
@@ -104,6 +105,9 @@ class FileProvisioner(Checked, Component, kind=Kind.PROVISIONER, name="file"):
     def problems(self) -> list[OptionProblem]:
         """Packer checks upload sources when it reads the template, unless `generated` (relative paths
         resolve against the directory factory runs in, as at build time)."""
+        if not (self.source or self.sources or self.content is not None):
+            return [OptionProblem("source", "file provisioner has nothing to copy: set one of source, sources, "
+                                  "content", 'e.g. source = "files/app.conf" and destination = "/etc/app.conf"')]
         if self.direction != "upload" or self.generated:
             return []
         given = [("source", self.source)] if self.source else [("sources", s) for s in self.sources]
@@ -137,45 +141,99 @@ class BreakpointProvisioner(Component, kind=Kind.PROVISIONER, name="breakpoint")
 
 
 @dataclass(frozen=True)
-class AnsibleProvisioner(Component, kind=Kind.PROVISIONER, name="ansible"):
+class AnsibleProvisioner(Checked, Component, kind=Kind.PROVISIONER, name="ansible"):
     """Run an Ansible playbook against the guest from the host (packer-plugin-ansible's `ansible`)."""
 
-    summary: ClassVar[str] = ("Runs ansible-playbook on the host against the guest. Declared for validation "
-                              "and inspect; not implemented yet.")
-    PLANNED: ClassVar[bool] = True
+    summary: ClassVar[str] = ("Runs ansible-playbook on the host against the guest over SSH: a generated inventory "
+                              "names the guest's SSH endpoint and user, the build's key is passed to Ansible. "
+                              "factory connects Ansible straight to the guest's forwarded SSH port, as Packer "
+                              "does with `use_proxy = false`; the proxy adapter's options are accepted.")
 
-    playbook_file: str = opt(required=True, help="Playbook to run. Required.", support=IGNORED)
-    command: str = opt("ansible-playbook", help="Command that runs the playbook.", support=IGNORED)
-    extra_arguments: list[str] = opt([], help="Extra arguments to ansible-playbook (e.g. `--extra-vars`).",
-                                     support=IGNORED)
-    ansible_env_vars: list[str] = opt([], help="`KEY=VALUE` environment for ansible-playbook.", support=IGNORED)
-    ansible_ssh_extra_args: list[str] = opt([], help="Extra arguments for Ansible's SSH connection.",
-                                            support=IGNORED)
-    user: str | None = opt(None, help="Remote user Ansible connects as (default: the communicator's user).",
-                           support=IGNORED)
-    groups: list[str] = opt([], help="Inventory groups the guest is placed in.", support=IGNORED)
-    empty_groups: list[str] = opt([], help="Inventory groups created empty.", support=IGNORED)
-    host_alias: str = opt("default", help="Inventory name of the guest.", support=IGNORED)
-    inventory_file: str | None = opt(None, help="Use this inventory instead of a generated one.",
-                                     support=IGNORED)
-    inventory_directory: str | None = opt(None, help="Directory the generated inventory is written to.",
-                                          support=IGNORED)
-    inventory_file_template: str | None = opt(None, help="Template of the generated inventory.",
-                                              support=IGNORED)
-    keep_inventory_file: bool = opt(False, help="Keep the generated inventory after the run.", support=IGNORED)
-    limit: str | None = opt(None, help="`--limit` pattern.", support=IGNORED)
-    galaxy_file: str | None = opt(None, help="requirements.yml installed with ansible-galaxy first.",
-                                  support=IGNORED)
-    galaxy_command: str = opt("ansible-galaxy", help="Command that installs `galaxy_file`.", support=IGNORED)
-    galaxy_force_install: bool = opt(False, help="Reinstall galaxy roles and collections.", support=IGNORED)
-    galaxy_force_with_deps: bool = opt(False, help="Reinstall galaxy dependencies too.", support=IGNORED)
-    roles_path: str | None = opt(None, help="Where galaxy roles are installed.", support=IGNORED)
-    collections_path: str | None = opt(None, help="Where galaxy collections are installed.", support=IGNORED)
-    local_port: int | None = opt(None, help="Host port of the SSH proxy Ansible connects to.", support=IGNORED)
-    use_proxy: bool = opt(True, help="Connect through the provisioner's SSH proxy instead of directly.",
+    playbook_file: str = opt(required=True, help="Playbook to run. Required.")
+    command: str = opt("ansible-playbook", help="Command that runs the playbook (an executable, not a shell line).")
+    extra_arguments: list[str] = opt([], help="Extra arguments to ansible-playbook (e.g. `--extra-vars`); a "
+                                             "`KEY=VALUE` whose KEY contains password or secret is masked.")
+    ansible_env_vars: list[str] = opt([], help="`KEY=VALUE` environment for ansible-playbook.")
+    ansible_ssh_extra_args: list[str] = opt([], help="`--ssh-extra-args` (default `-o IdentitiesOnly=yes`).")
+    user: str | None = opt(None, help="`ansible_user` (default: the communicator's user).")
+    groups: list[str] = opt([], help="Inventory groups the guest is placed in.")
+    empty_groups: list[str] = opt([], help="Inventory groups created empty.")
+    host_alias: str = opt("default", help="Inventory name of the guest.")
+    inventory_file: str | None = opt(None, help="Use this inventory instead of a generated one.")
+    inventory_directory: str | None = opt(None, help="Directory the generated inventory is written to.")
+    inventory_file_template: str | None = opt(
+        None, help="Line written to the generated inventory ({{ .HostAlias }}, {{ .Host }}, {{ .User }}, "
+                   "{{ .Port }}).")
+    keep_inventory_file: bool = opt(False, help="Keep the generated inventory after the run.")
+    limit: str | None = opt(None, help="`--limit` pattern.")
+    galaxy_file: str | None = opt(None, help="requirements.yml installed with ansible-galaxy first.")
+    galaxy_command: str = opt("ansible-galaxy", help="Command that installs `galaxy_file`.")
+    galaxy_force_install: bool = opt(False, help="Reinstall galaxy roles and collections (`--force`).")
+    galaxy_force_with_deps: bool = opt(False, help="Reinstall galaxy dependencies too (`--force-with-deps`).")
+    roles_path: str | None = opt(None, help="Where galaxy roles are installed (`--roles-path`).")
+    collections_path: str | None = opt(None, help="Where galaxy collections are installed (`-p`).")
+    skip_version_check: bool = opt(False, help="Do not run `COMMAND --version` before the playbook.")
+    local_port: int | None = opt(None, help="Host port of Packer's SSH proxy adapter.", support=IGNORED)
+    use_proxy: bool = opt(True, help="Packer's SSH proxy adapter (factory always connects directly).",
                           support=IGNORED)
-    use_sftp: bool = opt(False, help="Transfer files with SFTP instead of SCP.", support=IGNORED)
-    sftp_command: str | None = opt(None, help="SFTP server command in the guest.", support=IGNORED)
-    ssh_host_key_file: str | None = opt(None, help="Host key of the SSH proxy.", support=IGNORED)
-    ssh_authorized_key_file: str | None = opt(None, help="Public key the proxy accepts.", support=IGNORED)
-    skip_version_check: bool = opt(False, help="Do not check the installed Ansible version.", support=IGNORED)
+    use_sftp: bool = opt(False, help="SFTP through Packer's proxy adapter.", support=IGNORED)
+    sftp_command: str | None = opt(None, help="SFTP server command of Packer's proxy adapter.", support=IGNORED)
+    ssh_host_key_file: str | None = opt(None, help="Host key of Packer's proxy adapter.", support=IGNORED)
+    ssh_authorized_key_file: str | None = opt(None, help="Public key Packer's proxy adapter accepts.",
+                                              support=IGNORED)
+    ansible_proxy_key_type: str = opt("ECDSA", help="Key type of Packer's proxy adapter.", support=IGNORED)
+    ansible_winrm_use_http: bool = opt(False, help="WinRM over HTTP (WinRM is refused by factory).",
+                                       support=IGNORED)
+
+    def problems(self) -> list[OptionProblem]:
+        missing = [(opt_, path) for opt_, path in (("playbook_file", self.playbook_file),
+                                                   ("galaxy_file", self.galaxy_file),
+                                                   ("inventory_file", self.inventory_file))
+                   if path and not Path(path).expanduser().is_file()]
+        return [OptionProblem(opt_, f"ansible provisioner: {opt_} {path} does not exist",
+                              "paths are relative to the directory factory runs in (use path.root for the "
+                              "template's folder)") for opt_, path in missing]
+
+
+@dataclass(frozen=True)
+class AnsibleLocalProvisioner(Checked, Component, kind=Kind.PROVISIONER, name="ansible-local"):
+    """Run an Ansible playbook inside the guest (packer-plugin-ansible's `ansible-local`)."""
+
+    summary: ClassVar[str] = ("Uploads the playbook (and playbook_dir, roles, group/host vars) to a staging "
+                              "directory in the guest and runs ansible-playbook there against 127.0.0.1 with a "
+                              "local connection. Ansible must be installed in the guest.")
+
+    playbook_file: str | None = opt(None, help="Playbook to upload and run (or playbook_files).")
+    playbook_files: list[str] = opt([], help="Playbooks to upload and run in order (or playbook_file).")
+    command: str = opt("ansible-playbook", help="Command that runs the playbook in the guest.")
+    extra_arguments: list[str] = opt([], help="Extra arguments to ansible-playbook.")
+    group_vars: str | None = opt(None, help="Local group_vars folder uploaded beside the inventory.")
+    host_vars: str | None = opt(None, help="Local host_vars folder uploaded beside the inventory.")
+    playbook_dir: str | None = opt(None, help="Local folder uploaded as the staging directory first.")
+    playbook_paths: list[str] = opt([], help="Local folders uploaded under STAGING/playbooks.")
+    role_paths: list[str] = opt([], help="Local role folders uploaded under STAGING/roles.")
+    collection_paths: list[str] = opt([], help="Local collection folders uploaded under STAGING/collections.")
+    staging_directory: str | None = opt(None, help="Guest folder files go to (default /tmp/packer-provisioner-"
+                                                   "ansible-local/<uuid>).")
+    clean_staging_directory: bool = opt(False, help="Remove the staging directory afterwards.")
+    inventory_file: str | None = opt(None, help="Local inventory uploaded and used instead of the generated one.")
+    inventory_groups: list[str] = opt([], help="Groups 127.0.0.1 is placed in in the generated inventory.")
+    galaxy_file: str | None = opt(None, help="requirements.yml installed in the guest with ansible-galaxy first.")
+    galaxy_command: str = opt("ansible-galaxy", help="Command that installs `galaxy_file` in the guest.")
+    galaxy_force_install: bool = opt(False, help="Reinstall galaxy roles and collections (`--force`).")
+    galaxy_roles_path: str | None = opt(None, help="Guest folder galaxy roles go to.")
+    galaxy_collections_path: str | None = opt(None, help="Guest folder galaxy collections go to.")
+
+    def problems(self) -> list[OptionProblem]:
+        if bool(self.playbook_file) == bool(self.playbook_files):
+            return [OptionProblem("playbook_file", "ansible-local needs exactly one of playbook_file or "
+                                  "playbook_files", 'e.g. playbook_file = "site.yml"')]
+        paths = [("playbook_file", self.playbook_file), ("inventory_file", self.inventory_file),
+                 ("galaxy_file", self.galaxy_file)] + [("playbook_files", p) for p in self.playbook_files]
+        out = [OptionProblem(o, f"ansible-local: {o} {p} does not exist", "paths are relative to the directory "
+                             "factory runs in") for o, p in paths if p and not Path(p).expanduser().is_file()]
+        dirs = [("playbook_dir", self.playbook_dir), ("group_vars", self.group_vars),
+                ("host_vars", self.host_vars)] + [("playbook_paths", p) for p in self.playbook_paths] + \
+               [("role_paths", p) for p in self.role_paths] + [("collection_paths", p) for p in self.collection_paths]
+        return out + [OptionProblem(o, f"ansible-local: {o} {p} is not a folder", "give a local directory")
+                      for o, p in dirs if p and not Path(p).expanduser().is_dir()]

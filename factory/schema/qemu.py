@@ -25,6 +25,8 @@ from factory.schema.values import (
     VNC_BASE_PORT,
     DiskFormat,
     DiskToolArgs,
+    check_file_name,
+    check_output_directory,
     check_vnc_password,
 )
 
@@ -96,9 +98,11 @@ class QemuSource(SourceOptions, Checked, Component, kind=Kind.SOURCE, name="qemu
                                               "before the file names as Packer does: `create` (new and overlay "
                                               "disks), `convert` (the `disk_image` copy and the final "
                                               "compaction), `resize` (growing a `disk_image`).")
-    output_directory: str | None = opt(None, help="Directory the artifact is written to (default "
+    output_directory: str | None = opt(None, check=check_output_directory,
+                                       help="Directory the artifact is written to (default "
                                        "`output-<source name>`). Must be absent or empty unless `-force`.")
-    vm_name: str | None = opt(None, help="File name of the output disk, without extension added (default "
+    vm_name: str | None = opt(None, check=check_file_name,
+                              help="File name of the output disk, without extension added (default "
                                       "`packer-<source name>`).")
 
     # machine --------------------------------------------------------------------------------------------------

@@ -6,6 +6,8 @@ these (e.g. the QEMU driver takes a `DiskToolArgs`, the communicator a `Tunnel`)
 
 from __future__ import annotations
 
+import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -209,6 +211,47 @@ def check_floppy_label(label: str) -> str:
         raise FactoryError(f"floppy_label {label!r} is not a valid FAT volume label",
                            hint="use at most 11 ASCII letters, digits, spaces, '-' or '_' (e.g. `cidata`)")
     return label
+
+
+_NAME_HINT = "use a plain file name such as \"debian-12\": no '/', no NUL, not '.' or '..', at most 200 bytes"
+
+
+def file_name_check(option: str) -> Callable[[str], str]:
+    """The `check=` of an option whose value becomes a file name in the output folder."""
+    return lambda name: check_file_name(name, option)
+
+
+def check_file_name(name: str, option: str = "vm_name") -> str:
+    """A name factory turns into a file inside the output folder (vm_name, output_filename): one path part, so
+    it can neither climb out of the folder (`..`, `a/../../b`) nor name the folder itself."""
+    if not isinstance(name, str):
+        return name
+    why = ("is empty" if not name.strip() else "contains a NUL byte" if "\0" in name else
+           "contains '/'" if "/" in name or "\\" in name else "is '.' or '..'" if name in (".", "..") else
+           "is longer than 200 bytes" if len(name.encode()) > 200 else "")
+    if why:
+        raise FactoryError(f"{option} {name[:60]!r} {why}: it names a file in the output folder", hint=_NAME_HINT)
+    return name
+
+
+def check_output_directory(path: str) -> str:
+    """output_directory may be any folder except one that holds what the build reads: refused when it is the
+    folder factory runs in, `/`, the home folder or a parent of the working folder (`.`, `..`, `../..`), where
+    `-force` would delete the template. The build checks the resolved path again (and the -force marker)."""
+    if not isinstance(path, str):
+        return path
+    norm = os.path.normpath(path) if path.strip() else ""
+    parts = norm.split(os.sep)
+    if "\0" in path:
+        why = "contains a NUL byte"
+    elif norm in ("", ".", os.sep, "//") or all(p == ".." for p in parts):
+        why = "is the folder factory runs in, one of its parents or /"
+    elif norm == "~" or (norm.startswith("~") and os.sep not in norm):
+        why = "is a home folder"
+    else:
+        return path
+    raise FactoryError(f"output_directory {path!r} {why}: factory replaces the output folder as a whole",
+                       hint='use a folder of its own, e.g. output_directory = "output-debian"')
 
 
 # Checks whose knowledge belongs to a runtime package (factory.options.Deferred): the ISO catalog's releases,

@@ -26,6 +26,7 @@ from factory.schema.common import (
     ShutdownOptions,
 )
 from factory.schema.types import Checked, Duration
+from factory.schema.values import check_file_name, check_output_directory, file_name_check
 
 IGNORED = Support.IGNORED
 
@@ -43,9 +44,11 @@ class VirtualBoxCommon(HttpOptions, FloppyOptions, CdOptions, BootOptions, Shutd
                       "disks in `output_directory`) or `ova` (one tar file), written by `VBoxManage export`.")
     export_opts: list[str] = opt([], help="Extra arguments to `VBoxManage export`, e.g. `--manifest`, "
                                  "`--vsys`, `0`, `--description`, `...`.")
-    output_directory: str | None = opt(None, help="Directory the export is written to (default "
+    output_directory: str | None = opt(None, check=check_output_directory,
+                                       help="Directory the export is written to (default "
                                        "`output-<source name>`). Must be absent or empty unless `-force`.")
-    output_filename: str | None = opt(None, help="Base name of the exported files, without extension (default "
+    output_filename: str | None = opt(None, check=file_name_check("output_filename"),
+                                      help="Base name of the exported files, without extension (default "
                                       "`vm_name`).")
 
     # run (RunConfig) ------------------------------------------------------------------------------------------
@@ -98,7 +101,8 @@ class VirtualBoxCommon(HttpOptions, FloppyOptions, CdOptions, BootOptions, Shutd
                                 "it always does after a failure or Ctrl-C.")
     skip_export: bool = opt(False, help="Do not export the VM (the artifact is then the VM itself, with "
                             "`keep_registered`).")
-    vm_name: str | None = opt(None, help="Name of the VM in VirtualBox and of the exported files (default "
+    vm_name: str | None = opt(None, check=check_file_name,
+                              help="Name of the VM in VirtualBox and of the exported files (default "
                               "`packer-<source name>`). factory refuses a name an existing VM has.")
 
     # Packer's VirtualBox builders pause 100ms between key groups (its docs), where its QEMU builder does not.

@@ -15,7 +15,8 @@ from typing import ClassVar
 
 from factory.options import Component, Kind, opt
 from factory.schema.common import EnvOptions
-from factory.schema.types import Checked
+from factory.schema.provisioners import script_problems
+from factory.schema.types import Checked, OptionProblem
 
 WHY = ("it runs commands in a Windows guest, and factory builds no Windows guests (no WinRM communicator, no "
        "Windows test guest)")
@@ -34,6 +35,12 @@ class _WindowsScripts(EnvOptions):
     valid_exit_codes: list[int] = opt([0], help="Exit codes treated as success.")
     execute_command: str | None = opt(None, help="Command that runs each uploaded script.")
     pause_after: str | None = opt(None, help="Duration to wait after the scripts ran.")
+
+    def problems(self) -> list[OptionProblem]:
+        """Packer: "Either a script file or inline script must be specified", and the scripts must exist."""
+        given: dict[str, str | list[str] | None] = {"inline": self.inline, "script": self.script,
+                                                    "scripts": self.scripts}
+        return script_problems(getattr(type(self), "type_name", "windows"), given)
 
 
 @dataclass(frozen=True)

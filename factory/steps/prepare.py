@@ -15,7 +15,7 @@ from typing import Any
 
 from factory.build import EventKind, Step
 from factory.errors import FactoryError
-from factory.fsutil import atomic_path
+from factory.fsutil import atomic_path, check_output_dir
 from factory.machine.driver import PortRange
 from factory.machine.httpd import HttpServer
 from factory.placeholders import expand
@@ -32,9 +32,7 @@ class PrepareOutput(Step[BuildContext]):
 
     def run(self, ctx: BuildContext) -> None:
         out = ctx.output_directory
-        if out.exists() and (not out.is_dir() or any(out.iterdir())) and not ctx.force:
-            raise FactoryError(f"output directory {out} already exists and is not empty",
-                               hint="remove it, choose another output_directory, or pass -force")
+        check_output_dir(out, force=ctx.force, protected=protected_dirs(ctx))
         out.parent.mkdir(parents=True, exist_ok=True)
         # Built under a temporary name beside the final one and renamed on success (same filesystem).
         ctx.staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".part", dir=out.parent))
@@ -42,6 +40,16 @@ class PrepareOutput(Step[BuildContext]):
         ctx.cleanups.push("remove unpublished output", lambda: _rmtree(ctx.staging))
         ctx.workdir = Path(tempfile.mkdtemp(prefix=f"factory-{ctx.vm_name}-"))
         ctx.cleanups.push("remove scratch directory", lambda: _rmtree(ctx.workdir))
+
+
+def protected_dirs(ctx: BuildContext) -> dict[str, Path]:
+    """Folders an output folder may never be (or hold): where factory runs and where the template is."""
+    places = {"the folder factory runs in": ctx.root}
+    for source in getattr(ctx.build, "sources", None) or []:
+        where = getattr(source, "where", None)
+        if source.name == ctx.source_name and where is not None and where.file:
+            places["the template's folder"] = (ctx.root / where.file).parent
+    return places
 
 
 def _rmtree(path: Path | None) -> None:

@@ -19,6 +19,7 @@ from factory.template.expr import Namespace, Scope, evaluate
 from factory.template.functions import FUNCTIONS
 from factory.template.loader import PACKER_VERSION, Loaded, prepare
 from factory.template.parse import parse_text
+from factory.template.sensitivity import is_sensitive
 from factory.template.types import Unknown
 from factory.template.variables import _MISSING
 
@@ -95,7 +96,13 @@ class Session:
             if exc.where is not None and exc.where.file == "<console>":  # point into what the user typed
                 exc.where = Location("<console>", 1, max(exc.where.column - len(_ATTR), 1), "console", line)
             raise
+        if self.loaded is not None and is_sensitive(root.attrs[_ATTR.split()[0]].expr, self._sensitive_vars(),
+                                                    set(self.loaded.sensitive_locals)):
+            return "<sensitive>", False   # computed from a sensitive value (Packer marks it so)
         return secrets.mask(format_result(value)), False
+
+    def _sensitive_vars(self) -> set[str]:
+        return {n for n, d in self.loaded.decls.items() if d.sensitive} if self.loaded is not None else set()
 
     def variables(self) -> str:
         out = ["> input-variables:", ""]

@@ -18,6 +18,7 @@ from factory.template.functions import FUNCTIONS
 from factory.template.model import Project, Variable
 from factory.template.parse import Attr, Block, parse_file, parse_text
 from factory.template.plugins import BUILTIN_PLUGINS
+from factory.template.sensitivity import derived_locals
 from factory.template.types import Unknown
 
 # The Packer release whose template language factory follows (packer.version, required_version checks).
@@ -99,6 +100,9 @@ def prepare(path: Path, *, vars: Sequence[str] = (), var_files: Sequence[Path] =
             loaded.locals_[name] = names["local"].resolve(name, None)
         except EvalError as exc:
             col.add(exc)
+    # After evaluation: a local derived from a secret shows as sensitive but its value is not registered as one.
+    loaded.sensitive_locals |= derived_locals(blocks, {n for n, d in decls.items() if d.sensitive},
+                                              loaded.sensitive_locals)
     return loaded
 
 

@@ -240,7 +240,9 @@ def test_check_on_provisioners_enforces_one_source_of_commands() -> None:
         ("script", "inline and script cannot both be set"),
         ("script", "shell provisioner: script x.sh does not exist")]
     assert [p.option for p in check(ShellProvisioner())] == ["inline"]
-    assert [p.option for p in check(FileProvisioner(direction="sideways", destination="/x"))] == ["direction"]
+    assert [p.option for p in check(FileProvisioner(direction="sideways", content="x", destination="/x"))] == [
+        "direction"]
+    assert [p.option for p in check(FileProvisioner(destination="/x"))] == ["source"]  # nothing to copy
 
 
 def test_a_script_is_any_path_that_exists_and_is_not_a_folder(tmp_path: Any) -> None:

@@ -91,3 +91,15 @@ build { sources = ["source.qemu.x"] }
     project = load(tmp_path / "t.pkr.hcl")
     assert any(w.endswith("t.pkr.hcl:6: source.qemu.x.run_once is accepted for compatibility but not acted on by "
                           "factory") for w in project.warnings)
+
+
+@pytest.mark.parametrize(("provisioner", "listed"), [("ansible", "ansible.txt"),
+                                                     ("ansible-local", "ansible-local.txt")])
+def test_every_documented_ansible_option_is_declared_with_packers_type(provisioner: str, listed: str) -> None:
+    cls = lookup(Kind.PROVISIONER, provisioner)
+    assert cls is not None
+    declared = {o.name: o for o in options_of(cls)}
+    missing = [option for option, _ in documented(listed) if option not in declared]
+    wrong = [f"{option}: {declared[option].type_name}" for option, tp in documented(listed)
+             if option in declared and declared[option].type_name.replace(" | None", "") not in _TYPES[tp]]
+    assert missing == [] and wrong == []

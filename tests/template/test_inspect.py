@@ -41,3 +41,42 @@ def test_inspect_of_a_minimal_template_is_packers_layout(tmp_path: Path) -> None
                     "> local-variables:\n\n\n> builds:\n\n  > <unnamed build 0>:\n\n    sources:\n\n"
                     "      qemu.a\n\n    provisioners:\n\n      <no provisioner>\n\n    post-processors:\n\n"
                     "      <no post-processor>\n\n")
+
+
+SECRET_TEMPLATE = """
+variable "pw" {
+  default   = "S3cret!x"
+  sensitive = true
+}
+variable "user" {
+  default = "vagrant"
+}
+locals {
+  shout = upper(var.pw)
+  again = "x-${local.shout}"
+  plain = upper(var.user)
+}
+source "qemu" "a" {
+  iso_url      = "a.iso"
+  iso_checksum = "none"
+  ssh_password = var.pw
+}
+build {
+  sources = ["source.qemu.a"]
+}
+"""
+
+
+def test_values_computed_from_a_secret_show_as_sensitive_in_inspect_and_console(tmp_path: Path) -> None:
+    """upper(var.pw) is not the secret's text, so masking that text would not hide it: Packer marks the value."""
+    from factory.template.console import Session
+
+    (tmp_path / "t.pkr.hcl").write_text(SECRET_TEMPLATE)
+    project = load(tmp_path, env={})
+    text = render_inspect(project, project.sensitive_locals)
+    assert 'local.shout: "<sensitive>"' in text and 'local.again: "<sensitive>"' in text
+    assert 'local.plain: "VAGRANT"' in text and "S3CRET" not in text and "S3cret" not in text
+    session = Session.open(tmp_path, [], [])
+    shown = [session.run(line)[0] for line in ("upper(var.pw)", "local.again", "length(var.pw)", "local.plain")]
+    assert shown == ["<sensitive>", "<sensitive>", "<sensitive>", "VAGRANT"]
+    assert "S3CRET" not in session.variables()

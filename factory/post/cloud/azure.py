@@ -3,11 +3,13 @@ Image Gallery version through ARM. Options: factory/schema/cloud.py."""
 
 from __future__ import annotations
 
+import hashlib
 import os
 import struct
 import threading
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +22,7 @@ from factory.post.cloud.common import is_loopback, render_name, result_artifact,
 BUILDER_ID = "factory.post-processor.azure-import"
 MIB = 1 << 20
 PAGE_CHUNK = 4 * MIB          # the largest Put Page
+DIGEST_KEY = "factorydigest"  # blob metadata: content_digest() of the file the blob is being filled from
 ARM = "https://management.azure.com"
 IDENTITY_CHAIN = ("the Azure identity chain (AZURE_CLIENT_ID/AZURE_TENANT_ID/AZURE_CLIENT_SECRET, workload "
                   "identity, managed identity, Azure CLI, Azure PowerShell, Azure Developer CLI)")
@@ -63,16 +66,65 @@ def data_chunks(path: Path) -> Iterator[tuple[int, int]]:
         os.close(fd)
 
 
-def upload_page_blob(blob: Any, path: Path, concurrency: int, emit: Any) -> tuple[int, int]:
-    """Create the page blob and Put Page every chunk that holds a non-zero byte; (bytes sent, chunks sent)."""
+def content_digest(path: Path, chunks: list[tuple[int, int]]) -> str:
+    """SHA-256 of the chunks' offsets and bytes: what a page blob must hold for a re-run to resume into it."""
+    digest = hashlib.sha256(str(path.stat().st_size).encode())
+    with open(path, "rb") as fh:
+        for offset, length in chunks:
+            fh.seek(offset)
+            digest.update(offset.to_bytes(8, "big") + fh.read(length))
+    return digest.hexdigest()
+
+
+def _present(blob: Any, size: int, digest: str, chunks: list[tuple[int, int]]) -> set[int] | None:
+    """Offsets of the chunks an earlier run of the same file already wrote (each Put Page is atomic, so a page
+    range covering a chunk holds all of it), or None when there is no such blob to resume into."""
+    from azure.core.exceptions import ResourceNotFoundError
+
+    try:
+        props = blob.get_blob_properties()
+    except ResourceNotFoundError:
+        return None
+    if props.blob_type != "PageBlob" or props.size != size or props.metadata.get(DIGEST_KEY) != digest:
+        return None
+    ranges = sorted((r.start, r.end) for r in blob.list_page_ranges() if not getattr(r, "cleared", False))
+    merged: list[list[int]] = []
+    for start, end in ranges:
+        if merged and start <= merged[-1][1] + 1:
+            merged[-1][1] = max(merged[-1][1], end)
+        else:
+            merged.append([start, end])
+    return {off for off, n in chunks if any(a <= off and off + n - 1 <= b for a, b in merged)}
+
+
+@dataclass(frozen=True)
+class PageStats:
+    """What one run sent, and the chunks an interrupted earlier run had already written."""
+
+    sent_bytes: int
+    sent_chunks: int
+    resumed_chunks: int
+
+
+def upload_page_blob(blob: Any, path: Path, concurrency: int, emit: Any) -> PageStats:
+    """Put Page every chunk that holds a non-zero byte into a page blob of the file's size. A blob left by an
+    interrupted run of the same content (its digest in the blob's metadata) is resumed: chunks already written
+    are not sent again. Otherwise the blob is (re)created."""
     size = path.stat().st_size
-    blob.create_page_blob(size)
+    chunks = list(data_chunks(path))
+    digest = content_digest(path, chunks)
+    present = _present(blob, size, digest, chunks)
+    if present is None:
+        blob.create_page_blob(size, metadata={DIGEST_KEY: digest})
+        present = set()
+    else:
+        emit(f"Resuming the page blob {blob.url}: {len(present)} of {len(chunks)} chunk(s) already there")
     lock, totals = threading.Lock(), [0, 0]
     fd = os.open(path, os.O_RDONLY)
 
     def one(offset: int, length: int, bar: events.Tracker) -> None:
         data = os.pread(fd, length, offset)
-        if data.count(0) != len(data):     # allocated but zero (e.g. written zeros): a new page blob reads zero
+        if offset not in present and data.count(0) != len(data):   # a new page blob reads zero
             blob.upload_page(data, offset=offset, length=length)
             with lock:
                 totals[0] += length
@@ -81,13 +133,13 @@ def upload_page_blob(blob: Any, path: Path, concurrency: int, emit: Any) -> tupl
             bar.advance(length)
 
     try:
-        with events.progress(f"uploading {path.name} to {blob.url}", size, activity="upload") as bar, \
+        with events.progress(f"uploading {path.name} to {blob.url}", size) as bar, \
                 ThreadPoolExecutor(max_workers=concurrency) as pool:
-            for fut in [pool.submit(one, off, n, bar) for off, n in data_chunks(path)]:
+            for fut in [pool.submit(one, off, n, bar) for off, n in chunks]:
                 fut.result()
     finally:
         os.close(fd)
-    return totals[0], totals[1]
+    return PageStats(totals[0], totals[1], len(present))
 
 
 class _Azure:
@@ -167,13 +219,14 @@ class AzureImport(PostProcessor, type="azure-import"):
             check_fixed_vhd(vhd)
             blob = container.get_blob_client(name)
             try:
-                sent, chunks = upload_page_blob(blob, vhd, config.upload_concurrency, ctx.emit)
+                stats = upload_page_blob(blob, vhd, config.upload_concurrency, ctx.emit)
             except Exception as exc:
                 if type(exc).__module__.startswith("azure."):
                     raise _storage_error(exc, f"uploading {vhd.name}", source, config) from None
                 raise
-            ctx.emit(f"Uploaded {vhd.name} to {blob.url}: {sent} of {vhd.stat().st_size} bytes sent "
-                     f"({chunks} page range(s); zero ranges skipped)")
+            ctx.emit(f"Uploaded {vhd.name} to {blob.url}: {stats.sent_bytes} of {vhd.stat().st_size} bytes sent "
+                     f"({stats.sent_chunks} page range(s); zero ranges skipped, {stats.resumed_chunks} already "
+                     "there)")
         state = {"blob_url": blob.url}
         ident = blob.url
         if not config.skip_image:

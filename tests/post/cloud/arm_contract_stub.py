@@ -4,8 +4,10 @@ factory makes, plus the App Service managed-identity token endpoint azure-identi
 A stand-in for Azure's control plane, not a mock of factory: its own process on 127.0.0.1. It checks the bearer
 token it issued, checks the source blob the way Azure does before it makes an image (the page blob exists in the
 real Azurite it is pointed at and ends with a fixed VHD footer), and runs the long-running-operation protocol:
-PUT answers 201 with an Azure-AsyncOperation URL that reports InProgress once, then Succeeded (or Failed with
-Azure's error body). Documented paths:
+PUT answers 201 with an Azure-AsyncOperation URL that reports InProgress once, then Succeeded, or Failed with
+Azure's error body when the source blob is unusable, when an image's location is not one of the stub's regions
+(--region, ARM's LocationNotAvailableForResourceType message), or when a gallery version's target region is not
+(the replication fails). Documented paths:
   PUT/GET /subscriptions/S/resourceGroups/G/providers/Microsoft.Compute/images/NAME
   PUT/GET /subscriptions/S/resourceGroups/G/providers/Microsoft.Compute/galleries/GAL/images/DEF/versions/VER
 The gallery image definitions that exist are given with --gallery-image GAL/DEF. GET /_stub/calls lists calls.
@@ -40,6 +42,7 @@ class State:
         self.endpoint = args.blob_endpoint.rstrip("/")
         self.identity_header = args.identity_header
         self.gallery_images = set(args.gallery_image)
+        self.regions = sorted(args.region)
         self.lock = threading.Lock()
         self.ops: dict[str, dict[str, Any]] = {}
         self.resources: dict[str, dict[str, Any]] = {}
@@ -59,6 +62,18 @@ class State:
         footer = blob.download_blob(offset=props.size - 512, length=512).readall()
         if footer[:8] != b"conectix" or footer[60:64] != b"\0\0\0\2":
             return f"The VHD {uri} is not a fixed VHD."
+        return None
+
+    def region_problem(self, kind: str, body: dict[str, Any]) -> str | None:
+        """Why the operation fails in a region the subscription does not have, or None."""
+        listed = ",".join(self.regions)
+        if kind == "images" and body.get("location") not in self.regions:
+            return (f"The provided location '{body.get('location')}' is not available for resource type "
+                    f"'Microsoft.Compute/images'. List of available regions for the resource type is '{listed}'.")
+        targets = body.get("properties", {}).get("publishingProfile", {}).get("targetRegions", [])
+        for region in [t.get("name") for t in targets]:
+            if region not in self.regions:
+                return f"Replication failed in this region '{region}'. The region is not one of '{listed}'."
         return None
 
 
@@ -108,8 +123,8 @@ class Handler(BaseHTTPRequestHandler):
                 if op["polls"] == 1:
                     return self._json(200, {"status": "InProgress"}, {"Retry-After": "0"})
                 if op["failure"]:
-                    return self._json(200, {"status": "Failed", "error": {"code": "InvalidParameter",
-                                                                           "message": op["failure"]}})
+                    code, message = op["failure"]
+                    return self._json(200, {"status": "Failed", "error": {"code": code, "message": message}})
                 self.state.resources[op["resource"]]["properties"]["provisioningState"] = "Succeeded"
                 return self._json(200, {"status": "Succeeded"})
             resource = self.state.resources.get(url.path.lower())
@@ -137,8 +152,11 @@ class Handler(BaseHTTPRequestHandler):
             uri = profile.get("osDisk", {}).get("blobUri") or \
                 profile.get("osDiskImage", {}).get("source", {}).get("uri", "")
             op_id = str(next(self.state.ids))
-            self.state.ops[op_id] = {"polls": 0, "failure": self.state.source_problem(uri),
-                                     "resource": url.path.lower()}
+            source, region = self.state.source_problem(uri), self.state.region_problem(kind[0], body)
+            failure = ("InvalidParameter", source) if source else \
+                ("LocationNotAvailableForResourceType" if kind[0] == "images" else "ReplicationFailed", region) \
+                if region else None
+            self.state.ops[op_id] = {"polls": 0, "failure": failure, "resource": url.path.lower()}
             resource = {"id": url.path, "name": kind[-1], "location": body.get("location"),
                         "type": "Microsoft.Compute/" + "/".join(kind[0::2]),
                         "properties": dict(props, provisioningState="Creating")}
@@ -155,6 +173,7 @@ def main() -> None:
     ap.add_argument("--key", required=True)
     ap.add_argument("--identity-header", required=True)
     ap.add_argument("--gallery-image", action="append", default=[])
+    ap.add_argument("--region", action="append", default=["westeurope", "northeurope", "eastus"])
     args = ap.parse_args()
     Handler.state = State(args)
     srv = ThreadingHTTPServer(("127.0.0.1", 0), Handler)

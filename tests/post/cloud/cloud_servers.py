@@ -11,9 +11,11 @@ import shutil
 import socket
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import IO, Any
+
+from factory.template.model import PostProcessorSpec
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[2]
@@ -21,6 +23,9 @@ AZ_ACCOUNT = "devstoreaccount1"    # Azurite's well-known development account an
 AZ_KEY = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
 AZ_IDENTITY_HEADER = "factory-test-identity-header"
 AKID, SECRET = "AKIAFACTORYTEST00001", "factory-test-secret-key/0123456789abcdefghij"
+PROFILE_AKID, PROFILE_SECRET = "AKIAFACTORYPROFILE01", "factory-profile-secret-key/0123456789abcdef"
+# chains(build_body): the post-processor chains of a template with that build body (tests/post/conftest.py)
+Chains = Callable[[str], list[list[PostProcessorSpec]]]
 
 
 def free_port() -> int:
@@ -75,13 +80,49 @@ def s3_client(moto_url: str) -> Any:
     return boto3.client("s3", endpoint_url=moto_url, region_name="us-east-1", aws_access_key_id=AKID,
                         aws_secret_access_key=SECRET)
 
-def ec2_calls(ec2_url: str) -> list[dict[str, Any]]:
+
+def s3_bucket(moto_url: str, name: str) -> Any:
+    """A new bucket on the moto server; the S3 client that made it."""
+    s3 = s3_client(moto_url)
+    s3.create_bucket(Bucket=name)
+    return s3
+
+
+def stub_calls(url: str) -> list[dict[str, Any]]:
+    """The calls a contract stub accepted (its GET /_stub/calls), oldest first."""
     import json
     import urllib.request
 
-    with urllib.request.urlopen(f"{ec2_url}/_stub/calls") as resp:
+    with urllib.request.urlopen(f"{url}/_stub/calls") as resp:
         calls: list[dict[str, Any]] = json.load(resp)
     return calls
+
+
+def ec2_calls(ec2_url: str, action: str | None = None) -> list[dict[str, Any]]:
+    """The EC2 stub's accepted calls, of one action if given."""
+    return [c for c in stub_calls(ec2_url) if action is None or c["action"] == action]
+
+
+def moto_recording(moto_url: str, verb: str) -> list[dict[str, Any]]:
+    """moto's request recorder (its own HTTP API): verb is start, stop or download; download returns the
+    recorded requests (method, url, headers, body as text) since start."""
+    import base64
+    import json
+    import urllib.request
+
+    if verb != "download":
+        if verb == "start":
+            urllib.request.urlopen(urllib.request.Request(f"{moto_url}/moto-api/recorder/reset-recording",
+                                                          method="POST")).close()
+        urllib.request.urlopen(urllib.request.Request(f"{moto_url}/moto-api/recorder/{verb}-recording",
+                                                      method="POST")).close()
+        return []
+    with urllib.request.urlopen(f"{moto_url}/moto-api/recorder/download-recording") as resp:
+        entries = [json.loads(line) for line in resp.read().decode().splitlines() if line.strip()]
+    for e in entries:
+        if e.get("body_encoded"):
+            e["body"] = base64.b64decode(e["body"]).decode("latin-1")
+    return entries
 
 def azurite_bin() -> str:
     """Azurite installed by `make deps` (npm, package.json at the top of the tree)."""

@@ -3,13 +3,19 @@ moto lacks: ImportImage, ImportSnapshot, DescribeImportImageTasks, DescribeImpor
 CopyImage, DescribeImages, DeregisterImage, CreateTags, ModifyImageAttribute.
 
 It is a stand-in for AWS's control plane, not a mock of factory: it runs as its own process on 127.0.0.1, accepts
-only SigV4-signed requests from the keys it is given (AuthFailure otherwise, as EC2 answers), reads the imported
-object from the real S3 server (moto) it is pointed at, and answers with the documented XML. Behaviour:
+only SigV4-signed requests from the keys it is given or from temporary credentials that moto's STS issued
+(AssumeRole/GetSessionToken, looked up with their session token in moto's state, /moto-api/data.json: the way AWS
+checks a session token with the STS that issued it), and AuthFailure otherwise, as EC2 answers. It reads the
+imported object from the real S3 server (moto) it is pointed at, and answers with the documented XML. Behaviour:
+- documented parameter constraints are checked (InvalidParameter otherwise): KmsKeyId needs Encrypted = true;
+  LicenseType is AWS or BYOL; Platform is Windows or Linux; BootMode is legacy-bios or uefi for imports (the API
+  reference: uefi-preferred is not supported for importing images); Architecture is one of the action's values;
 - an import of an object that does not exist is refused (InvalidParameter);
 - a task is `active` for two describes (`pending`, then `converting`, with Progress), then `completed`;
 - a task whose object does not start with the format's magic (VMDK `KDMV`, VHD footer `conectix`, OVA `ustar`)
   fails: status `deleted`, StatusMessage `ClientError: Disk validation failed [Unsupported <FMT> File Format]`.
-GET /_stub/calls returns every accepted call (action, region, parameters) as JSON, for tests to assert on.
+GET /_stub/calls returns every accepted call (action, region, parameters, the access key that signed it and
+whether a session token came with it) as JSON, for tests to assert on.
 
     python ec2_contract_stub.py --s3-endpoint http://127.0.0.1:PORT --key AKID:SECRET   (prints "PORT <n>")
 """
@@ -42,7 +48,9 @@ class Cloud:
         import boto3
 
         self.keys = keys
-        self.s3 = boto3.client("s3", endpoint_url=s3_endpoint, region_name="us-east-1",
+        self.sts_state = s3_endpoint.rstrip("/") + "/moto-api/data.json"   # moto serves STS on the same port
+        # verify=False: a test may run moto with its self-signed certificate (`moto.server --ssl`); loopback only
+        self.s3 = boto3.client("s3", endpoint_url=s3_endpoint, region_name="us-east-1", verify=False,
                                aws_access_key_id="stub", aws_secret_access_key="stub")
         self.lock = threading.Lock()
         self.ids = itertools.count(0x1000)
@@ -66,6 +74,18 @@ class Cloud:
             return True, f"ClientError: Disk validation failed [Unsupported {fmt.upper()} File Format]"
         return True, None
 
+    def session_secret(self, akid: str, token: str) -> str | None:
+        """The secret of temporary credentials moto's STS issued with this session token, else None."""
+        import ssl
+        import urllib.request
+
+        with urllib.request.urlopen(self.sts_state, context=ssl._create_unverified_context()) as resp:
+            state = json.load(resp).get("sts", {})
+        for cred in state.get("AssumedRole", []) + state.get("Token", []):
+            if cred.get("access_key_id") == akid and cred.get("session_token") == token:
+                return str(cred["secret_access_key"])
+        return None
+
 
 class Refused(Exception):
     def __init__(self, status: int, code: str, message: str) -> None:
@@ -73,13 +93,15 @@ class Refused(Exception):
         self.status, self.code, self.message = status, code, message
 
 
-def _verify(cloud: Cloud, method: str, path: str, headers: dict[str, str], body: bytes) -> str:
-    """Check the SigV4 signature exactly as AWS computes it; return the region of the credential scope."""
+def _verify(cloud: Cloud, method: str, path: str, headers: dict[str, str], body: bytes) -> tuple[str, str]:
+    """Check the SigV4 signature exactly as AWS computes it; return (region of the credential scope, key id)."""
     match = _AUTH.fullmatch(headers.get("authorization", ""))
     if match is None:
         raise Refused(401, "AuthFailure", "AWS was not able to validate the provided access credentials")
     akid, date, region, service, signed, signature = match.groups()
     secret = cloud.keys.get(akid)
+    if secret is None and "x-amz-security-token" in headers:
+        secret = cloud.session_secret(akid, headers["x-amz-security-token"])
     if secret is None:
         raise Refused(401, "AuthFailure", "AWS was not able to validate the provided access credentials")
     names = signed.split(";")
@@ -93,7 +115,29 @@ def _verify(cloud: Cloud, method: str, path: str, headers: dict[str, str], body:
         key = hmac.new(key, part.encode(), hashlib.sha256).digest()
     if not hmac.compare_digest(hmac.new(key, to_sign.encode(), hashlib.sha256).hexdigest(), signature):
         raise Refused(401, "AuthFailure", "AWS was not able to validate the provided access credentials")
-    return region
+    return region, akid
+
+
+_ARCHITECTURES = {"ImportImage": ("i386", "x86_64", "arm64"),
+                  "RegisterImage": ("i386", "x86_64", "arm64", "x86_64_mac", "arm64_mac")}
+_BOOT_MODES = {"ImportImage": ("legacy-bios", "uefi"), "RegisterImage": ("legacy-bios", "uefi", "uefi-preferred")}
+
+
+def _check_documented(action: str, params: dict[str, str]) -> None:
+    """The constraints the API reference documents for the parameters factory sends."""
+    def bad(message: str) -> Refused:
+        return Refused(400, "InvalidParameter", message)
+
+    if "KmsKeyId" in params and params.get("Encrypted") != "true":
+        raise bad("KmsKeyId was specified but the Encrypted flag is not set")
+    if params.get("LicenseType", "AWS") not in ("AWS", "BYOL"):
+        raise bad(f"Invalid value '{params['LicenseType']}' for LicenseType")
+    if params.get("Platform", "linux").lower() not in ("windows", "linux"):
+        raise bad(f"Invalid value '{params['Platform']}' for Platform")
+    if action in _BOOT_MODES and params.get("BootMode", "legacy-bios") not in _BOOT_MODES[action]:
+        raise bad(f"Invalid value '{params['BootMode']}' for BootMode")
+    if action in _ARCHITECTURES and params.get("Architecture", "x86_64") not in _ARCHITECTURES[action]:
+        raise bad(f"Invalid value '{params['Architecture']}' for Architecture")
 
 
 def _members(params: dict[str, str], prefix: str) -> list[str]:
@@ -164,6 +208,7 @@ def _image(cloud: Cloud, region: str, ami: str) -> dict[str, Any]:
 def act(cloud: Cloud, region: str, params: dict[str, str]) -> str:
     """The XML body (inside the response element) of one action."""
     action = params.get("Action", "")
+    _check_documented(action, params)
     if action in ("ImportImage", "ImportSnapshot"):
         return _task_xml(_start_task(cloud, region, params, "image" if action == "ImportImage" else "snapshot"))
     if action in ("DescribeImportImageTasks", "DescribeImportSnapshotTasks"):
@@ -235,10 +280,11 @@ class Handler(BaseHTTPRequestHandler):
         params = dict(parse_qsl(body.decode(), keep_blank_values=True))
         action = params.get("Action", "")
         try:
-            region = _verify(self.cloud, "POST", self.path, headers, body)
+            region, akid = _verify(self.cloud, "POST", self.path, headers, body)
             with self.cloud.lock:
                 inner = act(self.cloud, region, params)
-                self.cloud.calls.append({"action": action, "region": region, "params": params})
+                self.cloud.calls.append({"action": action, "region": region, "params": params, "akid": akid,
+                                         "session_token": "x-amz-security-token" in headers})
         except Refused as exc:
             xml = (f'<?xml version="1.0" encoding="UTF-8"?>\n<Response><Errors><Error>{_tag("Code", exc.code)}'
                    f'{_tag("Message", exc.message)}</Error></Errors><RequestID>stub</RequestID></Response>')

@@ -10,37 +10,23 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
-from cloud_servers import ec2_calls, s3_client
+from cloud_servers import Chains, ec2_calls, s3_bucket, s3_client
 
 from factory.artifact.exporters import ExportOptions, export
 from factory.artifact.model import Artifact, Firmware, Hardware
 from factory.errors import FactoryError
 from factory.post import PostContext, run_chains
 from factory.post.cloud.s3upload import MIB, upload
-from factory.template.model import PostProcessorSpec
-
-Chains = Callable[[str], list[list[PostProcessorSpec]]]
-
-
-def _bucket(moto_url: str, name: str) -> Any:
-    s3 = s3_client(moto_url)
-    s3.create_bucket(Bucket=name)
-    return s3
-
-
-def _calls(ec2_url: str, action: str) -> list[dict[str, Any]]:
-    return [c for c in ec2_calls(ec2_url) if c["action"] == action]
 
 
 def test_import_image_renames_tags_shares_and_copies_to_regions_and_records_the_amis(
         aws_env: dict[str, str], moto_url: str, ec2_url: str, artifact: Artifact, ctx: PostContext,
         chains: Chains, tmp_path: Path) -> None:
-    s3 = _bucket(moto_url, "images-e2e")
+    s3 = s3_bucket(moto_url, "images-e2e")
     body = '''
       post-processors {
         post-processor "amazon-import" {
@@ -64,19 +50,19 @@ def test_import_image_renames_tags_shares_and_copies_to_regions_and_records_the_
     out = run_chains(chains(body), artifact, ctx)
     got = s3.get_object(Bucket="images-e2e", Key="imports/cloud.vmdk")["Body"].read()
     assert hashlib.sha256(got).hexdigest() == hashlib.sha256(expected.read_bytes()).hexdigest()
-    (imp,) = _calls(ec2_url, "ImportImage")
+    (imp,) = ec2_calls(ec2_url, "ImportImage")
     assert imp["params"]["DiskContainer.1.Format"] == "VMDK"
     assert imp["params"]["DiskContainer.1.UserBucket.S3Key"] == "imports/cloud.vmdk"
     assert imp["params"]["BootMode"] == "legacy-bios" and imp["params"]["Architecture"] == "x86_64"
-    copies = _calls(ec2_url, "CopyImage")
+    copies = ec2_calls(ec2_url, "CopyImage")
     assert [(c["region"], c["params"]["Name"]) for c in copies] == [("us-east-1", "debian-factory"),
                                                                      ("eu-west-1", "debian-factory")]
-    assert len(_calls(ec2_url, "DeregisterImage")) == 1   # the intermediate import-ami-... of the rename
-    tags = _calls(ec2_url, "CreateTags")
+    assert len(ec2_calls(ec2_url, "DeregisterImage")) == 1   # the intermediate import-ami-... of the rename
+    tags = ec2_calls(ec2_url, "CreateTags")
     assert {c["region"] for c in tags} == {"us-east-1", "eu-west-1"}
     assert {tags[0]["params"]["Tag.1.Key"], tags[0]["params"]["Tag.2.Key"]} == {"team", "os"}
     assert tags[0]["params"]["ResourceId.2"].startswith("snap-")
-    shares = [c["params"] for c in _calls(ec2_url, "ModifyImageAttribute") if "LaunchPermission.Add.1.UserId" in
+    shares = [c["params"] for c in ec2_calls(ec2_url, "ModifyImageAttribute") if "LaunchPermission.Add.1.UserId" in
               c["params"]]
     assert len(shares) == 2 and shares[0]["LaunchPermission.Add.2.Group"] == "all"
     assert shares[0]["LaunchPermission.Add.3.OrganizationArn"].endswith("o-abc")
@@ -90,7 +76,7 @@ def test_import_image_renames_tags_shares_and_copies_to_regions_and_records_the_
 def test_import_snapshot_registers_an_uefi_ami_and_cleans_the_object(
         aws_env: dict[str, str], moto_url: str, ec2_url: str, artifact: Artifact, ctx: PostContext,
         chains: Chains, monkeypatch: pytest.MonkeyPatch) -> None:
-    s3 = _bucket(moto_url, "images-snap")
+    s3 = s3_bucket(moto_url, "images-snap")
     monkeypatch.delenv("AWS_ENDPOINT_URL_EC2")    # the option replaces the SDK setting
     efi = Artifact(artifact.builder_id, artifact.build_name, "qemu", artifact.files, disk=artifact.disk,
                    hardware=Hardware(firmware=Firmware.EFI))
@@ -106,8 +92,8 @@ def test_import_snapshot_registers_an_uefi_ami_and_cleans_the_object(
         keep_input_artifact = true
       }}'''
     (out,) = [a for a in run_chains(chains(body), efi, ctx) if a.builder_id.endswith("amazon-import")]
-    (reg,) = _calls(ec2_url, "RegisterImage")
-    snaps = _calls(ec2_url, "ImportSnapshot")
+    (reg,) = ec2_calls(ec2_url, "RegisterImage")
+    snaps = ec2_calls(ec2_url, "ImportSnapshot")
     assert snaps[-1]["params"]["DiskContainer.Format"] == "RAW"
     p = reg["params"]
     assert (p["Name"], p["BootMode"], p["EnaSupport"], p["ImdsSupport"]) == ("snap-ami", "uefi", "true", "v2.0")
@@ -119,7 +105,7 @@ def test_import_snapshot_registers_an_uefi_ami_and_cleans_the_object(
 
 def test_failed_import_task_shows_the_status_message_verbatim(
         aws_env: dict[str, str], moto_url: str, tmp_path: Path, ctx: PostContext, chains: Chains) -> None:
-    _bucket(moto_url, "images-bad")
+    s3_bucket(moto_url, "images-bad")
     junk = tmp_path / "not-really.vmdk"
     junk.write_bytes(b"this is no disk" * 1000)
     art = Artifact("packer.post-processor.artifice", "debian.qemu.cloud", "qemu", (junk,))
@@ -154,7 +140,7 @@ def test_rejected_credentials_name_their_source(aws_env: dict[str, str], moto_ur
                                                 ctx: PostContext, chains: Chains,
                                                 monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     """moto's S3 takes any key; the EC2 stub checks the SigV4 signature and refuses a key it does not know."""
-    s3 = _bucket(moto_url, "images-creds")
+    s3 = s3_bucket(moto_url, "images-creds")
     monkeypatch.delenv("AWS_ACCESS_KEY_ID")
     monkeypatch.delenv("AWS_SECRET_ACCESS_KEY")
     Path(aws_env["AWS_SHARED_CREDENTIALS_FILE"]).write_text(
@@ -189,7 +175,7 @@ def _random_file(path: Path, mib: int) -> str:
 
 def test_upload_killed_halfway_resumes_without_resending_parts(aws_env: dict[str, str], moto_url: str,
                                                               tmp_path: Path) -> None:
-    s3 = _bucket(moto_url, "images-resume")
+    s3 = s3_bucket(moto_url, "images-resume")
     src = tmp_path / "big.raw"
     sha = _random_file(src, 100)                    # 20 parts of 5 MiB
     proc = subprocess.Popen([sys.executable, "-c", _UPLOADER, moto_url, str(src)], env=os.environ.copy(),
@@ -222,7 +208,7 @@ def test_upload_killed_halfway_resumes_without_resending_parts(aws_env: dict[str
 
 def test_failed_upload_is_aborted_leaving_no_parts(aws_env: dict[str, str], moto_url: str, tmp_path: Path) -> None:
     """The input shrinks mid-upload (a short middle part): S3 refuses to complete, factory aborts the upload."""
-    s3 = _bucket(moto_url, "images-abort")
+    s3 = s3_bucket(moto_url, "images-abort")
     src = tmp_path / "shrinks.raw"
     _random_file(src, 60)
     errors: list[BaseException] = []

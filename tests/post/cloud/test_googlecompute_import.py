@@ -12,19 +12,15 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import pytest
+from cloud_servers import Chains, stub_calls
 
 from factory.artifact.exporters import export
 from factory.artifact.model import Artifact, Firmware, Hardware
 from factory.errors import FactoryError
 from factory.post import PostContext, run_chains
-from factory.template.model import PostProcessorSpec
-
-Chains = Callable[[str], list[list[PostProcessorSpec]]]
 
 
 def _object(gcs_url: str, bucket: str, name: str) -> bytes | None:
@@ -33,11 +29,6 @@ def _object(gcs_url: str, bucket: str, name: str) -> bytes | None:
             return bytes(resp.read())
     except OSError:
         return None
-
-
-def _inserted(gce_url: str) -> list[dict[str, Any]]:
-    with urllib.request.urlopen(f"{gce_url}/_stub/calls") as resp:
-        return list(json.load(resp))
 
 
 def _block(account: Path, gce_url: str, extra: str = "") -> str:
@@ -78,7 +69,7 @@ def test_tarball_resumable_upload_then_image_with_features_and_labels(
     got = _object(gcs_url, "images", "uploads%2Fcloud.tar.gz")
     assert got is not None and hashlib.sha256(got).digest() == hashlib.sha256(tarball.read_bytes()).digest()
     assert len(got) > 3 << 20          # four resumable requests of 1 MiB
-    (call,) = _inserted(gce_url)
+    (call,) = stub_calls(gce_url)
     body = call["body"]
     assert body["rawDisk"]["source"] == "https://storage.googleapis.com/images/uploads/cloud.tar.gz"
     assert [f["type"] for f in body["guestOsFeatures"]] == ["GVNIC", "UEFI_COMPATIBLE"]
