@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from factory import ui
 from factory.errors import FactoryError
 from factory.events import EventKind
 from factory.queue import blobs, bundle, db
@@ -88,6 +89,7 @@ class Runner:
         sink = EventSink(self.cfg.db_url, self.job_id, self.attempt)
         self.cfg.workdir.mkdir(parents=True, exist_ok=True)
         work = Path(tempfile.mkdtemp(prefix=f"job-{self.job_id}-", dir=self.cfg.workdir))
+        ui.info(f"job {self.job_id}: {self.args.get('name', '')} (attempt {self.attempt + 1})")
         try:
             sink.worker(f"job {self.job_id} taken by worker {self.cfg.name} (attempt {self.attempt + 1})")
             self.owner = self._owner()
@@ -111,7 +113,10 @@ class Runner:
             shutil.rmtree(work, ignore_errors=True)
 
     def _record_run(self, outcome: str | None) -> None:
-        """factory_job_runs: which worker ran which attempt, when (best effort once the build ran)."""
+        """factory_job_runs: which worker ran which attempt, when (best effort once the build ran); the worker's
+        own log (its journal under systemd) gets the outcome too."""
+        if outcome is not None:
+            ui.info(f"job {self.job_id}: {outcome}")
         try:
             with db.connection(self.cfg.db_url) as conn:
                 if outcome is None:

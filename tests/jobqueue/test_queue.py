@@ -218,3 +218,13 @@ def _answers(port: int) -> bool:
 
     with socket.socket() as s:
         return s.connect_ex(("127.0.0.1", port)) == 0
+
+
+def test_a_worker_refuses_queues_its_host_cannot_serve(queue_db: str, tmp_path: Path) -> None:
+    env = {"PATH": f"{tmp_path}:/usr/bin:/bin", "FACTORY_LIBVIRT_URI": "test:///nonexistent-driver"}
+    proc = factory("worker", "--db", queue_db, "--queues", "virtualbox", env=env)
+    assert proc.returncode == 1 and "cannot serve the virtualbox queue: VBoxManage is not on PATH" in proc.stderr
+    proc = factory("worker", "--db", queue_db, "--queues", "tcg,gpu")
+    assert proc.returncode == 1 and "unknown queue(s): gpu" in proc.stderr
+    proc = factory("worker", "--db", queue_db, "--queues", "libvirt", env=env)
+    assert proc.returncode == 1 and "cannot serve the libvirt queue" in proc.stderr, proc.stderr
