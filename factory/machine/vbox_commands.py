@@ -136,6 +136,21 @@ def detach_dvd(name: str, dvd: Dvd) -> list[str]:
             "--type", "dvddrive", "--medium", "none"]
 
 
+FLOPPY_CONTROLLER = "Floppy Controller"
+
+
+def attach_floppy(name: str, image: Path) -> list[list[str]]:
+    """Packer's StepAttachFloppy: a floppy controller and the image in its first drive."""
+    return [["storagectl", name, "--name", FLOPPY_CONTROLLER, "--add", "floppy"],
+            ["storageattach", name, "--storagectl", FLOPPY_CONTROLLER, "--port", "0", "--device", "0",
+             "--type", "fdd", "--medium", str(image)]]
+
+
+def detach_floppy(name: str) -> list[str]:
+    return ["storageattach", name, "--storagectl", FLOPPY_CONTROLLER, "--port", "0", "--device", "0",
+            "--medium", "none"]
+
+
 def import_appliance(source: Path, name: str, basefolder: Path, flags: list[str], options: str | None
                      ) -> list[str]:
     cmd = ["import", str(source), "--vsys", "0", "--vmname", name, "--basefolder", str(basefolder)]

@@ -54,9 +54,12 @@ class VirtualBoxCommon(HttpOptions, FloppyOptions, CdOptions, BootOptions, Shutd
     # run (RunConfig) ------------------------------------------------------------------------------------------
     headless: bool = opt(False, help="Start the VM with `startvm --type headless` (no window) instead of "
                          "`--type gui`; the console is then reached over VRDP.")
-    vrdp_bind_address: str = opt("127.0.0.1", help="Address the VM's VRDP server binds to (headless builds).")
-    vrdp_port_min: int = opt(5900, minimum=1, maximum=65535, help="Lowest VRDP port.")
-    vrdp_port_max: int = opt(6000, minimum=1, maximum=65535, help="Highest VRDP port (inclusive).")
+    vrdp_bind_address: str = opt("127.0.0.1", help="Address the VM's VRDP server binds to (headless builds). Not "
+                                 "acted on: VRDP needs VirtualBox's Extension Pack, and factory never needs a "
+                                 "console (keys go through keyboardputscancode).", support=IGNORED)
+    vrdp_port_min: int = opt(5900, minimum=1, maximum=65535, help="Lowest VRDP port.", support=IGNORED)
+    vrdp_port_max: int = opt(6000, minimum=1, maximum=65535, help="Highest VRDP port (inclusive).",
+                             support=IGNORED)
 
     # shutdown (ShutdownConfig) --------------------------------------------------------------------------------
     post_shutdown_delay: Duration = opt("0s", help="Duration to wait after the VM powered off, before "

@@ -50,6 +50,7 @@ class VBoxContext(BuildContext):
     dvds: list[cmd.Dvd] = field(default_factory=list)
     source_file: Path | None = None        # virtualbox-ovf: the fetched .ovf/.ova
     vbox_version: str = ""
+    floppy: Path | None = None             # floppy_files / floppy_dirs / floppy_content as an image
 
     @property
     def v(self) -> VirtualBoxSource:
@@ -105,7 +106,7 @@ class VBoxContext(BuildContext):
 
 def steps() -> list[Step[Any]]:
     """The step list; the shared steps (output, key, provision, post-processors) take any BuildContext."""
-    return [prepare.PrepareOutput(), Tool(), Media(), SshKey(), Cd(), Http(), CreateVm(), NatRule(),
+    return [prepare.PrepareOutput(), Tool(), Media(), SshKey(), Cd(), Floppy(), Http(), CreateVm(), NatRule(),
             CustomCommands("vboxmanage"), Boot(), Connect(), VersionFile(), GuestAdditions(),
             finish.Provision(), ClearKeys(), Shutdown(), CustomCommands("vboxmanage_post"), Detach(), Export(),
             Publish(), finish.PostProcess()]
@@ -200,6 +201,28 @@ class Cd(Step[VBoxContext]):
         ctx.say(f"CD with {len(files)} file(s): " + ", ".join(sorted(files)))
 
 
+class Floppy(Step[VBoxContext]):
+    name, title = "floppy", "Making the floppy (floppy_files / floppy_dirs / floppy_content)"
+
+    def applies(self, ctx: VBoxContext) -> bool:
+        return ctx.v.wants_floppy
+
+    def options(self, ctx: VBoxContext) -> Mapping[str, Any]:
+        v = ctx.v
+        return {"floppy_files": list(v.floppy_files), "floppy_dirs": list(v.floppy_dirs),
+                "floppy_content": v.floppy_content, "floppy_label": v.floppy_label}
+
+    def run(self, ctx: VBoxContext) -> None:
+        from factory.media import floppy
+
+        v = ctx.v
+        assert ctx.workdir is not None
+        files = floppy.collect(ctx.root, v.floppy_files, v.floppy_dirs, v.floppy_content, ctx.template_values,
+                               warn=lambda m: ctx.emit(EventKind.NOTICE, m))
+        ctx.floppy = floppy.make_floppy(files, ctx.workdir / "floppy.img", label=v.floppy_label)
+        ctx.say(f"floppy {v.floppy_label!r} with {len(files)} file(s): " + ", ".join(sorted(files)))
+
+
 class Http(Step[VBoxContext]):
     name, title = "http", "Starting the HTTP server"
 
@@ -255,6 +278,9 @@ class CreateVm(Step[VBoxContext]):
         ctx.run_vbox(cmd.serial_to_file(name, serial_log(ctx)))
         for dvd in ctx.dvds:
             ctx.run_vbox(cmd.attach_dvd(name, dvd))
+        if ctx.floppy is not None:
+            for args in cmd.attach_floppy(name, ctx.floppy):
+                ctx.run_vbox(args)
 
     def _create(self, ctx: VBoxContext, v: VirtualBoxIsoSource, base: Path) -> None:
         ctx.registered = True   # createvm --register: from here on the VM exists in VirtualBox
@@ -524,6 +550,8 @@ class Detach(Step[VBoxContext]):
         for dvd in ctx.dvds:
             if not (bundle and dvd.role == "boot_iso"):
                 ctx.run_vbox(cmd.detach_dvd(ctx.vm_name, dvd))
+        if ctx.floppy is not None:
+            ctx.run_vbox(cmd.detach_floppy(ctx.vm_name))
 
 
 class Export(Step[VBoxContext]):
