@@ -108,3 +108,41 @@ def test_a_standin_vm_runs_in_qemu_takes_keys_and_the_power_button(vboxmanage: S
     assert not machine.running() and VBoxManage().info("k")["VMState"] == "poweroff"  # type: ignore[index]
     with pytest.raises(FactoryError, match="stopped"):
         machine.alive()
+
+
+def test_standin_export_is_schema_valid_cot_readable_and_imports_back(vboxmanage: StandIn, tmp_path: Path,
+                                                                      shared_schemas: Path) -> None:
+    """What `VBoxManage export` writes (the stand-in's OVF from its VM state): the DMTF schema accepts it, cot
+    reads it, its VMDK passes qemu-img check, and `import` makes the same VM again."""
+    import subprocess
+    import sys
+    import tarfile
+
+    from lxml import etree
+
+    disk = tmp_path / "e.vdi"
+    base = str(tmp_path / "vms")
+    for args in (["createvm", "--name", "e", "--ostype", "Debian_64", "--basefolder", base, "--register"],
+                 ["modifyvm", "e", "--memory", "768", "--cpus", "2", "--nictype1", "virtio"],
+                 ["storagectl", "e", "--name", "SATA Controller", "--add", "sata", "--controller", "IntelAhci"],
+                 ["createmedium", "disk", "--filename", str(disk), "--size", "32", "--format", "VDI"],
+                 ["storageattach", "e", "--storagectl", "SATA Controller", "--port", "0", "--device", "0",
+                  "--type", "hdd", "--medium", str(disk)],
+                 ["export", "e", "--output", str(tmp_path / "e.ova"), "--manifest"]):
+        vboxmanage(*args)
+    with tarfile.open(tmp_path / "e.ova") as tar:
+        assert tar.getnames() == ["e.ovf", "e.mf", "e-disk001.vmdk"]
+        tar.extractall(tmp_path / "x", filter="data")
+    schema = etree.XMLSchema(etree.parse(str(shared_schemas / "ovf" / "dsp8023_1.1.1.xsd")))
+    assert schema.validate(etree.parse(str(tmp_path / "x" / "e.ovf"))), schema.error_log
+    subprocess.run(["qemu-img", "check", str(tmp_path / "x" / "e-disk001.vmdk")], check=True, capture_output=True)
+    cot = Path(sys.executable).parent / "cot"
+    info = subprocess.run([str(cot), "--verbose", "info", str(tmp_path / "e.ova")], capture_output=True, text=True,
+                          timeout=300)
+    assert info.returncode == 0 and "ERROR" not in info.stderr and "tampered" not in info.stderr, info.stderr
+    assert "virtualbox-2.2" in info.stdout and "768 MiB" in info.stdout
+    vboxmanage("import", str(tmp_path / "e.ova"), "--vsys", "0", "--vmname", "e2", "--basefolder", base)
+    again = machine_readable(vboxmanage("showvminfo", "e2", "--machinereadable").stdout)
+    assert (again["memory"], again["cpus"], again["nictype1"], again["storagecontrollername0"]) == (
+        "768", "2", "virtio", "SATA Controller")
+    assert Path(again["SATA Controller-0-0"]).is_file()
