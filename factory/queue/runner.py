@@ -19,7 +19,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 from collections import deque
@@ -88,7 +87,12 @@ class Runner:
 
         sink = EventSink(self.cfg.db_url, self.job_id, self.attempt)
         self.cfg.workdir.mkdir(parents=True, exist_ok=True)
-        work = Path(tempfile.mkdtemp(prefix=f"job-{self.job_id}-", dir=self.cfg.workdir))
+        # One folder per job, the same for every attempt: paths the template sees (the bundle's file inputs) stay
+        # equal, so a retry's stage IDs match its first attempt's and a resume can find the stored checkpoints.
+        # No two attempts of a job run at once, and what a killed attempt left behind is removed first.
+        work = self.cfg.workdir / f"job-{self.job_id}"
+        shutil.rmtree(work, ignore_errors=True)
+        work.mkdir()
         ui.info(f"job {self.job_id}: {self.args.get('name', '')} (attempt {self.attempt + 1})")
         try:
             sink.worker(f"job {self.job_id} taken by worker {self.cfg.name} (attempt {self.attempt + 1})")
