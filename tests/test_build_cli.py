@@ -46,13 +46,13 @@ def test_only_matching_nothing_is_an_error(tmp_path: Path) -> None:
 
 def test_bad_boot_command_fails_before_any_vm_starts(tmp_path: Path) -> None:
     template = TEMPLATE.replace('output_directory = "out"',
-                                'output_directory = "out"\n  boot_command = ["<enter>", "x<f13>"]')
+                                'output_directory = "out"\n  boot_command = ["<enter>", "x\u00e9"]')
     (tmp_path / "t.pkr.hcl").write_text(template)
     env = {**os.environ, "COLUMNS": "300"}
     proc = subprocess.run([sys.executable, "-m", "factory", "build", "t.pkr.hcl"], cwd=tmp_path, env=env,
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 1
-    assert "boot_command[1]: unknown key <f13> at column 2" in proc.stderr
+    assert "boot_command[1]: character 'é' at column 2 cannot be typed" in proc.stderr
     assert "Starting the VM" not in proc.stderr and "Traceback" not in proc.stderr
 
 

@@ -99,17 +99,15 @@ def _tag_actions(name: str) -> list[Action] | None:
 
 
 def parse(text: str, *, where: str = "boot_command") -> list[Action]:
-    """Parse one boot_command string; an unknown `<key>` or untypable character is an error naming its position."""
+    """Parse one boot_command string. A `<name>` that is no key is typed literally, as Packer does (the template
+    layer warns about it at validate time, see unknown_keys); an untypable character is an error naming its
+    position."""
     actions: list[Action] = []
     pos = 0
     while pos < len(text):
         m = _TAG.match(text, pos)
-        if m:
-            tag = _tag_actions(m.group(1))
-            if tag is None:
-                raise FactoryError(f"{where}: unknown key <{m.group(1)}> at column {pos + 1}",
-                                   hint="special keys: <enter> <esc> <tab> <bs> <del> <spacebar> <f1>..<f12> "
-                                        "<up> <down> <left> <right> <waitN> <wait1m30s> <leftCtrlOn>/<leftCtrlOff>")
+        tag = _tag_actions(m.group(1)) if m else None
+        if m and tag is not None:
             actions.extend(tag)
             pos = m.end()
             continue
@@ -120,6 +118,36 @@ def parse(text: str, *, where: str = "boot_command") -> list[Action]:
                                "on a US keyboard", hint="type it with its key sequence instead") from None
         pos += 1
     return actions
+
+
+# What looks like an attempt at a key: a letter, then up to 30 characters without brackets (`<wait 5>` too).
+_TAG_LIKE = re.compile(r"<([A-Za-z][^<>\n]{0,30})>")
+
+
+def unknown_keys(text: str) -> list[tuple[int, str]]:
+    """(column, name) of every `<name>` in text that is no key, wait or modifier (Packer types those literally)."""
+    return [(m.start() + 1, m.group(1)) for m in _TAG_LIKE.finditer(text)
+            if not _TAG.fullmatch(m.group(0)) or _tag_actions(m.group(1)) is None]
+
+
+def untypable(text: str) -> list[tuple[int, str]]:
+    """(column, character) of every character no key of a US keyboard types."""
+    out = []
+    for pos, ch in enumerate(text):
+        try:
+            char_action(ch)
+        except ValueError:
+            out.append((pos + 1, ch))
+    return out
+
+
+def key_names() -> list[str]:
+    """The names `<...>` accepts, for "did you mean" (waits and modifier On/Off forms included)."""
+    def camel(name: str) -> str:   # as Packer's docs write them: leftCtrl, pageUp
+        return re.sub(r"^(left|right|page)(.)", lambda m: m.group(1) + m.group(2).upper(), name)
+
+    holds = [f"{camel(m)}{s}" for m in MODIFIERS for s in ("On", "Off")]
+    return [*(camel(k) for k in SPECIAL), "wait", *holds]
 
 
 def parse_all(commands: Sequence[str]) -> list[Action]:

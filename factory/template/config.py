@@ -15,6 +15,7 @@ from factory.errors import FactoryError, Location
 from factory.options import Component, Deferred, Kind, OptionInfo, OptionValue, Support, convert, options_of, suggest
 from factory.schema import lookup
 from factory.template import types as ht
+from factory.template.boot import check_boot_keys
 from factory.template.collect import Collector
 from factory.template.expr import EvalError, Scope, evaluate
 from factory.template.parse import Block
@@ -107,7 +108,10 @@ def make_component(kind: Kind, type_: str, body: Body, where: Location, path: st
     if not ok:
         return None
     config = cls(**kwargs)
-    return config if _checked(config, body, where, col) else None
+    if not _checked(config, body, where, col):
+        return None
+    check_boot_keys(config, body.where, where, path, col)
+    return config
 
 
 def _rename_aliases(cls: type[Component], body: Body, path: str, col: Collector) -> None:

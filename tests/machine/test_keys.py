@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from factory.errors import FactoryError
-from factory.machine.keys import BootStep, Hold, Press, Wait, boot_steps, parse, parse_all
+from factory.machine.keys import BootStep, Hold, Press, Wait, boot_steps, parse, parse_all, unknown_keys
 from factory.placeholders import expand
 
 
@@ -34,16 +34,15 @@ def test_lone_angle_bracket_is_text() -> None:
     assert parse("a < b") == [Press("a"), Press("spc"), Press("comma", shift=True), Press("spc"), Press("b")]
 
 
-def test_unknown_key_names_position() -> None:
-    with pytest.raises(FactoryError) as err:
-        parse_all(["<enter>", "linux <entr> quiet"])
-    assert "boot_command[1]" in err.value.message
-    assert "<entr>" in err.value.message and "column 7" in err.value.message
+def test_unknown_key_is_typed_literally_as_packer_does() -> None:
+    """The template layer warns about it at validate time (tests/hardening/test_boot_keys.py)."""
+    assert parse_all(["<entr>"]) == parse("<") + parse("entr") + parse(">")
+    assert parse("<waitx>") == [Press("comma", shift=True), *parse("waitx"), Press("dot", shift=True)]
+    assert unknown_keys("linux <entr> <wait5> <wait 5> <leftCtrlOf><f1>") == [(7, "entr"), (22, "wait 5"),
+                                                                            (31, "leftCtrlOf")]
 
 
-def test_bad_wait_and_untypable_char() -> None:
-    with pytest.raises(FactoryError, match="unknown key <waitx>"):
-        parse("<waitx>")
+def test_untypable_char_names_its_column() -> None:
     with pytest.raises(FactoryError, match="column 3"):
         parse("ab\u00e9")
 
