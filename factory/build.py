@@ -22,7 +22,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
-from typing import Any, Generic, TextIO, TypeVar
+from typing import Any, Generic, Protocol, TextIO, TypeVar
 
 from factory import ui
 from factory.errors import FactoryError
@@ -195,9 +195,12 @@ def sigterm_as_interrupt() -> Iterator[None]:
 
 
 class OnError(StrEnum):
-    CLEANUP = "cleanup"
-    ABORT = "abort"
-    RUN_CLEANUP_PROVISIONER = "run-cleanup-provisioner"
+    """Packer's -on-error: what a failed build leaves behind."""
+
+    CLEANUP = "cleanup"                                  # undo everything (the default)
+    ABORT = "abort"                                      # leave the VM and files for inspection
+    ASK = "ask"                                          # prompt: clean up, abort, or retry the failed step
+    RUN_CLEANUP_PROVISIONER = "run-cleanup-provisioner"  # the error-cleanup-provisioner, then as abort
 
 
 C = TypeVar("C")
@@ -205,10 +208,17 @@ C = TypeVar("C")
 
 class Step(ABC, Generic[C]):
     """One unit of a build. `options`/`inputs` describe it for its stage ID; `run` does the work and registers
-    undo actions with ctx.cleanups.push(...)."""
+    undo actions with ctx.cleanups.push(...).
+
+    Checkpoints: the machine steps (`resumable`: boot, connect, each provisioner) form one segment that a stored
+    checkpoint can cover up to a `checkpoint` step; a covered step is not run again, except a `restarts` step,
+    which brings the machine up from the checkpoint instead (boot, connect)."""
 
     name: str = ""
     title: str = ""
+    resumable: bool = False
+    checkpoint: bool = False
+    restarts: bool = False
 
     def options(self, ctx: C) -> Mapping[str, Any]:
         return {}
@@ -224,6 +234,20 @@ class Step(ABC, Generic[C]):
     def run(self, ctx: C) -> None: ...
 
 
+class Checkpointer(Protocol):
+    """Keeps and restores machine checkpoints for the runner (factory.steps.checkpoint implements it)."""
+
+    def restore(self, ctx: Any, candidates: Sequence[tuple[str, str]]) -> str | None:
+        """candidates: (step name, stage ID) of the checkpoint steps ahead, in order. Prepare the machine to start
+        from the longest stored one; return its step name (None: nothing stored, start cold)."""
+
+    def save(self, ctx: Any, step: str, sid: str) -> None:
+        """Keep the running machine's state after step (stage ID sid)."""
+
+    def failed(self, ctx: Any) -> None:
+        """The build failed: tell the user what is kept and the command that resumes it."""
+
+
 @dataclass
 class RunnerContext:
     """What every build context provides to the runner."""
@@ -233,6 +257,8 @@ class RunnerContext:
     cleanups: Cleanups = field(default_factory=Cleanups)
     on_error: OnError = OnError.CLEANUP
     stage_ids: dict[str, str] = field(default_factory=dict)
+    checkpoints: Checkpointer | None = None
+    ask: Callable[[str], str] | None = None       # -on-error=ask: asks a question, returns the answer
 
     def emit(self, kind: EventKind, message: str = "", *, step: str = "", stage_id: str = "",
              source: str = "", **extra: Any) -> None:
@@ -271,33 +297,58 @@ def run_steps(steps: Sequence[Step[R]], ctx: R, *, on_failure: Callable[[R, Base
         _run(steps, ctx, on_failure)
 
 
+def _resume(steps: Sequence[Step[R]], ctx: R, parent: str) -> set[str]:
+    """The names of the machine steps ahead that a stored checkpoint covers (the checkpointer restored it)."""
+    assert ctx.checkpoints is not None
+    segment: list[tuple[Step[R], str]] = []
+    for step in steps:
+        if not step.applies(ctx):
+            continue
+        if not step.resumable:
+            break
+        parent = next_stage_id(step, ctx, parent)
+        segment.append((step, parent))
+    found = ctx.checkpoints.restore(ctx, [(s.name, sid) for s, sid in segment if s.checkpoint])
+    if found is None:
+        return set()
+    names = [s.name for s, _ in segment]
+    return set(names[:names.index(found) + 1])
+
+
 def _run(steps: Sequence[Step[R]], ctx: R, on_failure: Callable[[R, BaseException], None] | None) -> None:
     parent = ""
     started = time.monotonic()
+    covered: set[str] | None = None
     ctx.emit(EventKind.BUILD_STARTED, "build started")
     try:
-        for step in steps:
+        for n, step in enumerate(steps):
             if not step.applies(ctx):
                 continue
+            if step.resumable and covered is None and ctx.checkpoints is not None:
+                covered = _resume(steps[n:], ctx, parent)
+            restored = step.name in (covered or ())
             sid = next_stage_id(step, ctx, parent)
             ctx.stage_ids[step.name] = sid
-            ctx.emit(EventKind.STEP_STARTED, step.title or step.name, step=step.name, stage_id=sid)
+            ctx.emit(EventKind.STEP_STARTED, step.title or step.name, step=step.name, stage_id=sid,
+                     from_checkpoint=restored)
             t0 = time.monotonic()
-            try:
-                step.run(ctx)
-            except BaseException as exc:
-                ctx.emit(EventKind.STEP_FAILED, _describe(exc), step=step.name, stage_id=sid,
-                         duration=time.monotonic() - t0)
-                raise
+            if not restored or step.restarts:
+                _run_step(step, ctx, sid, t0)
             took = time.monotonic() - t0
-            ctx.emit(EventKind.STEP_FINISHED, f"{took:.1f}s", step=step.name, stage_id=sid, duration=took)
+            ctx.emit(EventKind.STEP_FINISHED, f"{took:.1f}s" + (" (from checkpoint)" if restored else ""),
+                     step=step.name, stage_id=sid, duration=took, from_checkpoint=restored)
+            if step.checkpoint and not restored and ctx.checkpoints is not None:
+                ctx.checkpoints.save(ctx, step.name, sid)
             parent = sid
     except BaseException as exc:
         ctx.emit(EventKind.BUILD_FAILED, _describe(exc), duration=time.monotonic() - started)
         if on_failure is not None:
             with contextlib.suppress(Exception):
                 on_failure(ctx, exc)
-        if ctx.on_error is not OnError.CLEANUP and not isinstance(exc, KeyboardInterrupt):
+        if ctx.checkpoints is not None and not isinstance(exc, KeyboardInterrupt):
+            with contextlib.suppress(Exception):
+                ctx.checkpoints.failed(ctx)
+        if ctx.on_error not in (OnError.CLEANUP, OnError.ASK) and not isinstance(exc, KeyboardInterrupt):
             # Packer's abort / run-cleanup-provisioner: leave the VM and files for inspection.
             ctx.emit(EventKind.NOTICE, f"-on-error={ctx.on_error.value}: leaving everything in place: "
                      + "; ".join(reversed(ctx.cleanups.labels())))
@@ -307,6 +358,48 @@ def _run(steps: Sequence[Step[R]], ctx: R, on_failure: Callable[[R, BaseExceptio
     _cleanup(ctx)
     took = time.monotonic() - started
     ctx.emit(EventKind.BUILD_FINISHED, f"build finished after {took:.1f}s", duration=took)
+
+
+ASK_PROMPT = ("step {step!r} failed: {why}\n[c] clean up and exit, [a] abort without cleanup, or [r] retry the "
+              "step (the build may fail even if the retry succeeds)? ")
+
+
+def _run_step(step: Step[R], ctx: R, sid: str, t0: float) -> None:
+    """Run one step; with -on-error=ask a failure asks, as Packer does, whether to clean up, abort or retry."""
+    while True:
+        try:
+            step.run(ctx)
+            return
+        except KeyboardInterrupt as exc:
+            ctx.emit(EventKind.STEP_FAILED, _describe(exc), step=step.name, stage_id=sid,
+                     duration=time.monotonic() - t0)
+            raise
+        except BaseException as exc:
+            ctx.emit(EventKind.STEP_FAILED, _describe(exc), step=step.name, stage_id=sid,
+                     duration=time.monotonic() - t0)
+            if ctx.on_error is not OnError.ASK:
+                raise
+            answer = _ask(ctx, ASK_PROMPT.format(step=step.title or step.name, why=_describe(exc)))
+            if answer != "r":
+                ctx.on_error = OnError.ABORT if answer == "a" else OnError.CLEANUP
+                raise
+            ctx.emit(EventKind.NOTICE, f"retrying step {step.name!r}")
+
+
+def _ask(ctx: RunnerContext, prompt: str) -> str:
+    """c, a or r from the user; without a terminal to ask on, c (clean up), as the safe choice."""
+    if ctx.ask is None:
+        if not sys.stdin.isatty():
+            ctx.emit(EventKind.NOTICE, "-on-error=ask: stdin is not a terminal, so cleaning up")
+            return "c"
+        ctx.ask = input
+    while True:
+        try:
+            answer = ctx.ask(prompt).strip().lower()[:1]
+        except EOFError:
+            return "c"
+        if answer in ("c", "a", "r"):
+            return answer
 
 
 def _cleanup(ctx: RunnerContext) -> None:

@@ -138,6 +138,18 @@ class Store:
             yield tmp / name
             self._write_meta(tmp, key, kind, name)
 
+    @contextlib.contextmanager
+    def new_entry(self, key: str, kind: str, name: str) -> Iterator[tuple[Path, Path]]:
+        """A new entry of several files: yields (a temporary folder to fill, the entry's final folder), the key
+        locked exclusively; the entry (its main file: name) appears whole when the block succeeds. Never replaces
+        an entry: FileExistsError if key is taken."""
+        with file_lock(self.lock_path(key)):
+            if self.entry(key) is not None:
+                raise FileExistsError(key)
+            with atomic_dir(self.folder(key)) as tmp:
+                yield tmp, self.folder(key)
+                self._write_meta(tmp, key, kind, name)
+
     def cached(self, key: str, kind: str, out: Path, make: Callable[[Path], object]) -> bool:
         """Place the entry for key at out (hard link, else copy); on a miss make(out) first and store the result.
 
@@ -196,7 +208,9 @@ class Store:
     def _write_meta(self, folder: Path, key: str, kind: str, name: str) -> None:
         st = (folder / name).stat()
         now = time.time()
-        data = {"kind": kind, "name": name, "size": st.st_size, "created": now, "last_used": now,
+        # Every file of the entry counts (a checkpoint: its layer, the VM state, the UEFI variables).
+        size = sum(p.stat().st_size for p in folder.iterdir() if p.is_file() and p.name != META)
+        data = {"kind": kind, "name": name, "size": size, "created": now, "last_used": now,
                 "stamp": [st.st_size, st.st_mtime_ns]}
         (folder / META).write_text(json.dumps(data, sort_keys=True))
 

@@ -28,7 +28,8 @@ app = typer.Typer(
 # Packer's single-dash long flags, accepted alongside the double-dash forms.
 PACKER_FLAGS = ("var", "var-file", "only", "except", "force", "debug", "syntax-only", "check", "diff",
                 "recursive", "on-error", "machine-readable", "timestamp-ui", "parallel-builds", "color",
-                "evaluate-datasources", "write", "upgrade", "output-file", "with-annotations", "fail-fast")
+                "evaluate-datasources", "write", "upgrade", "output-file", "with-annotations", "fail-fast",
+                "resume", "force-rebuild", "checkpoint")
 
 
 def normalize_argv(argv: list[str]) -> list[str]:

@@ -5,6 +5,7 @@ Packer's machine-readable lines, as JSON lines, as Prometheus metrics and as an 
 from __future__ import annotations
 
 import contextlib
+import shlex
 import sys
 import time
 import uuid
@@ -16,6 +17,7 @@ import typer
 
 from factory import ui
 from factory.build import EventBus, HumanMonitor, JsonMonitor, OnError, sigterm_as_interrupt
+from factory.checkpoints import DEFAULT_MODE, CheckpointMode
 from factory.cli import app
 from factory.cli.options import ExceptOpt, OnlyOpt, TemplateArg, VarFileOpt, VarOpt, load_template, split
 from factory.cli.parallel import Job, run_jobs, selected_pairs
@@ -34,8 +36,18 @@ def build(
     except_: ExceptOpt = None,
     force: Annotated[bool, typer.Option("--force", help="Replace a non-empty output directory.")] = False,
     on_error: Annotated[OnError, typer.Option("--on-error", help="cleanup (default), abort (leave the VM and "
-                                              "files for inspection) or run-cleanup-provisioner.")
-                        ] = OnError.CLEANUP,
+                                              "files for inspection), ask (clean up, abort or retry the failed "
+                                              "step) or run-cleanup-provisioner (run the error-cleanup-provisioner, "
+                                              "then as abort).")] = OnError.CLEANUP,
+    checkpoint: Annotated[CheckpointMode, typer.Option("--checkpoint", help="What to keep after boot-to-SSH and "
+                                                       "after each provisioner: vm (default: the disk and the "
+                                                       "running VM's state, so a resume needs no boot), disk (a "
+                                                       "resumed guest boots again), none.")] = DEFAULT_MODE,
+    resume: Annotated[str, typer.Option("--resume", metavar="BOOL", help="Reuse the longest stored checkpoint "
+                                        "chain that matches this build (default true); -resume=false starts "
+                                        "cold.")] = "true",
+    force_rebuild: Annotated[bool, typer.Option("--force-rebuild", help="Start cold (as -resume=false): the new "
+                                                "checkpoints replace the stored ones that no build uses.")] = False,
     debug: Annotated[bool, typer.Option("--debug", help="Keep the ephemeral SSH key, show the serial console as "
                                         "it comes, show tracebacks; builds run one at a time.")] = False,
     machine_readable: Annotated[bool, typer.Option(
@@ -71,7 +83,8 @@ def build(
         raise FactoryError(f"{template}: nothing to build (no build block, or -only/-except excluded every source)")
     for b, source in pairs:  # every build's refusal before any build starts a VM
         refuse_unbuildable(b, source)
-    opts = BuildOptions(force=force, on_error=on_error, debug=debug)
+    opts = BuildOptions(force=force, on_error=on_error, debug=debug, checkpoint=checkpoint,
+                        resume=_bool(resume, "-resume") and not force_rebuild, resume_command=resume_command())
     run_uuid = str(uuid.uuid4())
     # Relative paths in a template (output_directory, iso_url, http_directory ...) resolve against the current
     # directory, as in Packer; templates use path.root to be explicit.
@@ -180,3 +193,19 @@ def _event_stream(target: str) -> Iterator[TextIO]:
         raise FactoryError(f"--events {target}: cannot write: {exc.strerror}") from exc
     with fh:
         yield fh
+
+
+def _bool(value: str, option: str) -> bool:
+    lowered = value.strip().lower()
+    if lowered in ("true", "1", "t", "yes"):
+        return True
+    if lowered in ("false", "0", "f", "no"):
+        return False
+    raise FactoryError(f"{option}={value}: not a boolean", hint=f"{option}=true or {option}=false")
+
+
+def resume_command(argv: list[str] | None = None) -> str:
+    """This command line as the one that resumes it: without what forces a cold start."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    kept = [a for a in args if a.lstrip("-").split("=", 1)[0] not in ("force-rebuild", "resume")]
+    return "factory " + shlex.join(kept)

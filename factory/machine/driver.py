@@ -19,6 +19,8 @@ Everything a build asks of a hypervisor goes through here, so no step knows whic
       screendump(dest), vnc_port()            the screen, for diagnostics and for the user
       ssh_address(guest_port, ports, t)       where the communicator connects: an Endpoint (host, port), which
                                               is a forwarded host port or the guest's own address
+      checkpoint(layers, state)               freeze the running disks (and the VM state) for a checkpoint;
+                                              a MachineSpec with `incoming` continues from such a state
       events / notify(kind, detail)           power events (powerdown, poweroff, reset, panic) and notices
     The serial log: a driver appends the guest's first serial port to spec.serial_log (SerialFollower reads).
 
@@ -58,6 +60,8 @@ class Feature(StrEnum):
     FLOPPY = "floppy"                    # MachineSpec.floppy
     DIRECT_BOOT = "direct-boot"          # kernel + initrd + command line (MachineSpec.direct_boot)
     FIRMWARE_FILE = "firmware-file"      # MachineSpec.bios
+    CHECKPOINT = "checkpoint"            # Machine.checkpoint: freeze a running machine's disks
+    VM_STATE = "vm-state"                # ... and its running state; MachineSpec.incoming starts from it
 
 
 @dataclass(frozen=True)
@@ -174,6 +178,18 @@ class MachineSpec:
     floppy: Path | None = None           # a floppy image attached as the first floppy drive
     bios: Path | None = None             # firmware file (`firmware`); as a pflash drive when bios_pflash
     bios_pflash: bool = False
+    incoming: Path | None = None         # a state Machine.checkpoint saved: the VM continues from it, no boot
+
+
+@dataclass(frozen=True)
+class Layer:
+    """One running disk to freeze at a checkpoint: its content goes to the new file `frozen`, which the caller
+    then publishes at `published`; the machine goes on writing `active`, on top of `published` where the
+    format allows (qcow2), else as a disk of its own."""
+
+    active: Path
+    frozen: Path
+    published: Path
 
 
 class Machine(ABC):
@@ -224,6 +240,11 @@ class Machine(ABC):
                   interrupted: Callable[[], None] | None = None) -> None:
         """Type parsed boot_command actions, interval seconds between keys."""
 
+    def checkpoint(self, layers: Sequence[Layer], state: Path | None) -> None:
+        """Freeze the running machine's disks (layers, in MachineSpec.disks order) at one instant and, with
+        state (Feature.VM_STATE), save its running state into that file at the same instant; it then runs on."""
+        raise FactoryError("this machine driver cannot keep checkpoints")
+
     @abstractmethod
     def ssh_address(self, guest_port: int, ports: PortRange, *, timeout: float) -> Endpoint:
         """Where the host reaches guest_port of the running VM. A driver that forwards binds a host port in
@@ -238,6 +259,7 @@ class Driver(ABC):
     registry: ClassVar[dict[str, type[Driver]]] = {}
     features: ClassVar[frozenset[Feature]] = frozenset()
     forward_host: ClassVar[str | None] = None   # where port forwards listen; None: the driver does not forward
+    checkpoint_formats: ClassVar[frozenset[DiskFormat]] = frozenset({DiskFormat.QCOW2})  # layerable disks
 
     def __init_subclass__(cls, name: str | None = None, **kw: object) -> None:
         super().__init_subclass__(**kw)

@@ -24,6 +24,7 @@ from factory.machine.driver import (
     Driver,
     Endpoint,
     Feature,
+    Layer,
     Machine,
     MachineEventKind,
     MachineSpec,
@@ -160,6 +161,8 @@ def build_argv(spec: MachineSpec, qmp_socket: Path, *, binary: str = QEMU,
     groups += _console_args(spec, tpm_socket)
     if spec.no_reboot:
         groups.append(["-no-reboot"])
+    if spec.incoming is not None:
+        groups.append(["-incoming", f"exec:cat {shlex.quote(str(spec.incoming))}"])
     overridden = {args[0] for args in spec.hypervisor_args if args}
     argv = [binary]
     for group in groups:
@@ -323,6 +326,41 @@ class QemuMachine(Machine):
                 self._keys(list(reversed(codes)), down=False)
             time.sleep(interval)
 
+    def checkpoint(self, layers: Sequence[Layer], state: Path | None) -> None:
+        """Paused: each qcow2 disk gets a new empty top layer (QMP blockdev-snapshot-sync onto an overlay made
+        beforehand, so its header names the published path), the old top becomes the frozen file; the state
+        goes to its file by migration (`migrate exec:`); then the VM runs on."""
+        if self.qmp is None or not self.running():
+            raise FactoryError("cannot keep a checkpoint: the VM is not running")
+        qmp = self.qmp
+        qmp.execute("stop")
+        try:
+            first = sum(1 for m in self.spec.media if m.bootable)  # drive ids follow _storage_args' order
+            for n, (layer, disk) in enumerate(zip(layers, self.spec.disks, strict=True)):
+                if disk.format is DiskFormat.QCOW2:
+                    _freeze_qcow2(qmp, f"disk{first + n}", layer)
+                else:  # raw: a copy, taken while paused (stop drained and flushed the disks)
+                    run(["cp", "--sparse=always", "--reflink=auto", layer.active, layer.frozen])
+            if state is not None:
+                self._save_state(qmp, state)
+        finally:
+            if self.running():
+                qmp.execute("cont")
+
+    def _save_state(self, qmp: QmpSession, state: Path) -> None:
+        qmp.execute("migrate-set-parameters", {"max-bandwidth": 1 << 40})  # a file, not a network: no cap
+        qmp.execute("migrate", {"uri": f"exec:cat > {shlex.quote(str(state))}"})
+        deadline = time.monotonic() + 600
+        while time.monotonic() < deadline:
+            status = qmp.execute("query-migrate").get("status", "")
+            if status == "completed":
+                return
+            if status in ("failed", "cancelled"):
+                raise FactoryError(f"saving the VM state failed: {qmp.execute('query-migrate')}")
+            self.alive()
+            time.sleep(0.1)
+        raise FactoryError("saving the VM state took over 600s")
+
     def ssh_address(self, guest_port: int, ports: PortRange, *, timeout: float) -> Endpoint:
         """A loopback port forwarded to guest_port: the one reserved before start, or one QEMU binds now."""
         if self._ssh is None:
@@ -417,6 +455,26 @@ class QemuDriver(Driver, name="qemu"):
             run(["qemu-img", "create", "-q", "-f", "qcow2", "-b", frozen.resolve(), "-F", "qcow2", disk])
         else:
             run(["cp", "--sparse=always", "--reflink=auto", disk, frozen])
+
+
+def _freeze_qcow2(qmp: QmpSession, drive: str, layer: Layer) -> None:
+    nxt = layer.active.with_name(layer.active.name + ".next")
+    run(["qemu-img", "create", "-q", "-f", "qcow2", "-u", "-b", layer.published, "-F", "qcow2", nxt,
+         str(_virtual_size(layer.active))])
+    qmp.execute("blockdev-snapshot-sync", {"device": drive, "snapshot-file": str(nxt), "format": "qcow2",
+                                           "mode": "existing"})
+    # QEMU holds both files open: renaming them changes nothing for it; the new top names the published path.
+    move(layer.active, layer.frozen)
+    os.replace(nxt, layer.active)
+
+
+def move(src: Path, dest: Path) -> None:
+    """Rename, or copy and remove across filesystems (the store and the output may be on different ones)."""
+    try:
+        os.replace(src, dest)
+    except OSError:
+        run(["cp", "--sparse=always", "--reflink=auto", src, dest])
+        src.unlink()
 
 
 def _info(path: Path | str) -> dict[str, object]:

@@ -43,18 +43,27 @@ def run_provisioner(ctx: BuildContext, spec: Any, index: int) -> None:
 
 
 class Provision(Step[BuildContext]):
-    name, title = "provision", "Provisioning"
+    """One provisioner: a step of its own, so each one's result can be a checkpoint to resume from."""
 
-    def applies(self, ctx: BuildContext) -> bool:
-        return bool(_applicable(ctx))
+    resumable = checkpoint = True
+
+    def __init__(self, spec: Any, index: int, count: int) -> None:
+        self.spec, self.index = spec, index
+        self.name = f"provision-{index + 1}"
+        label = spec.type + (f" ({spec.name})" if spec.name else "")
+        self.title = f"Provisioning with {label} [{index + 1}/{count}]"
 
     def inputs(self, ctx: BuildContext) -> Mapping[str, Any]:
-        full = f"{ctx.source_type}.{ctx.source_name}"
-        return {"provisioners": [_spec_digest(p, full, ctx.root) for p in _applicable(ctx)]}
+        return {"provisioner": _spec_digest(self.spec, f"{ctx.source_type}.{ctx.source_name}", ctx.root)}
 
     def run(self, ctx: BuildContext) -> None:
-        for i, spec in enumerate(_applicable(ctx)):
-            run_provisioner(ctx, spec, i)
+        run_provisioner(ctx, self.spec, self.index)
+
+
+def provision_steps(ctx: BuildContext) -> list[Step[BuildContext]]:
+    """A step per provisioner that applies to this source, in template order."""
+    specs = _applicable(ctx)
+    return [Provision(spec, i, len(specs)) for i, spec in enumerate(specs)]
 
 
 def _applicable(ctx: BuildContext) -> list[Any]:

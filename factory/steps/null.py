@@ -47,5 +47,5 @@ class NullArtifact(Step[BuildContext]):
                  data=ctx.artifact.event_data())
 
 
-def steps() -> list[Step[BuildContext]]:
-    return [ConnectExisting(), finish.Provision(), NullArtifact(), finish.PostProcess()]
+def steps(ctx: BuildContext) -> list[Step[BuildContext]]:
+    return [ConnectExisting(), *finish.provision_steps(ctx), NullArtifact(), finish.PostProcess()]

@@ -9,12 +9,13 @@ from typing import Any
 
 from factory.artifact.model import Artifact
 from factory.build import EventBus, OnError, Step, run_steps
+from factory.checkpoints import DEFAULT_MODE, CheckpointMode
 from factory.errors import FactoryError, FactoryErrors
 from factory.machine.driver import driver
 from factory.options import Kind
 from factory.schema import lookup
 from factory.schema.common import CommunicatorOptions
-from factory.steps import comm, console, finish, null, prepare, unattended, vm
+from factory.steps import checkpoint, comm, console, finish, null, prepare, unattended, vm
 from factory.steps.context import BuildContext
 
 # Source types factory builds, and the machine driver each one runs on; `null` runs on no machine.
@@ -34,7 +35,7 @@ def steps_for(ctx: BuildContext) -> list[Step[BuildContext]]:
         steps.append(vm.Install())
     elif s.iso:
         raise FactoryError("iso (a catalog release) and disk_image = true exclude each other")
-    steps += [vm.Boot(), vm.Connect(), finish.Provision(), comm.ClearAuthorizedKeys(), vm.Shutdown(),
+    steps += [vm.Boot(), vm.Connect(), *finish.provision_steps(ctx), comm.ClearAuthorizedKeys(), vm.Shutdown(),
               finish.Compact(), finish.Finalize(), finish.PostProcess()]
     return steps
 
@@ -45,6 +46,9 @@ class BuildOptions:
     on_error: OnError = OnError.CLEANUP
     debug: bool = False
     driver: str = ""              # a machine driver to run the source on instead of its type's own
+    checkpoint: CheckpointMode = DEFAULT_MODE
+    resume: bool = True           # reuse the longest stored checkpoint chain (False: start cold)
+    resume_command: str = ""      # the command that resumes a failed build (printed when it fails)
 
 
 def build_name(build: Any, source: Any) -> str:
@@ -97,10 +101,11 @@ def build_source(build: Any, source: Any, root: Path, bus: EventBus, opts: Build
         return build_virtualbox(build, source, root, bus, opts, run_uuid)
     ctx = context_for(build, source, root, bus, opts, run_uuid)
     if source.type in MACHINELESS:
-        run_steps(null.steps(), ctx, on_failure=lambda c, exc: finish.error_cleanup_provisioner(c))
+        run_steps(null.steps(ctx), ctx, on_failure=lambda c, exc: finish.error_cleanup_provisioner(c))
         return ctx.artifacts
     ctx.driver = driver(opts.driver or DRIVERS[source.type])
     ctx.cleanups.push(f"release the {ctx.driver.name} driver", ctx.driver.cleanup)  # a backstop: run last
+    checkpoint.setup(ctx, opts.checkpoint, opts.resume, opts.resume_command)
     vm.check_before_start(ctx)  # a typo in a key name must not cost a VM boot to find
     unattended.check_vars(ctx)
 

@@ -212,9 +212,31 @@ class CreateDisk(Step[BuildContext]):
                                   list(s.qemu_img_args.resize)]}
 
     def run(self, ctx: BuildContext) -> None:
+        from factory.steps.checkpoint import active
+
         assert ctx.driver is not None and ctx.staging is not None
         s = ctx.s
         disk = ctx.staging / f"{ctx.vm_name}.work"
+        cps = active(ctx)
+        if cps is None:
+            self._make(ctx, disk)
+        else:
+            # The made disk is checkpoint layer 0 in the store; the build writes an overlay on top of it.
+            base = ctx.media_url or ctx.media
+            requires = (str(base.resolve()),) if s.disk_image and s.uses_backing_file and isinstance(base, Path) \
+                else ()
+            layer = cps.base_disk(ctx, f"disk.{s.format.value}", lambda path: self._make(ctx, path), requires)
+            ctx.driver.overlay_disk(layer, disk)
+        ctx.disk = disk
+        for n, size in enumerate(s.disk_additional_size, start=1):
+            extra = ctx.staging / f"{ctx.vm_name}-{n}"  # Packer's names for disk_additional_size
+            ctx.driver.create_disk(extra, size, s.format, s.qemu_img_args)
+            ctx.extra_disks.append(extra)
+
+    @staticmethod
+    def _make(ctx: BuildContext, disk: Path) -> None:
+        assert ctx.driver is not None
+        s = ctx.s
         args = s.qemu_img_args
         if s.disk_image:
             base = ctx.media_url or ctx.media
@@ -225,11 +247,6 @@ class CreateDisk(Step[BuildContext]):
                 ctx.driver.copy_disk(base, disk, s.format, None if s.skip_resize_disk else s.disk_size, args)
         else:
             ctx.driver.create_disk(disk, s.disk_size, s.format, args)
-        ctx.disk = disk
-        for n, size in enumerate(s.disk_additional_size, start=1):
-            extra = ctx.staging / f"{ctx.vm_name}-{n}"  # Packer's names for disk_additional_size
-            ctx.driver.create_disk(extra, size, s.format, args)
-            ctx.extra_disks.append(extra)
 
 
 class Firmware(Step[BuildContext]):
@@ -237,6 +254,17 @@ class Firmware(Step[BuildContext]):
 
     def applies(self, ctx: BuildContext) -> bool:
         return ctx.s.efi
+
+    def inputs(self, ctx: BuildContext) -> Mapping[str, Any]:
+        """The firmware by content: an OVMF update is a different machine."""
+        from factory.machine.firmware import find_uefi
+
+        code, vars_ = ctx.path(ctx.s.efi_firmware_code), ctx.path(ctx.s.efi_firmware_vars)
+        if not (code and vars_):
+            with contextlib.suppress(FactoryError):
+                found = find_uefi()
+                code, vars_ = code or found.code, vars_ or found.vars_template
+        return {"code": code, "vars": vars_}
 
     def run(self, ctx: BuildContext) -> None:
         from factory.machine.firmware import UefiFirmware, find_uefi
@@ -260,6 +288,9 @@ class SshKey(Step[BuildContext]):
     def applies(self, ctx: BuildContext) -> bool:
         return ctx.s.communicator == "ssh"
 
+    def options(self, ctx: BuildContext) -> Mapping[str, Any]:
+        return {"type": ctx.s.temporary_key_pair_type, "bits": ctx.s.temporary_key_pair_bits}
+
     def run(self, ctx: BuildContext) -> None:
         s = ctx.s
         if s.communicator != "ssh":
@@ -270,10 +301,16 @@ class SshKey(Step[BuildContext]):
             secrets.register(s.ssh_password)
         if not s.ssh_password and not s.ssh_private_key_file and not s.ssh_agent_auth:
             from factory.comm.ssh import KeyPair
+            from factory.steps.checkpoint import active
 
-            ctx.keypair = KeyPair.generate(comment=f"factory-{ctx.vm_name}", kind=s.temporary_key_pair_type,
-                                           bits=s.temporary_key_pair_bits)
-            ctx.say(f"generated an ephemeral {ctx.keypair.kind} key pair for this build")
+            def generate() -> KeyPair:
+                return KeyPair.generate(comment=f"factory-{ctx.vm_name}", kind=s.temporary_key_pair_type,
+                                        bits=s.temporary_key_pair_bits)
+
+            cps = active(ctx)
+            ctx.keypair = generate() if cps is None else cps.key_pair(ctx, generate)
+            ctx.say(f"{'generated' if cps is None else 'using'} an ephemeral {ctx.keypair.kind} key pair for this "
+                    "build" + ("" if cps is None else " (kept with its checkpoints)"))
             if ctx.debug:
                 assert ctx.workdir is not None
                 key = ctx.keypair.write_private(ctx.output_directory.parent / f"{ctx.vm_name}.debug-key")
@@ -298,6 +335,8 @@ class Seed(Step[BuildContext]):
         files = collect_files(ctx.root, tuple(s.cd_files), s.cd_content, ctx.template_values)
         label = s.cd_label or ("cidata" if s.disk_image else "")
         public_key = ctx.keypair.public_openssh if ctx.keypair is not None else None
+        if not files and public_key is None:
+            return  # nothing to give the guest: a seed of meta-data only would just cost a device and a probe
         if label.lower() == "cidata" or (not files and s.disk_image and public_key):
             # A cloud image only gets a user through cloud-init: make (or complete) the NoCloud seed.
             files = nocloud_seed(files, username=ctx.ssh_username, public_key=public_key, instance_id=ctx.vm_name)
@@ -317,11 +356,11 @@ class Http(Step[BuildContext]):
         return bool(ctx.s.http_directory or ctx.s.http_content or ctx.unattended_files)
 
     def options(self, ctx: BuildContext) -> Mapping[str, Any]:
-        return {"http_directory": str(ctx.path(ctx.s.http_directory) or ""), "http_content": ctx.s.http_content,
-                "protocol": ctx.s.http_network_protocol}
+        # The folder by content (inputs), not by where it is: a copy of the project elsewhere is the same build.
+        return {"http_content": ctx.s.http_content, "protocol": ctx.s.http_network_protocol}
 
     def inputs(self, ctx: BuildContext) -> Mapping[str, Any]:
-        return {"http_directory": ctx.s.http_directory, "unattended": ctx.unattended_files}
+        return {"http_directory": ctx.path(ctx.s.http_directory), "unattended": ctx.unattended_files}
 
     def run(self, ctx: BuildContext) -> None:
         s, directory = ctx.s, ctx.path(ctx.s.http_directory)

@@ -63,7 +63,7 @@ def machine_spec(ctx: BuildContext, *, install: bool) -> MachineSpec:
         ssh_host_port=None if install or ctx.ssh_lease is None else ctx.ssh_lease.port,
         guest_ssh_port=s.ssh_port,
         headless=s.headless, vga=s.vga or "", emulator=s.qemu_binary, topology=s.topology, no_reboot=install,
-        hypervisor_args=qemuargs)
+        hypervisor_args=qemuargs, incoming=None if install else ctx.resume_state)
     return console.machine_console(ctx, spec)
 
 
@@ -175,6 +175,7 @@ class Install(Step[BuildContext]):
     """Boot the installer, follow its serial console, wait for it to power off (a reboot ends the VM too)."""
 
     name, title = "install", "Installing from the ISO"
+    resumable = True  # a checkpoint after boot-to-SSH covers the install too
 
     def options(self, ctx: BuildContext) -> Mapping[str, Any]:
         return {"boot_command": list(ctx.s.boot_command),
@@ -194,19 +195,39 @@ class Install(Step[BuildContext]):
         ctx.say("installer finished; booting the installed system")
 
 
+# Options that never reach the guest: where results go, host-side waits and ports, what the user watches, and
+# paths whose content another stage already covers (media, seed, HTTP folder, keys). Every other option of the
+# source is part of the boot stage's ID, so changing any of them never reuses a checkpoint made without it.
+HOST_SIDE = frozenset({
+    "output_directory", "skip_compaction", "disk_compression", "format", "qemu_img_args", "shutdown_command",
+    "shutdown_timeout", "ssh_timeout", "winrm_timeout", "ssh_handshake_attempts", "ssh_keep_alive_interval",
+    "ssh_read_write_timeout", "pause_before_connecting", "host_port_min", "host_port_max", "http_port_min",
+    "http_port_max", "http_bind_address", "http_interface", "serial_log", "screenshot_on_failure", "headless",
+    "display", "use_default_display", "vnc_bind_address", "vnc_port_min", "vnc_port_max", "vnc_use_password",
+    "vnc_password", "disable_vnc", "qmp_enable", "qmp_socket_path", "iso_url", "iso_urls", "iso_target_path",
+    "iso_target_extension", "iso_skip_cache", "http_directory", "cd_files", "floppy_files", "floppy_dirs",
+    "ssh_private_key_file", "ssh_certificate_file", "ssh_bastion_private_key_file", "ssh_bastion_certificate_file",
+    "efi_firmware_code", "efi_firmware_vars", "efi_drop_efivars", "run_once",
+})
+
+
+def vm_options(s: QemuSource) -> dict[str, Any]:
+    """Every option of the source that reaches the guest (see HOST_SIDE), for the boot stage's ID."""
+    return {f.name: getattr(s, f.name) for f in dataclasses.fields(s) if f.name not in HOST_SIDE}
+
+
 class Boot(Step[BuildContext]):
     name, title = "boot", "Starting the VM"
+    resumable = restarts = True
 
     def options(self, ctx: BuildContext) -> Mapping[str, Any]:
-        s = ctx.s
-        return {"cpus": s.cpus, "memory": s.memory, "machine": s.machine_type, "firmware": ctx.firmware.value,
-                "boot_command": list(s.boot_command) if s.disk_image else [], "qemuargs": list(s.qemuargs),
-                "boot_steps": [[b.keys, b.description] for b in s.boot_steps] if s.disk_image else []}
+        return {"vm": vm_options(ctx.s), "firmware": ctx.firmware.value}
 
     def run(self, ctx: BuildContext) -> None:
-        start_machine(ctx, machine_spec(ctx, install=False), "run")
+        resumed = ctx.resume_state is not None
+        start_machine(ctx, machine_spec(ctx, install=False), "resumed from a checkpoint" if resumed else "run")
         find_ssh(ctx)
-        if ctx.s.disk_image:
+        if ctx.s.disk_image and not resumed:  # a restored guest is past its boot menu
             type_boot_command(ctx)
 
 
@@ -238,6 +259,7 @@ def ssh_target(ctx: BuildContext) -> tuple[str, int]:
 
 class Connect(Step[BuildContext]):
     name, title = "connect", "Waiting for SSH"
+    resumable = restarts = checkpoint = True  # boot-to-SSH is the first checkpoint
 
     def applies(self, ctx: BuildContext) -> bool:
         return ctx.s.communicator == "ssh"

@@ -94,9 +94,9 @@ def test_boot_ssh_provision_shutdown_artifact_on_a_second_driver(tmp_path: Path,
 
     steps = [e.step for e in events if e.kind is EventKind.STEP_STARTED]
     assert "install" not in steps
-    ran = [s for s in steps if s in ("disk", "boot", "connect", "provision", "shutdown", "compact", "finalize",
+    ran = [s for s in steps if s in ("disk", "boot", "connect", "provision-1", "shutdown", "compact", "finalize",
                                      "post-processors")]
-    assert ran == ["disk", "boot", "connect", "provision", "shutdown", "compact", "finalize", "post-processors"]
+    assert ran == ["disk", "boot", "connect", "provision-1", "shutdown", "compact", "finalize", "post-processors"]
     said = [e.message for e in events if e.kind in (EventKind.MESSAGE, EventKind.NOTICE)]
     # The communicator went where the driver said: the guest's own address, nothing forwarded.
     at = [m for m in said if m.startswith("the guest's SSH is at ")]

@@ -45,3 +45,32 @@ def test_seed_completed_with_meta_data_and_files_collected(tmp_path: Path) -> No
     assert seed["meta-data"] == b"instance-id: vm1\nlocal-hostname: vm1\n"
     with pytest.raises(FactoryError, match="matches no file"):
         collect_files(tmp_path, ("nope/*",), {}, {})
+
+
+def _seed_step(tmp_path: Path, body: str, keypair: object = None) -> Path | None:
+    """Run the seed step of a real template's context (nothing else runs)."""
+    from factory.build import EventBus
+    from factory.steps.plan import BuildOptions, context_for
+    from factory.steps.prepare import Seed
+    from factory.template import load
+
+    tpl = tmp_path / "t.pkr.hcl"
+    tpl.write_text(f'source "qemu" "s" {{\n  disk_image = true\n  iso_url = "x.qcow2"\n  iso_checksum = "none"\n'
+                   f'{body}\n}}\nbuild {{\n  sources = ["source.qemu.s"]\n}}\n')
+    project = load(tpl)
+    ctx = context_for(project.builds[0], project.builds[0].sources[0], tmp_path, EventBus(), BuildOptions())
+    ctx.workdir = tmp_path
+    ctx.keypair = keypair
+    Seed().run(ctx)
+    return ctx.seed
+
+
+def test_no_seed_when_there_is_nothing_to_give_the_guest(tmp_path: Path) -> None:
+    # A password login and no cd_files: a meta-data-only seed would cost a device and cloud-init's probe of it.
+    assert _seed_step(tmp_path, '  ssh_username = "u"\n  ssh_password = "pw"\n  cd_label = "cidata"') is None
+    assert _seed_step(tmp_path, '  ssh_username = "u"\n  ssh_password = "pw"') is None
+    from factory.comm.keys import KeyPair
+
+    # The ephemeral key is something to give: the NoCloud seed is made (the README's cloud image needs it).
+    seed = _seed_step(tmp_path, '  ssh_username = "u"', keypair=KeyPair.generate())
+    assert seed is not None and seed.is_file()

@@ -75,8 +75,8 @@ def _changed(before: dict[str, str], after: dict[str, str]) -> list[str]:
 
 
 # clear-authorized-keys runs only with an ephemeral key; this template logs in with a password.
-ORDER = ["output", "accelerator", "media", "disk", "ssh-key", "seed", "console", "boot", "connect", "provision",
-         "shutdown", "compact", "finalize"]
+ORDER = ["output", "accelerator", "media", "disk", "ssh-key", "seed", "console", "boot", "connect", "provision-1",
+         "provision-2", "shutdown", "compact", "finalize"]
 
 
 def test_one_byte_of_a_script_renames_its_stage_and_every_later_one_only(tmp_path: Path) -> None:
@@ -87,7 +87,7 @@ def test_one_byte_of_a_script_renames_its_stage_and_every_later_one_only(tmp_pat
     script = tmp_path / "setup.sh"
     script.write_text(script.read_text().replace("hello", "hellO"))
     changed = _changed(first, _ids(template))
-    assert changed == list(first)[list(first).index("provision"):]
+    assert changed == list(first)[list(first).index("provision-1"):]
 
 
 def test_ids_follow_content_not_times_or_places(tmp_path: Path) -> None:
@@ -100,7 +100,7 @@ def test_ids_follow_content_not_times_or_places(tmp_path: Path) -> None:
     # An uploaded file's content is an input of the provision stage too.
     (tmp_path / "a" / "files" / "app.conf").write_text("port = 81\n")
     changed = _changed(first, _ids(template))
-    assert changed[0] == "provision"
+    assert changed[0] == "provision-2"
     # A copy of the project in another folder (another output directory) has the same IDs: content, not places.
     shutil.copytree(tmp_path / "a", tmp_path / "b")
     (tmp_path / "b" / "files" / "app.conf").write_text("port = 80\n")

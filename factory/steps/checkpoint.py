@@ -1,0 +1,187 @@
+"""Checkpoints of a machine build and resuming from them (the runner's Checkpointer for machine builds).
+
+The disk a build runs on is a stack of layers in the store (factory.checkpoints): the disk step's result (the
+base image copied or overlaid, resized) is layer 0, keyed by that step's stage ID; after boot-to-SSH and after
+each provisioner the running machine's disk is frozen into a new layer keyed by that step's stage ID, with the
+VM's running state beside it under -checkpoint=vm. A build reuses the longest chain whose keys match its own
+stage IDs: it starts the machine on a new overlay over that layer (from the saved state when there is one, so
+the guest does not boot again) and runs only the steps after it.
+
+What keeps a resumed build equal to a cold one: the stage IDs cover every input (see factory.build), so a stored
+layer is only ever reused by a build that would have made the same machine state. The build's ephemeral SSH key
+pair is kept in the store too (0600, keyed by its stage ID), because the guest in a checkpoint trusts that key.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import shutil
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from factory import checkpoints
+from factory.checkpoints import Checkpoint, CheckpointMode
+from factory.errors import FactoryError
+from factory.events import EventKind
+from factory.machine.driver import Feature, Layer
+from factory.steps.context import BuildContext
+from factory.store import Store, human_size
+
+
+@dataclass
+class MachineCheckpoints:
+    """Keeps a machine build's checkpoints and restores the longest stored chain (see the module docstring)."""
+
+    mode: CheckpointMode
+    resume: bool = True
+    command: str = ""                      # the command that resumes this build, printed when it fails
+    store: Store = field(default_factory=Store)
+    parent: Checkpoint | None = None       # the layer the running disk sits on
+    last: str = ""                         # the step of the last good checkpoint (made or restored)
+    _holds: contextlib.ExitStack = field(default_factory=contextlib.ExitStack)
+    _holding: bool = False
+
+    @staticmethod
+    def unusable(ctx: BuildContext) -> str:
+        """Why this build cannot keep checkpoints ("" when it can)."""
+        s = ctx.s
+        if ctx.driver is None or Feature.CHECKPOINT not in ctx.driver.features:
+            return f"the {getattr(ctx.driver, 'name', '?')} driver cannot freeze a running machine's disks"
+        if s.format not in ctx.driver.checkpoint_formats:
+            return f'format = "{s.format.value}": checkpoint layers are ' + "/".join(
+                sorted(f.value for f in ctx.driver.checkpoint_formats))
+        if s.skips_compaction:
+            return "skip_compaction = true would publish a disk that depends on the store's layers"
+        if s.disk_additional_size:
+            return "disk_additional_size: only builds with one disk keep checkpoints"
+        return ""
+
+    def _hold(self, ctx: BuildContext, found: Sequence[Checkpoint]) -> None:
+        """Keep these layers from `factory cache gc` while this build runs on them."""
+        if not self._holding:
+            self._holding = True
+            ctx.cleanups.push("release the checkpoints in use", self.release)
+        for cp in found:
+            self._holds.enter_context(self.store.hold(cp.key))
+
+    def release(self) -> None:
+        self._holds.close()
+
+    # --- layer 0 and the key pair: the disk and ssh-key steps ------------------------------------------------------
+
+    def base_disk(self, ctx: BuildContext, name: str, make: Callable[[Path], None],
+                  requires: tuple[str, ...] = ()) -> Path:
+        """The disk step's result as a stored layer: reused when stored (and resuming), else made with make."""
+        sid = ctx.stage_ids["disk"]
+        found = checkpoints.chain(self.store, sid) if self.resume else None
+        if found:
+            ctx.say(f"disk: the stored base layer {sid[:12]} (from checkpoint)")
+        else:
+            with checkpoints.publishing(self.store, sid, name, replace=not self.resume) as (tmp, final):
+                make(tmp / name)
+                (tmp / checkpoints.META).write_text(json.dumps(checkpoints.meta("disk", sid, None, requires)))
+            found = checkpoints.chain(self.store, final.name)
+            if not found:
+                raise FactoryError(f"the base layer just stored at {final} is not readable")
+        self._hold(ctx, found)
+        self.parent = found[0]
+        return found[0].disk
+
+    def key_pair(self, ctx: BuildContext, generate: Callable[[], Any]) -> Any:
+        """The build's ephemeral key pair, kept for the checkpoints whose guests trust it."""
+        from factory.comm.keys import KeyPair, KeyType
+
+        assert ctx.workdir is not None
+        out = ctx.workdir / "keypair.json"
+
+        def make(path: Path) -> None:
+            pair = generate()
+            path.touch(mode=0o600)
+            path.write_text(json.dumps({"private": pair.private_openssh, "public": pair.public_openssh,
+                                        "kind": pair.kind.value}))
+
+        sid = ctx.stage_ids["ssh-key"]
+        if not self.resume:
+            self.store.remove(sid)  # a cold rebuild gets a new key, and so new stage IDs from the seed on
+        self.store.cached(sid, "ssh-key", out, make)
+        data = json.loads(out.read_text())
+        out.unlink()
+        pair = KeyPair(data["private"], data["public"], KeyType(data["kind"]))
+        pair.register()
+        return pair
+
+    # --- the runner's Checkpointer -----------------------------------------------------------------------------
+
+    def restore(self, ctx: BuildContext, candidates: Sequence[tuple[str, str]]) -> str | None:
+        if not self.resume or ctx.disk is None or ctx.driver is None:
+            return None
+        hit = next(((step, sid, found) for step, sid in reversed(candidates)
+                    if (found := checkpoints.chain(self.store, sid))), None)
+        if hit is None:
+            return None
+        step, sid, found = hit
+        cp = found[0]
+        self._hold(ctx, found)
+        ctx.disk.unlink()
+        ctx.driver.overlay_disk(cp.disk, ctx.disk)
+        if cp.efivars is not None and ctx.efi_vars is not None:
+            shutil.copyfile(cp.efivars, ctx.efi_vars)
+        vm_state = self.mode is CheckpointMode.VM and Feature.VM_STATE in ctx.driver.features
+        ctx.resume_state = cp.state if vm_state else None
+        self.parent, self.last = cp, step
+        how = "its saved VM state (no boot)" if ctx.resume_state else "its disk (the guest boots again)"
+        ctx.emit(EventKind.NOTICE, f"resuming from the checkpoint after {step} ({sid[:12]}) with {how}; "
+                 "-resume=false starts cold")
+        return step
+
+    def save(self, ctx: BuildContext, step: str, sid: str) -> None:
+        machine, driver = ctx.machine, ctx.driver
+        if machine is None or driver is None or ctx.disk is None or self.parent is None or not machine.running():
+            return
+        started = time.monotonic()
+        if ctx.comm is not None:  # what the guest wrote goes to its disk: the layer alone is a usable disk
+            with contextlib.suppress(Exception):
+                ctx.comm.run("sync", on_line=lambda line: None, timeout=120.0 * ctx.timeout_factor)
+        state = self.mode is CheckpointMode.VM and Feature.VM_STATE in driver.features
+        name = self.parent.disk.name
+        with checkpoints.publishing(self.store, sid, name, replace=not self.resume) as (tmp, final):
+            machine.checkpoint([Layer(ctx.disk, tmp / name, final / name)], tmp / checkpoints.STATE if state
+                               else None)
+            if ctx.efi_vars is not None and ctx.efi_vars.exists():
+                shutil.copyfile(ctx.efi_vars, tmp / checkpoints.EFIVARS)
+            (tmp / checkpoints.META).write_text(json.dumps(checkpoints.meta(step, sid, self.parent)))
+        found = checkpoints.chain(self.store, final.name)
+        if not found:
+            raise FactoryError(f"the checkpoint just stored at {final} is not readable")
+        self._hold(ctx, found[:1])
+        self.parent, self.last = found[0], step
+        entry = self.store.entry(final.name)
+        ctx.say(f"checkpoint after {step}: {human_size(entry.size if entry else 0)}"
+                + (" with the VM state" if state else "") + f" in {time.monotonic() - started:.1f}s")
+
+    def failed(self, ctx: BuildContext) -> None:
+        if not self.last:
+            return
+        ctx.emit(EventKind.NOTICE, f"the checkpoint after {self.last} is kept; resume the build with:\n    "
+                 + (self.command or "factory build <the same arguments>"))
+
+
+def active(ctx: BuildContext) -> MachineCheckpoints | None:
+    """The build's checkpoints, when it keeps them."""
+    return ctx.checkpoints if isinstance(ctx.checkpoints, MachineCheckpoints) else None
+
+
+def setup(ctx: BuildContext, mode: CheckpointMode, resume: bool, command: str) -> None:
+    """Turn checkpoints on for a machine build (after its driver is chosen), unless mode is none or the build
+    cannot keep them (then it says why and runs without)."""
+    if mode is CheckpointMode.NONE:
+        return
+    why = MachineCheckpoints.unusable(ctx)
+    if why:
+        ctx.say(f"no checkpoints for this build: {why}")
+        return
+    ctx.checkpoints = MachineCheckpoints(mode, resume=resume, command=command)
