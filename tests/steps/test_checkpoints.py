@@ -148,8 +148,8 @@ def test_a_resumed_build_reruns_only_the_edited_provisioner_and_equals_a_cold_bu
     events, again = project.build()
     assert ran(events) == [] and restored(events)[-4:] == PROVISIONED
     assert again == cold and _manifest(project) == cold_manifest
-    started = [e for e in events if e.kind is EventKind.STEP_STARTED and e.step == "provision-4"]
-    assert started and started[0].from_checkpoint and '"from_checkpoint": true' in started[0].as_json()
+    finished = [e for e in events if e.kind is EventKind.STEP_FINISHED and e.step == "provision-4"]
+    assert finished and '"from_checkpoint": true' in finished[0].as_json()
 
     # The last provisioner edited: only it runs again, on top of the third one's checkpoint.
     project.p4 = _write_at(1536, "4444-${var.greeting}")
