@@ -1,0 +1,2 @@
+#!/bin/bash -eux
+# stub: the corpus keeps only what `factory validate` reads

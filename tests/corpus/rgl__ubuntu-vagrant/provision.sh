@@ -1,0 +1,2 @@
+#!/bin/bash
+# stub: the corpus keeps only what `factory validate` reads
