@@ -27,6 +27,7 @@ from typing import Any, Generic, Protocol, TextIO, TypeVar
 from factory import ui
 from factory.errors import FactoryError
 from factory.events import PROGRESS_KINDS, Event, EventBus, EventKind, Subscriber, using
+from factory.fsutil import file_sha256
 
 __all__ = ["Event", "EventBus", "EventKind", "Subscriber"]  # re-exported: steps import them from the runner
 
@@ -97,15 +98,6 @@ class JsonMonitor:
         with contextlib.suppress(BrokenPipeError):  # a reader that went away (| head) must not fail the build
             self.stream.write(ev.as_json() + "\n")
             self.stream.flush()
-
-
-def file_sha256(path: Path) -> str:
-    """sha256 of a file's content."""
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while chunk := fh.read(1 << 20):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def digest_of(value: Any) -> Any:

@@ -10,6 +10,17 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 
+def file_sha256(path: str | os.PathLike[str]) -> str:
+    """sha256 of a file's content, read in 1 MiB blocks."""
+    import hashlib
+
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while chunk := fh.read(1 << 20):
+            h.update(chunk)
+    return h.hexdigest()
+
+
 @contextlib.contextmanager
 def atomic_path(final: str | os.PathLike[str]) -> Iterator[Path]:
     """Yield a temporary path beside final; rename it onto final only if the block succeeds.

@@ -8,25 +8,18 @@ in the same transaction; an S3 object is written by one PUT (multipart for big f
 
 from __future__ import annotations
 
-import hashlib
 import os
 from pathlib import Path
 from typing import Protocol
 
 from factory.errors import FactoryError
+from factory.fsutil import file_sha256
 from factory.queue import db
 
 STORE_ENV = "FACTORY_STORE_URL"
 CHUNK = 1 << 20
 INV_WRITE, INV_READ = 0x20000, 0x40000
 
-
-def file_sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while chunk := fh.read(CHUNK):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 class Blobs(Protocol):

@@ -14,7 +14,6 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
-import os
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -22,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from factory import events
+from factory.fsutil import atomic_path, file_sha256
 
 STATE_DIR = ".factory-uploads"
 _RANGE = re.compile(r"bytes=0-(\d+)")
@@ -41,22 +41,10 @@ def state_path(root: Path, bucket: str, name: str) -> Path:
     return root / STATE_DIR / f"gcs-{key}.json"
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while block := fh.read(8 << 20):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def _save(path: Path, state: dict[str, Any]) -> None:
-    """Atomically, readable by the owner only."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as fh:
-        json.dump(state, fh)
-    os.replace(tmp, path)
+    """Atomically; readable by the owner only (atomic_path's temporary file is made 0600 by mkstemp)."""
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(state))
 
 
 def _forget(path: Path) -> None:
@@ -92,7 +80,7 @@ def _offset(session: Any, url: str, size: int) -> int | None:
 def resumable_upload(blob: Any, session: Any, path: Path, root: Path, chunk_size: int, content_type: str,
                      emit: Callable[[str], None]) -> GcsStats:
     """Upload path to blob with a resumable upload; resume the session of an interrupted run of the same file."""
-    size, digest = path.stat().st_size, _sha256(path)
+    size, digest = path.stat().st_size, file_sha256(path)
     state = state_path(root, blob.bucket.name, blob.name)
     url, offset = None, 0
     with contextlib.suppress(OSError, ValueError):

@@ -21,12 +21,12 @@ import argparse
 import itertools
 import json
 import re
-import sys
 import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
+
+from stub_http import QuietHandler, serve
 
 _RESOURCE = re.compile(r"/subscriptions/([^/]+)/resourceGroups/([^/]+)/providers/Microsoft\.Compute/"
                        r"(images/[^/]+|galleries/[^/]+/images/[^/]+/versions/[^/]+)$")
@@ -81,21 +81,8 @@ def _error(code: str, message: str) -> dict[str, Any]:
     return {"error": {"code": code, "message": message}}
 
 
-class Handler(BaseHTTPRequestHandler):
+class Handler(QuietHandler):
     state: State
-
-    def log_message(self, fmt: str, *args: Any) -> None:
-        pass
-
-    def _json(self, status: int, body: Any, headers: dict[str, str] | None = None) -> None:
-        data = json.dumps(body).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        for k, v in (headers or {}).items():
-            self.send_header(k, v)
-        self.end_headers()
-        self.wfile.write(data)
 
     def _authorized(self) -> bool:
         if self.headers.get("Authorization") != f"Bearer {TOKEN}":
@@ -176,10 +163,7 @@ def main() -> None:
     ap.add_argument("--region", action="append", default=["westeurope", "northeurope", "eastus"])
     args = ap.parse_args()
     Handler.state = State(args)
-    srv = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    print(f"PORT {srv.server_address[1]}", flush=True)
-    sys.stdout.close()
-    srv.serve_forever()
+    serve(Handler)
 
 
 if __name__ == "__main__":

@@ -28,12 +28,12 @@ import hmac
 import itertools
 import json
 import re
-import sys
 import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qsl
 from xml.sax.saxutils import escape
+
+from stub_http import QuietHandler, serve
 
 NS = "http://ec2.amazonaws.com/doc/2016-11-15/"
 MAGIC = {"VMDK": (0, b"KDMV"), "VHD": (-512, b"conectix"), "OVA": (257, b"ustar")}
@@ -254,11 +254,8 @@ def act(cloud: Cloud, region: str, params: dict[str, str]) -> str:
     raise Refused(400, "InvalidAction", f"The action {action} is not valid for this web service.")
 
 
-class Handler(BaseHTTPRequestHandler):
+class Handler(QuietHandler):
     cloud: Cloud
-
-    def log_message(self, fmt: str, *args: Any) -> None:
-        pass
 
     def _send(self, status: int, body: bytes, ctype: str = "text/xml;charset=UTF-8") -> None:
         self.send_response(status)
@@ -301,10 +298,7 @@ def main() -> None:
     ap.add_argument("--key", action="append", default=[], help="ACCESS_KEY_ID:SECRET accepted in signatures")
     args = ap.parse_args()
     Handler.cloud = Cloud(args.s3_endpoint, dict(k.split(":", 1) for k in args.key))
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    print(f"PORT {server.server_address[1]}", flush=True)
-    sys.stdout.close()
-    server.serve_forever()
+    serve(Handler)
 
 
 if __name__ == "__main__":

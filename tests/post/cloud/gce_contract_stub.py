@@ -21,14 +21,14 @@ import base64
 import io
 import itertools
 import json
-import sys
 import tarfile
 import threading
 import urllib.request
 import zlib
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, quote, urlsplit
+
+from stub_http import QuietHandler, serve
 
 TOKEN = "stub-gce-token"
 IMPERSONATED = "stub-impersonated-token:"
@@ -85,19 +85,8 @@ class State:
         return None
 
 
-class Handler(BaseHTTPRequestHandler):
+class Handler(QuietHandler):
     state: State
-
-    def log_message(self, fmt: str, *args: Any) -> None:
-        pass
-
-    def _json(self, status: int, body: Any) -> None:
-        data = json.dumps(body).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
 
     def _principal(self) -> str | None:
         bearer = self.headers.get("Authorization", "").removeprefix("Bearer ")
@@ -183,10 +172,7 @@ def main() -> None:
     ap.add_argument("--public-key", required=True)
     args = ap.parse_args()
     Handler.state = State(args)
-    srv = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    print(f"PORT {srv.server_address[1]}", flush=True)
-    sys.stdout.close()
-    srv.serve_forever()
+    serve(Handler)
 
 
 if __name__ == "__main__":

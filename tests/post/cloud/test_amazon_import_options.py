@@ -36,8 +36,22 @@ def _import(chains: Chains, body: str, artifact: Artifact, ctx: PostContext) -> 
     return out
 
 
-def _since(ec2_url: str, before: int, action: str | None = None) -> list[dict[str, Any]]:
-    return [c for c in ec2_calls(ec2_url)[before:] if action is None or c["action"] == action]
+def _run(chains: Chains, body: str, artifact: Artifact, ctx: PostContext,
+         ec2_url: str) -> tuple[Artifact, list[dict[str, Any]]]:
+    """Import; the result and the EC2 calls the import made."""
+    before = len(ec2_calls(ec2_url))
+    out = _import(chains, body, artifact, ctx)
+    return out, ec2_calls(ec2_url)[before:]
+
+
+def _of(calls: list[dict[str, Any]], action: str) -> list[dict[str, Any]]:
+    return [c for c in calls if c["action"] == action]
+
+
+def _without_key_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY: the credentials must come from where the test says."""
+    monkeypatch.delenv("AWS_ACCESS_KEY_ID")
+    monkeypatch.delenv("AWS_SECRET_ACCESS_KEY")
 
 
 def _sts_sessions(moto_url: str) -> list[dict[str, Any]]:
@@ -56,10 +70,9 @@ def test_assume_role_credentials_sign_every_s3_and_ec2_call(aws_env: dict[str, s
       assume_role    = { role_arn = "arn:aws:iam::123456789012:role/vmimport-builder",
                          session_name = "factory-ci", external_id = "ext-42", duration_seconds = "900" }
     }'''
-    before = len(ec2_calls(ec2_url))
     moto_recording(moto_url, "start")
     try:
-        _import(chains, body, artifact, ctx)
+        _, ec2 = _run(chains, body, artifact, ctx, ec2_url)
     finally:
         moto_recording(moto_url, "stop")
     (role,) = [r for r in _sts_sessions(moto_url) if r["session_name"] == "factory-ci"]
@@ -73,7 +86,6 @@ def test_assume_role_credentials_sign_every_s3_and_ec2_call(aws_env: dict[str, s
     for r in s3:
         assert f"Credential={role['access_key_id']}/" in r["headers"]["Authorization"], r["url"]
         assert r["headers"]["X-Amz-Security-Token"] == role["session_token"]
-    ec2 = _since(ec2_url, before)
     assert {c["action"] for c in ec2} >= {"ImportImage", "DescribeImportImageTasks"}
     assert all(c["akid"] == role["access_key_id"] and c["session_token"] for c in ec2)
 
@@ -84,8 +96,7 @@ def test_session_token_option_signs_the_calls(aws_env: dict[str, str], moto_url:
     s3_bucket(moto_url, "images-token")
     creds = boto3.client("sts", endpoint_url=moto_url, region_name="us-east-1").assume_role(
         RoleArn="arn:aws:iam::123456789012:role/ci", RoleSessionName="token-option")["Credentials"]
-    monkeypatch.delenv("AWS_ACCESS_KEY_ID")
-    monkeypatch.delenv("AWS_SECRET_ACCESS_KEY")
+    _without_key_env(monkeypatch)
     body = f'''post-processor "amazon-import" {{
       s3_bucket_name = "images-token"
       access_key     = "{creds['AccessKeyId']}"
@@ -93,9 +104,7 @@ def test_session_token_option_signs_the_calls(aws_env: dict[str, str], moto_url:
       token          = "{creds['SessionToken']}"
       import_method  = "import-snapshot"
     }}'''
-    before = len(ec2_calls(ec2_url))
-    _import(chains, body, artifact, ctx)
-    ec2 = _since(ec2_url, before)
+    _, ec2 = _run(chains, body, artifact, ctx, ec2_url)
     assert ec2 and all(c["akid"] == creds["AccessKeyId"] and c["session_token"] for c in ec2)
 
 
@@ -106,8 +115,7 @@ def test_profile_of_a_named_shared_credentials_file_and_region(aws_env: dict[str
     """The key pair comes from [build] of the file the option names (AWS_SHARED_CREDENTIALS_FILE names an empty
     one); the EC2 stub knows that key and records it."""
     s3_bucket(moto_url, "images-profile")
-    monkeypatch.delenv("AWS_ACCESS_KEY_ID")
-    monkeypatch.delenv("AWS_SECRET_ACCESS_KEY")
+    _without_key_env(monkeypatch)
     creds = tmp_path / "team-credentials"
     creds.write_text(f"[build]\naws_access_key_id = {PROFILE_AKID}\naws_secret_access_key = {PROFILE_SECRET}\n")
     body = f'''post-processor "amazon-import" {{
@@ -116,9 +124,7 @@ def test_profile_of_a_named_shared_credentials_file_and_region(aws_env: dict[str
       shared_credentials_file = "{creds}"
       region                  = "eu-west-1"
     }}'''
-    before = len(ec2_calls(ec2_url))
-    out = _import(chains, body, artifact, ctx)
-    ec2 = _since(ec2_url, before)
+    out, ec2 = _run(chains, body, artifact, ctx, ec2_url)
     assert ec2 and all(c["akid"] == PROFILE_AKID and not c["session_token"] for c in ec2)
     assert {c["region"] for c in ec2} == {"eu-west-1"}
     assert out.artifact_id.startswith("eu-west-1:ami-")
@@ -161,16 +167,15 @@ def test_import_image_sends_encryption_license_platform_boot_mode_and_role(
       ami_name       = "encrypted"
       ami_ou_arns    = ["arn:aws:organizations::123456789012:ou/o-abc/ou-xyz"]
     }'''
-    before = len(ec2_calls(ec2_url))
-    _import(chains, body, artifact, ctx)
-    (imp,) = _since(ec2_url, before, "ImportImage")
+    _, ec2 = _run(chains, body, artifact, ctx, ec2_url)
+    (imp,) = _of(ec2, "ImportImage")
     p = imp["params"]
     assert (p["Encrypted"], p["KmsKeyId"], p["LicenseType"], p["Platform"]) == \
         ("true", "alias/factory-imports", "BYOL", "linux")
     assert (p["BootMode"], p["Architecture"], p["RoleName"]) == ("uefi", "arm64", "factory-vmimport")
-    (copy,) = _since(ec2_url, before, "CopyImage")     # the rename keeps the AMI encrypted with the same key
+    (copy,) = _of(ec2, "CopyImage")     # the rename keeps the AMI encrypted with the same key
     assert (copy["params"]["Encrypted"], copy["params"]["KmsKeyId"]) == ("true", "alias/factory-imports")
-    (share,) = _since(ec2_url, before, "ModifyImageAttribute")
+    (share,) = _of(ec2, "ModifyImageAttribute")
     assert share["params"]["LaunchPermission.Add.1.OrganizationalUnitArn"].endswith("ou-xyz")
 
 
@@ -187,11 +192,10 @@ def test_import_snapshot_registers_with_architecture_device_and_ena(
       ena_support      = false
       ami_description  = "arm64 snapshot import"
     }'''
-    before = len(ec2_calls(ec2_url))
-    _import(chains, body, artifact, ctx)
-    (snap,) = _since(ec2_url, before, "ImportSnapshot")
+    _, ec2 = _run(chains, body, artifact, ctx, ec2_url)
+    (snap,) = _of(ec2, "ImportSnapshot")
     assert snap["params"]["Encrypted"] == "true" and "KmsKeyId" not in snap["params"]
-    (reg,) = _since(ec2_url, before, "RegisterImage")
+    (reg,) = _of(ec2, "RegisterImage")
     p = reg["params"]
     assert (p["Architecture"], p["BootMode"], p["EnaSupport"]) == ("arm64", "uefi", "false")  # arm64 boots uefi
     assert p["RootDeviceName"] == p["BlockDeviceMapping.1.DeviceName"] == "/dev/sda1"
