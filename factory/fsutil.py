@@ -83,13 +83,14 @@ def try_lock(path: str | os.PathLike[str]) -> int | None:
     return fd
 
 
-def check_output_file(out: Path, inputs: Mapping[str, Path | None], *, option: str = "-o") -> None:
+def check_output_file(out: Path, inputs: Mapping[str, Path | None], *, option: str = "-o",
+                      example: str = "out.iso") -> None:
     """Refuse an output file that is a folder or is one of the command's inputs (same real path or inode: a
     symlink or hard link counts), which the atomic rename would otherwise replace."""
     from factory.errors import die
 
     if out.is_dir():
-        die(f"{option} {out} is a folder", hint=f"name the file to write, e.g. {out / 'out.iso'}")
+        die(f"{option} {out} is a folder", hint=f"name the file to write, e.g. {out / example}")
     for what, src in inputs.items():
         if src is None:
             continue

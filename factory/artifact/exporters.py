@@ -25,7 +25,7 @@ from factory.artifact.source import DiskSource, image_info, open_disk
 from factory.artifact.tario import HashingWriter, TarWriter, fixed_mtime, gzip_writer
 from factory.artifact.vmdk import Adapter, write_stream_optimized
 from factory.errors import FactoryError
-from factory.fsutil import atomic_path
+from factory.fsutil import atomic_path, check_output_file
 from factory.options import suggest
 from factory.run import run
 
@@ -97,9 +97,12 @@ def exporter_for(fmt: str) -> type[Exporter]:
 
 
 def export(disk: Path, fmt: str, out: Path, *, hardware: Hardware | None = None,
-           options: ExportOptions | None = None) -> list[Path]:
-    """Export disk (qcow2 or raw) as fmt to out; return the files written."""
+           options: ExportOptions | None = None, option: str = "-o") -> list[Path]:
+    """Export disk (qcow2 or raw) as fmt to out; return the files written. out may not be a folder or the disk
+    itself (same real path or inode): the atomic rename would replace the input. option names out in messages."""
     cls = exporter_for(fmt)
+    check_output_file(Path(out), {"disk exported": Path(disk)}, option=option,
+                      example="vm.box" if fmt.startswith("vagrant") else f"vm.{fmt}")
     image_info(Path(disk))   # one clear message for a missing or unreadable disk, before any work
     opts = options or ExportOptions()
     if opts.manifest_hash not in MANIFEST_HASHES:

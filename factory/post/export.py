@@ -56,7 +56,7 @@ class Export(PostProcessor, type="export"):
                              adapter=config.adapter_type, hw_version=config.hardware_version,
                              manifest_hash=config.manifest_hash, guest_os=config.guest_os,
                              compression_level=config.compression_level)
-        files = export(disk, fmt, out, hardware=_hardware(config, artifact), options=opts)
+        files = export(disk, fmt, out, hardware=_hardware(config, artifact), options=opts, option="output")
         ctx.emit(f"Exported {disk.name} as {fmt}: " + ", ".join(str(f) for f in files))
         return Result(Artifact(f"factory.post-processor.{fmt}", artifact.build_name, artifact.builder_type,
                                tuple(files), disk=files[0] if fmt in _DISK_FORMATS else None,
@@ -88,7 +88,8 @@ class Vagrant(PostProcessor, type="vagrant"):
             raise FactoryError(f"vagrant: vagrantfile_template {template} does not exist")
         opts = ExportOptions(name="box", compression_level=config.compression_level, vagrantfile_template=template,
                              include=tuple(resolve(i, ctx) for i in config.include))
-        files = export(disk, f"vagrant-{provider}", out, hardware=artifact.hardware, options=opts)
+        files = export(disk, f"vagrant-{provider}", out, hardware=artifact.hardware, options=opts,
+                       option="output")
         ctx.emit(f"Created Vagrant box for {provider}: {files[0]}")
         return Result(Artifact("mitchellh.post-processor.vagrant", artifact.build_name, artifact.builder_type,
                                tuple(files), artifact_id=provider), keep_input=False)

@@ -143,3 +143,36 @@ def test_fmt_through_a_symlink_keeps_the_link(tmp_path: Path) -> None:
     link.symlink_to(real)
     assert run_cli(["fmt", str(link)]).code == 0
     assert link.is_symlink() and real.read_text() == 'locals {\n  a = 1\n}\n'
+
+
+# -- export ------------------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("fmt", ["qcow2", "raw", "vmdk", "ova"])
+@pytest.mark.parametrize("how", ["same path", "symlink", "hard link", "dotted path"])
+def test_export_never_writes_onto_its_disk(tmp_path: Path, fmt: str, how: str) -> None:
+    disk = tmp_path / "disk.raw"
+    disk.write_bytes(b"KEEP" + bytes(1024 * 1024 - 4))
+    if how == "symlink":
+        out = tmp_path / "link.out"
+        out.symlink_to(disk)
+    elif how == "hard link":
+        out = tmp_path / "hard.out"
+        os.link(disk, out)
+    elif how == "dotted path":
+        out = tmp_path / "nowhere" / ".." / "disk.raw"
+    else:
+        out = disk
+    res = run_cli(["export", str(disk), "-f", fmt, "-o", str(out)])
+    assert_user_error(res, f"-o {out} is also the disk exported", "writing it would destroy that input")
+    assert disk.read_bytes()[:4] == b"KEEP" and disk.stat().st_size == 1024 * 1024
+
+
+@pytest.mark.parametrize("out", ["", ".", "existing"])
+def test_export_output_naming_a_folder_is_refused(tmp_path: Path, out: str) -> None:
+    disk = tmp_path / "disk.raw"
+    disk.write_bytes(bytes(1024 * 1024))
+    (tmp_path / "existing").mkdir()
+    (tmp_path / "existing" / "keep").write_text("keep")
+    res = run_cli(["export", str(disk), "-f", "qcow2", "-o", out], cwd=tmp_path)
+    assert_user_error(res, "is a folder", "hint: name the file to write", "vm.qcow2")
+    assert (tmp_path / "existing" / "keep").read_text() == "keep"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["disk.raw", "existing"]
