@@ -58,7 +58,8 @@ def build_name(build: Any, source: Any) -> str:
 
 def refuse_unbuildable(build: Any, source: Any) -> None:
     """Stop before any VM starts when the build needs what factory declares but cannot run (the winrm
-    communicator, Windows provisioners): naming the component and why, instead of failing half-way."""
+    communicator, Windows provisioners, the vagrant-registry post-processor): naming the component and why,
+    instead of failing half-way."""
     why = []
     if isinstance(source.config, CommunicatorOptions) and source.config.communicator == "winrm":
         why.append(FactoryError(f'source {source.full_name}: communicator = "winrm" cannot be used: factory has no '
@@ -74,6 +75,13 @@ def refuse_unbuildable(build: Any, source: Any) -> None:
             why.append(FactoryError(f'provisioner "{spec.type}" cannot run for {source.full_name}: {reason}',
                                     where=spec.where, hint=f"leave it out for this source with except = "
                                     f'["{source.full_name}"], or build this source with Packer'))
+    for chain in getattr(build, "post_processors", None) or []:
+        for pp in chain:
+            reason = getattr(lookup(Kind.POST_PROCESSOR, pp.type), "REFUSED", None)
+            if reason and pp.applies_to(source.full_name):
+                why.append(FactoryError(f'post-processor "{pp.type}" cannot run for {source.full_name}: {reason}',
+                                        where=getattr(pp, "where", None), hint=f"leave it out for this source "
+                                        f'with except = ["{source.full_name}"], or publish with Packer'))
     if len(why) == 1:
         raise why[0]
     if why:
