@@ -67,12 +67,15 @@ def data_chunks(path: Path) -> Iterator[tuple[int, int]]:
 
 
 def content_digest(path: Path, chunks: list[tuple[int, int]]) -> str:
-    """SHA-256 of the chunks' offsets and bytes: what a page blob must hold for a re-run to resume into it."""
-    digest = hashlib.sha256(str(path.stat().st_size).encode())
+    """SHA-256 of the chunks' offsets and bytes, but the VHD footer (the last 512 bytes): what a page blob must
+    hold for a re-run to resume into it. The footer is left out because it differs between two conversions of
+    the same disk (creation time, unique id), and the chunk holding it is always sent again."""
+    size = path.stat().st_size
+    digest = hashlib.sha256(str(size).encode())
     with open(path, "rb") as fh:
         for offset, length in chunks:
             fh.seek(offset)
-            digest.update(offset.to_bytes(8, "big") + fh.read(length))
+            digest.update(offset.to_bytes(8, "big") + fh.read(max(0, min(length, size - 512 - offset))))
     return digest.hexdigest()
 
 
@@ -94,7 +97,8 @@ def _present(blob: Any, size: int, digest: str, chunks: list[tuple[int, int]]) -
             merged[-1][1] = max(merged[-1][1], end)
         else:
             merged.append([start, end])
-    return {off for off, n in chunks if any(a <= off and off + n - 1 <= b for a, b in merged)}
+    footer = (size - 512) // PAGE_CHUNK * PAGE_CHUNK
+    return {off for off, n in chunks if off != footer and any(a <= off and off + n - 1 <= b for a, b in merged)}
 
 
 @dataclass(frozen=True)
@@ -108,8 +112,8 @@ class PageStats:
 
 def upload_page_blob(blob: Any, path: Path, concurrency: int, emit: Any) -> PageStats:
     """Put Page every chunk that holds a non-zero byte into a page blob of the file's size. A blob left by an
-    interrupted run of the same content (its digest in the blob's metadata) is resumed: chunks already written
-    are not sent again. Otherwise the blob is (re)created."""
+    interrupted run of the same content (its digest in the blob's metadata; see content_digest) is resumed:
+    chunks already written are not sent again, but the footer's. Otherwise the blob is (re)created."""
     size = path.stat().st_size
     chunks = list(data_chunks(path))
     digest = content_digest(path, chunks)

@@ -243,6 +243,14 @@ def test_page_blob_upload_killed_halfway_resumes_without_resending_chunks(azurit
     assert stats.sent_bytes == (24 - present) * PAGE_CHUNK
     assert any(f"{present} of 24 chunk(s) already there" in line for line in lines)
     assert blob.download_blob().readall() == src.read_bytes()
+    # A new conversion of the same disk differs only in the VHD footer (time stamp, unique id): it resumes,
+    # and the footer's chunk is sent again.
+    with open(src, "r+b") as fh:
+        fh.seek(-512, os.SEEK_END)
+        fh.write(os.urandom(512))
+    footer = upload_page_blob(blob, src, 2, lines.append)
+    assert (footer.resumed_chunks, footer.sent_chunks) == (23, 1)
+    assert blob.download_blob().readall() == src.read_bytes()
     # A different file under the same name is not resumed into: the blob is made anew.
     src.write_bytes(os.urandom(24 * PAGE_CHUNK))
     again = upload_page_blob(blob, src, 2, lines.append)
