@@ -22,7 +22,7 @@ DbOpt = Annotated[str | None, typer.Option("--db", help="PostgreSQL URL of the q
 JobArg = Annotated[int, typer.Argument(help="Job id (from `factory jobs list`).")]
 
 queue_app = typer.Typer(help="The job queue's database (PostgreSQL, Procrastinate's schema).", no_args_is_help=True)
-jobs_app = typer.Typer(help="Queued builds: list, show, cancel, logs, retry, fetch.", no_args_is_help=True)
+jobs_app = typer.Typer(help="Queued builds: list, show, cancel, logs, retry, fetch; the workers.", no_args_is_help=True)
 app.add_typer(queue_app, name="queue")
 app.add_typer(jobs_app, name="jobs")
 
@@ -117,6 +117,24 @@ def jobs_list(
         return
     for j in found:
         print(f"{j.id:>6}  {j.status:<10} {j.queue:<10} {j.attempts:>2}  {j.worker or '-':<24} {j.name}")
+
+
+@jobs_app.command("workers")
+def jobs_workers(
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON document on stdout.")] = False,
+    db: DbOpt = None,
+) -> None:
+    """The workers serving the queue now: name (host:pid), queues, seconds since the last heartbeat, jobs running."""
+    from factory.queue import db as qdb
+    from factory.queue import jobs
+
+    found = jobs.workers(qdb.database_url(db))
+    if as_json:
+        print(json.dumps(found, indent=2))
+        return
+    for w in found:
+        print(f"{w['name']:<28} {','.join(w['queues']):<24} heartbeat {w['heartbeat_age']:>5.1f}s ago  "
+              f"running {w['running']}")
 
 
 @jobs_app.command("show")

@@ -74,6 +74,19 @@ def get(url: str, job_id: int) -> Job:
     return _job(row)
 
 
+def workers(url: str) -> list[dict[str, Any]]:
+    """The workers registered now: name (host:pid), queues, start, seconds since the last heartbeat, running jobs."""
+    db.require_schema(url)
+    with db.connection(url) as conn:
+        rows = conn.execute(
+            "SELECT f.name, f.queues, f.started, extract(epoch FROM now() - w.last_heartbeat), "
+            "(SELECT count(*) FROM procrastinate_jobs j WHERE j.worker_id = w.id AND j.status = 'doing') "
+            "FROM procrastinate_workers w JOIN factory_workers f ON f.worker_id = w.id ORDER BY f.started").fetchall()
+    found: list[tuple[Any, ...]] = rows
+    return [{"name": n, "queues": list(q), "started": s.isoformat(), "heartbeat_age": round(float(a), 1),
+             "running": int(r)} for n, q, s, a, r in found]
+
+
 def runs(url: str, job_id: int) -> list[dict[str, Any]]:
     """Each attempt of a job: its worker, start and end times, outcome."""
     with db.connection(url) as conn:

@@ -45,6 +45,8 @@ def test_submit_wait_runs_on_a_worker_and_fetches_the_artifacts(workers: Workers
     assert shown["status"] == "succeeded" and shown["queue"] == "any"
     assert [f["path"] for f in shown["result"]["files"]] == ["made.txt"]
     assert shown["runs"][0]["outcome"] == "succeeded"
+    serving = json.loads(factory("jobs", "workers", "--json", "--db", workers.url).stdout)
+    assert len(serving) == 2 and all(w["queues"] == ["tcg", "any"] and w["heartbeat_age"] < 5 for w in serving)
     listed = factory("jobs", "list", "--db", workers.url).stdout
     assert f"{job_id}  succeeded" in listed and "job.pkr.hcl" in listed
     logs = factory("jobs", "logs", str(job_id), "--db", workers.url)
