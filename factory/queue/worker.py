@@ -18,8 +18,10 @@ from typing import Any
 
 from procrastinate import worker as pworker
 
+from factory.events import EventKind
 from factory.queue import db
 from factory.queue.app import make_app
+from factory.queue.events import EventSink
 from factory.queue.runner import WorkerConfig
 
 log = logging.getLogger("factory.queue.worker")
@@ -131,8 +133,6 @@ def recover_stalled(url: str, stalled_after: float) -> list[tuple[int, str]]:
     """Retry (once) or fail each job whose worker stopped sending heartbeats; what was done to which job.
 
     The row is locked and re-checked in one transaction, so two workers looking at once act on a job once."""
-    from factory.queue.events import EventSink
-
     done = []
     with db.connection(url) as conn:
         stalled = conn.execute(
@@ -159,15 +159,9 @@ def recover_stalled(url: str, stalled_after: float) -> list[tuple[int, str]]:
         sink = EventSink(url, job_id, -1)
         sink.worker(f"the worker running job {job_id} stopped answering (no heartbeat for {stalled_after:g}s): "
                     + ("retrying it on another worker" if action == "retried" else
-                       "it stalled again, so the job failed"), kind=_notice())
+                       "it stalled again, so the job failed"), EventKind.NOTICE)
         sink.close(timeout=5)
     return done
-
-
-def _notice() -> Any:
-    from factory.events import EventKind
-
-    return EventKind.NOTICE
 
 
 def worker_name() -> str:
