@@ -67,6 +67,7 @@ class MachineCheckpoints:
             ctx.cleanups.push("release the checkpoints in use", self.release)
         for cp in found:
             self._holds.enter_context(self.store.hold(cp.key))
+            self.store.get(cp.key)  # used now: `gc --max-size` trims least recently used first
 
     def release(self) -> None:
         self._holds.close()

@@ -142,5 +142,5 @@ def build_virtualbox(build: Any, source: Any, root: Path, bus: EventBus, opts: B
         if not isinstance(exc, KeyboardInterrupt) and c.on_error is not OnError.ABORT:
             finish.error_cleanup_provisioner(c)
 
-    run_steps(vbox.steps(), ctx, on_failure=on_failure)
+    run_steps(vbox.steps(ctx), ctx, on_failure=on_failure)
     return ctx.artifacts

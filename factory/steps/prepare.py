@@ -289,7 +289,8 @@ class SshKey(Step[BuildContext]):
         return ctx.s.communicator == "ssh"
 
     def options(self, ctx: BuildContext) -> Mapping[str, Any]:
-        return {"type": ctx.s.temporary_key_pair_type, "bits": ctx.s.temporary_key_pair_bits}
+        c = ctx.comm_options  # every buildable source has them (vbox sources too)
+        return {"type": c.temporary_key_pair_type, "bits": c.temporary_key_pair_bits}
 
     def run(self, ctx: BuildContext) -> None:
         s = ctx.s

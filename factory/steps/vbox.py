@@ -104,12 +104,12 @@ class VBoxContext(BuildContext):
         return self.vbox_driver.vbox(args)
 
 
-def steps() -> list[Step[Any]]:
+def steps(ctx: BuildContext) -> list[Step[Any]]:
     """The step list; the shared steps (output, key, provision, post-processors) take any BuildContext."""
     return [prepare.PrepareOutput(), Tool(), Media(), SshKey(), Cd(), Floppy(), Http(), CreateVm(), NatRule(),
             CustomCommands("vboxmanage"), Boot(), Connect(), VersionFile(), GuestAdditions(),
-            finish.Provision(), ClearKeys(), Shutdown(), CustomCommands("vboxmanage_post"), Detach(), Export(),
-            Publish(), finish.PostProcess()]
+            *finish.provision_steps(ctx), ClearKeys(), Shutdown(), CustomCommands("vboxmanage_post"), Detach(),
+            Export(), Publish(), finish.PostProcess()]
 
 
 class Tool(Step[VBoxContext]):

@@ -66,7 +66,7 @@ def test_events_metrics_and_report_from_one_run_without_secrets(tmp_path: Path) 
     assert metrics[("factory_builds_total", (("result", "failed"),))] == 1
     assert metrics[("factory_builds_running", ())] == 0
     key = ("factory_step_duration_seconds",
-           (("build", "null.good"), ("from_checkpoint", "false"), ("result", "ok"), ("step", "provision")))
+           (("build", "null.good"), ("from_checkpoint", "false"), ("result", "ok"), ("step", "provision-1")))
     assert key in metrics
     page = (tmp_path / "r.html").read_text()
     assert "null.good" in page and "null.bad" in page and "class='lane'" in page and "failing" in page

@@ -1,0 +1,97 @@
+"""P3: resuming from checkpoints vs a cold build, on the README's guest, in one run.
+
+The README's example (examples/debian-cloud, on tools/mkguest.py's cached Debian guest) is built cold with an
+empty store, then its last provisioner is edited and it is built again: the second build resumes from the
+checkpoint after the second provisioner (its VM state under -checkpoint=vm, so the guest does not boot again)
+and runs only the edited provisioner, the shutdown and the final disk. Both artifacts are checked (qemu-img
+check, and the edit is in the resumed one's manifest run). Printed: both wall times, the speed-up (goal >= 10x
+under TCG), and each build's step table as factory prints it.
+
+    flock /tmp/factory-vm.lock .venv/bin/python bench/bench_resume.py [--checkpoint vm|disk] [--guest PATH]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+EXAMPLE = ROOT / "examples" / "debian-cloud"
+FACTORY = [sys.executable, "-m", "factory"]
+LAST = 'inline           = ["sudo install -m 0644 /tmp/factory-release \\"$RELEASE_FILE\\"", "cat \\"$RELEASE_FILE\\""]'
+EDITED = LAST.replace('"cat', '"echo edited-by-bench", "cat')
+
+
+def guest_image(explicit: Path | None, work: Path) -> Path:
+    if explicit:
+        return explicit
+    out = subprocess.run([sys.executable, str(ROOT / "tools" / "mkguest.py"), "--cache", "--output", str(work)],
+                         check=True, capture_output=True, text=True).stdout.strip().splitlines()[-1]
+    return Path(out)
+
+
+def build(project: Path, image: Path, env: dict[str, str], extra: list[str]) -> tuple[float, str]:
+    argv = [*FACTORY, "build", "-force", "-var", f"guest_image={image}", *extra, str(project)]
+    start = time.monotonic()
+    proc = subprocess.run(argv, cwd=project, capture_output=True, text=True, env=env, timeout=7200)
+    took = time.monotonic() - start
+    output = proc.stdout + proc.stderr
+    if proc.returncode != 0:
+        raise RuntimeError(f"factory build failed ({proc.returncode}):\n{output[-5000:]}")
+    subprocess.run(["qemu-img", "check", "-q", str(project / "output-debian-cloud" / "debian-cloud.qcow2")],
+                   check=True)
+    return took, output
+
+
+def table(output: str) -> str:
+    """The step table factory prints at the end of a build (from its header on)."""
+    lines = output.splitlines()
+    start = next((i for i, line in enumerate(lines) if re.search(r"\bstep\b.*\bseconds?\b|\bStep\b", line)), None)
+    return "\n".join(lines[start:start + 40]) if start is not None else "(no step table in the output)"
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--guest", type=Path, default=None, help="guest qcow2 (default: tools/mkguest.py --cache)")
+    parser.add_argument("--checkpoint", default="vm", choices=["vm", "disk"])
+    parser.add_argument("--accelerator", default="tcg", choices=["tcg", "kvm", "auto"])
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="bench-resume-") as tmp:
+        base = Path(tmp)
+        image = guest_image(args.guest, base / "guest")
+        project = base / "debian-cloud"
+        shutil.copytree(EXAMPLE, project)
+        hcl = project / "debian.pkr.hcl"
+        text = hcl.read_text().replace('accelerator      = "auto"', f'accelerator      = "{args.accelerator}"')
+        assert LAST in text, "the example's last provisioner changed: update bench_resume.LAST"
+        hcl.write_text(text)
+        env = {**os.environ, "FACTORY_CACHE_DIR": str(base / "cache"), "COLUMNS": "200"}
+        extra = [f"-checkpoint={args.checkpoint}"]
+        cold, cold_out = build(project, image, env, extra)
+        hcl.write_text(text.replace(LAST, EDITED))
+        warm, warm_out = build(project, image, env, extra)
+        if "edited-by-bench" not in warm_out:
+            raise RuntimeError("the edited provisioner did not run in the resumed build")
+        if "resuming from the checkpoint after provision-2" not in warm_out:
+            raise RuntimeError("the second build did not resume from the second provisioner's checkpoint:\n"
+                               + warm_out[-3000:])
+        stored = subprocess.run([*FACTORY, "cache", "ls"], capture_output=True, text=True, env=env).stdout
+        print(f"P3 on examples/debian-cloud, accelerator {args.accelerator}, -checkpoint={args.checkpoint}")
+        print(f"cold build:                         {cold:7.1f} s")
+        print(f"after editing the last provisioner: {warm:7.1f} s")
+        print(f"speed-up: {cold / warm:.1f}x (goal >= 10x)")
+        print("\ncold build's steps:\n" + table(cold_out))
+        print("\nresumed build's steps:\n" + table(warm_out))
+        print("\nstore after both:\n" + stored)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
