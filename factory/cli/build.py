@@ -34,7 +34,8 @@ def build(
     var_file: VarFileOpt = None,
     only: OnlyOpt = None,
     except_: ExceptOpt = None,
-    force: Annotated[bool, typer.Option("--force", help="Replace a non-empty output directory.")] = False,
+    force: Annotated[bool, typer.Option("--force", help="Replace a non-empty output directory that factory "
+                                        "created (it holds .factory-output).")] = False,
     on_error: Annotated[OnError, typer.Option("--on-error", help="cleanup (default), abort (leave the VM and "
                                               "files for inspection), ask (clean up, abort or retry the failed "
                                               "step) or run-cleanup-provisioner (run the error-cleanup-provisioner, "

@@ -19,9 +19,9 @@ from typing import Any, ClassVar, TypeVar
 
 from factory.errors import FactoryError
 from factory.options import Component, Kind, Support, opt, suggest
-from factory.schema.common import BootOptions, CommunicatorOptions, HttpOptions, ShutdownOptions
+from factory.schema.common import BootOptions, CommunicatorOptions, HttpOptions, ShutdownOptions, SourceOptions
 from factory.schema.types import Checked, OptionProblem, parse_size_mib
-from factory.schema.values import check_output_directory
+from factory.schema.values import MAX_CPUS, MAX_MEMORY_MIB, MIN_MEMORY_MIB, check_output_directory
 
 IGNORED = Support.IGNORED
 _ALIAS = re.compile(r"[A-Za-z0-9_-]+")
@@ -266,8 +266,8 @@ class LibvirtSource(HttpOptions, BootOptions, ShutdownOptions, CommunicatorOptio
                            "user daemon) or a remote `qemu+ssh://user@host/system`.")
     domain_name: str | None = opt(None, help="Name of the build domain (default `factory-<source name>-<build "
                                   "id>`). An existing domain of that name is an error, never replaced.")
-    memory: int = opt(512, help="Memory of the domain in MiB.")
-    vcpu: int = opt(1, help="Number of virtual CPUs.")
+    memory: int = opt(512, minimum=MIN_MEMORY_MIB, maximum=MAX_MEMORY_MIB, help="Memory of the domain in MiB.")
+    vcpu: int = opt(1, minimum=1, maximum=MAX_CPUS, help="Number of virtual CPUs.")
     cpu_mode: str | None = opt(None, help="CPU mode, e.g. `host-passthrough` or `host-model` (default: "
                                "libvirt's choice).")
     domain_type: str | None = opt(None, help="Domain type. factory uses `kvm` only when its accelerator probe "
@@ -334,6 +334,7 @@ class LibvirtSource(HttpOptions, BootOptions, ShutdownOptions, CommunicatorOptio
         "loader_type": ("rom", "pflash"),
         "domain_type": ("kvm", "qemu"),
     }
+    ORDERED: ClassVar[tuple[tuple[str, str], ...]] = SourceOptions.ORDERED
     EXCLUSIVE: ClassVar[tuple[tuple[str, ...], ...]] = (("http_directory", "http_content"),
                                                         ("boot_command", "boot_steps"))
     # The template layer flattens a `communicator { }` block into the options the communicator reads (values

@@ -109,11 +109,14 @@ class VirtualBoxCommon(HttpOptions, FloppyOptions, CdOptions, BootOptions, Shutd
                               "`packer-<source name>`). factory refuses a name an existing VM has.")
 
     # Packer's VirtualBox builders pause 100ms between key groups (its docs), where its QEMU builder does not.
-    boot_keygroup_interval: Duration = opt("100ms", help="Duration to wait between two key groups: the "
+    boot_keygroup_interval: Duration = opt("100ms", minimum=0, help="Duration to wait between two key groups: the "
                                            "elements of `boot_command`, or the steps of `boot_steps`.")
 
     SOURCE_EXCLUSIVE: ClassVar[tuple[tuple[str, ...], ...]] = (
         ("http_directory", "http_content"), ("boot_command", "boot_steps"))
+    ORDERED: ClassVar[tuple[tuple[str, str], ...]] = (("http_port_min", "http_port_max"),
+                                                      ("host_port_min", "host_port_max"),
+                                                      ("vrdp_port_min", "vrdp_port_max"))
 
 
 @dataclass(frozen=True)

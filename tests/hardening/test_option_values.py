@@ -178,3 +178,37 @@ def test_fuzz_checksum_parser_accepts_exactly_the_documented_forms(spec: str) ->
     else:
         assert len(parsed.value) == {"md5": 32, "sha1": 40, "sha256": 64, "sha512": 128}[parsed.algo]
         assert set(parsed.value) <= set(HEX)
+
+
+# -- the other builders declare the same rules ----------------------------------------------------------------
+LIBVIRT = ('source "libvirt" "a" {\n  libvirt_uri = "qemu:///session"\n  %s\n  volume {\n    name = "d"\n'
+           '    capacity = "1G"\n  }\n}\nbuild {\n  sources = ["source.libvirt.a"]\n}\n')
+
+
+@pytest.mark.parametrize(("source", "line", "expected"), [
+    ("virtualbox-iso", "memory = -1", ["memory"]),
+    ("virtualbox-iso", "cpus = 0", ["cpus"]),
+    ("virtualbox-iso", "ssh_port = 70000", ["ssh_port", "from 1 to 65535"]),
+    ("virtualbox-iso", "vrdp_port_max = 5000", ["vrdp_port_min 5900 is above vrdp_port_max 5000"]),
+    ("virtualbox-iso", "http_port_min = 9500", ["http_port_min 9500 is above http_port_max 9000"]),
+    ("virtualbox-iso", 'boot_keygroup_interval = "-1s"', ["boot_keygroup_interval", "at least 0s"]),
+    ("virtualbox-iso", 'iso_checksum = "sha256:xyz"', ["sha256 digests are 64 hex digits"]),
+    ("libvirt", "memory = 0", ["memory", "from 10 to"]),
+    ("libvirt", "vcpu = -1", ["vcpu", "from 1 to 1024"]),
+    ("libvirt", "http_port_max = 10", ["http_port_min 8000 is above http_port_max 10"]),
+    ("libvirt", 'output_directory = ".."', ["output_directory '..'", "one of its parents"]),
+])
+def test_other_builders_refuse_the_same_values(tmp_path: Path, source: str, line: str, expected: list[str]) -> None:
+    path = tmp_path / "t.pkr.hcl"
+    if source == "libvirt":
+        path.write_text(LIBVIRT % line)
+        at = f"{path}:3:3"
+    else:
+        text = template(f"  {line}\n").replace('source "qemu"', f'source "{source}"')
+        if line.startswith("iso_checksum"):
+            text = text.replace('  iso_checksum = "none"\n', "")
+        path.write_text(text.replace("source.qemu.a", f"source.{source}.a"))
+        at = f"{path}:4:3" if line.startswith("iso_checksum") else f"{path}:5:3"
+    res = run_cli(["validate", str(path)])
+    assert_user_error(res, at, *expected)
+    assert res.err.count("error:") == 1, res.err
