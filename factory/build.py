@@ -211,6 +211,7 @@ class Step(ABC, Generic[C]):
     resumable: bool = False
     checkpoint: bool = False
     restarts: bool = False
+    host_effects: bool = False  # it makes something outside the machine (a download): no checkpoint may cover it
 
     def options(self, ctx: C) -> Mapping[str, Any]:
         return {}
@@ -296,7 +297,7 @@ def _resume(steps: Sequence[Step[R]], ctx: R, parent: str) -> set[str]:
     for step in steps:
         if not step.applies(ctx):
             continue
-        if not step.resumable:
+        if not step.resumable or step.host_effects:  # a checkpoint after it would skip what it makes
             break
         parent = next_stage_id(step, ctx, parent)
         segment.append((step, parent))

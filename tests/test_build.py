@@ -130,3 +130,45 @@ def test_serial_console_stays_in_its_file_until_a_step_fails(capsys: pytest.Capt
 def test_debug_shows_the_serial_console_as_it_comes(capsys: pytest.CaptureFixture[str]) -> None:
     _serial_run(HumanMonitor(show_serial=True))
     assert sum("[serial] console line" in line for line in capsys.readouterr().err.splitlines()) == 40
+
+
+class Flaky(Step[RunnerContext]):
+    """Fails its first `failures` runs, as a provisioner hitting a transient error would."""
+
+    name = "flaky"
+
+    def __init__(self, log: list[str], failures: int) -> None:
+        self.log, self.failures = log, failures
+
+    def run(self, ctx: RunnerContext) -> None:
+        self.log.append("run flaky")
+        if self.failures:
+            self.failures -= 1
+            raise FactoryError("transient")
+
+
+@pytest.mark.parametrize("answers, outcome", [
+    (["r"], "finished"),               # retry: the step runs again and the build goes on
+    (["x", "c"], "cleaned"),           # anything else is asked again; c cleans up
+    (["a"], "kept"),                   # a: abort, leaving everything in place
+])
+def test_on_error_ask_offers_cleanup_abort_or_retry(answers: list[str], outcome: str) -> None:
+    log: list[str] = []
+    ctx, _events = _ctx(OnError.ASK)
+    asked: list[str] = []
+
+    def ask(prompt: str) -> str:
+        asked.append(prompt)
+        return answers[len(asked) - 1]
+
+    ctx.ask = ask
+    steps = [Rec("a", log), Flaky(log, failures=1), Rec("b", log)]
+    if outcome == "finished":
+        run_steps(steps, ctx)
+        assert log == ["run a", "run flaky", "run flaky", "run b", "undo b", "undo a"]
+    else:
+        with pytest.raises(FactoryError):
+            run_steps(steps, ctx)
+        assert log == (["run a", "run flaky", "undo a"] if outcome == "cleaned" else ["run a", "run flaky"])
+    assert len(asked) == len(answers) and "[c] clean up and exit, [a] abort without cleanup, or [r] retry" in asked[0]
+    assert "'flaky' failed: transient" in asked[0]

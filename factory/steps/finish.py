@@ -42,6 +42,9 @@ def run_provisioner(ctx: BuildContext, spec: Any, index: int) -> None:
     run_with_meta(spec, ctx.comm, pctx)
 
 
+HOST_SIDE_PROVISIONERS = frozenset({"shell-local", "windows-shell-local"})
+
+
 class Provision(Step[BuildContext]):
     """One provisioner: a step of its own, so each one's result can be a checkpoint to resume from."""
 
@@ -52,6 +55,9 @@ class Provision(Step[BuildContext]):
         self.name = f"provision-{index + 1}"
         label = spec.type + (f" ({spec.name})" if spec.name else "")
         self.title = f"Provisioning with {label} [{index + 1}/{count}]"
+        # What it leaves on the build host would be missing if a checkpoint after it were reused.
+        self.host_effects = spec.type in HOST_SIDE_PROVISIONERS or (
+            spec.type == "file" and getattr(spec.config, "direction", "upload") == "download")
 
     def inputs(self, ctx: BuildContext) -> Mapping[str, Any]:
         return {"provisioner": _spec_digest(self.spec, f"{ctx.source_type}.{ctx.source_name}", ctx.root)}

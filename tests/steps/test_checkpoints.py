@@ -59,8 +59,9 @@ build {{
     inline = [{p1}]
   }}
   provisioner "file" {{
-    source      = "{root}/upload.txt"
-    destination = "{root}/guest-upload.txt"
+    source      = "{root}/{file_source}"
+    destination = "{root}/{file_destination}"
+    direction   = "{direction}"
   }}
   provisioner "shell" {{
     script = "{root}/step.sh"
@@ -82,6 +83,7 @@ class Project:
         self.root = root
         self.name = f"cp-{uuid.uuid4().hex[:8]}"
         self.memory = 512
+        self.download = False
         self.p1 = _write_at(512, "ONE")
         self.p4 = _write_at(1536, "FOUR-${var.greeting}")
         (root / "base.raw").write_bytes(BASE + bytes(1024 * 1024 - len(BASE)))
@@ -91,7 +93,10 @@ class Project:
     def build(self, *args: str, fail: bool = False, **opts: object) -> tuple[list[Event], bytes]:
         tpl = self.root / "t.pkr.hcl"
         tpl.write_text(TEMPLATE.format(root=self.root, name=self.name, user=USER, memory=self.memory,
-                                       p1=json.dumps(self.p1), p4=json.dumps(self.p4)))
+                                       p1=json.dumps(self.p1), p4=json.dumps(self.p4),
+                                       direction="download" if self.download else "upload",
+                                       file_source="guest-file.txt" if self.download else "upload.txt",
+                                       file_destination="downloaded.txt" if self.download else "guest-upload.txt"))
         project = load(tpl, vars=list(args))
         build = project.builds[0]
         bus, events = EventBus(), []
@@ -215,3 +220,15 @@ def test_checkpoint_none_keeps_nothing_and_force_rebuild_replaces(project: Proje
     kept = Store().entries(checkpoints.KIND)
     assert all(checkpoints.chain(Store(), e.key) is not None for e in kept if e.key not in first)
     assert len([e for e in kept if checkpoints.chain(Store(), e.key) is not None]) == 6
+
+
+def test_no_checkpoint_covers_a_provisioner_that_makes_files_on_the_host(project: Project) -> None:
+    # A download's result is on the build host, not in the machine: a resume that skipped it would lose it.
+    project.download = True
+    (project.root / "guest-file.txt").write_text("from the guest\n")
+    events, _ = project.build()
+    assert ran(events) == PROVISIONED
+    (project.root / "downloaded.txt").unlink()
+    events, _ = project.build()
+    assert ran(events) == PROVISIONED[1:] and restored(events)[-1] == "provision-1"
+    assert (project.root / "downloaded.txt").read_text() == "from the guest\n"
