@@ -166,3 +166,60 @@ def test_vboxmanage_missing_fails_the_build_clearly(tmp_path: Path, monkeypatch:
     proc = _factory(["build", str(_ovf_template(tmp_path, str(tmp_path / "a.ova")))], cwd=tmp_path, timeout=120)
     assert proc.returncode != 0 and "Traceback" not in proc.stderr
     assert "VBoxManage was not found" in proc.stderr and "VBOX_INSTALL_PATH" in proc.stderr
+
+
+@pytest.mark.vm
+def test_ctrl_c_powers_off_unregisters_and_deletes_the_vm(vboxmanage: StandIn, tmp_path: Path) -> None:
+    """SIGINT while the VM runs (here: during boot_wait): the VM is powered off, unregistered and deleted, and
+    nothing is published."""
+    import signal
+    import time
+
+    disk = tmp_path / "d.vmdk"
+    subprocess.run(["qemu-img", "create", "-q", "-f", "vmdk", str(disk), "16M"], check=True)
+    (tmp_path / "a.ovf").write_text(
+        '<?xml version="1.0"?><Envelope xmlns="http://schemas.dmtf.org/ovf/envelope/1" '
+        'xmlns:ovf="http://schemas.dmtf.org/ovf/envelope/1" '
+        'xmlns:rasd="http://schemas.dmtf.org/wbem/wscim/1/cim-schema/2/CIM_ResourceAllocationSettingData">'
+        '<References><File ovf:href="d.vmdk" ovf:id="f1"/></References><DiskSection><Info>d</Info>'
+        '<Disk ovf:diskId="v1" ovf:fileRef="f1" ovf:capacity="16777216"/></DiskSection><VirtualSystem ovf:id="a">'
+        '<VirtualHardwareSection><Item><rasd:InstanceID>3</rasd:InstanceID><rasd:ResourceSubType>PIIX4'
+        '</rasd:ResourceSubType><rasd:ResourceType>5</rasd:ResourceType></Item><Item><rasd:AddressOnParent>0'
+        '</rasd:AddressOnParent><rasd:HostResource>ovf:/disk/v1</rasd:HostResource><rasd:InstanceID>4'
+        '</rasd:InstanceID><rasd:Parent>3</rasd:Parent><rasd:ResourceType>17</rasd:ResourceType></Item>'
+        '</VirtualHardwareSection></VirtualSystem></Envelope>')
+    template = _ovf_template(tmp_path, str(tmp_path / "a.ovf"))
+    template.write_text(template.read_text().replace('headless             = true',
+                                                     'headless = true\n  boot_wait = "10m"\n'
+                                                     '  boot_command = ["<enter>"]'))
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.Popen([sys.executable, "-m", "factory", "build", str(template)], cwd=tmp_path, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    assert proc.stdout is not None
+    seen = []
+    deadline = time.monotonic() + 300
+    for line in proc.stdout:
+        seen.append(line)
+        if "waiting 600s (boot_wait)" in line or time.monotonic() > deadline:
+            break
+    assert vboxmanage.running_pids(), "".join(seen)   # the VM runs now
+    proc.send_signal(signal.SIGINT)
+    rest = proc.communicate(timeout=120)[0]
+    assert proc.returncode != 0 and "Traceback" not in rest, rest
+    assert vboxmanage.registered() == {} and not list((vboxmanage.home).glob("**/supervisor.pid"))
+    assert not (tmp_path / "output-t").exists()
+    assert "unregister and delete VM t" in rest
+
+
+def test_virtualbox_vm_needs_a_registered_vm(vboxmanage: StandIn, tmp_path: Path) -> None:
+    (tmp_path / "t.pkr.hcl").write_text('''
+source "virtualbox-vm" "t" {
+  vm_name              = "base-vm"
+  guest_additions_mode = "disable"
+  communicator         = "none"
+}
+build { sources = ["source.virtualbox-vm.t"] }
+''')
+    proc = _factory(["build", "t.pkr.hcl"], cwd=tmp_path, timeout=120)
+    assert proc.returncode != 0 and "Traceback" not in proc.stderr
+    assert "virtualbox-vm: no registered VM named 'base-vm'" in proc.stderr
