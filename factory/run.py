@@ -10,7 +10,7 @@ import shutil
 import signal
 import subprocess
 import threading
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 
 from factory import secrets
@@ -99,9 +99,21 @@ def _run_streaming(args: list[str], input: bytes | None, env: Mapping[str, str] 
     # child holds the pipe open); the child gets its own process group so a timeout or Ctrl-C kills its whole
     # tree, not just the shell.
     lines: list[bytes] = []
-    with subprocess.Popen(args, stdin=subprocess.PIPE if input is not None else subprocess.DEVNULL,
-                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env, cwd=cwd,
-                          start_new_session=True) as proc:
+    proc: subprocess.Popen[bytes] | None = None
+    try:
+        # The child is in its own session, so Ctrl-C never reaches it: an interrupt must kill it here. One that
+        # landed inside Popen (the child already running, its pid not yet ours) would leave it running, so
+        # interrupts wait until Popen has returned.
+        with _interrupts_held():
+            proc = subprocess.Popen(args, stdin=subprocess.PIPE if input is not None else subprocess.DEVNULL,
+                                    stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env, cwd=cwd,
+                                    start_new_session=True)
+    except BaseException:
+        if proc is not None:
+            with proc:
+                _kill_group(proc)
+        raise
+    with proc:  # its exit closes the pipe: the child must be dead by then, or the reader holds the pipe's lock
         stdout = proc.stdout
         assert stdout is not None
 
@@ -110,9 +122,9 @@ def _run_streaming(args: list[str], input: bytes | None, env: Mapping[str, str] 
                 lines.append(raw)
                 on_line(secrets.mask(raw.decode(errors="replace").rstrip("\n")))
 
-        reader = threading.Thread(target=pump, name=f"run:{os.path.basename(args[0])}", daemon=True)
-        reader.start()
         try:
+            reader = threading.Thread(target=pump, name=f"run:{os.path.basename(args[0])}", daemon=True)
+            reader.start()
             if input is not None and proc.stdin:
                 proc.stdin.write(input)
                 proc.stdin.close()
@@ -123,6 +135,24 @@ def _run_streaming(args: list[str], input: bytes | None, env: Mapping[str, str] 
         reader.join(timeout=5)
     out = b"".join(lines)
     return subprocess.CompletedProcess(args, code, out, out)
+
+
+@contextlib.contextmanager
+def _interrupts_held() -> Iterator[None]:
+    """SIGINT/SIGTERM that arrive in the block are delivered when it ends (main thread only: handlers live there)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    pending: list[int] = []
+    held = (signal.SIGINT, signal.SIGTERM)
+    old = {s: signal.signal(s, lambda signum, frame: pending.append(signum)) for s in held}
+    try:
+        yield
+    finally:
+        for s, handler in old.items():
+            signal.signal(s, handler)
+        if pending:
+            signal.raise_signal(pending[0])  # now, through the handler the caller had
 
 
 def _kill_group(proc: subprocess.Popen[bytes]) -> None:

@@ -130,11 +130,12 @@ def test_fail_fast_stops_the_others_which_clean_up(tmp_path: Path) -> None:
 
 
 def _alive(pid: int) -> bool:
+    """Running, not a zombie (a killed script's shell is re-parented to init, which reaps it when it gets to it)."""
     try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
         return False
-    return True
+    return state not in ("Z", "X")
 
 
 def test_ctrl_c_stops_every_build_and_cleans_all(tmp_path: Path) -> None:
@@ -154,3 +155,27 @@ def test_ctrl_c_stops_every_build_and_cleans_all(tmp_path: Path) -> None:
         assert not _alive(pid), f"build {n}'s script is still running"
     assert _left_behind(tmp_path) == []
     assert "Traceback" not in err
+
+
+def test_parallel_builds_writing_one_output_directory_are_refused_before_anything_starts(tmp_path: Path) -> None:
+    (tmp_path / "t.pkr.hcl").write_text("""
+source "qemu" "x" {
+  iso_url      = "disk.img"
+  iso_checksum = "none"
+  disk_image   = true
+  ssh_username = "u"
+}
+build {
+  name    = "one"
+  sources = ["source.qemu.x"]
+}
+build {
+  name    = "two"
+  sources = ["source.qemu.x"]
+}
+""")
+    proc = _factory(tmp_path)
+    assert proc.returncode == 1
+    assert "builds one.qemu.x and two.qemu.x both write" in proc.stderr and "-parallel-builds=1" in proc.stderr
+    assert "t.pkr.hcl:2" in proc.stderr and "Traceback" not in proc.stderr
+    assert "build started" not in proc.stderr

@@ -23,6 +23,7 @@ from factory.cli.options import ExceptOpt, OnlyOpt, TemplateArg, VarFileOpt, Var
 from factory.cli.parallel import Job, run_jobs, selected_pairs
 from factory.errors import FactoryError
 from factory.events import Event, EventKind
+from factory.schema.qemu import QemuSource
 from factory.streams.packer import MachineReadableMonitor
 from factory.streams.summary import Results, print_step_tables
 
@@ -91,14 +92,33 @@ def build(
     # directory, as in Packer; templates use path.root to be explicit.
     jobs = [Job(build_name(b, s), template, var or [], var_file or [], split(only), split(except_), i, Path.cwd(),
                 opts, run_uuid) for i, (b, s) in enumerate(pairs)]
+    limit = 1 if debug else parallel_builds
+    if limit != 1 and len(jobs) > 1:
+        _refuse_shared_outputs(pairs, opts)
     with _monitors(machine_readable, debug, events, metrics_file, metrics_port, report) as (bus, end):
-        limit = parallel_builds
-        if debug and len(jobs) > 1 and limit != 1:
+        if debug and len(jobs) > 1 and parallel_builds != 1:
             bus.emit(Event(EventKind.MESSAGE, "", "Debug mode enabled. Builds will not be parallelized."))
-            limit = 1
         failures = _run(jobs, pairs, bus, limit, fail_fast, end)
     if failures:
         raise FactoryError("build(s) failed:\n" + "\n".join(f"{name}: {err}" for name, err in failures.items()))
+
+
+def _refuse_shared_outputs(pairs: list[tuple[Any, Any]], opts: Any) -> None:
+    """Builds that run at once must not publish to the same output directory (the last rename would win)."""
+    from factory.steps.plan import context_for
+
+    seen: dict[Path, str] = {}
+    for b, source in pairs:
+        if not isinstance(source.config, QemuSource):
+            continue
+        ctx = context_for(b, source, Path.cwd(), EventBus(), opts)
+        out = ctx.output_directory.resolve()
+        if out in seen:
+            raise FactoryError(f"builds {seen[out]} and {ctx.build_name} both write {out}: run at the same time, "
+                               "one would replace the other's output", where=getattr(source, "where", None),
+                               hint="give each source its own output_directory (e.g. \"output-${source.name}\"), "
+                               "or run them one after another with -parallel-builds=1")
+        seen[out] = ctx.build_name
 
 
 def _run(jobs: list[Job], pairs: list[tuple[Any, Any]], bus: EventBus, limit: int, fail_fast: bool,
