@@ -4,7 +4,13 @@
 The guest is the README's (tools/mkguest.py's Debian 12 cloud image, cached) built as examples/debian-cloud
 builds it: qcow2, EFI, q35, 2 CPUs, 1 GiB, cloud-init seed, the same shell/file provisioners, manifest and
 checksum post-processors. Four sources (g1..g4) of one build block differ only in their names, output
-directories and hostnames. Each mode is one `factory build` of that template, with --events to a file.
+directories and hostnames. Each mode is one `factory build` of that template, with --events to a file, cold
+(`--resume=false --checkpoint=none`).
+
+Measured (one round, 2 cores under TCG, the host loaded by other jobs, load average ~15): parallel 661 s,
+sequential 1135 s (builds of 236, 233, 361, 301 s), parallel/sequential 0.583 (1.72x); zero collisions: 4/4
+succeeded, overlapping, SSH ports 2222-2225, four disks pass `qemu-img check`. In parallel each build spent
+~10 of its ~11 minutes waiting for SSH: four TCG guests booting on two cores.
 
 Printed: each mode's wall time and the ratio parallel/sequential, and the collision checks of the parallel run:
 every build succeeded, their [start, end] intervals overlap (they ran at the same time), their SSH forward and
@@ -103,8 +109,10 @@ def run_mode(work: Path, tpl: Path, image: Path, parallel: int, tag: str) -> tup
         shutil.rmtree(work / f"output-{n}", ignore_errors=True)
     events = work / f"events-{tag}.jsonl"
     t0 = time.monotonic()
+    # Cold builds in both modes: no checkpoint is kept or reused (the second mode would resume from the first's).
     proc = subprocess.run([sys.executable, "-m", "factory", "build", "-force", f"-parallel-builds={parallel}",
-                           "--events", str(events), "-var", f"guest_image={image}", str(tpl)],
+                           "--resume=false", "--checkpoint=none", "--events", str(events), "-var",
+                           f"guest_image={image}", str(tpl)],
                           cwd=work, capture_output=True, text=True, env=_env())
     took = time.monotonic() - t0
     (work / f"stderr-{tag}.log").write_text(proc.stderr)
