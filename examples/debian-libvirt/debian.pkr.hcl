@@ -3,10 +3,10 @@
 # artifact volume stays in the pool (and is downloaded to output_directory).
 #
 #   python tools/mkguest.py --cache --output build/guest
-#   factory validate -var guest_image=file://$PWD/build/guest/debian-12-guest.qcow2 examples/debian-libvirt
+#   factory build -var guest_image=build/guest/debian-12-guest.qcow2 examples/debian-libvirt
 #
-# `factory build` refuses `source "libvirt"` until the libvirt driver is wired into the build steps (the domain
-# XML, volume streams and machine control exist: factory/machine/libvirt*.py).
+# The volumes go to the pool named by var.pool (`default` unless told; `virsh pool-list` shows yours). The
+# domain is named factory-debian-<run id>; it and the seed volume are removed at the end, whatever ends the build.
 
 variable "guest_image" {
   type        = string
@@ -16,6 +16,12 @@ variable "guest_image" {
 variable "libvirt_uri" {
   type    = string
   default = "qemu:///system"
+}
+
+variable "pool" {
+  type        = string
+  default     = "default"
+  description = "libvirt storage pool that receives the volumes (it must exist)."
 }
 
 variable "ssh_username" {
@@ -45,6 +51,7 @@ source "libvirt" "debian" {
 
   volume {
     alias    = "artifact"
+    pool     = var.pool
     bus      = "virtio"
     format   = "qcow2"
     capacity = "4G"
@@ -56,7 +63,8 @@ source "libvirt" "debian" {
   }
 
   volume {
-    bus = "virtio"
+    pool = var.pool
+    bus  = "virtio"
     source {
       type      = "cloud-init"
       user_data = templatefile("${path.root}/user-data.pkrtpl.hcl", { hostname = var.hostname })

@@ -332,7 +332,8 @@ class Driver(ABC):
 
 
 # Built-in drivers by name: imported on first use, so this module never imports an implementation.
-BUILTIN = {"qemu": "factory.machine.qemu", "virtualbox": "factory.machine.virtualbox"}
+BUILTIN = {"qemu": "factory.machine.qemu", "virtualbox": "factory.machine.virtualbox",
+           "libvirt": "factory.machine.libvirt_driver"}
 
 
 def driver(name: str) -> Driver:

@@ -27,6 +27,7 @@ import libvirt
 from factory.errors import FactoryError
 from factory.machine.driver import Endpoint, Machine, MachineEventKind, MachineSpec, PortRange, PowerState
 from factory.machine.keys import Action, Hold, Press, Wait
+from factory.machine.libvirt_tunnel import SshTunnel
 from factory.machine.libvirt_xml import METADATA_NS, DomainPlan, domain_xml, volume_xml
 from factory.machine.linux_keys import LINUX_KEYS
 
@@ -167,8 +168,11 @@ def _start_event_loop() -> None:
 class LibvirtMachine(Machine):
     """One domain: defined and started by start(), destroyed and undefined by stop()."""
 
-    def __init__(self, spec: MachineSpec, plan: DomainPlan, conn: libvirt.virConnect) -> None:
-        self.spec, self.plan, self.conn = spec, plan, conn
+    def __init__(self, spec: MachineSpec, plan: DomainPlan, conn: libvirt.virConnect,
+                 tunnel: SshTunnel | None = None) -> None:
+        self.spec, self.plan, self.conn, self.tunnel = spec, plan, conn, tunnel
+        self._uri = conn.getURI()
+        self._ssh: Endpoint | None = None
         self.dom: libvirt.virDomain | None = None
         self._state = PowerState.DEFINED
         self._off = threading.Event()
@@ -191,18 +195,27 @@ class LibvirtMachine(Machine):
                                                           self._lifecycle, None)
         self.conn.registerCloseCallback(self._closed, None)
         self.plan = replace(self.plan, owner=f"{socket.gethostname()}:{os.getpid()}")
-        self.dom = self.conn.defineXML(domain_xml(self.plan))
+        try:
+            self.dom = self.conn.defineXML(domain_xml(self.plan))
+        except libvirt.libvirtError as exc:
+            raise FactoryError(f"libvirt refused the domain {self.plan.name}: {exc.get_error_message()}",
+                               hint="check the source's options (loader_path, chipset, volumes) against the "
+                               "host") from None
         try:
             self.dom.create()
         except libvirt.libvirtError as exc:
             raise FactoryError(f"libvirt could not start {self.plan.name}: {exc.get_error_message()}") from None
         self._state = PowerState.RUNNING
         if self.plan.serial_log is None:
-            self._console = threading.Thread(target=self._follow_console, daemon=True)
+            self._console = threading.Thread(target=self._follow_console, args=(self.dom,), daemon=True)
             self._console.start()
 
     def _lifecycle(self, _conn: Any, dom: libvirt.virDomain, event: int, detail: int, _opaque: Any) -> None:
-        if self.dom is None or dom.UUID() != self.dom.UUID():
+        mine = self.dom       # read once: stop() may clear it on another thread meanwhile
+        try:
+            if mine is None or dom.UUID() != mine.UUID():
+                return
+        except libvirt.libvirtError:
             return
         if event == libvirt.VIR_DOMAIN_EVENT_STOPPED:
             # Destroyed by stop() is an orderly end; destroyed by someone else is as bad as a crash.
@@ -215,15 +228,17 @@ class LibvirtMachine(Machine):
             self.notify(MachineEventKind.POWERDOWN)
 
     def _closed(self, _conn: Any, reason: int, _opaque: Any) -> None:
-        self._lost = f"the connection to libvirt closed (reason {reason}): did libvirtd stop?"
+        why = {libvirt.VIR_CONNECT_CLOSE_REASON_EOF: "the daemon closed it",
+               libvirt.VIR_CONNECT_CLOSE_REASON_KEEPALIVE: "the daemon stopped answering keepalives",
+               libvirt.VIR_CONNECT_CLOSE_REASON_ERROR: "a socket error"}.get(reason, f"reason {reason}")
+        self._lost = f"the connection to libvirt at {self._uri} was lost ({why}): did libvirtd stop?"
         self._off.set()
 
-    def _follow_console(self) -> None:
+    def _follow_console(self, dom: libvirt.virDomain) -> None:
         """The guest's serial console (a pty on the libvirt host) appended to the local serial log."""
-        assert self.dom is not None
         stream = self.conn.newStream(0)
         try:
-            self.dom.openConsole(None, stream, libvirt.VIR_DOMAIN_CONSOLE_FORCE)
+            dom.openConsole(None, stream, libvirt.VIR_DOMAIN_CONSOLE_FORCE)
             self.spec.serial_log.parent.mkdir(parents=True, exist_ok=True)
             with self.spec.serial_log.open("ab") as log:
                 while True:
@@ -238,7 +253,8 @@ class LibvirtMachine(Machine):
     def alive(self) -> None:
         if self._lost:
             raise FactoryError(f"{self.plan.name}: {self._lost}",
-                               hint="factory cleans up what it can; `factory clean --libvirt URI` removes the rest")
+                               hint=f"restart libvirtd, then `factory clean --libvirt {self._uri}` removes the "
+                               "domain and volumes this build left (its QEMU may still run until then)")
         if self._state is PowerState.CRASHED:
             raise FactoryError(f"the domain {self.plan.name} ended unexpectedly", hint=self._serial_tail())
 
@@ -262,10 +278,20 @@ class LibvirtMachine(Machine):
         return self._off.wait(timeout) or not self.running()
 
     def powerdown(self) -> None:
+        """Ask the guest to shut down the way shutdown_mode says (default: the ACPI power button)."""
         if self.dom is not None and self.running():
-            self.dom.shutdownFlags(libvirt.VIR_DOMAIN_SHUTDOWN_ACPI_POWER_BTN)
+            flags = _SHUTDOWN_FLAGS.get(self.plan.shutdown_mode or "acpi", libvirt.VIR_DOMAIN_SHUTDOWN_ACPI_POWER_BTN)
+            try:
+                self.dom.shutdownFlags(flags)
+            except libvirt.libvirtError as exc:
+                raise FactoryError(f"{self.plan.name}: libvirt could not shut the domain down "
+                                   f"({self.plan.shutdown_mode or 'acpi'}): {exc.get_error_message()}",
+                                   hint="shutdown_mode = \"guest\" needs qemu-guest-agent in the guest; "
+                                   "\"acpi\" works with any guest that handles the power button") from None
 
     def stop(self) -> None:
+        if self.tunnel is not None:
+            self.tunnel.stop()
         if self.dom is None:
             return
         self._stopping = True
@@ -330,11 +356,77 @@ class LibvirtMachine(Machine):
             time.sleep(interval)
 
     def ssh_address(self, guest_port: int, ports: PortRange, *, timeout: float) -> Endpoint:
+        """A user-mode NIC: its loopback forward (through an SSH tunnel when the host is remote). A managed or
+        bridge NIC: the guest's own address, found as network_address_source says (waits up to timeout)."""
+        if self._ssh is not None:
+            return self._ssh
         forward = next((n.host_port for n in self.plan.nics if n.host_port is not None), None)
-        if forward is None:
-            raise FactoryError(f"{self.plan.name}: no user-mode interface forwards the guest's SSH port",
+        if forward is not None:
+            port = self.tunnel.open(forward, ports.low, ports.high) if self.tunnel is not None else forward
+            self._ssh = Endpoint("127.0.0.1", port, forwarded=True)
+            return self._ssh
+        nics = [n for n in self.plan.nics if n.type != "user"]
+        if not nics:
+            raise FactoryError(f"{self.plan.name}: no interface forwards or carries the guest's SSH port",
                                hint='add network_interface { type = "user" } or set ssh_host')
-        return Endpoint("127.0.0.1", forward, forwarded=True)
+        index = next((i for i, n in enumerate(nics) if n.alias == self.plan.communicator_alias), 0)
+        self._ssh = Endpoint(self._wait_address(index, timeout), guest_port)
+        return self._ssh
+
+    def _wait_address(self, index: int, timeout: float) -> str:
+        source = self.plan.address_source
+        deadline = time.monotonic() + timeout
+        last = "no address yet"
+        while True:
+            self.alive()
+            if self.dom is None:
+                raise FactoryError(f"{self.plan.name}: the domain is not running")
+            mac = interface_macs(self.dom.XMLDesc(0))[index]
+            try:
+                found = pick_address(self.dom.interfaceAddresses(_ADDRESS_SOURCES[source], 0), mac)
+            except libvirt.libvirtError as exc:
+                found, last = None, exc.get_error_message()
+            if found:
+                return found
+            if time.monotonic() > deadline:
+                raise FactoryError(f"{self.plan.name}: no address for the interface {mac} from the {source} "
+                                   f"source within {timeout:g}s ({last})", hint=_ADDRESS_HINTS[source])
+            time.sleep(2)
+
+
+_ADDRESS_SOURCES = {"agent": libvirt.VIR_DOMAIN_INTERFACE_ADDRESSES_SRC_AGENT,
+                    "lease": libvirt.VIR_DOMAIN_INTERFACE_ADDRESSES_SRC_LEASE,
+                    "arp": libvirt.VIR_DOMAIN_INTERFACE_ADDRESSES_SRC_ARP}
+_ADDRESS_HINTS = {"agent": "the guest needs qemu-guest-agent running and a guest agent channel; or use "
+                           'network_address_source = "lease" on a managed network',
+                  "lease": "only a libvirt-managed network with DHCP has leases; for a bridge use \"arp\" or "
+                           "\"agent\"",
+                  "arp": "the host's ARP table lists the guest only after it sent traffic; try \"agent\""}
+
+
+def interface_macs(xml: str) -> list[str]:
+    """The MAC address of each non-user interface of a live domain, in order (libvirt assigns missing ones)."""
+    root = ET.fromstring(xml)
+    return [mac.get("address", "").lower() for iface in root.iter("interface") if iface.get("type") != "user"
+            for mac in iface.findall("mac")]
+
+
+def pick_address(interfaces: dict[str, Any], mac: str) -> str | None:
+    """The guest's first IPv4 address on the interface with mac (libvirt's interfaceAddresses result); the
+    loopback and link-local ones never count."""
+    for info in interfaces.values():
+        if str(info.get("hwaddr", "")).lower() != mac.lower():
+            continue
+        for addr in info.get("addrs") or []:
+            text = str(addr.get("addr", ""))
+            if addr.get("type") == libvirt.VIR_IP_ADDR_TYPE_IPV4 and not text.startswith(("127.", "169.254.")):
+                return text
+    return None
+
+
+_SHUTDOWN_FLAGS = {"acpi": libvirt.VIR_DOMAIN_SHUTDOWN_ACPI_POWER_BTN, "guest": libvirt.VIR_DOMAIN_SHUTDOWN_GUEST_AGENT,
+                   "initctl": libvirt.VIR_DOMAIN_SHUTDOWN_INITCTL, "signal": libvirt.VIR_DOMAIN_SHUTDOWN_SIGNAL,
+                   "paravirt": libvirt.VIR_DOMAIN_SHUTDOWN_PARAVIRT}
 
 
 def _code(qcode: str) -> int:

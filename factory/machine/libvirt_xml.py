@@ -87,6 +87,9 @@ class DomainPlan:
     user_net: UserNet = UserNet.HOSTFWD
     created: tuple[tuple[str, str], ...] = ()   # (pool, volume) factory made for this domain: clean removes them
     owner: str = ""                     # "host:pid" of the running factory: clean leaves a live build alone
+    shutdown_mode: str | None = None    # how powerdown() asks (acpi, guest, ...); not part of the XML
+    address_source: str = "agent"       # how a managed/bridge NIC's address is found (agent, lease, arp)
+    communicator_alias: str = "communicator"   # the NIC SSH goes through (else the first)
 
 
 def _sub(parent: ET.Element, tag: str, text: str | None = None, **attrs: str) -> ET.Element:
@@ -317,4 +320,6 @@ def domain_plan(cfg: LibvirtSource, *, name: str, build_id: str, source: str, do
         disks=disk_plans(volumes, volume_names, cdrom),
         nics=nic_plans(cfg.interfaces, ssh_host_port, cfg.ssh_port, cfg.communicator_interface),
         graphics=tuple(GraphicsPlan(g.type, g.port, g.display) for g in cfg.displays),
-        serial_log=serial_log, boot_devices=tuple(cfg.boot_devices), user_net=user_net, created=created)
+        serial_log=serial_log, boot_devices=tuple(cfg.boot_devices), user_net=user_net, created=created,
+        shutdown_mode=cfg.shutdown_mode, address_source=cfg.network_address_source,
+        communicator_alias=cfg.communicator_interface)

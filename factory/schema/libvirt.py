@@ -259,7 +259,6 @@ class LibvirtSource(HttpOptions, BootOptions, ShutdownOptions, CommunicatorOptio
                               "remote `qemu+ssh://` host): creates storage volumes, defines and starts a domain, "
                               "provisions it over SSH and keeps the artifact volume (and downloads it when "
                               "`output_directory` is set).")
-    PLANNED: ClassVar[bool] = True
 
     # connection and domain ------------------------------------------------------------------------------------
     libvirt_uri: str = opt(required=True, help="libvirt connection URI: `qemu:///system`, `qemu:///session` (a "

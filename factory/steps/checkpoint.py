@@ -48,9 +48,9 @@ class MachineCheckpoints:
     @staticmethod
     def unusable(ctx: BuildContext) -> str:
         """Why this build cannot keep checkpoints ("" when it can)."""
-        s = ctx.s
         if ctx.driver is None or Feature.CHECKPOINT not in ctx.driver.features:
             return f"the {getattr(ctx.driver, 'name', '?')} driver cannot freeze a running machine's disks"
+        s = ctx.s   # only qemu sources get here (the libvirt driver has no checkpoints)
         if s.format not in ctx.driver.checkpoint_formats:
             return f'format = "{s.format.value}": checkpoint layers are ' + "/".join(
                 sorted(f.value for f in ctx.driver.checkpoint_formats))

@@ -17,7 +17,8 @@ class ClearAuthorizedKeys(Step[BuildContext]):
     name, title = "clear-keys", "Removing the ephemeral SSH key from the guest"
 
     def applies(self, ctx: BuildContext) -> bool:
-        return (ctx.s.communicator == "ssh" and ctx.s.ssh_clear_authorized_keys
+        c = ctx.comm_options
+        return (c.communicator == "ssh" and c.ssh_clear_authorized_keys
                 and ctx.keypair is not None and ctx.comm is not None)
 
     def options(self, ctx: BuildContext) -> Mapping[str, Any]:

@@ -16,7 +16,8 @@ from factory.machine.httpd import HttpServer, guest_host
 from factory.machine.ports import PortLease
 from factory.machine.serial import SerialFollower
 from factory.options import Component
-from factory.schema.common import CommunicatorOptions
+from factory.schema.common import BootOptions, CommunicatorOptions, HttpOptions, ShutdownOptions
+from factory.schema.libvirt import LibvirtSource
 from factory.schema.qemu import QemuSource
 
 if TYPE_CHECKING:
@@ -77,10 +78,45 @@ class BuildContext(RunnerContext):
         return self.config
 
     @property
+    def lv(self) -> LibvirtSource:
+        """A `source "libvirt"`'s options, typed."""
+        if not isinstance(self.config, LibvirtSource):
+            raise TypeError(f"source type {self.source_type!r} is not libvirt")
+        return self.config
+
+    @property
+    def machine_options(self) -> QemuSource | LibvirtSource:
+        """The options every machine source has (serial_log, screenshot_on_failure, output_directory)."""
+        if not isinstance(self.config, QemuSource | LibvirtSource):
+            raise TypeError(f"source type {self.source_type!r} has no machine options")
+        return self.config
+
+    @property
     def comm_options(self) -> CommunicatorOptions:
         """The communicator options, which every buildable source has (the null builder has only these)."""
         if not isinstance(self.config, CommunicatorOptions):
             raise TypeError(f"source type {self.source_type!r} has no communicator options")
+        return self.config
+
+    @property
+    def shutdown_options(self) -> ShutdownOptions:
+        """shutdown_command / shutdown_timeout, which every machine source has."""
+        if not isinstance(self.config, ShutdownOptions):
+            raise TypeError(f"source type {self.source_type!r} has no shutdown options")
+        return self.config
+
+    @property
+    def boot_options(self) -> BootOptions:
+        """boot_command, boot_wait ..., which every machine source has."""
+        if not isinstance(self.config, BootOptions):
+            raise TypeError(f"source type {self.source_type!r} has no boot options")
+        return self.config
+
+    @property
+    def http_options(self) -> HttpOptions:
+        """The HTTP server's options, which every machine source has."""
+        if not isinstance(self.config, HttpOptions):
+            raise TypeError(f"source type {self.source_type!r} has no HTTP options")
         return self.config
 
     def path(self, value: str | None) -> Path | None:
@@ -89,11 +125,15 @@ class BuildContext(RunnerContext):
 
     @property
     def vm_name(self) -> str:
+        """The VM's name: qemu's vm_name (also the disk's file name); libvirt's domain name, which carries
+        factory's prefix and the run's ID so that two builds of one template never collide."""
+        if isinstance(self.config, LibvirtSource):
+            return self.config.domain_name or f"factory-{self.source_name}-{self.run_uuid[:8]}"
         return self.s.vm_name or f"packer-{self.source_name}"
 
     @property
     def output_directory(self) -> Path:
-        return self.root / (self.s.output_directory or f"output-{self.source_name}")
+        return self.root / (self.machine_options.output_directory or f"output-{self.source_name}")
 
     @property
     def firmware(self) -> Firmware:
@@ -126,12 +166,13 @@ class BuildContext(RunnerContext):
     @property
     def template_values(self) -> dict[str, str]:
         """Values for `{{ .X }}` placeholders in boot_command, qemuargs and http_content."""
-        ipv6 = self.s.http_network_protocol == "tcp6"
+        ipv6 = self.http_options.http_network_protocol == "tcp6"
         host = (self.http.guest_host if self.http else self.driver.host_address(ipv6) if self.driver
                 else guest_host(ipv6))
         values = {"Name": self.vm_name, "HTTPIP": host,
                   "HTTPPort": "",
-                  "HTTPDir": str(self.path(self.s.http_directory) or ""), "OutputDir": str(self.output_directory),
+                  "HTTPDir": str(self.path(self.http_options.http_directory) or ""),
+                  "OutputDir": str(self.output_directory),
                   "SSHHostPort": "", "SSHPublicKey": ""}
         port = self.ssh_address or self.ssh_lease
         if port is not None:

@@ -15,16 +15,18 @@ from factory.machine.driver import driver
 from factory.options import Kind
 from factory.schema import lookup
 from factory.schema.common import CommunicatorOptions
-from factory.steps import checkpoint, comm, console, finish, null, prepare, unattended, vm
+from factory.steps import checkpoint, comm, console, finish, libvirt, null, prepare, unattended, vm
 from factory.steps.context import BuildContext
 
 # Source types factory builds, and the machine driver each one runs on; `null` runs on no machine.
 DRIVERS = {"qemu": "qemu", "virtualbox-iso": "virtualbox", "virtualbox-ovf": "virtualbox",
-           "virtualbox-vm": "virtualbox"}
+           "virtualbox-vm": "virtualbox", "libvirt": "libvirt"}
 MACHINELESS = ("null",)
 
 
 def steps_for(ctx: BuildContext) -> list[Step[BuildContext]]:
+    if ctx.source_type == "libvirt":
+        return libvirt.steps(ctx)
     s = ctx.s
     steps: list[Step[BuildContext]] = [
         prepare.PrepareOutput(), prepare.Accelerator(), prepare.FetchMedia(), prepare.CreateDisk(),
@@ -115,7 +117,8 @@ def build_source(build: Any, source: Any, root: Path, bus: EventBus, opts: Build
     ctx.cleanups.push(f"release the {ctx.driver.name} driver", ctx.driver.cleanup)  # a backstop: run last
     checkpoint.setup(ctx, opts.checkpoint, opts.resume, opts.resume_command)
     vm.check_before_start(ctx)  # a typo in a key name must not cost a VM boot to find
-    unattended.check_vars(ctx)
+    if ctx.source_type != "libvirt":
+        unattended.check_vars(ctx)
 
     def on_failure(c: BuildContext, exc: BaseException) -> None:
         if not isinstance(exc, KeyboardInterrupt) and c.on_error is not OnError.ABORT:

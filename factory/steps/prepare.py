@@ -286,14 +286,14 @@ class SshKey(Step[BuildContext]):
     name, title = "ssh-key", "Preparing SSH credentials"
 
     def applies(self, ctx: BuildContext) -> bool:
-        return ctx.s.communicator == "ssh"
+        return ctx.comm_options.communicator == "ssh"
 
     def options(self, ctx: BuildContext) -> Mapping[str, Any]:
         c = ctx.comm_options  # every buildable source has them (vbox sources too)
         return {"type": c.temporary_key_pair_type, "bits": c.temporary_key_pair_bits}
 
     def run(self, ctx: BuildContext) -> None:
-        s = ctx.s
+        s = ctx.comm_options
         if s.communicator != "ssh":
             return
         if s.ssh_password:
@@ -354,17 +354,18 @@ class Http(Step[BuildContext]):
     name, title = "http", "Starting the HTTP server"
 
     def applies(self, ctx: BuildContext) -> bool:
-        return bool(ctx.s.http_directory or ctx.s.http_content or ctx.unattended_files)
+        return bool(ctx.http_options.http_directory or ctx.http_options.http_content or ctx.unattended_files)
 
     def options(self, ctx: BuildContext) -> Mapping[str, Any]:
         # The folder by content (inputs), not by where it is: a copy of the project elsewhere is the same build.
-        return {"http_content": ctx.s.http_content, "protocol": ctx.s.http_network_protocol}
+        s = ctx.http_options
+        return {"http_content": s.http_content, "protocol": s.http_network_protocol}
 
     def inputs(self, ctx: BuildContext) -> Mapping[str, Any]:
-        return {"http_directory": ctx.path(ctx.s.http_directory), "unattended": ctx.unattended_files}
+        return {"http_directory": ctx.path(ctx.http_options.http_directory), "unattended": ctx.unattended_files}
 
     def run(self, ctx: BuildContext) -> None:
-        s, directory = ctx.s, ctx.path(ctx.s.http_directory)
+        s, directory = ctx.http_options, ctx.path(ctx.http_options.http_directory)
         if not directory and not s.http_content and not ctx.unattended_files:
             return
         if directory and not directory.is_dir():

@@ -32,6 +32,7 @@ from factory.machine.driver import (
 )
 from factory.machine.serial import SerialFollower
 from factory.placeholders import expand
+from factory.schema.libvirt import LibvirtSource
 from factory.schema.qemu import QemuSource
 from factory.steps import console
 from factory.steps.context import BuildContext
@@ -69,7 +70,7 @@ def machine_spec(ctx: BuildContext, *, install: bool) -> MachineSpec:
 
 def serial_log_path(ctx: BuildContext) -> Path:
     assert ctx.workdir is not None
-    return ctx.path(ctx.s.serial_log) or ctx.workdir / f"{ctx.vm_name}.serial.log"
+    return ctx.path(ctx.machine_options.serial_log) or ctx.workdir / f"{ctx.vm_name}.serial.log"
 
 
 def start_machine(ctx: BuildContext, spec: MachineSpec, phase: str) -> None:
@@ -101,7 +102,7 @@ def machine_event(ctx: BuildContext, event: MachineEvent) -> None:
 
 def key_groups(ctx: BuildContext, values: Mapping[str, str]) -> list[tuple[keys.BootStep, list[keys.Action]]]:
     """boot_steps, or boot_command's elements, each parsed: the groups boot_keygroup_interval separates."""
-    s = ctx.s
+    s = ctx.boot_options
     option = "boot_steps" if s.boot_steps else "boot_command"
     groups = s.boot_steps or tuple(keys.BootStep(c) for c in s.boot_command)
     return [(g, keys.parse(expand(g.keys, values, where=f"{option}[{i}]"), where=f"{option}[{i}]"))
@@ -109,7 +110,7 @@ def key_groups(ctx: BuildContext, values: Mapping[str, str]) -> list[tuple[keys.
 
 
 def type_boot_command(ctx: BuildContext) -> None:
-    s = ctx.s
+    s = ctx.boot_options
     assert ctx.machine is not None
     groups = key_groups(ctx, ctx.template_values)
     boot_wait = max(0.0, s.boot_wait)  # Packer: a negative boot_wait means no wait
@@ -146,7 +147,7 @@ def _debug_pause(ctx: BuildContext, n: int) -> None:
 
 def check_boot_command(ctx: BuildContext) -> None:
     """Parse boot_command / boot_steps before anything starts (placeholders expanded with stand-in values)."""
-    s = ctx.s
+    s = ctx.boot_options
     if s.boot_command and s.boot_steps:
         raise FactoryError("boot_command and boot_steps cannot both be set",
                            hint="keep boot_steps (the same keys, with a description per step) or boot_command")
@@ -157,9 +158,9 @@ def check_boot_command(ctx: BuildContext) -> None:
 def check_before_start(ctx: BuildContext) -> None:
     """What can be found wrong before anything runs: the boot keys, and where SSH will connect."""
     check_boot_command(ctx)
-    if ctx.s.communicator == "ssh" and ctx.s.skip_nat_mapping:
+    if ctx.comm_options.communicator == "ssh" and ctx.comm_options.skip_nat_mapping:
         ssh_target(ctx)
-    if ctx.s.iso and ctx.s.install_method == "direct-kernel":
+    if isinstance(ctx.config, QemuSource) and ctx.s.iso and ctx.s.install_method == "direct-kernel":
         ctx.require(Feature.DIRECT_BOOT, 'install_method = "direct-kernel"')
 
 
@@ -234,7 +235,7 @@ class Boot(Step[BuildContext]):
 def find_ssh(ctx: BuildContext) -> None:
     """Ask the running VM where its SSH port is reached (a forwarding driver binds the forward now, race-free),
     unless skip_nat_mapping connects to ssh_host directly."""
-    s = ctx.s
+    s = ctx.comm_options
     if s.communicator != "ssh" or s.skip_nat_mapping:
         return
     assert ctx.machine is not None
@@ -246,7 +247,7 @@ def find_ssh(ctx: BuildContext) -> None:
 
 def ssh_target(ctx: BuildContext) -> tuple[str, int]:
     """Where the communicator connects: the machine's SSH address, or ssh_host:ssh_port with skip_nat_mapping."""
-    s = ctx.s
+    s = ctx.comm_options
     if s.skip_nat_mapping:
         if not s.ssh_host:
             raise FactoryError("skip_nat_mapping = true needs ssh_host: without a forwarded port factory must be "
@@ -262,13 +263,13 @@ class Connect(Step[BuildContext]):
     resumable = restarts = checkpoint = True  # boot-to-SSH is the first checkpoint
 
     def applies(self, ctx: BuildContext) -> bool:
-        return ctx.s.communicator == "ssh"
+        return ctx.comm_options.communicator == "ssh"
 
     def options(self, ctx: BuildContext) -> Mapping[str, Any]:
-        return {"username": ctx.ssh_username, "communicator": ctx.s.communicator}
+        return {"username": ctx.ssh_username, "communicator": ctx.comm_options.communicator}
 
     def run(self, ctx: BuildContext) -> None:
-        s = ctx.s
+        s = ctx.comm_options
         if s.communicator != "ssh":
             return
         from factory.comm.ssh import connect
@@ -290,8 +291,9 @@ class Connect(Step[BuildContext]):
 def _ssh_hint(ctx: BuildContext, inner: str | None) -> str:
     causes = []
     if ctx.emulated:
+        limit = ctx.comm_options.ssh_timeout
         causes.append(f"the VM runs under TCG emulation (no KVM), which boots 10-50x slower: raise ssh_timeout "
-                      f"(was {ctx.s.ssh_timeout:g}s, scaled to {ctx.s.ssh_timeout * ctx.timeout_factor:g}s)")
+                      f"(was {limit:g}s, scaled to {limit * ctx.timeout_factor:g}s)")
     causes.append("the guest got no DHCP lease (check the serial log for the network)")
     causes.append("sshd is not installed or did not start")
     causes.append(f"wrong ssh_username {ctx.ssh_username!r} or the key/password was not applied "
@@ -306,16 +308,17 @@ class Shutdown(Step[BuildContext]):
     name, title = "shutdown", "Shutting down"
 
     def options(self, ctx: BuildContext) -> Mapping[str, Any]:
-        return {"shutdown_command": ctx.s.shutdown_command}
+        return {"shutdown_command": ctx.shutdown_options.shutdown_command}
 
     def run(self, ctx: BuildContext) -> None:
         machine = ctx.machine
         assert machine is not None
-        limit = ctx.s.shutdown_timeout * ctx.timeout_factor
+        shutdown = ctx.shutdown_options
+        limit = shutdown.shutdown_timeout * ctx.timeout_factor
         deadline = time.monotonic() + limit
         acpi = True
-        if ctx.s.shutdown_command and ctx.comm is not None:
-            ctx.say(f"running shutdown_command: {ctx.s.shutdown_command}")
+        if shutdown.shutdown_command and ctx.comm is not None:
+            ctx.say(f"running shutdown_command: {shutdown.shutdown_command}")
             if self._shutdown_command(ctx):
                 acpi = not machine.wait_poweroff(limit)
                 if acpi:
@@ -339,7 +342,9 @@ class Shutdown(Step[BuildContext]):
         from factory.comm.ssh import Disconnected
 
         try:
-            code = ctx.comm.run(ctx.s.shutdown_command, on_line=lambda line: ctx.output("shutdown", line),
+            command = ctx.shutdown_options.shutdown_command
+            assert command is not None
+            code = ctx.comm.run(command, on_line=lambda line: ctx.output("shutdown", line),
                                 timeout=60.0 * ctx.timeout_factor)
         except Disconnected:
             return True
@@ -360,7 +365,7 @@ def screendump_on_sigusr1(ctx: BuildContext) -> Iterator[None]:
         return
 
     def handler(signum: int, frame: object) -> None:
-        if ctx.machine is None or not isinstance(ctx.config, QemuSource):
+        if ctx.machine is None or not isinstance(ctx.config, QemuSource | LibvirtSource):
             return
         dest = paths.cache_dir("screens") / f"{ctx.vm_name}-{time.strftime('%Y%m%d-%H%M%S')}.png"
         shot = ctx.machine.screendump(dest)
@@ -376,10 +381,11 @@ def screendump_on_sigusr1(ctx: BuildContext) -> Iterator[None]:
 
 def keep_diagnostics(ctx: BuildContext, exc: BaseException) -> None:
     """On failure: a screendump and the serial log, copied where they survive the cleanup; paths printed."""
-    if isinstance(exc, KeyboardInterrupt) or not isinstance(ctx.config, QemuSource) or ctx.workdir is None:
+    if (isinstance(exc, KeyboardInterrupt) or not isinstance(ctx.config, QemuSource | LibvirtSource)
+            or ctx.workdir is None):
         return
     keep = paths.cache_dir("failures", f"{ctx.vm_name}-{time.strftime('%Y%m%d-%H%M%S')}")
-    if ctx.machine is not None and ctx.s.screenshot_on_failure:
+    if ctx.machine is not None and ctx.machine_options.screenshot_on_failure:
         shot = ctx.machine.screendump(keep / "screen.png")
         if shot:
             ctx.kept_files.append(shot)
@@ -387,7 +393,7 @@ def keep_diagnostics(ctx: BuildContext, exc: BaseException) -> None:
     if ctx.serial is not None:
         ctx.serial.stop()
     if log.exists():
-        if ctx.s.serial_log is None:
+        if ctx.machine_options.serial_log is None:
             shutil.copyfile(log, keep / log.name)
             log = keep / log.name
         ctx.kept_files.append(log)

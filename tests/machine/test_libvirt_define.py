@@ -13,6 +13,7 @@ import pytest
 
 from factory.errors import FactoryError
 from factory.machine import libvirt as lv
+from factory.machine.driver import MachineSpec, PortRange
 from factory.machine.libvirt_xml import METADATA_NS, domain_plan, domain_xml, volume_xml
 from factory.schema.libvirt import LibvirtSource
 from tests.fixtures.guest import free_port
@@ -75,3 +76,58 @@ def test_unreachable_uri_and_missing_pool_are_one_clear_message(libvirt_system: 
 def test_ppm_screenshots_become_png() -> None:
     png = lv.ppm_to_png(b"P6\n2 1\n255\n" + bytes([255, 0, 0, 0, 0, 255]))
     assert png.startswith(b"\x89PNG\r\n\x1a\n") and b"IHDR" in png and png.endswith(b"IEND\xaeB`\x82")
+
+
+def test_managed_and_bridge_addresses_are_looked_up_without_sending_traffic(tmp_path: Path) -> None:
+    """libvirt's test:///default driver answers interfaceAddresses for every source with made-up addresses:
+    the lookup picks the communicator interface's by MAC and never connects to it."""
+    cfg = LibvirtSource(libvirt_uri="test:///default", network_address_source="lease",
+                        volume=[{"pool": "default-pool", "name": "x", "bus": "virtio"}],
+                        network_interface=[{"type": "bridge", "bridge": "br0"},
+                                           {"type": "managed", "alias": "communicator"}])
+    plan = domain_plan(cfg, name="factory-lookup", build_id="b", source="s", domain_type="test",
+                       volume_names=("x",), ssh_host_port=None, serial_log=None)
+    conn = lv.connect("test:///default")
+    machine = lv.LibvirtMachine(MachineSpec(name="factory-lookup", workdir=tmp_path, serial_log=tmp_path / "s.log"),
+                                plan, conn)
+    machine.start()
+    try:
+        assert machine.dom is not None
+        macs = lv.interface_macs(machine.dom.XMLDesc(0))
+        expected = lv.pick_address(machine.dom.interfaceAddresses(libvirt.VIR_DOMAIN_INTERFACE_ADDRESSES_SRC_LEASE),
+                                   macs[1])
+        endpoint = machine.ssh_address(22, PortRange(2222, 4444), timeout=5)
+        assert expected and (endpoint.host, endpoint.port, endpoint.forwarded) == (expected, 22, False)
+        assert machine.ssh_address(22, PortRange(2222, 4444), timeout=5) is endpoint
+    finally:
+        machine.stop()
+
+
+def test_pick_address_takes_the_macs_ipv4_and_skips_loopback_and_link_local() -> None:
+    found = {"lo": {"hwaddr": "00:00:00:00:00:00", "addrs": [{"type": 0, "addr": "127.0.0.1", "prefix": 8}]},
+             "eth0": {"hwaddr": "52:54:00:AA:BB:CC", "addrs": [
+                 {"type": 1, "addr": "fe80::1", "prefix": 64}, {"type": 0, "addr": "169.254.3.4", "prefix": 16},
+                 {"type": 0, "addr": "10.1.2.3", "prefix": 24}]}}
+    assert lv.pick_address(found, "52:54:00:aa:bb:cc") == "10.1.2.3"
+    assert lv.pick_address(found, "52:54:00:00:00:01") is None
+    assert lv.pick_address({"eth0": {"hwaddr": "52:54:00:aa:bb:cc", "addrs": None}}, "52:54:00:aa:bb:cc") is None
+
+
+def test_no_address_within_the_timeout_names_the_source_and_what_it_needs(tmp_path: Path) -> None:
+    cfg = LibvirtSource(libvirt_uri="test:///default", network_address_source="agent",
+                        volume=[{"pool": "default-pool", "name": "x", "bus": "virtio"}],
+                        network_interface=[{"type": "managed", "mac": "52:54:00:12:34:56"}])
+    plan = domain_plan(cfg, name="factory-noaddr", build_id="b", source="s", domain_type="test",
+                       volume_names=("x",), ssh_host_port=None, serial_log=None)
+    machine = lv.LibvirtMachine(MachineSpec(name="factory-noaddr", workdir=tmp_path, serial_log=tmp_path / "s.log"),
+                                plan, lv.connect("test:///default"))
+    machine.start()
+    try:
+        assert machine.dom is not None
+        machine.dom.interfaceAddresses = lambda *_: {}   # the agent has not answered yet
+        with pytest.raises(FactoryError) as info:
+            machine.ssh_address(22, PortRange(2222, 4444), timeout=0)
+        assert "no address for the interface 52:54:00:12:34:56 from the agent source" in info.value.message
+        assert "qemu-guest-agent" in (info.value.hint or "")
+    finally:
+        machine.stop()
