@@ -183,13 +183,14 @@ class MachineSpec:
 
 @dataclass(frozen=True)
 class Layer:
-    """One running disk to freeze at a checkpoint: its content goes to the new file `frozen`, which the caller
-    then publishes at `published`; the machine goes on writing `active`, on top of `published` where the
-    format allows (qcow2), else as a disk of its own."""
+    """One running disk to freeze at a checkpoint: its content at that instant goes to the new file `frozen`,
+    which the caller then publishes at `published`. A layering driver (qcow2) moves the machine's writes to a new
+    top layer at `next` whose backing file is `published`; others keep writing `active`."""
 
     active: Path
     frozen: Path
     published: Path
+    next: Path
 
 
 class Machine(ABC):
@@ -240,9 +241,10 @@ class Machine(ABC):
                   interrupted: Callable[[], None] | None = None) -> None:
         """Type parsed boot_command actions, interval seconds between keys."""
 
-    def checkpoint(self, layers: Sequence[Layer], state: Path | None) -> None:
+    def checkpoint(self, layers: Sequence[Layer], state: Path | None) -> list[Path]:
         """Freeze the running machine's disks (layers, in MachineSpec.disks order) at one instant and, with
-        state (Feature.VM_STATE), save its running state into that file at the same instant; it then runs on."""
+        state (Feature.VM_STATE), save its running state into that file at the same instant; it then runs on.
+        Returns the path each disk is written at from now on (Layer.next or Layer.active)."""
         raise FactoryError("this machine driver cannot keep checkpoints")
 
     @abstractmethod

@@ -212,6 +212,25 @@ class QemuMachine(Machine):
         if self.spec.vnc is not None and self.spec.vnc.password is not None:
             # Until this, QEMU's `password=on` VNC server refuses every client.
             self.qmp.execute("set_password", {"protocol": "vnc", "password": self.spec.vnc.password})
+        if self.spec.incoming is not None:
+            self._resume_state()
+
+    def _resume_state(self) -> None:
+        """Wait for the saved state to load, then run: it was saved paused, so QEMU keeps it paused."""
+        assert self.qmp is not None
+        deadline = time.monotonic() + 600
+        while time.monotonic() < deadline:
+            self.alive()
+            status = self.qmp.execute("query-migrate").get("status", "")
+            if status == "completed":
+                self.qmp.execute("cont")
+                return
+            if status == "failed":
+                raise FactoryError(f"QEMU could not load the checkpoint's VM state {self.spec.incoming}",
+                                   hint="-checkpoint=disk resumes by booting from the disk; -resume=false "
+                                   f"starts cold\n{self._last_words()}")
+            time.sleep(0.1)
+        raise FactoryError("loading the checkpoint's VM state took over 600s")
 
     def vnc_port(self) -> int | None:
         if self.spec.vnc is None or self.qmp is None or not self.running():
@@ -326,26 +345,33 @@ class QemuMachine(Machine):
                 self._keys(list(reversed(codes)), down=False)
             time.sleep(interval)
 
-    def checkpoint(self, layers: Sequence[Layer], state: Path | None) -> None:
+    def checkpoint(self, layers: Sequence[Layer], state: Path | None) -> list[Path]:
         """Paused: each qcow2 disk gets a new empty top layer (QMP blockdev-snapshot-sync onto an overlay made
-        beforehand, so its header names the published path), the old top becomes the frozen file; the state
-        goes to its file by migration (`migrate exec:`); then the VM runs on."""
+        beforehand, so its header names the published path); the state goes to its file by migration (`migrate
+        exec:`); the old tops, now read-only, are linked (else copied) to their frozen names; then the VM runs on.
+        Files QEMU has open are never renamed: it reopens them by name when migration inactivates them."""
         if self.qmp is None or not self.running():
             raise FactoryError("cannot keep a checkpoint: the VM is not running")
         qmp = self.qmp
         qmp.execute("stop")
         try:
             first = sum(1 for m in self.spec.media if m.bootable)  # drive ids follow _storage_args' order
+            writes: list[Path] = []
             for n, (layer, disk) in enumerate(zip(layers, self.spec.disks, strict=True)):
                 if disk.format is DiskFormat.QCOW2:
-                    _freeze_qcow2(qmp, f"disk{first + n}", layer)
-                else:  # raw: a copy, taken while paused (stop drained and flushed the disks)
-                    run(["cp", "--sparse=always", "--reflink=auto", layer.active, layer.frozen])
+                    _new_top(qmp, f"disk{first + n}", layer)
+                    writes.append(layer.next)
+                else:
+                    writes.append(layer.active)
             if state is not None:
                 self._save_state(qmp, state)
+            for layer in layers:  # stop drained and flushed them: their content is final
+                if not _link(layer.active, layer.frozen):
+                    run(["cp", "--sparse=always", "--reflink=auto", layer.active, layer.frozen])
         finally:
             if self.running():
                 qmp.execute("cont")
+        return writes
 
     def _save_state(self, qmp: QmpSession, state: Path) -> None:
         qmp.execute("migrate-set-parameters", {"max-bandwidth": 1 << 40})  # a file, not a network: no cap
@@ -457,24 +483,19 @@ class QemuDriver(Driver, name="qemu"):
             run(["cp", "--sparse=always", "--reflink=auto", disk, frozen])
 
 
-def _freeze_qcow2(qmp: QmpSession, drive: str, layer: Layer) -> None:
-    nxt = layer.active.with_name(layer.active.name + ".next")
-    run(["qemu-img", "create", "-q", "-f", "qcow2", "-u", "-b", layer.published, "-F", "qcow2", nxt,
+def _new_top(qmp: QmpSession, drive: str, layer: Layer) -> None:
+    run(["qemu-img", "create", "-q", "-f", "qcow2", "-u", "-b", layer.published, "-F", "qcow2", layer.next,
          str(_virtual_size(layer.active))])
-    qmp.execute("blockdev-snapshot-sync", {"device": drive, "snapshot-file": str(nxt), "format": "qcow2",
+    qmp.execute("blockdev-snapshot-sync", {"device": drive, "snapshot-file": str(layer.next), "format": "qcow2",
                                            "mode": "existing"})
-    # QEMU holds both files open: renaming them changes nothing for it; the new top names the published path.
-    move(layer.active, layer.frozen)
-    os.replace(nxt, layer.active)
 
 
-def move(src: Path, dest: Path) -> None:
-    """Rename, or copy and remove across filesystems (the store and the output may be on different ones)."""
+def _link(src: Path, dest: Path) -> bool:
     try:
-        os.replace(src, dest)
+        os.link(src, dest)
     except OSError:
-        run(["cp", "--sparse=always", "--reflink=auto", src, dest])
-        src.unlink()
+        return False
+    return True
 
 
 def _info(path: Path | str) -> dict[str, object]:

@@ -44,6 +44,8 @@ class MachineCheckpoints:
     last: str = ""                         # the step of the last good checkpoint (made or restored)
     _holds: contextlib.ExitStack = field(default_factory=contextlib.ExitStack)
     _holding: bool = False
+    _layers: Path | None = None            # this build's writable layers, beside the store (hard links work)
+    _count: int = 0
 
     @staticmethod
     def unusable(ctx: BuildContext) -> str:
@@ -71,6 +73,19 @@ class MachineCheckpoints:
 
     def release(self) -> None:
         self._holds.close()
+
+    def working_disk(self, ctx: BuildContext, suffix: str) -> Path:
+        """A path for the disk layer the machine writes next, in a folder of this build's on the store's
+        filesystem (removed at the end: what is kept is hard-linked into the store)."""
+        if self._layers is None:
+            import uuid
+
+            self._layers = self.store.partial(f"layers-{uuid.uuid4().hex}")
+            self._layers.mkdir(parents=True)
+            folder = self._layers
+            ctx.cleanups.push("remove the build's disk layers", lambda: shutil.rmtree(folder, ignore_errors=True))
+        self._count += 1
+        return self._layers / f"{ctx.vm_name}.{self._count}{suffix}"
 
     # --- layer 0 and the key pair: the disk and ssh-key steps ------------------------------------------------------
 
@@ -150,8 +165,9 @@ class MachineCheckpoints:
         state = self.mode is CheckpointMode.VM and Feature.VM_STATE in driver.features
         name = self.parent.disk.name
         with checkpoints.publishing(self.store, sid, name, replace=not self.resume) as (tmp, final):
-            machine.checkpoint([Layer(ctx.disk, tmp / name, final / name)], tmp / checkpoints.STATE if state
-                               else None)
+            nxt = self.working_disk(ctx, ctx.disk.suffix)
+            (ctx.disk,) = machine.checkpoint([Layer(ctx.disk, tmp / name, final / name, nxt)],
+                                             tmp / checkpoints.STATE if state else None)
             if ctx.efi_vars is not None and ctx.efi_vars.exists():
                 shutil.copyfile(ctx.efi_vars, tmp / checkpoints.EFIVARS)
             (tmp / checkpoints.META).write_text(json.dumps(checkpoints.meta(step, sid, self.parent)))

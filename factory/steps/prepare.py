@@ -221,6 +221,7 @@ class CreateDisk(Step[BuildContext]):
         if cps is None:
             self._make(ctx, disk)
         else:
+            disk = cps.working_disk(ctx, f".{s.format.value}")
             # The made disk is checkpoint layer 0 in the store; the build writes an overlay on top of it.
             base = ctx.media_url or ctx.media
             requires = (str(base.resolve()),) if s.disk_image and s.uses_backing_file and isinstance(base, Path) \
