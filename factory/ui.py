@@ -38,6 +38,11 @@ def configure(*, color: bool = True, timestamps: bool = False) -> None:
     _timestamps = timestamps
 
 
+def stamp() -> str:
+    """The `-timestamp-ui` prefix (an RFC 3339 time and ": "), or "" when it is off."""
+    return _stamp()
+
+
 def _stamp() -> str:
     if not _timestamps:
         return ""

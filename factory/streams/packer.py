@@ -16,6 +16,7 @@ import time
 from typing import TextIO
 
 from factory import secrets
+from factory import ui as console_ui
 from factory.events import Event, EventKind
 from factory.streams.summary import Results
 
@@ -63,8 +64,11 @@ class MachineReadableMonitor:
         self.write(line("", "ui", kind, message, when=when))
 
     def __call__(self, ev: Event) -> None:
-        say = f"==> {ev.build}: " if ev.build else ""
-        msg = f"    {ev.build}: " if ev.build else ""
+        # -timestamp-ui: Packer wraps each build's UI (not the end-of-run summary) in its TimestampedUi, which puts
+        # the time in front of the text, inside the data field.
+        stamp = console_ui.stamp()
+        say = stamp + (f"==> {ev.build}: " if ev.build else "")
+        msg = stamp + (f"    {ev.build}: " if ev.build else "")
         k = ev.kind
         if k in (EventKind.STEP_STARTED, EventKind.MESSAGE, EventKind.CLEANUP, EventKind.NOTICE,
                  EventKind.PROGRESS_STARTED):
@@ -77,9 +81,10 @@ class MachineReadableMonitor:
         elif k is EventKind.STEP_FAILED:
             self.ui("error", f"{say}{ev.message}", ev.time)
         elif k is EventKind.BUILD_FINISHED:
-            self.ui("say", f"Build '{ev.build}' finished after {durafmt(ev.duration)}.", ev.time)
+            self.ui("say", f"{stamp}Build '{ev.build}' finished after {durafmt(ev.duration)}.", ev.time)
         elif k is EventKind.BUILD_FAILED:
-            self.ui("error", f"Build '{ev.build}' errored after {durafmt(ev.duration)}: {ev.message}", ev.time)
+            self.ui("error", f"{stamp}Build '{ev.build}' errored after {durafmt(ev.duration)}: {ev.message}",
+                    ev.time)
 
     def summary(self, results: Results, waited: float, interrupted: bool = False) -> None:
         """The end of `packer build`: wait time, then errors, then every successful build's artifacts."""

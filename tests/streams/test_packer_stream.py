@@ -115,3 +115,18 @@ def test_cli_machine_readable_is_packers_format_on_stdout(tmp_path: Path) -> Non
     assert ",ui,message,    null.a: [shell-local] hello%!(PACKER_COMMA) world" in data
     assert "null.a,artifact-count,1" in data and "null.a,artifact,0,end" in data
     assert not proc.stdout.lstrip().startswith("{")  # no JSON: that is --events now
+
+
+def test_timestamp_ui_puts_the_time_inside_build_lines_as_packers_timestamped_ui(tmp_path: Path) -> None:
+    (tmp_path / "t.pkr.hcl").write_text(NULL)
+    proc = subprocess.run([sys.executable, "-m", "factory", "build", "-machine-readable", "-timestamp-ui",
+                           "t.pkr.hcl"], cwd=tmp_path, capture_output=True, text=True, timeout=120,
+                          env={**os.environ, "COLUMNS": "300"})
+    assert proc.returncode == 0, proc.stderr
+    import re
+
+    said = [ln.split(",", 4)[4] for ln in proc.stdout.splitlines() if ",ui,say," in ln]
+    stamped = r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d[+-]\d\d:\d\d: "
+    assert any(re.match(stamped + "==> null.a: ", s) for s in said), said
+    assert any(re.match(stamped + "Build 'null.a' finished after", s) for s in said), said
+    assert "\\n==> Builds finished. The artifacts of successful builds are:" in said  # the summary is not stamped
