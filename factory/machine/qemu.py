@@ -364,7 +364,12 @@ class QemuMachine(Machine):
                 else:
                     writes.append(layer.active)
             if state is not None:
-                self._save_state(qmp, state)
+                try:
+                    self._save_state(qmp, state)
+                except FactoryError as exc:  # the disks are frozen already: the checkpoint is kept without it
+                    state.unlink(missing_ok=True)
+                    self.notify(MachineEventKind.MESSAGE, f"the VM state was not saved ({exc.message}): "
+                                "this checkpoint resumes by booting from its disk")
             for layer in layers:  # stop drained and flushed them: their content is final
                 if not _link(layer.active, layer.frozen):
                     run(["cp", "--sparse=always", "--reflink=auto", layer.active, layer.frozen])

@@ -156,7 +156,8 @@ class MachineCheckpoints:
 
     def save(self, ctx: BuildContext, step: str, sid: str) -> None:
         machine, driver = ctx.machine, ctx.driver
-        if machine is None or driver is None or ctx.disk is None or self.parent is None or not machine.running():
+        if (self.mode is CheckpointMode.NONE or machine is None or driver is None or ctx.disk is None
+                or self.parent is None or not machine.running()):
             return
         started = time.monotonic()
         if ctx.comm is not None:  # what the guest wrote goes to its disk: the layer alone is a usable disk
@@ -164,13 +165,23 @@ class MachineCheckpoints:
                 ctx.comm.run("sync", on_line=lambda line: None, timeout=120.0 * ctx.timeout_factor)
         state = self.mode is CheckpointMode.VM and Feature.VM_STATE in driver.features
         name = self.parent.disk.name
-        with checkpoints.publishing(self.store, sid, name, replace=not self.resume) as (tmp, final):
-            nxt = self.working_disk(ctx, ctx.disk.suffix)
-            (ctx.disk,) = machine.checkpoint([Layer(ctx.disk, tmp / name, final / name, nxt)],
-                                             tmp / checkpoints.STATE if state else None)
-            if ctx.efi_vars is not None and ctx.efi_vars.exists():
-                shutil.copyfile(ctx.efi_vars, tmp / checkpoints.EFIVARS)
-            (tmp / checkpoints.META).write_text(json.dumps(checkpoints.meta(step, sid, self.parent)))
+        nxt: Path | None = None
+        try:
+            with checkpoints.publishing(self.store, sid, name, replace=not self.resume) as (tmp, final):
+                nxt = self.working_disk(ctx, ctx.disk.suffix)
+                (ctx.disk,) = machine.checkpoint([Layer(ctx.disk, tmp / name, final / name, nxt)],
+                                                 tmp / checkpoints.STATE if state else None)
+                state = (tmp / checkpoints.STATE).exists()
+                if ctx.efi_vars is not None and ctx.efi_vars.exists():
+                    shutil.copyfile(ctx.efi_vars, tmp / checkpoints.EFIVARS)
+                (tmp / checkpoints.META).write_text(json.dumps(checkpoints.meta(step, sid, self.parent)))
+        except (FactoryError, OSError) as exc:
+            if nxt is not None and ctx.disk == nxt:
+                raise  # the machine already writes on top of the layer that was to be published
+            ctx.emit(EventKind.NOTICE, f"no checkpoint after {step} ({getattr(exc, 'message', exc)}): this build "
+                     "keeps no more checkpoints")
+            self.mode = CheckpointMode.NONE
+            return
         found = checkpoints.chain(self.store, final.name)
         if not found:
             raise FactoryError(f"the checkpoint just stored at {final} is not readable")

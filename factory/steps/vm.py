@@ -226,7 +226,17 @@ class Boot(Step[BuildContext]):
 
     def run(self, ctx: BuildContext) -> None:
         resumed = ctx.resume_state is not None
-        start_machine(ctx, machine_spec(ctx, install=False), "resumed from a checkpoint" if resumed else "run")
+        try:
+            start_machine(ctx, machine_spec(ctx, install=False), "resumed from a checkpoint" if resumed else "run")
+        except FactoryError as exc:
+            if not resumed:
+                raise
+            # The saved state did not load (nothing ran, the disk is untouched): boot from the checkpoint's disk.
+            ctx.emit(EventKind.NOTICE, f"the checkpoint's VM state did not load ({exc.message}): booting its disk")
+            assert ctx.machine is not None
+            ctx.machine.stop()
+            ctx.resume_state, resumed = None, False
+            start_machine(ctx, machine_spec(ctx, install=False), "run")
         find_ssh(ctx)
         if ctx.s.disk_image and not resumed:  # a restored guest is past its boot menu
             type_boot_command(ctx)
