@@ -20,7 +20,7 @@ from factory.template.collect import Collector
 from factory.template.config import Body, evaluate_body, make_component
 from factory.template.dynamic import expand
 from factory.template.expr import EvalError, Namespace, Scope, evaluate
-from factory.template.model import Build, PostProcessorSpec, ProvisionerSpec, SourceRef, matches
+from factory.template.model import Build, Listed, PostProcessorSpec, ProvisionerSpec, SourceRef, matches
 from factory.template.model import selected as step_applies
 from factory.template.parse import Attr, Block, locate
 
@@ -158,7 +158,26 @@ def _build(loaded: Loaded, blk: Block, path: str, sources: dict[str, Block], onl
     for nested in blk.children("hcp_packer_registry"):
         col.warn(f"{nested.file}:{nested.line}: {path}.hcp_packer_registry is accepted but not acted on by factory "
                  "(no HCP Packer registry offline)")
-    return Build(name, description, source_refs, provs, cleanup, chains, blk.where(path))
+    listed = Listed(tuple(r.full_name for r in selected), tuple(_step_names(blk.children("provisioner"), scope)),
+                    tuple(tuple(_step_names(chain, scope)) for chain in _written_chains(blk)))
+    return Build(name, description, source_refs, provs, cleanup, chains, blk.where(path), listed)
+
+
+def _written_chains(blk: Block) -> list[list[Block]]:
+    """post-processor blocks (each a chain of one) and post-processors blocks, in file order."""
+    return [[nested] if nested.type == "post-processor" else nested.children("post-processor")
+            for nested in blk.blocks if nested.type in ("post-processor", "post-processors")
+            and (nested.type == "post-processor" or nested.children("post-processor"))]
+
+
+def _step_names(blocks: list[Block], scope: Scope) -> list[str]:
+    """`TYPE` or `TYPE.NAME` of each step block (a name that does not evaluate is left out, quietly)."""
+    out = []
+    for b in blocks:
+        type_ = b.labels[0] if b.labels else b.type
+        name = _static(b.attrs.get("name"), scope, "", Collector(), "")
+        out.append(f"{type_}.{name}" if isinstance(name, str) and name else type_)
+    return out
 
 
 def _source_refs(blk: Block, path: str, scope: Scope, sources: dict[str, Block], col: Collector

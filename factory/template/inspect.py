@@ -10,38 +10,44 @@ from decimal import Decimal
 from typing import Any
 
 from factory import secrets
-from factory.template.model import Build, Project
+from factory.template.model import Build, Listed, Project
 from factory.template.types import Unknown, is_known
 
 
 def render_inspect(project: Project, sensitive_locals: frozenset[str] = frozenset()) -> str:
     """Packer's inspect output for a loaded project (sensitive values masked)."""
     out = ["Packer Inspect: HCL2 mode\n\n", "> input-variables:\n\n"]
+    # Values are masked (a password in a plain variable too); names of components are not, so a password
+    # equal to a type name (vagrant) cannot garble the builds section.
     for name, var in sorted(project.variables.items()):
-        out.append(f"var.{name}: {go_quote(_printable(var.value, var.sensitive))}\n")
+        out.append(f"var.{name}: {go_quote(secrets.mask(_printable(var.value, var.sensitive)))}\n")
     out.append("\n> local-variables:\n\n")
     for name, value in sorted(project.locals.items()):
-        out.append(f"local.{name}: {go_quote(_printable(value, name in sensitive_locals))}\n")
+        out.append(f"local.{name}: {go_quote(secrets.mask(_printable(value, name in sensitive_locals)))}\n")
     out.append("\n> builds:\n")
     for i, build in enumerate(project.builds):
         out.append(_build(build, i))
-    return secrets.mask("".join(out) + "\n")
+    return "".join(out) + "\n"
 
 
 def _build(build: Build, index: int) -> str:
     out = [f"\n  > {build.name or f'<unnamed build {index}>'}:\n"]
     if build.description:
         out.append(f"\n  > Description: {build.description}\n")
+    # As written (Packer lists every block, including sources and steps factory skips), else as loaded.
+    listed = build.listed or Listed(tuple(s.full_name for s in build.sources),
+                                    tuple(_named(p.type, p.name) for p in build.provisioners),
+                                    tuple(tuple(_named(p.type, p.name) for p in c) for c in build.post_processors))
     out.append("\n    sources:\n")
-    out += [f"\n      {s.full_name}\n" for s in build.sources] or ["\n      <no source>\n"]
+    out += [f"\n      {s}\n" for s in listed.sources] or ["\n      <no source>\n"]
     out.append("\n    provisioners:\n\n")
-    out += [f"      {_named(p.type, p.name)}\n" for p in build.provisioners] or ["      <no provisioner>\n"]
+    out += [f"      {p}\n" for p in listed.provisioners] or ["      <no provisioner>\n"]
     out.append("\n    post-processors:\n")
-    if not build.post_processors:
+    if not listed.post_processors:
         out.append("\n      <no post-processor>\n")
-    for i, chain in enumerate(build.post_processors):
+    for i, chain in enumerate(listed.post_processors):
         out.append(f"\n      {i}:\n")
-        out += [f"        {_named(p.type, p.name)}\n" for p in chain]
+        out += [f"        {p}\n" for p in chain]
     return "".join(out)
 
 

@@ -118,6 +118,18 @@ class Build:
     error_cleanup_provisioner: ProvisionerSpec | None
     post_processors: list[list[PostProcessorSpec]]
     where: Location | None = None
+    # What the block declares, as `inspect` lists it (Packer's layout): every source, provisioner and
+    # post-processor written, including those factory skips (types it lacks, steps for no selected source).
+    listed: Listed | None = None
+
+
+@dataclass(frozen=True)
+class Listed:
+    """A build block's sources, provisioners (`TYPE` or `TYPE.NAME`) and post-processor chains as written."""
+
+    sources: tuple[str, ...] = ()
+    provisioners: tuple[str, ...] = ()
+    post_processors: tuple[tuple[str, ...], ...] = ()
 
 
 @dataclass(frozen=True)

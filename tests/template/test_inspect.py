@@ -80,3 +80,42 @@ def test_values_computed_from_a_secret_show_as_sensitive_in_inspect_and_console(
     shown = [session.run(line)[0] for line in ("upper(var.pw)", "local.again", "length(var.pw)", "local.plain")]
     assert shown == ["<sensitive>", "<sensitive>", "<sensitive>", "VAGRANT"]
     assert "S3CRET" not in session.variables()
+
+
+def test_inspect_lists_every_block_written_and_masks_values_not_names(tmp_path: Path) -> None:
+    """Packer's inspect prints the build's blocks as written: sources of plugins factory lacks, steps for no
+    selected source; a password equal to a component's type (vagrant) masks values only."""
+    (tmp_path / "t.pkr.hcl").write_text("""
+variable "pw" {
+  default = "vagrant"
+}
+source "qemu" "a" {
+  iso_url      = "a.iso"
+  iso_checksum = "none"
+  ssh_password = var.pw
+}
+source "vmware-iso" "a" {}
+build {
+  sources = ["source.qemu.a", "source.vmware-iso.a"]
+  provisioner "shell" {
+    name   = "first"
+    inline = ["true"]
+  }
+  provisioner "powershell" {
+    scripts = ["missing.ps1"]
+    only    = ["vmware-iso.a"]
+  }
+  post-processor "vagrant" {}
+  post-processors {
+    post-processor "utm-vagrant" {
+      only = ["utm-iso.a"]
+    }
+  }
+}
+""")
+    project = load(tmp_path, env={}, skip_unknown_sources=True)   # as `factory inspect` loads
+    text = render_inspect(project, project.sensitive_locals)
+    builds = text.split("> builds:")[1]
+    assert builds.split() == [">", "<unnamed", "build", "0>:", "sources:", "qemu.a", "vmware-iso.a", "provisioners:",
+                              "shell.first", "powershell", "post-processors:", "0:", "vagrant", "1:", "utm-vagrant"]
+    assert 'var.pw: "<sensitive>"' in text
