@@ -94,18 +94,29 @@ class MachineCheckpoints:
         """The disk step's result as a stored layer: reused when stored (and resuming), else made with make."""
         sid = ctx.stage_ids["disk"]
         found = checkpoints.chain(self.store, sid) if self.resume else None
-        if found:
+        if not found and self.resume:
+            try:  # builds of the same template at once: the first makes it, the others wait and reuse it
+                with self.store.new_entry(sid, checkpoints.KIND, name) as (tmp, final):
+                    self._make_base(tmp, name, sid, make, requires)
+            except FileExistsError:
+                pass
+            found = checkpoints.chain(self.store, sid)
+        elif found:
             ctx.say(f"disk: the stored base layer {sid[:12]} (from checkpoint)")
-        else:
-            with checkpoints.publishing(self.store, sid, name, replace=not self.resume) as (tmp, final):
-                make(tmp / name)
-                (tmp / checkpoints.META).write_text(json.dumps(checkpoints.meta("disk", sid, None, requires)))
+        if not found:  # a cold rebuild, or a stored one that is unusable (its base image is gone)
+            with checkpoints.publishing(self.store, sid, name, replace=True) as (tmp, final):
+                self._make_base(tmp, name, sid, make, requires)
             found = checkpoints.chain(self.store, final.name)
-            if not found:
-                raise FactoryError(f"the base layer just stored at {final} is not readable")
+        if not found:
+            raise FactoryError(f"the base layer {sid[:12]} just stored is not readable")
         self._hold(ctx, found)
         self.parent = found[0]
         return found[0].disk
+
+    @staticmethod
+    def _make_base(tmp: Path, name: str, sid: str, make: Callable[[Path], None], requires: tuple[str, ...]) -> None:
+        make(tmp / name)
+        (tmp / checkpoints.META).write_text(json.dumps(checkpoints.meta("disk", sid, None, requires)))
 
     def key_pair(self, ctx: BuildContext, generate: Callable[[], Any]) -> Any:
         """The build's ephemeral key pair, kept for the checkpoints whose guests trust it."""

@@ -41,7 +41,7 @@ variable "greeting" {{
 }}
 source "qemu" "cp" {{
   disk_image       = true
-  iso_url          = "{root}/base.raw"
+  iso_url          = "base.raw"
   iso_checksum     = "none"
   format           = "raw"
   disk_size        = "2M"
@@ -232,3 +232,43 @@ def test_no_checkpoint_covers_a_provisioner_that_makes_files_on_the_host(project
     events, _ = project.build()
     assert ran(events) == PROVISIONED[1:] and restored(events)[-1] == "provision-1"
     assert (project.root / "downloaded.txt").read_text() == "from the guest\n"
+
+
+def test_four_builds_of_one_template_at_once_share_the_store_safely(tmp_path: Path,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    import threading
+
+    monkeypatch.setenv("FACTORY_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setenv("XDG_RUNTIME_DIR", str(tmp_path))
+    projects = []
+    for n in range(4):
+        (tmp_path / f"p{n}").mkdir()
+        projects.append(Project(tmp_path / f"p{n}"))
+        projects[-1].name = "same-vm"  # the same machine: the same stage IDs up to the first path-bound input
+    results: dict[int, object] = {}
+    # Template loading registers components lazily, once per process: done here before the threads race it.
+    projects[0].build(checkpoint=CheckpointMode.NONE)
+
+    def run(n: int) -> None:
+        try:
+            results[n] = projects[n].build()
+        except BaseException as exc:  # reported below
+            results[n] = exc
+
+    threads = [threading.Thread(target=run, args=(n,)) for n in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(300)
+    for n in range(4):
+        outcome = results[n]
+        assert isinstance(outcome, tuple), getattr(outcome, "render", lambda: outcome)()
+        disk = outcome[1]
+        assert disk[512:515] == b"ONE" and disk[1024:1029] == b"THREE" and disk[1536:1546] == b"FOUR-hello"
+    store = Store()
+    layers = store.entries(checkpoints.KIND)
+    assert all(checkpoints.chain(store, e.key) is not None for e in layers)
+    # One base layer for all four (the others waited for it and reused it).
+    assert len([e for e in layers if (cp := checkpoints.read(store, e.key)) and cp.step == "disk"]) == 1
+    events, again = projects[0].build()
+    assert ran(events) == [] and again[1536:1546] == b"FOUR-hello"
