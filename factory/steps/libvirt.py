@@ -33,6 +33,7 @@ from factory.build import EventKind, Step
 from factory.errors import FactoryError
 from factory.machine import libvirt as lv
 from factory.machine import libvirt_volumes as volumes
+from factory.machine.accel import TCG_TIMEOUT_FACTOR
 from factory.machine.driver import MachineSpec, PortRange
 from factory.machine.libvirt_driver import LibvirtDriver
 from factory.machine.libvirt_xml import DomainPlan, domain_plan
@@ -159,7 +160,7 @@ class Accelerator(Step[BuildContext]):
         if ctx.lv.domain_type:
             ctx.accel = ctx.lv.domain_type
             ctx.emulated = ctx.accel != "kvm"
-            ctx.timeout_factor = 1.0 if ctx.accel == "kvm" else 4.0
+            ctx.timeout_factor = 1.0 if ctx.accel == "kvm" else TCG_TIMEOUT_FACTOR
             ctx.say(f"domain type {ctx.accel} (domain_type)")
             return
         verdict = _driver(ctx).probe("auto")
