@@ -66,8 +66,9 @@ class _Child:
         self.proc = subprocess.Popen([sys.executable, "-m", "factory.cli.parallel"], stdin=subprocess.PIPE,
                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
         assert self.proc.stdin is not None
-        self.proc.stdin.write(pickle.dumps(job))
-        self.proc.stdin.close()
+        with contextlib.suppress(BrokenPipeError):  # a child that died at once is reported by its exit status
+            self.proc.stdin.write(pickle.dumps(job))
+            self.proc.stdin.close()
         self._err = threading.Thread(target=self._read_stderr, daemon=True)
         self._err.start()
         threading.Thread(target=self._pump, args=(done,), name=f"build:{job.name}", daemon=True).start()
