@@ -17,7 +17,7 @@ APT_PACKAGES := python3-venv python3-dev gcc pkg-config git \
 	debootstrap e2fsprogs dosfstools mtools gdisk systemd-boot-efi busybox-static \
 	xorriso grub-pc-bin grub-efi-amd64-bin grub-common debian-installer-12-netboot-amd64 isolinux syslinux-common \
 	debconf cpio zstd xz-utils openssh-client openssh-server openssl ca-certificates gpg gpgv swtpm swtpm-tools microsocks \
-	packer postgresql
+	packer postgresql sshpass
 
 .PHONY: bootstrap deps apt venv npm demo test test-fast lint bench clean
 

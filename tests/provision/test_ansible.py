@@ -7,10 +7,10 @@ import shutil
 from pathlib import Path
 
 import pytest
-from fixtures.sshd import SshServer
+from fixtures.sshd import PASSWORD, SshServer
 
 from factory import secrets
-from factory.comm.ssh import Communicator
+from factory.comm.ssh import Communicator, connect
 from factory.errors import FactoryError
 from factory.provision import ProvisionContext, run
 from factory.provision.ansible import galaxy_commands, inventory_text
@@ -99,3 +99,16 @@ def test_a_missing_playbook_is_refused_by_validate(tmp_path: Path) -> None:
 
     assert [p.message for p in check(ansible(playbook_file=str(tmp_path / "nope.yml")))] == [
         f"ansible provisioner: playbook_file {tmp_path / 'nope.yml'} does not exist"]
+
+
+@pytest.mark.skipif(shutil.which("sshpass") is None, reason="sshpass is not installed (Makefile APT_PACKAGES)")
+def test_a_password_only_build_logs_ansible_in_through_sshpass(sshd: SshServer, ctx: ProvisionContext,
+                                                               out: list[str], tmp_path: Path) -> None:
+    if sshd.password is None:
+        pytest.skip("the test sshd has a root password only when the tests run as root")
+    (tmp_path / "ping.yml").write_text("- hosts: default\n  gather_facts: false\n  tasks:\n"
+                                       "    - ansible.builtin.ping:\n")
+    with connect(sshd.settings(keypair=None, password=PASSWORD)) as comm:
+        run("ansible", ansible(playbook_file="ping.yml"), comm, ctx)
+    assert any("ok=1" in line for line in out)
+    assert not any(PASSWORD in line for line in out)   # the password goes through a 0600 extra-vars file
