@@ -53,8 +53,11 @@ def build(project: Path, image: Path, env: dict[str, str], extra: list[str]) -> 
 def table(output: str) -> str:
     """The step table factory prints at the end of a build (from its header on)."""
     lines = output.splitlines()
-    start = next((i for i, line in enumerate(lines) if re.search(r"\bstep\b.*\bseconds?\b|\bStep\b", line)), None)
-    return "\n".join(lines[start:start + 40]) if start is not None else "(no step table in the output)"
+    start = next((i for i, line in enumerate(lines) if "where the time went" in line), None)
+    if start is None:
+        return "(no step table in the output)"
+    end = next((i for i in range(start + 1, len(lines)) if re.search(r":\s+total\s", lines[i])), start + 40)
+    return "\n".join(lines[start:end + 1])
 
 
 def main() -> int:
@@ -82,6 +85,8 @@ def main() -> int:
         if "resuming from the checkpoint after provision-2" not in warm_out:
             raise RuntimeError("the second build did not resume from the second provisioner's checkpoint:\n"
                                + warm_out[-3000:])
+        for name, out in (("cold", cold_out), ("resumed", warm_out)):
+            (Path(tempfile.gettempdir()) / f"bench-resume-{name}.log").write_text(out)
         stored = subprocess.run([*FACTORY, "cache", "ls"], capture_output=True, text=True, env=env).stdout
         print(f"P3 on examples/debian-cloud, accelerator {args.accelerator}, -checkpoint={args.checkpoint}")
         print(f"cold build:                         {cold:7.1f} s")

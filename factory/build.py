@@ -234,8 +234,8 @@ class Checkpointer(Protocol):
         """candidates: (step name, stage ID) of the checkpoint steps ahead, in order. Prepare the machine to start
         from the longest stored one; return its step name (None: nothing stored, start cold)."""
 
-    def save(self, ctx: Any, step: str, sid: str) -> None:
-        """Keep the running machine's state after step (stage ID sid)."""
+    def save(self, ctx: Any, step: str, sid: str, *, last: bool = False) -> None:
+        """Keep the running machine's state after step (stage ID sid); last: no checkpoint step follows."""
 
     def failed(self, ctx: Any) -> None:
         """The build failed: tell the user what is kept and the command that resumes it."""
@@ -331,7 +331,8 @@ def _run(steps: Sequence[Step[R]], ctx: R, on_failure: Callable[[R, BaseExceptio
             ctx.emit(EventKind.STEP_FINISHED, f"{took:.1f}s" + (" (from checkpoint)" if restored else ""),
                      step=step.name, stage_id=sid, duration=took, from_checkpoint=restored)
             if step.checkpoint and not restored and ctx.checkpoints is not None:
-                ctx.checkpoints.save(ctx, step.name, sid)
+                last = not any(s.checkpoint and s.applies(ctx) for s in steps[n + 1:])
+                ctx.checkpoints.save(ctx, step.name, sid, last=last)
             parent = sid
     except BaseException as exc:
         ctx.emit(EventKind.BUILD_FAILED, _describe(exc), duration=time.monotonic() - started)

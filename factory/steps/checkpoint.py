@@ -146,8 +146,11 @@ class MachineCheckpoints:
     def restore(self, ctx: BuildContext, candidates: Sequence[tuple[str, str]]) -> str | None:
         if not self.resume or ctx.disk is None or ctx.driver is None:
             return None
-        hit = next(((step, sid, found) for step, sid in reversed(candidates)
-                    if (found := checkpoints.chain(self.store, sid))), None)
+        hits = [(step, sid, found) for step, sid in reversed(candidates)
+                if (found := checkpoints.chain(self.store, sid))]
+        vm_state = self.mode is CheckpointMode.VM and Feature.VM_STATE in ctx.driver.features
+        # With VM states, the latest checkpoint that has one: continuing it beats booting a later disk-only one.
+        hit = next((h for h in hits if vm_state and h[2][0].state is not None), hits[0] if hits else None)
         if hit is None:
             return None
         step, sid, found = hit
@@ -157,7 +160,6 @@ class MachineCheckpoints:
         ctx.driver.overlay_disk(cp.disk, ctx.disk)
         if cp.efivars is not None and ctx.efi_vars is not None:
             shutil.copyfile(cp.efivars, ctx.efi_vars)
-        vm_state = self.mode is CheckpointMode.VM and Feature.VM_STATE in ctx.driver.features
         ctx.resume_state = cp.state if vm_state else None
         self.parent, self.last = cp, step
         how = "its saved VM state (no boot)" if ctx.resume_state else "its disk (the guest boots again)"
@@ -165,7 +167,7 @@ class MachineCheckpoints:
                  "-resume=false starts cold")
         return step
 
-    def save(self, ctx: BuildContext, step: str, sid: str) -> None:
+    def save(self, ctx: BuildContext, step: str, sid: str, *, last: bool = False) -> None:
         machine, driver = ctx.machine, ctx.driver
         if (self.mode is CheckpointMode.NONE or machine is None or driver is None or ctx.disk is None
                 or self.parent is None or not machine.running()):
@@ -174,7 +176,9 @@ class MachineCheckpoints:
         if ctx.comm is not None:  # what the guest wrote goes to its disk: the layer alone is a usable disk
             with contextlib.suppress(Exception):
                 ctx.comm.run("sync", on_line=lambda line: None, timeout=120.0 * ctx.timeout_factor)
-        state = self.mode is CheckpointMode.VM and Feature.VM_STATE in driver.features
+        # The last one keeps no VM state: editing the last provisioner (the common case) resumes from the one
+        # before, so saving it would only cost (~0.5 GB written); a resume prefers checkpoints with state.
+        state = self.mode is CheckpointMode.VM and Feature.VM_STATE in driver.features and not last
         name = self.parent.disk.name
         nxt: Path | None = None
         try:
