@@ -124,7 +124,6 @@ class VirtualBoxIsoSource(IsoOptions, VirtualBoxCommon, Checked, Component, kind
                           name="virtualbox-iso"):
     """A VirtualBox machine installed from an ISO and exported as OVF/OVA."""
 
-    PLANNED: ClassVar[bool] = True   # until the VirtualBox driver lands
     summary: ClassVar[str] = ("Builds a VirtualBox machine through VBoxManage: creates the VM and its disk, boots "
                               "an installer ISO, provisions it over SSH and exports it as OVF or OVA.")
 
@@ -179,7 +178,6 @@ class VirtualBoxIsoSource(IsoOptions, VirtualBoxCommon, Checked, Component, kind
 class VirtualBoxOvfSource(VirtualBoxCommon, Checked, Component, kind=Kind.SOURCE, name="virtualbox-ovf"):
     """A VirtualBox machine imported from an OVF or OVA, provisioned and exported again."""
 
-    PLANNED: ClassVar[bool] = True   # until the VirtualBox driver lands
     summary: ClassVar[str] = ("Imports an OVF/OVA appliance into VirtualBox (`VBoxManage import`), boots it, "
                               "provisions it over SSH and exports it as OVF or OVA.")
 
@@ -200,7 +198,6 @@ class VirtualBoxOvfSource(VirtualBoxCommon, Checked, Component, kind=Kind.SOURCE
 class VirtualBoxVmSource(VirtualBoxCommon, Checked, Component, kind=Kind.SOURCE, name="virtualbox-vm"):
     """An existing registered VirtualBox VM, provisioned in place (optionally from and into snapshots)."""
 
-    PLANNED: ClassVar[bool] = True   # until the VirtualBox driver lands
     summary: ClassVar[str] = ("Starts an existing, registered VirtualBox VM (optionally restored to a snapshot), "
                               "provisions it over SSH, snapshots it and optionally exports it. The only builder "
                               "whose VM factory did not create; factory never deletes it.")

@@ -132,7 +132,7 @@ def _build(loaded: Loaded, blk: Block, path: str, sources: dict[str, Block], onl
         if lookup(Kind.SOURCE, r.type) is None:
             if r in selected and not skip_unknown:
                 col.add(FactoryError(f'unknown source type "{r.type}" (selected source {r.full_name})',
-                                     where=r.where, hint=f"factory builds qemu and virtualbox-iso sources; leave "
+                                     where=r.where, hint=f"factory builds qemu, virtualbox-* and null sources; leave "
                                      f"this one out with -except {r.full_name} or pick others with -only"))
             else:
                 why = "is left out" if r in selected else "is not selected and was skipped"

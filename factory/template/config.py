@@ -244,7 +244,7 @@ def _elem(value: Any, tp: Any, at: int | str) -> Any:
 
 
 _PLUGIN_HINTS = {
-    Kind.SOURCE: "factory builds with qemu and null (virtualbox-iso validates); other builders come from "
+    Kind.SOURCE: "factory builds with qemu, virtualbox-iso/-ovf/-vm and null; other builders come from "
                  "Packer plugins factory does not have (select the sources it has with -only)",
     Kind.PROVISIONER: "factory's provisioners are shell, file, shell-local, breakpoint and ansible",
     Kind.POST_PROCESSOR: "see docs/reference.md for factory's post-processors",
