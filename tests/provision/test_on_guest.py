@@ -1,7 +1,8 @@
 """The communicator and provisioners on the real Debian guest (QEMU TCG, user-net port forward, cloud-init).
 
 One boot: factory's own wait (not a test helper) finds sshd through QEMU's forward, then shell and file
-provisioners change the guest, and a server-side drop mid-script reconnects through the forward.
+provisioners change the guest, a server-side drop mid-script reconnects through the forward, and the host's
+ansible-playbook (ansible provisioner) logs in through the same forward with the build's key.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from factory.comm.keys import KeyPair
 from factory.comm.ssh import SSHSettings, connect
 from factory.errors import FactoryError
 from factory.provision import ProvisionContext, run
-from factory.schema.provisioners import FileProvisioner, ShellProvisioner
+from factory.schema.provisioners import AnsibleProvisioner, FileProvisioner, ShellProvisioner
 
 SUDO = "chmod +x {{.Path}}; sudo -n env {{.Vars}} {{.Path}}"
 DROP = ('sleep 1; P=$PPID; while [ "$(cat /proc/$P/comm)" != sshd ]; do P=$(cut -d" " -f4 /proc/$P/stat); done; '
@@ -65,9 +66,16 @@ def test_shell_and_file_provisioners_on_a_real_guest(debian_guest: GuestImage, t
                                         destination="back/"), comm, ctx)
             run("file", FileProvisioner(direction="download", source="/etc/os-release", destination="os-release"),
                 comm, ctx)
+            (tmp_path / "site.yml").write_text(
+                "- hosts: default\n  become: true\n  tasks:\n"
+                "    - ansible.builtin.copy:\n        dest: /opt/h4c/by-ansible\n"
+                "        content: \"{{ packer_build_name }} {{ ansible_distribution_release }}\\n\"\n")
+            run("ansible", AnsibleProvisioner(playbook_file="site.yml"), comm, ctx)
+            run("shell", ShellProvisioner(inline=["echo ansible-wrote: $(cat /opt/h4c/by-ansible)"]), comm, ctx)
     finally:
         proc.kill()
         proc.wait()
     assert "first-part" in out and "never-printed" not in out and "after-drop" in out
     assert (tmp_path / "back" / "app.conf").read_text() == "answer=42\n"
     assert "bookworm" in (tmp_path / "os-release").read_text()
+    assert "ansible-wrote: debian bookworm" in out
