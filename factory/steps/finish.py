@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import shutil
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -11,9 +10,8 @@ from typing import Any
 from factory.artifact.model import Artifact
 from factory.build import EventKind, Step
 from factory.errors import FactoryError
-from factory.fsutil import OUTPUT_MARKER, check_output_dir, mark_output_dir
 from factory.steps.context import BuildContext
-from factory.steps.prepare import protected_dirs
+from factory.steps.prepare import output_files, publish_output
 
 
 def _spec_digest(spec: Any, full_name: str, root: Path) -> Mapping[str, Any]:
@@ -125,15 +123,9 @@ class Finalize(Step[BuildContext]):
         out = ctx.output_directory
         if s.efi_drop_efivars and ctx.efi_vars is not None:
             ctx.efi_vars.unlink(missing_ok=True)
-        # Checked again: the folder may have changed during the build (one code path with PrepareOutput's check).
-        check_output_dir(out, force=ctx.force, protected=protected_dirs(ctx))
-        mark_output_dir(ctx.staging, f"{ctx.build_name} ({ctx.vm_name})")
-        if out.exists():
-            shutil.rmtree(out)
-        os.replace(ctx.staging, out)
-        ctx.staging = None
+        publish_output(ctx)
         disk = out / ctx.disk.name
-        files = tuple(sorted(p for p in out.iterdir() if p.is_file() and p.name != OUTPUT_MARKER))
+        files = output_files(out)
         ctx.artifact = Artifact(builder_id=f"factory.{ctx.source_type}", build_name=ctx.build_name,
                                 builder_type=ctx.source_type, files=files, disk=disk,
                                 disk_format=s.format, hardware=ctx.hardware, vm_name=ctx.vm_name,

@@ -18,7 +18,6 @@ except a published artifact, whatever ended the build.
 
 from __future__ import annotations
 
-import os
 import shutil
 import tempfile
 from collections.abc import Iterator, Mapping
@@ -344,9 +343,4 @@ def _download(ctx: BuildContext, vol: libvirt.virStorageVol, name: str) -> Path:
     final = ctx.staging / (name if name.endswith(".qcow2") else f"{name}.qcow2")
     ctx.driver.compact_disk(raw, final, DiskFormat.QCOW2)
     raw.unlink()
-    out = ctx.output_directory
-    if out.exists():
-        shutil.rmtree(out)
-    os.replace(ctx.staging, out)
-    ctx.staging = None
-    return out / final.name
+    return prepare.publish_output(ctx) / final.name

@@ -15,7 +15,7 @@ from typing import Any
 
 from factory.build import EventKind, Step
 from factory.errors import FactoryError
-from factory.fsutil import atomic_path, check_output_dir
+from factory.fsutil import OUTPUT_MARKER, atomic_path, check_output_dir, mark_output_dir
 from factory.machine.driver import PortRange
 from factory.machine.httpd import HttpServer
 from factory.placeholders import expand
@@ -50,6 +50,25 @@ def protected_dirs(ctx: BuildContext) -> dict[str, Path]:
         if source.name == ctx.source_name and where is not None and where.file:
             places["the template's folder"] = (ctx.root / where.file).parent
     return places
+
+
+def publish_output(ctx: BuildContext) -> Path:
+    """Rename the staging folder onto output_directory (every builder's last step): checked again as PrepareOutput
+    did (the folder may have changed during the build), marked as factory's own so a later -force may replace it."""
+    assert ctx.staging is not None
+    out = ctx.output_directory
+    check_output_dir(out, force=ctx.force, protected=protected_dirs(ctx))
+    mark_output_dir(ctx.staging, f"{ctx.build_name} ({ctx.vm_name})")
+    if out.exists():
+        shutil.rmtree(out)
+    os.replace(ctx.staging, out)
+    ctx.staging = None
+    return out
+
+
+def output_files(out: Path) -> tuple[Path, ...]:
+    """The files of a published output folder, the marker left out (it is no artifact)."""
+    return tuple(sorted(p for p in out.iterdir() if p.is_file() and p.name != OUTPUT_MARKER))
 
 
 def _rmtree(path: Path | None) -> None:

@@ -14,7 +14,6 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import os
-import shutil
 import socket
 import time
 from collections.abc import Mapping
@@ -593,12 +592,8 @@ class Publish(Step[VBoxContext]):
 
     def run(self, ctx: VBoxContext) -> None:
         assert ctx.staging is not None
-        out = ctx.output_directory
-        if out.exists():
-            shutil.rmtree(out)
-        os.replace(ctx.staging, out)
-        ctx.staging = None
-        files = tuple(sorted(p for p in out.iterdir() if p.is_file()))
+        out = prepare.publish_output(ctx)
+        files = prepare.output_files(out)
         disks = [p for p in files if p.suffix == ".vmdk"]
         ctx.keep_vm = ctx.v.keep_registered
         ctx.artifact = Artifact(builder_id="factory.virtualbox", build_name=ctx.build_name,
