@@ -51,6 +51,7 @@ def new_queue(pg: Postgres) -> str:
 
 
 def start_workers(url: str, n: int, tmp: Path) -> list[subprocess.Popen[bytes]]:
+    tmp.mkdir(parents=True, exist_ok=True)
     procs = []
     for i in range(n):
         log = open(tmp / f"w{n}-{i}.log", "wb")  # noqa: SIM115 (the worker holds it)
