@@ -147,7 +147,7 @@ def direct(template: Path, work: float, tmp: Path) -> list[float]:
     walls = []
     for i in range(JOBS):
         folder = tmp / f"direct-{i}"
-        folder.mkdir()
+        folder.mkdir(parents=True)
         t0 = time.monotonic()
         factory("build", "-var", f"tag=direct-{i}", "-var", f"sleep={work}", str(template), cwd=folder)
         walls.append(time.monotonic() - t0)
