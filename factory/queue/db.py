@@ -5,15 +5,17 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 from factory.errors import FactoryError
 
 if TYPE_CHECKING:
     import psycopg
 
+T = TypeVar("T")
 ENV = "FACTORY_DATABASE_URL"
 TASK = "factory.build"
 CONNECT_TIMEOUT = 5
@@ -71,6 +73,24 @@ def redact(url: str) -> str:
     return re.sub(r"(://[^:/@]+):[^@]*@", r"\1:***@", url)
 
 
+class DatabaseUnavailable(FactoryError):
+    """The database does not answer (down, restarting, unreachable): a worker waits for it, a user is told."""
+
+
+def retrying(fn: Callable[[], T], *, timeout: float = 120.0) -> T:
+    """fn(), called again while the database does not answer (a restart), for up to timeout seconds."""
+    import psycopg
+
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            return fn()
+        except (DatabaseUnavailable, psycopg.OperationalError):
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(1)
+
+
 def connect(url: str, *, autocommit: bool = True) -> psycopg.Connection[tuple[object, ...]]:
     """A plain connection, or a FactoryError naming the database and what went wrong."""
     import psycopg
@@ -79,7 +99,7 @@ def connect(url: str, *, autocommit: bool = True) -> psycopg.Connection[tuple[ob
         return psycopg.connect(url, autocommit=autocommit, connect_timeout=CONNECT_TIMEOUT)
     except psycopg.Error as exc:
         reason = " ".join(line.strip() for line in str(exc).splitlines() if line.strip()) or type(exc).__name__
-        raise FactoryError(f"cannot reach the queue database {redact(url)}: {reason}",
+        raise DatabaseUnavailable(f"cannot reach the queue database {redact(url)}: {reason}",
                            hint=f"check --db / {ENV} and that PostgreSQL is running and accepts this user") from None
     except Exception as exc:  # a malformed URL is a ProgrammingError or ValueError, depending on the part
         raise FactoryError(f"invalid queue database URL {redact(url)}: {exc}",

@@ -96,9 +96,10 @@ class Runner:
         ui.info(f"job {self.job_id}: {self.args.get('name', '')} (attempt {self.attempt + 1})")
         try:
             sink.worker(f"job {self.job_id} taken by worker {self.cfg.name} (attempt {self.attempt + 1})")
-            self.owner = self._owner()
-            self._record_run(None)
-            root, before = self._unpack(work)
+            # The job was taken just now, but the database may be restarting: wait for it rather than fail.
+            self.owner = db.retrying(self._owner)
+            db.retrying(lambda: self._record_run(None))
+            root, before = db.retrying(lambda: self._unpack(work))
             code = self._build(root, sink)
             if code != 0:
                 tail = "\n".join(self.stderr_tail) or f"factory build exited with {code}"
@@ -262,7 +263,7 @@ class Runner:
         made = sorted(p for p in bundle.bundle_files(root) - before)
         files = []
         for path in made:
-            key = store.put(path)
+            key = db.retrying(lambda p=path: store.put(p))  # type: ignore[misc]
             files.append({"path": path.relative_to(root / "template").as_posix()
                           if path.is_relative_to(root / "template") else path.relative_to(root).as_posix(),
                           "sha256": key, "size": path.stat().st_size})
@@ -271,22 +272,17 @@ class Runner:
                     "finished": time.time()}
         man_path = work / "manifest.json"
         man_path.write_text(json.dumps(manifest, indent=2, sort_keys=True))
-        manifest_key = store.put(man_path)
+        manifest_key = db.retrying(lambda: store.put(man_path))
         self._save_result(manifest | {"manifest_key": manifest_key})
         total = sum(int(str(f["size"])) for f in files)
         sink.worker(f"uploaded {len(files)} file(s), {total} bytes, and the manifest {manifest_key[:16]}")
         return {"manifest": manifest_key, "files": len(files)}
 
     def _save_result(self, manifest: dict[str, Any]) -> None:
-        deadline = time.monotonic() + 120
-        while True:  # a database restart at the very end must not lose a finished build
-            try:
-                with db.connection(self.cfg.db_url) as conn:
-                    conn.execute("INSERT INTO factory_job_results (job_id, manifest) VALUES (%s, %s) "
-                                 "ON CONFLICT (job_id) DO UPDATE SET manifest = excluded.manifest",
-                                 (self.job_id, json.dumps(manifest)))
-                return
-            except FactoryError:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(1)
+        def save() -> None:  # a database restart at the very end must not lose a finished build
+            with db.connection(self.cfg.db_url) as conn:
+                conn.execute("INSERT INTO factory_job_results (job_id, manifest) VALUES (%s, %s) "
+                             "ON CONFLICT (job_id) DO UPDATE SET manifest = excluded.manifest",
+                             (self.job_id, json.dumps(manifest)))
+
+        db.retrying(save)
