@@ -100,12 +100,37 @@ class JsonMonitor:
             self.stream.flush()
 
 
+BIG_FILE = 16 << 20
+
+
+def content_sha256(path: Path) -> str:
+    """file_sha256, remembered for big files (base images, ISOs) under their identity and change time: every
+    build computes its stage IDs, and hashing a 400 MB image each time would cost seconds. The change time (ctime)
+    moves on any write, rename or chmod and cannot be set back, so a remembered digest is never stale."""
+    st = path.stat()
+    if st.st_size < BIG_FILE:
+        return file_sha256(path)
+    from factory import paths
+    from factory.fsutil import atomic_path
+
+    ident = f"{path.resolve()}\0{st.st_dev}\0{st.st_ino}\0{st.st_size}\0{st.st_mtime_ns}\0{st.st_ctime_ns}"
+    memo = paths.cache_dir("digests") / hashlib.sha256(ident.encode()).hexdigest()
+    with contextlib.suppress(OSError):
+        known = memo.read_text().strip()
+        if len(known) == 64:
+            return known
+    digest = file_sha256(path)
+    with contextlib.suppress(OSError), atomic_path(memo) as tmp:
+        tmp.write_text(digest)
+    return digest
+
+
 def digest_of(value: Any) -> Any:
     """A JSON-able form of a step input that depends on content only: a file is its sha256, a folder the
     sha256 of each file under its relative name, never a path, a size or a time (IDs hold across hosts)."""
     if isinstance(value, Path):
         if value.is_file():
-            return "sha256:" + file_sha256(value)
+            return "sha256:" + content_sha256(value)
         if value.is_dir():
             return {"dir": [[str(p.relative_to(value)), file_sha256(p)]
                             for p in sorted(value.rglob("*")) if p.is_file()]}

@@ -172,3 +172,22 @@ def test_on_error_ask_offers_cleanup_abort_or_retry(answers: list[str], outcome:
         assert log == (["run a", "run flaky", "undo a"] if outcome == "cleaned" else ["run a", "run flaky"])
     assert len(asked) == len(answers) and "[c] clean up and exit, [a] abort without cleanup, or [r] retry" in asked[0]
     assert "'flaky' failed: transient" in asked[0]
+
+
+def test_a_big_file_digest_is_remembered_until_the_file_changes(tmp_path: Path,
+                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    import os
+
+    from factory.build import BIG_FILE, content_sha256, file_sha256
+
+    monkeypatch.setenv("FACTORY_CACHE_DIR", str(tmp_path / "cache"))
+    big = tmp_path / "base.img"
+    big.write_bytes(b"a" * BIG_FILE)
+    first = content_sha256(big)
+    assert first == file_sha256(big) and len(list((tmp_path / "cache" / "digests").iterdir())) == 1
+    assert content_sha256(big) == first
+    stat = big.stat()
+    with open(big, "r+b") as fh:  # one byte rewritten in place, the times set back: still seen
+        fh.write(b"b")
+    os.utime(big, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    assert content_sha256(big) == file_sha256(big) != first
