@@ -117,7 +117,9 @@ def build(work: Path, template: str, args: list[str]) -> float:
     for out in work.glob("out-*"):
         shutil.rmtree(out)
     start = time.monotonic()
-    done = subprocess.run([sys.executable, "-m", "factory", "build", *args, "bench.pkr.hcl"], cwd=work,
+    # No checkpoints: a stored chain would let the next qemu build resume past the boot (libvirt has none).
+    done = subprocess.run([sys.executable, "-m", "factory", "build", "--checkpoint", "none", *args, "bench.pkr.hcl"],
+                          cwd=work,
                           capture_output=True, text=True, check=False, env={**os.environ, "PYTHONPATH": str(ROOT)})
     took = time.monotonic() - start
     if done.returncode != 0:

@@ -208,7 +208,7 @@ def _make(ctx: BuildContext, vol: Volume, src: VolumeSource, name: str) -> None:
     store = _pool(ctx, vol.pool)
     capacity = volume_bytes(vol.capacity) if vol.capacity else None
     if src.type in ("external", "http"):
-        local = _fetch(ctx, src)
+        local = _in_format(ctx, _fetch(ctx, src), vol.format or "qcow2", name)
         volumes.from_file(driver, store, name, local, capacity=capacity)
     elif src.type == "cloud-init":
         volumes.from_file(driver, store, name, _cloud_init(ctx, src, name))
@@ -231,6 +231,28 @@ def _fetch(ctx: BuildContext, src: VolumeSource) -> Path:
 
     urls = [str(ctx.root / u) if "://" not in u and not Path(u).is_absolute() else u for u in src.download_urls]
     return fetch(urls, src.checksum or "none")
+
+
+def _in_format(ctx: BuildContext, image: Path, fmt: str, name: str) -> Path:
+    """The image as the volume's format says (the domain's disk driver reads it as that): as it is when it
+    already is, else converted locally first (a raw image for a qcow2 volume, say)."""
+    import json
+
+    from factory.run import run
+
+    info = json.loads(run(["qemu-img", "info", "--output=json", "-U", image]).stdout)
+    if info.get("format") == fmt:
+        return image
+    assert ctx.workdir is not None and ctx.driver is not None
+    try:
+        wanted = DiskFormat(fmt)
+    except ValueError:
+        raise FactoryError(f"volume {name!r}: format {fmt!r} is not one factory can convert to",
+                           hint="use qcow2 or raw, or give an image already in that format") from None
+    converted = ctx.workdir / f"{name}.{fmt}"
+    ctx.say(f"volume {name}: converting the {info.get('format')} image to {fmt}")
+    ctx.driver.copy_disk(image, converted, wanted, None)
+    return converted
 
 
 def _cloud_init(ctx: BuildContext, src: VolumeSource, name: str) -> Path:
