@@ -118,3 +118,35 @@ def test_seed_isos_are_stored_by_their_files_and_label(tmp_path: Path) -> None:
     make_iso_stored(files | {"meta-data": b"instance-id: b\n"}, tmp_path / "c.iso", label="cidata")
     make_iso_stored(files, tmp_path / "d.iso", label="other")
     assert len(Store().entries("seed")) == 3
+
+
+def _checkpoint(store: Store, sid: str, step: str, parent: object = None, size: int = 1000) -> None:
+    import json as _json
+
+    from factory import checkpoints
+
+    with store.new_entry(sid, checkpoints.KIND, "disk.qcow2") as (tmp, _final):
+        (tmp / "disk.qcow2").write_bytes(b"q" * size)
+        (tmp / checkpoints.META).write_text(_json.dumps(checkpoints.meta(step, sid, parent)))  # type: ignore[arg-type]
+
+
+def test_cache_ls_names_checkpoints_and_gc_drops_broken_chains_first(tmp_path: Path) -> None:
+    from factory import checkpoints
+
+    store = Store(tmp_path / "store")
+    _checkpoint(store, _key("0"), "disk", size=3000)
+    _checkpoint(store, _key("1"), "connect", checkpoints.read(store, _key("0")))
+    _checkpoint(store, _key("2"), "provision-1", checkpoints.read(store, _key("1")))
+    listing = _cli("cache", "ls", cache=tmp_path).stdout
+    assert "after connect" in listing and "after provision-1" in listing and "broken" not in listing, listing
+    data = json.loads(_cli("cache", "ls", "--json", cache=tmp_path).stdout)
+    steps = {e["checkpoint"]["step"]: e["checkpoint"]["usable"] for e in data["entries"]}
+    assert steps == {"disk": True, "connect": True, "provision-1": True}
+    # A parent replaced under the same key (another layer ID) breaks its children: they are never used again.
+    assert store.remove(_key("1"))
+    _checkpoint(store, _key("1"), "connect", checkpoints.read(store, _key("0")))
+    assert checkpoints.chain(store, _key("2")) is None and checkpoints.chain(store, _key("1")) is not None
+    assert "after provision-1 (broken chain: collectable)" in _cli("cache", "ls", cache=tmp_path).stdout
+    done = _cli("cache", "gc", "--max-size", "1G", cache=tmp_path)
+    assert done.returncode == 0 and "removed checkpoint" in done.stdout + done.stderr
+    assert {e.key for e in store.entries()} == {_key("0"), _key("1")}
