@@ -45,6 +45,7 @@ def _vboxmanage_lines(stdout: str, tmp: Path) -> str:
         m = re.match(r"^\s+\S+: \[vboxmanage\] (.*)$", line)
         if m:
             text = m[1].replace(str(tmp), "$TMP")
+            text = re.sub(r"/\.out\.[^/]+\.part/", "/$STAGING/", text)   # the unpublished output folder
             text = re.sub(r"/tmp/factory-factory-debian-ovf-[^/ ]+", "$WORK", text)
             text = re.sub(r"factory/owner \S+", "factory/owner $HOST:$PID:$RUN_UUID", text)
             text = re.sub(r"127\.0\.0\.1,\d+,,22", "127.0.0.1,$SSH_PORT,,22", text)
