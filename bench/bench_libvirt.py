@@ -7,7 +7,8 @@ accelerator factory's probe picks (its verdict is cached before timing). What di
 qemu-system-x86_64 itself with qemu-img for the disk; libvirt uploads the image and the seed to a pool by volume
 streams, defines and starts a domain on qemu:///system, and downloads the artifact volume back by stream.
 
-Printed: each round's wall times and the median ratio libvirt/qemu (goal <= 1.1).
+Printed: each round's wall times and the median ratio libvirt/qemu (goal <= 1.1). Measured on the 2-core CI host
+under TCG, 2 rounds: qemu 65.2 s / 57.4 s, libvirt 57.3 s / 60.2 s, median ratio 0.96.
 
     flock /tmp/factory-vm.lock .venv/bin/python bench/bench_libvirt.py [--rounds N]   (root; starts libvirtd)
 """
