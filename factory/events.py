@@ -147,7 +147,10 @@ def set_console_monitor(make: Callable[[], Subscriber]) -> None:
     """Name the monitor the default bus prints with: the CLI installs its console monitor at start, so this
     module (below every runtime package) names none of them."""
     global _console_monitor
-    _console_monitor = make
+    with _default_lock:
+        _console_monitor = make
+        if _default is not None:
+            _default.subscribe(make())
 
 
 def default_bus() -> EventBus:

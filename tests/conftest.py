@@ -89,3 +89,14 @@ pytest_plugins = sorted(
     f"fixtures.{p.stem}" for p in (Path(__file__).parent / "fixtures").glob("*.py") if p.stem != "__init__"
 )
 pytest.register_assert_rewrite(*pytest_plugins)  # also when one imports another before its own turn
+
+
+def _console_monitor_as_the_cli_installs_it() -> None:
+    """Library calls in tests print through the default bus as under `factory` (the CLI installs this)."""
+    from factory import events
+    from factory.build import HumanMonitor
+
+    events.set_console_monitor(HumanMonitor)
+
+
+_console_monitor_as_the_cli_installs_it()
