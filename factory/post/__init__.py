@@ -15,6 +15,7 @@ from factory.post import (  # noqa: F401  (register implementations)
     local,
     manifest,
     vagrant_cloud,
+    vagrant_registry,
 )
 from factory.post.base import PostContext, PostProcessor, Result
 from factory.post.chain import run_chains

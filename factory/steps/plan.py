@@ -60,8 +60,8 @@ def build_name(build: Any, source: Any) -> str:
 
 def refuse_unbuildable(build: Any, source: Any) -> None:
     """Stop before any VM starts when the build needs what factory declares but cannot run (the winrm
-    communicator, Windows provisioners, the vagrant-registry post-processor): naming the component and why,
-    instead of failing half-way."""
+    communicator, Windows provisioners, any post-processor whose schema declares REFUSED): naming the component
+    and why, instead of failing half-way."""
     why = []
     if isinstance(source.config, CommunicatorOptions) and source.config.communicator == "winrm":
         why.append(FactoryError(f'source {source.full_name}: communicator = "winrm" cannot be used: factory has no '

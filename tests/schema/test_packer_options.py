@@ -103,3 +103,16 @@ def test_every_documented_ansible_option_is_declared_with_packers_type(provision
     wrong = [f"{option}: {declared[option].type_name}" for option, tp in documented(listed)
              if option in declared and declared[option].type_name.replace(" | None", "") not in _TYPES[tp]]
     assert missing == [] and wrong == []
+
+
+@pytest.mark.parametrize(("post_processor", "listed"), [("vagrant-cloud", "vagrant-cloud.txt"),
+                                                        ("vagrant-registry", "vagrant-registry.txt")])
+def test_every_documented_vagrant_publisher_option_is_declared_with_packers_type(post_processor: str,
+                                                                                 listed: str) -> None:
+    cls = lookup(Kind.POST_PROCESSOR, post_processor)
+    assert cls is not None
+    declared = {o.name: o for o in options_of(cls)}
+    missing = [option for option, _ in documented(listed) if option not in declared]
+    wrong = [f"{option}: {declared[option].type_name}" for option, tp in documented(listed)
+             if option in declared and declared[option].type_name.replace(" | None", "") not in _TYPES[tp]]
+    assert missing == [] and wrong == []
