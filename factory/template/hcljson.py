@@ -8,6 +8,11 @@ the block form (`qemu_img_args { ... }`). Strings are HCL templates, as in the J
 and a string that is one interpolation keeps the value's type. A variable's `type` is an expression written as
 a string; its `default` is a literal. Keys named "//" are comments.
 
+`"dynamic": {"NAME": {"for_each": ..., "iterator": "it", "labels": [...], "content": {...}}}` in a source, data or
+build body (at any depth) is a dynamic block, as in HCL's JSON spec: `iterator` names a variable (a bare name in
+the HCL text), and `content` is a body of the block NAME stands for, so a `dynamic "provisioner"` content takes
+the provisioner's schema. Bodies that hold names rather than blocks (variables, locals, packer) have no dynamic.
+
 The text produced is what factory parses, so an error's line is a line of that text: errors name the file
 "FILE.pkr.json (read as HCL)".
 """
@@ -32,6 +37,8 @@ _TOP: _Schema = {
     "packer": (0, {"required_plugins": (0, {})}), "variable": (1, {"validation": (0, {})}), "variables": (0, {}),
     "locals": (0, {}), "local": (1, {}), "source": (2, {}), "data": (2, {}), "build": (0, _BUILD),
 }
+# Bodies where "dynamic" is a name of an attribute (a local, a variable's field), not a dynamic block.
+_NO_DYNAMIC = {"", "packer", "required_plugins", "variable", "validation", "variables", "locals", "local"}
 # Attributes whose JSON string is an expression rather than a template.
 _EXPRESSIONS = {("variable", "type")}
 _LITERALS = {("variable", "default")}
@@ -66,7 +73,9 @@ def _body(obj: dict[str, Any], schema: _Schema, block_type: str, out: list[str],
     for key, value in obj.items():
         if key == "//":
             continue
-        if key in schema:
+        if key == "dynamic" and block_type not in _NO_DYNAMIC:
+            _dynamic(value, schema, out, depth, file)
+        elif key in schema:
             nlabels, children = schema[key]
             for labels, body in _expand(value, nlabels, key, file):
                 quoted = "".join(f" {_quote_plain(lb)}" for lb in labels)
@@ -75,6 +84,31 @@ def _body(obj: dict[str, Any], schema: _Schema, block_type: str, out: list[str],
                 out.append(f"{pad}}}")
         else:
             out.append(f"{pad}{_name(key)} = {_value(value, (block_type, key))}")
+
+
+def _dynamic(value: Any, schema: _Schema, out: list[str], depth: int, file: str) -> None:
+    """`dynamic "NAME" { ... }` for each dynamic block the JSON value stands for; its content body is read with
+    the schema of the block NAME stands for in the enclosing body."""
+    pad, inner = "  " * depth, "  " * (depth + 1)
+    for (name,), body in _expand(value, 1, "dynamic", file):
+        children = schema.get(name, (0, {}))[1]
+        out.append(f"{pad}dynamic {_quote_plain(name)} {{")
+        for key, item in body.items():
+            if key == "//":
+                continue
+            if key == "content":
+                for _, content in _expand(item, 0, "content", file):
+                    out.append(f"{inner}content {{")
+                    _body(content, children, name, out, depth + 2, file)
+                    out.append(f"{inner}}}")
+            elif key == "iterator":
+                if not (isinstance(item, str) and item.isidentifier()):
+                    raise FactoryError(f'dynamic "{name}": iterator must be a name written as a string, e.g. '
+                                       '"iterator": "it"', where=Location(file))
+                out.append(f"{inner}iterator = {item}")
+            else:
+                out.append(f"{inner}{_name(key)} = {_value(item)}")
+        out.append(f"{pad}}}")
 
 
 def _expand(value: Any, nlabels: int, key: str, file: str) -> list[tuple[list[str], dict[str, Any]]]:

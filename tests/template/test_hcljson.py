@@ -75,3 +75,113 @@ def test_a_block_given_a_scalar_is_refused_by_validate(tmp_path: Path) -> None:
     proc = subprocess.run([sys.executable, "-m", "factory", "validate", str(tmp_path / "t.pkr.json")],
                           capture_output=True, text=True)
     assert proc.returncode != 0 and '"source" is a block' in proc.stderr and "Traceback" not in proc.stderr
+
+
+DYNAMIC_HCL = """
+variable "img_args" {
+  default = { convert = "-c", create = "preallocation=off" }
+}
+variable "steps" {
+  default = ["one", "two"]
+}
+locals {
+  dynamic = "just a local"
+}
+source "qemu" "a" {
+  iso_url      = "a.iso"
+  iso_checksum = "none"
+  dynamic "qemu_img_args" {
+    for_each = { create = "preallocation=off" }
+    iterator = arg
+    content {
+      convert = [var.img_args[arg.key]]
+      create  = ["-o", arg.value]
+    }
+  }
+}
+build {
+  sources = ["source.qemu.a"]
+  dynamic "provisioner" {
+    for_each = var.steps
+    labels   = ["shell"]
+    content {
+      inline = ["echo ${provisioner.key}: ${provisioner.value}"]
+    }
+  }
+  post-processors {
+    dynamic "post-processor" {
+      for_each = ["m1.json", "m2.json"]
+      iterator = out
+      labels   = ["manifest"]
+      content {
+        output = out.value
+      }
+    }
+  }
+}
+"""
+
+DYNAMIC_JSON = {
+    "variable": {"img_args": {"default": {"convert": "-c", "create": "preallocation=off"}},
+                 "steps": {"default": ["one", "two"]}},
+    "locals": {"dynamic": "just a local"},
+    "source": {"qemu": {"a": {
+        "iso_url": "a.iso", "iso_checksum": "none",
+        "dynamic": {"qemu_img_args": {
+            "for_each": "${{ create = \"preallocation=off\" }}", "iterator": "arg",
+            "content": {"convert": ["${var.img_args[arg.key]}"], "create": ["-o", "${arg.value}"]}}},
+    }}},
+    "build": {
+        "sources": ["source.qemu.a"],
+        "dynamic": {"provisioner": {
+            "for_each": "${var.steps}", "labels": ["shell"],
+            "content": {"inline": ["echo ${provisioner.key}: ${provisioner.value}"]}}},
+        "post-processors": {"dynamic": {"post-processor": {
+            "for_each": ["m1.json", "m2.json"], "iterator": "out", "labels": ["manifest"],
+            "content": {"output": "${out.value}"}}}},
+    },
+}
+
+
+def _summary(project: object) -> tuple[object, ...]:
+    (build,) = project.builds  # type: ignore[attr-defined]
+    args = build.sources[0].config.qemu_img_args
+    return (tuple(args.convert), tuple(args.create), [p.type for p in build.provisioners],
+            [p.config.inline for p in build.provisioners],
+            [(p.type, p.config.output) for chain in build.post_processors for p in chain],
+            project.locals["dynamic"])  # type: ignore[attr-defined]
+
+
+def test_dynamic_blocks_in_json_syntax_do_what_they_do_in_hcl(tmp_path: Path) -> None:
+    (tmp_path / "hcl").mkdir()
+    (tmp_path / "json").mkdir()
+    (tmp_path / "hcl" / "t.pkr.hcl").write_text(DYNAMIC_HCL)
+    (tmp_path / "json" / "t.pkr.json").write_text(json.dumps(DYNAMIC_JSON, indent=2))
+    from_json = _summary(load(tmp_path / "json" / "t.pkr.json", env={}))
+    assert from_json == _summary(load(tmp_path / "hcl" / "t.pkr.hcl", env={}))
+    assert from_json == (("preallocation=off",), ("-o", "preallocation=off"), ["shell", "shell"],
+                         [["echo 0: one"], ["echo 1: two"]], [("manifest", "m1.json"), ("manifest", "m2.json")],
+                         "just a local")
+
+
+def test_json_dynamic_blocks_may_be_a_list_of_objects(tmp_path: Path) -> None:
+    doc = {"source": {"null": {"n": {"communicator": "none"}}},
+           "build": {"sources": ["source.null.n"], "post-processors": [
+               {"dynamic": [{"post-processor": {"for_each": ["a"], "labels": ["manifest"],
+                                                "content": {"output": "${post-processor.value}.json"}}},
+                            {"post-processor": {"for_each": ["b"], "labels": ["checksum"],
+                                                "content": {"checksum_types": ["sha256"]}}}]}]}}
+    (tmp_path / "t.pkr.json").write_text(json.dumps(doc))
+    (build,) = load(tmp_path / "t.pkr.json", env={}).builds
+    assert [p.type for chain in build.post_processors for p in chain] == ["manifest", "checksum"]
+    assert build.post_processors[0][0].config.output == "a.json"  # type: ignore[attr-defined]
+
+
+def test_a_dynamic_iterator_that_is_not_a_name_is_a_clear_error(tmp_path: Path) -> None:
+    doc = {"source": {"null": {"n": {"communicator": "none"}}},
+           "build": {"sources": ["source.null.n"],
+                     "dynamic": {"provisioner": {"for_each": ["x"], "iterator": "${bad}", "labels": ["shell-local"],
+                                                 "content": {"inline": ["true"]}}}}}
+    (tmp_path / "t.pkr.json").write_text(json.dumps(doc))
+    with pytest.raises(FactoryError, match='dynamic "provisioner": iterator must be a name'):
+        load(tmp_path / "t.pkr.json", env={})
