@@ -74,8 +74,10 @@ def build(
         "--fail-fast", help="When one build fails, stop the others (they clean up) and start no more.")] = False,
 ) -> None:
     """Build machine images from a Packer HCL2 template."""
+    from factory.queue.seal import take_secret_vars
     from factory.steps.plan import BuildOptions, build_name, refuse_unbuildable
 
+    var = [*(var or []), *take_secret_vars()]  # a queue worker's sealed -var values, opened (see queue/seal.py)
     if machine_readable and events == "-":
         raise FactoryError("-machine-readable and --events - both write to stdout",
                            hint="write the JSON events to a file: --events FILE")

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import os
 import time
 from pathlib import Path
 from typing import Annotated
@@ -37,6 +38,33 @@ def queue_init(db: DbOpt = None) -> None:
         ui.success(f"queue schema applied to {qdb.redact(url)}")
     else:
         ui.info(f"queue schema already present in {qdb.redact(url)}")
+
+
+@queue_app.command("key")
+def queue_key(
+    key_file: Annotated[Path, typer.Argument(help="The private key: written (0600) when it does not exist, else "
+                                             "read. Install it on every worker (FACTORY_QUEUE_KEY_FILE).",
+                                             show_default=False)],
+    db: DbOpt = None,
+) -> None:
+    """Create (or re-register) the queue key: submits seal secret -var values and var files to its public half,
+    stored in the database; only workers holding the private file can open them."""
+    from factory.queue import db as qdb
+    from factory.queue import seal
+
+    url = qdb.database_url(db)
+    qdb.require_schema(url)
+    if key_file.exists():
+        kid, private = seal.load_private(key_file)
+        public = seal.public_of(private)
+        ui.info(f"using the existing queue key {key_file}")
+    else:
+        public = seal.generate(key_file)
+        kid = seal.key_id(public)
+        ui.success(f"wrote the queue's private key to {key_file} (0600): copy it to every worker")
+    qdb.register_key(url, kid, public)
+    ui.success(f"queue key {kid} registered in {qdb.redact(url)}: submits seal secrets to it")
+    print(kid)
 
 
 @app.command()
@@ -84,7 +112,7 @@ def worker(
 ) -> None:
     """Take build jobs this host can run from the queue and run them (until SIGINT/SIGTERM)."""
     from factory.queue import db as qdb
-    from factory.queue import routing
+    from factory.queue import routing, seal
     from factory.queue.runner import WorkerConfig
     from factory.queue.worker import Timing, run, worker_name
 
@@ -93,7 +121,13 @@ def worker(
     served, notes = routing.host_queues(queues)
     for note in notes:
         ui.info(f"probe: {note}")
-    cfg = WorkerConfig(db_url=url, name=worker_name(), workdir=workdir or paths.cache_dir("worker"))
+    key = os.environ.get(seal.KEY_ENV)
+    if key:
+        ui.info(f"queue key {seal.load_private(Path(key))[0]} ({key}) opens the jobs' sealed secrets")
+    elif qdb.queue_key(url) is not None:
+        ui.warn(f"{seal.KEY_ENV} is not set: jobs that carry sealed secrets will fail on this worker")
+    cfg = WorkerConfig(db_url=url, name=worker_name(), workdir=workdir or paths.cache_dir("worker"),
+                       key_file=Path(key) if key else None)
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s: %(message)s")
     ui.success(f"worker {cfg.name} serving queues {', '.join(served)} (concurrency {concurrency})")
     asyncio.run(run(cfg, served, concurrency, Timing(heartbeat, stalled_after, min(2.0, heartbeat)), once=once))

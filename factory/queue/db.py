@@ -57,6 +57,11 @@ CREATE TABLE IF NOT EXISTS factory_job_results (
     manifest jsonb NOT NULL,
     created  timestamptz NOT NULL DEFAULT now()
 );
+CREATE TABLE IF NOT EXISTS factory_queue_keys (
+    kid     text PRIMARY KEY,
+    public  bytea NOT NULL,
+    created timestamptz NOT NULL DEFAULT now()
+);
 """
 
 
@@ -129,10 +134,28 @@ def require_schema(url: str) -> None:
                                hint="run `factory queue init` (once per database)")
 
 
+def register_key(url: str, kid: str, public: bytes) -> None:
+    """Make public the queue key that submits seal secrets to (the newest registered one is used)."""
+    with connection(url) as conn:
+        conn.execute(SCHEMA)
+        conn.execute("INSERT INTO factory_queue_keys (kid, public) VALUES (%s, %s) "
+                     "ON CONFLICT (kid) DO UPDATE SET created = now()", (kid, public))
+
+
+def queue_key(url: str) -> bytes | None:
+    """The public queue key secrets are sealed to, or None when none is registered."""
+    with connection(url) as conn:
+        if not conn.execute("SELECT to_regclass('factory_queue_keys') IS NOT NULL").fetchone()[0]:  # type: ignore[index]
+            return None
+        row = conn.execute("SELECT public FROM factory_queue_keys ORDER BY created DESC LIMIT 1").fetchone()
+    return bytes(row[0]) if row else None  # type: ignore[call-overload]
+
+
 def init_schema(url: str) -> bool:
     """Apply Procrastinate's schema and factory's tables; False when they were already there."""
     with connection(url) as conn:
         if schema_applied(conn):
+            conn.execute(SCHEMA)  # tables added since (IF NOT EXISTS: the others are left as they are)
             return False
         with conn.transaction():
             exists = conn.execute("SELECT to_regclass('procrastinate_jobs') IS NOT NULL").fetchone()

@@ -36,13 +36,20 @@ class Job:
     def as_dict(self) -> dict[str, Any]:
         return {"id": self.id, "status": self.status, "queue": self.queue, "attempts": self.attempts,
                 "template": self.name, "worker": self.worker, "abort_requested": self.abort_requested,
-                "args": {k: v for k, v in self.args.items() if k != "vars"} | {"vars": _masked(self.args)},
+                "args": _shown(self.args),
                 "history": [[k, t.isoformat()] for k, t in self.history]}
 
 
 def _masked(args: dict[str, Any]) -> list[str]:
-    """-var values as submitted, values hidden (they may be secrets)."""
-    return [str(v).split("=", 1)[0] + "=…" for v in args.get("vars") or []]
+    """-var values as stored: the plain ones as given, the sealed ones by name only."""
+    return [str(v) for v in args.get("vars") or []] + [f"{v['name']}=<sealed>" for v in args.get("secret_vars") or []]
+
+
+def _shown(args: dict[str, Any]) -> dict[str, Any]:
+    """A job's arguments for `jobs show`: sealed values replaced by a marker (they are ciphertext, and long)."""
+    files = [f if isinstance(f, str) else f"{f['name']} <sealed>" for f in args.get("var_files") or []]
+    kept = {k: v for k, v in args.items() if k not in ("vars", "secret_vars", "var_files")}
+    return kept | {"vars": _masked(args), "var_files": files}
 
 
 _SELECT = ("SELECT j.id, j.status::text, j.queue_name, j.attempts, j.args, coalesce((SELECT r.worker FROM "

@@ -19,6 +19,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections import deque
@@ -31,6 +32,7 @@ from factory.errors import FactoryError
 from factory.events import EventKind
 from factory.queue import blobs, bundle, db
 from factory.queue.events import EventSink
+from factory.queue.seal import SECRET_VARS_ENV
 
 if TYPE_CHECKING:
     import procrastinate
@@ -49,6 +51,7 @@ class WorkerConfig:
     store_url: str | None = None
     stop_grace: float = 60.0          # SIGTERM → SIGKILL: long enough for a build's cleanups to stop its VM
     extra_env: dict[str, str] = field(default_factory=dict)
+    key_file: Path | None = None      # the queue's private key: opens the jobs' sealed secrets
 
 
 def register(app: procrastinate.App) -> None:
@@ -100,7 +103,12 @@ class Runner:
             self.owner = db.retrying(self._owner)
             db.retrying(lambda: self._record_run(None))
             root, before = db.retrying(lambda: self._unpack(work))
-            code = self._build(root, sink)
+            try:
+                code = self._build(root, sink)
+            except FactoryError as exc:  # the job's secrets do not open here: say why in its log
+                sink.worker(exc.render(), EventKind.NOTICE)
+                self._record_run("failed")
+                raise
             if code != 0:
                 tail = "\n".join(self.stderr_tail) or f"factory build exited with {code}"
                 sink.worker(f"build failed (exit {code}); its last lines:\n{tail}", EventKind.NOTICE)
@@ -145,26 +153,62 @@ class Runner:
         tar.unlink()
         return root, bundle.bundle_files(root)
 
-    def command(self, root: Path) -> list[str]:
-        """`factory build` as the user would type it, with the bundle's copies of var files and file inputs."""
+    def command(self, root: Path, secret_dir: Path | None = None) -> list[str]:
+        """`factory build` as the user would type it, with the bundle's copies of var files and file inputs (the
+        sealed var files opened into secret_dir; sealed -var values go through the environment, see _secret_env)."""
         argv = [sys.executable, "-m", "factory", "build", "--events", "-"]  # JSON events on stdout
         for v in self.args.get("vars") or []:
             argv += ["--var", v]
         for name, rel in sorted((self.args.get("inputs") or {}).items()):
             argv += ["--var", f"{name}={root / rel}"]
         for vf in self.args.get("var_files") or []:
-            argv += ["--var-file", str(root / vf)]
+            if isinstance(vf, dict):
+                assert secret_dir is not None
+                argv += ["--var-file", str(secret_dir / vf["name"])]
+            else:
+                argv += ["--var-file", str(root / vf)]
         for o in self.args.get("only") or []:
             argv += ["--only", o]
         for e in self.args.get("except_") or []:
             argv += ["--except", e]
         return [*argv, str(root / self.args["template"])]
 
+    def _sealed(self) -> bool:
+        return bool(self.args.get("secret_vars")) or any(isinstance(f, dict) for f in self.args.get("var_files") or [])
+
+    def _open_secrets(self, secret_dir: Path) -> dict[str, str]:
+        """The job's sealed values, opened with this worker's queue key: var files into secret_dir (0600, in memory
+        where /dev/shm exists, removed when the build ends), -var values as the environment entry `factory build`
+        takes them from (never the argv, which every user of the host can read in /proc)."""
+        from factory.queue import seal
+
+        if self.cfg.key_file is None:
+            raise FactoryError(f"job {self.job_id} carries sealed secrets and this worker has no queue key",
+                               hint=f"set {seal.KEY_ENV} to the private key `factory queue key` wrote")
+        key = seal.load_private(self.cfg.key_file)
+        for vf in self.args.get("var_files") or []:
+            if isinstance(vf, dict):
+                plain = seal.open_sealed(key, f"var-file:{vf['name']}", vf["sealed"])
+                fd = os.open(secret_dir / vf["name"], os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+                with os.fdopen(fd, "wb") as fh:
+                    fh.write(plain)
+        items = [f"{v['name']}={seal.open_sealed(key, 'var:' + v['name'], v['value']).decode()}"
+                 for v in self.args.get("secret_vars") or []]
+        return {SECRET_VARS_ENV: json.dumps(items)} if items else {}
+
     def _build(self, root: Path, sink: EventSink) -> int:
+        if not self._sealed():
+            return self._run_build(root, sink, None, {})
+        shm = Path("/dev/shm")
+        with tempfile.TemporaryDirectory(prefix=f"factory-job-{self.job_id}-",
+                                         dir=shm if shm.is_dir() and os.access(shm, os.W_OK) else None) as tmp:
+            return self._run_build(root, sink, Path(tmp), self._open_secrets(Path(tmp)))
+
+    def _run_build(self, root: Path, sink: EventSink, secret_dir: Path | None, secret_env: dict[str, str]) -> int:
         template = root / self.args["template"]
         cwd = template if template.is_dir() else template.parent  # relative paths resolve in the template folder
-        env = {**os.environ, **self.cfg.extra_env, "FACTORY_JOB_ID": str(self.job_id)}
-        proc = subprocess.Popen(self.command(root), cwd=cwd, env=env, stdin=subprocess.DEVNULL,
+        env = {**os.environ, **self.cfg.extra_env, "FACTORY_JOB_ID": str(self.job_id), **secret_env}
+        proc = subprocess.Popen(self.command(root, secret_dir), cwd=cwd, env=env, stdin=subprocess.DEVNULL,
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True,
                                 preexec_fn=_term_with_parent)
         readers = [threading.Thread(target=self._pump_events, args=(proc, sink), daemon=True),
