@@ -116,3 +116,21 @@ def test_every_documented_vagrant_publisher_option_is_declared_with_packers_type
     wrong = [f"{option}: {declared[option].type_name}" for option, tp in documented(listed)
              if option in declared and declared[option].type_name.replace(" | None", "") not in _TYPES[tp]]
     assert missing == [] and wrong == []
+
+
+def test_every_documented_packer_core_provisioner_and_post_processor_option_is_declared() -> None:
+    kinds = {"provisioner": Kind.PROVISIONER, "post-processor": Kind.POST_PROCESSOR}
+    types = {**_TYPES, "[]int": {"list[int]"}}
+    missing, wrong = [], []
+    for line in (DATA / "core.txt").read_text().splitlines():
+        if not line.strip() or line.startswith("#"):
+            continue
+        kind, component, option, tp = line.split("\t")
+        cls = lookup(kinds[kind], component)
+        assert cls is not None, f"{kind} {component}"
+        info = {o.name: o for o in options_of(cls)}.get(option)
+        if info is None:
+            missing.append(f"{kind} {component}: {option}")
+        elif info.type_name.replace(" | None", "") not in types[tp]:
+            wrong.append(f"{kind} {component}: {option} is {info.type_name} for Packer's {tp}")
+    assert missing == [] and wrong == []
