@@ -5,6 +5,7 @@ exists, an OVA without a disk, VBoxManage missing."""
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
@@ -19,6 +20,8 @@ from lxml import etree
 
 from factory.artifact.exporters import ExportOptions, export
 from factory.artifact.model import Firmware, Hardware
+from factory.fsutil import OUTPUT_MARKER
+from factory.machine.vboxmanage import machine_readable
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE = ROOT / "examples" / "debian-virtualbox" / "debian-ovf.pkr.hcl"
@@ -59,7 +62,9 @@ def test_virtualbox_ovf_build_of_the_readme_guest(vboxmanage: StandIn, debian_gu
                                                   golden, shared_schemas: Path) -> None:  # type: ignore[no-untyped-def]
     ova = _readme_guest_ova(debian_guest.path, tmp_path / "guest.ova")
     out = tmp_path / "out"
-    proc = _factory(["build", "-var", f"ova={ova}", "-var", f"output={out}", str(EXAMPLE)], cwd=tmp_path)
+    box = tmp_path / "debian.box"
+    proc = _factory(["build", "-var", f"ova={ova}", "-var", f"output={out}", "-var", f"box={box}", str(EXAMPLE)],
+                    cwd=tmp_path)
     log = proc.stdout + proc.stderr                           # the human monitor writes to stderr
     assert proc.returncode == 0, log[-6000:]
     assert "hello from factory-vbox" in log                   # provisioned over SSH through the NAT rule
@@ -68,7 +73,7 @@ def test_virtualbox_ovf_build_of_the_readme_guest(vboxmanage: StandIn, debian_gu
     golden("machine/virtualbox-ovf.commands", _vboxmanage_lines(log, tmp_path))
 
     exported = out / "factory-debian-ovf.ova"
-    assert sorted(p.name for p in out.iterdir()) == ["factory-debian-ovf.ova"]
+    assert _published(out) == ["factory-debian-ovf.ova"]
     with tarfile.open(exported) as tar:
         names = tar.getnames()
         assert names[0] == "factory-debian-ovf.ovf"            # OVF 1.x: the descriptor comes first
@@ -86,6 +91,31 @@ def test_virtualbox_ovf_build_of_the_readme_guest(vboxmanage: StandIn, debian_gu
     # The provisioner's change is in the exported disk: boot-free check of the file system is not possible
     # here, so the disk must differ from the imported one (qemu-img compare exits 1 on a difference).
     assert subprocess.run(["qemu-img", "compare", "-q", str(debian_guest.path), str(vmdk)]).returncode == 1
+    _check_virtualbox_box(box, schema, tmp_path / "box", ["factory-debian-ovf-disk001.vmdk"])
+
+
+def _published(out: Path) -> list[str]:
+    """An output folder's files, factory's ownership marker left out."""
+    return sorted(p.name for p in out.iterdir() if p.name != OUTPUT_MARKER)
+
+
+def _check_virtualbox_box(box: Path, schema: etree.XMLSchema, scratch: Path, disks: list[str]) -> None:
+    """A Vagrant box with the virtualbox provider as Packer's vagrant post-processor makes it from VirtualBox's
+    export: metadata.json and Vagrantfile, box.ovf (DMTF-valid, naming the disks it comes with) and the VMDKs
+    VirtualBox wrote (qemu-img check)."""
+    listing = subprocess.run(["tar", "-tzf", str(box)], check=True, capture_output=True, text=True).stdout.split()
+    assert listing == ["metadata.json", "Vagrantfile", "box.ovf", *disks], listing
+    scratch.mkdir()
+    subprocess.run(["tar", "-xzf", str(box), "-C", str(scratch)], check=True)
+    assert json.loads((scratch / "metadata.json").read_text()) == {"provider": "virtualbox"}
+    assert (scratch / "Vagrantfile").read_text().startswith('Vagrant.configure("2") do |config|')
+    descriptor = etree.parse(str(scratch / "box.ovf"))
+    assert schema.validate(descriptor), schema.error_log
+    hrefs = descriptor.xpath("//ovf:References/ovf:File/@ovf:href",
+                             namespaces={"ovf": "http://schemas.dmtf.org/ovf/envelope/1"})
+    assert hrefs == disks
+    for disk in disks:
+        subprocess.run(["qemu-img", "check", str(scratch / disk)], check=True, capture_output=True)
 
 
 def _ovf_template(tmp: Path, source: str, vm_name: str = "t") -> Path:
@@ -103,6 +133,36 @@ source "virtualbox-ovf" "t" {{
 build {{ sources = ["source.virtualbox-ovf.t"] }}
 ''')
     return path
+
+
+# A boot sector that powers the machine off at once: SLP_EN with sleep type 0 written to PM1a_CNT, where SeaBIOS
+# puts it on i440fx/PIIX4 (0xb004) and on q35/ICH9 (0x604); QEMU then exits as after a guest shutdown.
+_POWEROFF_MBR = bytes.fromhex("ba04b0b80020efba0406eff4ebfd").ljust(510, b"\0") + b"\x55\xaa"
+
+
+def _ide_ovf(tmp: Path, *, boot_sector: bytes | None = None) -> Path:
+    """An OVF with one 16 MiB VMDK on an IDE controller: blank, or booting `boot_sector`."""
+    disk = tmp / "d.vmdk"
+    if boot_sector is None:
+        subprocess.run(["qemu-img", "create", "-q", "-f", "vmdk", str(disk), "16M"], check=True)
+    else:
+        raw = tmp / "d.raw"
+        raw.write_bytes(boot_sector.ljust(16 << 20, b"\0"))
+        subprocess.run(["qemu-img", "convert", "-q", "-O", "vmdk", str(raw), str(disk)], check=True)
+        raw.unlink()
+    ovf = tmp / "a.ovf"
+    ovf.write_text(
+        '<?xml version="1.0"?><Envelope xmlns="http://schemas.dmtf.org/ovf/envelope/1" '
+        'xmlns:ovf="http://schemas.dmtf.org/ovf/envelope/1" '
+        'xmlns:rasd="http://schemas.dmtf.org/wbem/wscim/1/cim-schema/2/CIM_ResourceAllocationSettingData">'
+        '<References><File ovf:href="d.vmdk" ovf:id="f1"/></References><DiskSection><Info>d</Info>'
+        '<Disk ovf:diskId="v1" ovf:fileRef="f1" ovf:capacity="16777216"/></DiskSection><VirtualSystem ovf:id="a">'
+        '<VirtualHardwareSection><Item><rasd:InstanceID>3</rasd:InstanceID><rasd:ResourceSubType>PIIX4'
+        '</rasd:ResourceSubType><rasd:ResourceType>5</rasd:ResourceType></Item><Item><rasd:AddressOnParent>0'
+        '</rasd:AddressOnParent><rasd:HostResource>ovf:/disk/v1</rasd:HostResource><rasd:InstanceID>4'
+        '</rasd:InstanceID><rasd:Parent>3</rasd:Parent><rasd:ResourceType>17</rasd:ResourceType></Item>'
+        '</VirtualHardwareSection></VirtualSystem></Envelope>')
+    return ovf
 
 
 def test_an_ova_without_a_disk_is_refused_before_import(vboxmanage: StandIn, tmp_path: Path) -> None:
@@ -137,20 +197,7 @@ def test_a_vm_name_that_exists_is_refused_and_that_vm_left_alone(vboxmanage: Sta
 
 def test_a_virtualbox_error_fails_the_build_with_its_message_and_cleans_up(vboxmanage: StandIn,
                                                                            tmp_path: Path) -> None:
-    disk = tmp_path / "d.vmdk"
-    subprocess.run(["qemu-img", "create", "-q", "-f", "vmdk", str(disk), "16M"], check=True)
-    _readme_like = _ovf_template(tmp_path, str(tmp_path / "a.ovf"))
-    (tmp_path / "a.ovf").write_text(
-        '<?xml version="1.0"?><Envelope xmlns="http://schemas.dmtf.org/ovf/envelope/1" '
-        'xmlns:ovf="http://schemas.dmtf.org/ovf/envelope/1" '
-        'xmlns:rasd="http://schemas.dmtf.org/wbem/wscim/1/cim-schema/2/CIM_ResourceAllocationSettingData">'
-        '<References><File ovf:href="d.vmdk" ovf:id="f1"/></References><DiskSection><Info>d</Info>'
-        '<Disk ovf:diskId="v1" ovf:fileRef="f1" ovf:capacity="16777216"/></DiskSection><VirtualSystem ovf:id="a">'
-        '<VirtualHardwareSection><Item><rasd:InstanceID>3</rasd:InstanceID><rasd:ResourceSubType>PIIX4'
-        '</rasd:ResourceSubType><rasd:ResourceType>5</rasd:ResourceType></Item><Item><rasd:AddressOnParent>0'
-        '</rasd:AddressOnParent><rasd:HostResource>ovf:/disk/v1</rasd:HostResource><rasd:InstanceID>4'
-        '</rasd:InstanceID><rasd:Parent>3</rasd:Parent><rasd:ResourceType>17</rasd:ResourceType></Item>'
-        '</VirtualHardwareSection></VirtualSystem></Envelope>')
+    _readme_like = _ovf_template(tmp_path, str(_ide_ovf(tmp_path)))
     text = _readme_like.read_text().replace('guest_additions_mode = "disable"', 'guest_additions_mode = "disable"\n'
                                             '  vboxmanage = [["modifyvm", "{{.Name}}", "--firmware", "uefi"]]')
     _readme_like.write_text(text)
@@ -177,20 +224,7 @@ def test_ctrl_c_powers_off_unregisters_and_deletes_the_vm(vboxmanage: StandIn, t
     import signal
     import time
 
-    disk = tmp_path / "d.vmdk"
-    subprocess.run(["qemu-img", "create", "-q", "-f", "vmdk", str(disk), "16M"], check=True)
-    (tmp_path / "a.ovf").write_text(
-        '<?xml version="1.0"?><Envelope xmlns="http://schemas.dmtf.org/ovf/envelope/1" '
-        'xmlns:ovf="http://schemas.dmtf.org/ovf/envelope/1" '
-        'xmlns:rasd="http://schemas.dmtf.org/wbem/wscim/1/cim-schema/2/CIM_ResourceAllocationSettingData">'
-        '<References><File ovf:href="d.vmdk" ovf:id="f1"/></References><DiskSection><Info>d</Info>'
-        '<Disk ovf:diskId="v1" ovf:fileRef="f1" ovf:capacity="16777216"/></DiskSection><VirtualSystem ovf:id="a">'
-        '<VirtualHardwareSection><Item><rasd:InstanceID>3</rasd:InstanceID><rasd:ResourceSubType>PIIX4'
-        '</rasd:ResourceSubType><rasd:ResourceType>5</rasd:ResourceType></Item><Item><rasd:AddressOnParent>0'
-        '</rasd:AddressOnParent><rasd:HostResource>ovf:/disk/v1</rasd:HostResource><rasd:InstanceID>4'
-        '</rasd:InstanceID><rasd:Parent>3</rasd:Parent><rasd:ResourceType>17</rasd:ResourceType></Item>'
-        '</VirtualHardwareSection></VirtualSystem></Envelope>')
-    template = _ovf_template(tmp_path, str(tmp_path / "a.ovf"))
+    template = _ovf_template(tmp_path, str(_ide_ovf(tmp_path)))
     template.write_text(template.read_text().replace('headless             = true',
                                                      'headless = true\n  boot_wait = "10m"\n'
                                                      '  boot_command = ["<enter>"]'))
@@ -225,3 +259,73 @@ build { sources = ["source.virtualbox-vm.t"] }
     proc = _factory(["build", "t.pkr.hcl"], cwd=tmp_path, timeout=120)
     assert proc.returncode != 0 and "Traceback" not in proc.stderr
     assert "virtualbox-vm: no registered VM named 'base-vm'" in proc.stderr
+
+
+def _poweroff_template(tmp: Path, source: str, extra: str = "") -> Path:
+    """A virtualbox-ovf build of the power-off guest: no communicator, the guest powers itself off."""
+    path = tmp / "t.pkr.hcl"
+    path.write_text(f'''
+source "virtualbox-ovf" "t" {{
+  source_path          = "{source}"
+  checksum             = "none"
+  vm_name              = "t"
+  headless             = true
+  guest_additions_mode = "disable"
+  communicator         = "none"
+  shutdown_timeout     = "2m"
+  {extra}
+}}
+build {{ sources = ["source.virtualbox-ovf.t"] }}
+''')
+    return path
+
+
+@pytest.mark.vm
+@pytest.mark.parametrize("keep", [False, True], ids=["unregistered", "keep_registered"])
+def test_a_successful_build_unregisters_its_vm_unless_keep_registered(vboxmanage: StandIn, tmp_path: Path,
+                                                                      keep: bool) -> None:
+    """The stand-in boots a one-sector guest that powers off at once: a whole build in seconds."""
+    ovf = _ide_ovf(tmp_path, boot_sector=_POWEROFF_MBR)
+    extra = "keep_registered = true" if keep else ""
+    proc = _factory(["build", str(_poweroff_template(tmp_path, str(ovf), extra))], cwd=tmp_path, timeout=600)
+    log = proc.stdout + proc.stderr
+    assert proc.returncode == 0, log[-4000:]
+    assert _published(tmp_path / "output-t") == ["t-disk001.vmdk", "t.ovf"]
+    assert vboxmanage.running_pids() == []
+    if keep:
+        assert list(vboxmanage.registered()) == ["t"] and "unregistervm" not in log
+        assert "keep_registered: the VM t stays registered" in log
+        info = machine_readable(vboxmanage("showvminfo", "t", "--machinereadable").stdout)
+        disk = Path(info["IDE Controller-0-0"])   # the build's scratch folder is gone; the kept VM's disk is not
+        assert disk.is_file() and disk.is_relative_to(vboxmanage.home / "VirtualBox VMs"), disk
+        vboxmanage("unregistervm", "t", "--delete")
+    else:
+        assert vboxmanage.registered() == {}
+        assert re.search(r"\[vboxmanage\] getextradata t factory/owner\n.*\[vboxmanage\] unregistervm t --delete",
+                         log), log[-3000:]
+
+
+@pytest.mark.vm
+def test_virtualbox_vm_runs_an_existing_vm_and_never_deletes_it(vboxmanage: StandIn, tmp_path: Path) -> None:
+    """virtualbox-vm is the one builder that changes a VM it did not create: it takes target_snapshot and
+    leaves the VM registered, its disk in place."""
+    ovf = _ide_ovf(tmp_path, boot_sector=_POWEROFF_MBR)
+    vboxmanage("import", str(ovf), "--vsys", "0", "--vmname", "base-vm", "--basefolder", str(tmp_path / "vms"))
+    (tmp_path / "t.pkr.hcl").write_text('''
+source "virtualbox-vm" "t" {
+  vm_name              = "base-vm"
+  guest_additions_mode = "disable"
+  communicator         = "none"
+  skip_export          = true
+  target_snapshot      = "built"
+  shutdown_timeout     = "2m"
+}
+build { sources = ["source.virtualbox-vm.t"] }
+''')
+    proc = _factory(["build", "t.pkr.hcl"], cwd=tmp_path, timeout=600)
+    log = proc.stdout + proc.stderr
+    assert proc.returncode == 0, log[-4000:]
+    assert list(vboxmanage.registered()) == ["base-vm"] and "unregistervm" not in log
+    info = vboxmanage("showvminfo", "base-vm", "--machinereadable").stdout
+    assert 'CurrentSnapshotName="built"' in info and 'VMState="poweroff"' in info
+    vboxmanage("unregistervm", "base-vm", "--delete")

@@ -5,6 +5,9 @@
 #       --guest-os debian --output build/guest/debian-12-guest.ova   # factory's own deterministic OVA
 #   factory build -var ova=build/guest/debian-12-guest.ova examples/debian-virtualbox/debian-ovf.pkr.hcl
 #
+# Artifacts: VirtualBox's export (output-debian-virtualbox/factory-debian-ovf.ova) and a Vagrant box with the
+# virtualbox provider made from it as Packer makes one (debian-12-virtualbox.box: box.ovf, the VMDK, metadata.json).
+#
 # The guest gets its user and factory's ephemeral SSH key from cloud-init's nocloud-net data source, served by
 # factory's HTTP server and named through the DMI system serial (VirtualBox extradata), as on QEMU with -smbios.
 # The image's cloud kernel has no e1000 driver: the NIC is switched to virtio; it boots with UEFI.
@@ -22,6 +25,11 @@ variable "ssh_username" {
 variable "output" {
   type    = string
   default = "output-debian-virtualbox"
+}
+
+variable "box" {
+  type    = string
+  default = "debian-12-virtualbox.box"
 }
 
 source "virtualbox-ovf" "debian" {
@@ -67,5 +75,10 @@ build {
       "echo 'Built by factory on VirtualBox' | sudo tee /etc/motd",
       "cat ~/.vbox_version",
     ]
+  }
+
+  post-processor "vagrant" {
+    output              = var.box
+    keep_input_artifact = true
   }
 }

@@ -93,6 +93,26 @@ def mark_owner(name: str, owner: str) -> list[str]:
     return ["setextradata", name, OWNER_KEY, owner]
 
 
+def read_owner(name: str) -> list[str]:
+    return ["getextradata", name, OWNER_KEY]
+
+
+def owner_of(getextradata_output: str) -> str | None:
+    """The value `getextradata` printed (`Value: ...`), or None for VirtualBox's `No value set!`."""
+    for line in getextradata_output.splitlines():
+        if line.startswith("Value: "):
+            return line[len("Value: "):].strip()
+    return None
+
+
+def register_iso_vm(cfg: VirtualBoxIsoSource, name: str, basefolder: Path, dvds: list[Dvd], owner: str
+                    ) -> list[list[str]]:
+    """define_iso_vm with factory's owner mark right after `createvm`: a VM left half-made by a later failing
+    command still carries the mark that lets cleanup delete it (and only it)."""
+    createvm, *rest = define_iso_vm(cfg, name, basefolder, dvds)
+    return [createvm, mark_owner(name, owner), *rest]
+
+
 def serial_to_file(name: str, log: Path) -> list[str]:
     """The first serial port (COM1) written to a file: the guest's console, for factory's serial log."""
     return ["modifyvm", name, "--uart1", "0x3F8", "4", "--uartmode1", "file", str(log)]

@@ -114,6 +114,15 @@ class VBoxManage:
                 return None
             raise
 
+    def default_machine_folder(self) -> Path:
+        """Where VirtualBox keeps VMs made without --basefolder (`list systemproperties`)."""
+        for line in self(["list", "systemproperties"]).splitlines():
+            key, _, value = line.partition(":")
+            if key.strip() == "Default machine folder" and value.strip():
+                return Path(value.strip())
+        raise FactoryError("`VBoxManage list systemproperties` names no default machine folder",
+                           hint="set one: VBoxManage setproperty machinefolder PATH")
+
     def vms(self) -> dict[str, str]:
         """Registered VMs: name -> UUID (`list vms`: `"name" {uuid}` per line)."""
         out = {}

@@ -8,6 +8,7 @@ from typing import Any
 
 from factory.artifact.exporters import ExportOptions, export
 from factory.artifact.model import Artifact, Firmware, Hardware
+from factory.artifact.vagrant import box_from_virtualbox_export
 from factory.errors import FactoryError
 from factory.placeholders import expand
 from factory.post.base import PostContext, PostProcessor, Result, resolve
@@ -79,7 +80,6 @@ class Vagrant(PostProcessor, type="vagrant"):
         if provider is None:
             raise FactoryError(f"vagrant: no box provider for builder type {artifact.builder_type!r}",
                                hint='set provider_override = "libvirt" or "virtualbox"')
-        disk = input_disk(artifact, "vagrant")
         values = {"BuildName": ctx.source_name, "BuilderType": ctx.source_type, "Provider": provider,
                   "ArtifactId": artifact.artifact_id}
         out = resolve(expand(config.output, values, "output"), ctx)
@@ -88,8 +88,17 @@ class Vagrant(PostProcessor, type="vagrant"):
             raise FactoryError(f"vagrant: vagrantfile_template {template} does not exist")
         opts = ExportOptions(name="box", compression_level=config.compression_level, vagrantfile_template=template,
                              include=tuple(resolve(i, ctx) for i in config.include))
-        files = export(disk, f"vagrant-{provider}", out, hardware=artifact.hardware, options=opts,
-                       option="output")
+        if provider == "virtualbox" and _virtualbox_export(artifact):
+            files = box_from_virtualbox_export(artifact.files, out, artifact.hardware, opts)
+        else:
+            files = export(input_disk(artifact, "vagrant"), f"vagrant-{provider}", out, hardware=artifact.hardware,
+                           options=opts, option="output")
         ctx.emit(f"Created Vagrant box for {provider}: {files[0]}")
         return Result(Artifact("mitchellh.post-processor.vagrant", artifact.build_name, artifact.builder_type,
                                tuple(files), artifact_id=provider), keep_input=False)
+
+
+def _virtualbox_export(artifact: Artifact) -> bool:
+    """The artifact is what VirtualBox exported (its OVF or OVA): boxed as it is, as Packer does."""
+    return artifact.builder_type.startswith("virtualbox-") and \
+        any(f.suffix.lower() in (".ovf", ".ova") for f in artifact.files)

@@ -99,9 +99,10 @@ class VirtualBoxCommon(HttpOptions, FloppyOptions, CdOptions, BootOptions, Shutd
     guest_additions_url: str | None = opt(None, help="URL or path of the guest additions ISO.")
 
     # the VM ---------------------------------------------------------------------------------------------------
-    keep_registered: bool = opt(False, help="Leave the VM registered in VirtualBox after a successful build; "
-                                "by default factory unregisters and deletes it (`unregistervm --delete`), as "
-                                "it always does after a failure or Ctrl-C.")
+    keep_registered: bool = opt(False, help="Leave the VM registered in VirtualBox after a successful build (its "
+                                "files then go to VirtualBox's default machine folder); by default factory "
+                                "unregisters and deletes it (`unregistervm --delete`), as it always does after a "
+                                "failure or Ctrl-C.")
     skip_export: bool = opt(False, help="Do not export the VM (the artifact is then the VM itself, with "
                             "`keep_registered`).")
     vm_name: str | None = opt(None, check=check_file_name,

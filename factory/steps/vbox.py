@@ -45,6 +45,7 @@ class VBoxContext(BuildContext):
     """A build context whose source is a VirtualBox builder; names and values come from its options."""
 
     registered: bool = False               # factory registered the VM (so it may unregister and delete it)
+    owner: str = ""                        # this run's factory/owner mark (host:pid:run uuid)
     keep_vm: bool = False                  # set once the build succeeded with keep_registered
     dvds: list[cmd.Dvd] = field(default_factory=list)
     source_file: Path | None = None        # virtualbox-ovf: the fetched .ovf/.ova
@@ -155,7 +156,10 @@ class Media(Step[VBoxContext]):
             ctx.media = found
             ctx.dvds.append(cmd.Dvd("boot_iso", found, v.iso_interface))
         else:
-            check_appliance(found)
+            try:
+                check_appliance(found)
+            except FactoryError as exc:   # name the option that brought the appliance in
+                raise FactoryError(f"source_path: {exc.message}", hint=exc.hint) from None
             ctx.source_file = found
         ctx.say(f"media: {found}")
 
@@ -259,32 +263,34 @@ class CreateVm(Step[VBoxContext]):
         if isinstance(v, VirtualBoxVmSource):
             return self._existing(ctx, v)
         if ctx.vbox_driver.vbox.info(name) is not None:
-            raise FactoryError(f"a VirtualBox VM named {name!r} already exists; factory never replaces a VM it "
-                               "did not create", hint="choose another vm_name, or remove that VM "
+            raise FactoryError(f"vm_name: a VirtualBox VM named {name!r} already exists; factory never replaces a "
+                               "VM it did not create", hint="choose another vm_name, or remove that VM "
                                f"(VBoxManage unregistervm {name} --delete) if it is a leftover")
         assert ctx.workdir is not None
-        base = ctx.workdir / "vms"
+        # The VM's files live in the build's scratch folder, gone with it; a VM kept registered after the build
+        # needs them to stay: it goes to VirtualBox's default machine folder, as Packer's VMs do.
+        base = ctx.vbox_driver.vbox.default_machine_folder() if v.keep_registered else ctx.workdir / "vms"
+        ctx.owner = f"{socket.gethostname()}:{os.getpid()}:{ctx.run_uuid}"
         # Cleanup first: even a half-made VM (createvm done, modifyvm failed) must be unregistered.
         ctx.cleanups.push(f"unregister and delete VM {name}", lambda: _unregister(ctx))
         if isinstance(v, VirtualBoxIsoSource):
-            self._create(ctx, v, base)
+            createvm, *rest = cmd.register_iso_vm(v, name, base, ctx.dvds, ctx.owner)
+            ctx.run_vbox(createvm)
+            ctx.registered = True   # createvm --register succeeded: the VM exists in VirtualBox
         else:
             assert isinstance(v, VirtualBoxOvfSource) and ctx.source_file is not None
             ctx.say(f"importing {ctx.source_file.name} as {name}")
             ctx.run_vbox(cmd.import_appliance(ctx.source_file, name, base, v.import_flags, v.import_opts))
-        ctx.registered = True
-        ctx.run_vbox(cmd.mark_owner(name, f"{socket.gethostname()}:{os.getpid()}:{ctx.run_uuid}"))
+            ctx.registered = True
+            rest = [cmd.mark_owner(name, ctx.owner)]
+        for args in rest:
+            ctx.run_vbox(args)
         ctx.run_vbox(cmd.serial_to_file(name, serial_log(ctx)))
         for dvd in ctx.dvds:
             ctx.run_vbox(cmd.attach_dvd(name, dvd))
         if ctx.floppy is not None:
             for args in cmd.attach_floppy(name, ctx.floppy):
                 ctx.run_vbox(args)
-
-    def _create(self, ctx: VBoxContext, v: VirtualBoxIsoSource, base: Path) -> None:
-        ctx.registered = True   # createvm --register: from here on the VM exists in VirtualBox
-        for args in cmd.define_iso_vm(v, ctx.vm_name, base, ctx.dvds):
-            ctx.run_vbox(args)
 
     def _existing(self, ctx: VBoxContext, v: VirtualBoxVmSource) -> None:
         name = ctx.vm_name
@@ -307,22 +313,29 @@ def serial_log(ctx: BuildContext) -> Path:
 
 
 def _unregister(ctx: VBoxContext) -> None:
-    """`unregistervm --delete` of the VM factory registered; left alone with keep_registered after success."""
+    """`unregistervm --delete` of the VM this run registered, logged like every VBoxManage call; kept with
+    keep_registered after success. The owner mark is read back first: a VM of that name that does not carry
+    this run's mark (another tool's, made in a race between our name check and createvm) is never touched."""
     if not ctx.registered or ctx.keep_vm:
         if ctx.keep_vm:
             ctx.say(f"keep_registered: the VM {ctx.vm_name} stays registered in VirtualBox")
         return
-    vbox = ctx.vbox_driver.vbox
-    info = vbox.info(ctx.vm_name)
+    vbox, name = ctx.vbox_driver.vbox, ctx.vm_name
+    info = vbox.info(name)
     if info is None:
         return
+    owner = cmd.owner_of(ctx.run_vbox(cmd.read_owner(name)))
+    if owner != ctx.owner:
+        ctx.emit(EventKind.NOTICE, f"the VM {name} does not carry this build's {cmd.OWNER_KEY} mark "
+                 f"({owner or 'none'}); factory leaves it registered")
+        return
     if info.get("VMState") in ("running", "paused", "starting", "gurumeditation", "stuck"):
-        vbox(["controlvm", ctx.vm_name, "poweroff"])
+        ctx.run_vbox(["controlvm", name, "poweroff"])
         for _ in range(60):
-            if (vbox.info(ctx.vm_name) or {}).get("VMState") not in ("running", "paused", "stopping"):
+            if (vbox.info(name) or {}).get("VMState") not in ("running", "paused", "stopping"):
                 break
             time.sleep(0.5)
-    vbox(cmd.unregister(ctx.vm_name))
+    ctx.run_vbox(cmd.unregister(name))
 
 
 class NatRule(Step[VBoxContext]):
@@ -366,7 +379,10 @@ class CustomCommands(Step[VBoxContext]):
     def run(self, ctx: VBoxContext) -> None:
         values = ctx.template_values
         for i, args in enumerate(self._commands(ctx)):
-            ctx.run_vbox([expand(a, values, where=f"{self.option}[{i}]") for a in args])
+            try:
+                ctx.run_vbox([expand(a, values, where=f"{self.option}[{i}]") for a in args])
+            except FactoryError as exc:   # the template's own command: say which one
+                raise FactoryError(f"{self.option}[{i}]: {exc.message}", hint=exc.hint, where=exc.where) from None
 
 
 class Boot(Step[VBoxContext]):

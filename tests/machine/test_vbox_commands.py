@@ -24,15 +24,15 @@ def iso_build_commands(cfg: VirtualBoxIsoSource, name: str) -> list[list[str]]:
     """What `factory build` runs for a virtualbox-iso source, step by step (factory.steps.vbox)."""
     iso = cmd.Dvd("boot_iso", Path("$ISO"), cfg.iso_interface)
     values = {"Name": name, "HTTPIP": "10.0.2.2", "HTTPPort": "$HTTP_PORT", "SSHHostPort": "$SSH_PORT"}
-    out = cmd.define_iso_vm(cfg, name, WORK / "vms", [iso])
-    out += [cmd.mark_owner(name, "$HOST:$PID:$RUN_UUID"), cmd.serial_to_file(name, WORK / f"{name}.serial.log"),
+    out = cmd.register_iso_vm(cfg, name, WORK / "vms", [iso], "$HOST:$PID:$RUN_UUID")
+    out += [cmd.serial_to_file(name, WORK / f"{name}.serial.log"),
             cmd.attach_dvd(name, iso), cmd.nat_rule(name, cfg.ssh_listen_address, 2222, cfg.ssh_port)]
     out += [[expand(a, values, where="vboxmanage") for a in c] for c in cfg.vboxmanage]
     out += [cmd.start(name, cfg.headless), ["controlvm", name, "acpipowerbutton"]]
     out += [[expand(a, values, where="vboxmanage_post") for a in c] for c in cfg.vboxmanage_post]
     out += [cmd.delete_nat_rule(name), cmd.detach_dvd(name, iso)]
     out += [cmd.export(name, WORK / "output" / f"{cfg.output_filename or name}.{cfg.format}", list(cfg.export_opts)),
-            cmd.unregister(name)]
+            cmd.read_owner(name), cmd.unregister(name)]
     return out
 
 
