@@ -173,7 +173,7 @@ def jobs_workers(
 
 @jobs_app.command("show")
 def jobs_show(job: JobArg, db: DbOpt = None) -> None:
-    """One job as JSON: state, queue, arguments (variable values hidden), history, results."""
+    """One job as JSON: state, queue, arguments (sealed secrets by name only), history, results."""
     from factory.queue import db as qdb
     from factory.queue import jobs
 

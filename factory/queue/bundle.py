@@ -70,13 +70,17 @@ def file_inputs(variables: dict[str, Any], folder: Path) -> dict[str, Path]:
     return found
 
 
-def pack(template: Path, var_files: list[Path], variables: dict[str, Any], out: Path) -> Manifest:
-    """Write the bundle of template (a file or folder) to out; what it holds."""
+def pack(template: Path, var_files: list[Path], variables: dict[str, Any], out: Path,
+         leave_out: frozenset[Path] = frozenset()) -> Manifest:
+    """Write the bundle of template (a file or folder) to out, without the files in leave_out (secrets, sealed
+    apart); what it holds."""
     folder = template if template.is_dir() else template.parent
     arg = "template" if template.is_dir() else f"template/{template.name}"
     manifest = Manifest(template=arg)
     with tarfile.open(out, "w", format=tarfile.PAX_FORMAT) as tar:
         for src in _files_under(folder):
+            if src in leave_out:
+                continue
             _add(tar, src, f"template/{src.relative_to(folder).as_posix()}")
         for i, vf in enumerate(var_files):
             if not vf.is_file():

@@ -102,10 +102,10 @@ class Runner:
             # The job was taken just now, but the database may be restarting: wait for it rather than fail.
             self.owner = db.retrying(self._owner)
             db.retrying(lambda: self._record_run(None))
-            root, before = db.retrying(lambda: self._unpack(work))
             try:
+                root, before = db.retrying(lambda: self._unpack(work))
                 code = self._build(root, sink)
-            except FactoryError as exc:  # the job's secrets do not open here: say why in its log
+            except FactoryError as exc:  # e.g. the job's secrets do not open here: say why in its log
                 sink.worker(exc.render(), EventKind.NOTICE)
                 self._record_run("failed")
                 raise
@@ -151,7 +151,33 @@ class Runner:
         root = work / "b"
         bundle.unpack(tar, root)
         tar.unlink()
+        self._place_sealed_files(root)  # before the listing: they are inputs, never uploaded as results
         return root, bundle.bundle_files(root)
+
+    def _place_sealed_files(self, root: Path) -> None:
+        """A template folder's *.auto.pkrvars.* that hold secrets travel sealed: opened into their place (0600;
+        the work folder goes when the job ends), where the build reads them as on the submitter's host."""
+        from factory.queue import seal
+
+        sealed = self.args.get("sealed_files") or []
+        if not sealed:
+            return
+        key = self._key()
+        for f in sealed:
+            dest = (root / f["path"]).resolve()
+            if not dest.is_relative_to(root.resolve() / "template"):
+                raise FactoryError(f"job {self.job_id}: refusing sealed file path {f['path']!r}")
+            fd = os.open(dest, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(seal.open_sealed(key, f"file:{f['path']}", f["sealed"]))
+
+    def _key(self) -> tuple[str, object]:
+        from factory.queue import seal
+
+        if self.cfg.key_file is None:
+            raise FactoryError(f"job {self.job_id} carries sealed secrets and this worker has no queue key",
+                               hint=f"set {seal.KEY_ENV} to the private key `factory queue key` wrote")
+        return seal.load_private(self.cfg.key_file)
 
     def command(self, root: Path, secret_dir: Path | None = None) -> list[str]:
         """`factory build` as the user would type it, with the bundle's copies of var files and file inputs (the
@@ -182,10 +208,7 @@ class Runner:
         takes them from (never the argv, which every user of the host can read in /proc)."""
         from factory.queue import seal
 
-        if self.cfg.key_file is None:
-            raise FactoryError(f"job {self.job_id} carries sealed secrets and this worker has no queue key",
-                               hint=f"set {seal.KEY_ENV} to the private key `factory queue key` wrote")
-        key = seal.load_private(self.cfg.key_file)
+        key = self._key()
         for vf in self.args.get("var_files") or []:
             if isinstance(vf, dict):
                 plain = seal.open_sealed(key, f"var-file:{vf['name']}", vf["sealed"])

@@ -59,7 +59,8 @@ def submit(url: str, project: Project, template: Path, *, vars: list[str], var_f
     store = blobs.open_store(url)
     with tempfile.TemporaryDirectory(prefix="factory-submit-") as tmp:
         tar = Path(tmp, "bundle.tar")
-        manifest = bundle.pack(template, [f for f in var_files if f not in split.var_files], project.variables, tar)
+        manifest = bundle.pack(template, [f for f in var_files if f not in split.var_files], project.variables, tar,
+                               leave_out=frozenset(split.auto_files))
         key = store.put(tar)
     lock = queueing_lock(key, split.vars, only, except_, split.names())
     packed = iter(manifest.var_files)
@@ -67,6 +68,7 @@ def submit(url: str, project: Project, template: Path, *, vars: list[str], var_f
                                          for f in var_files]
     args: dict[str, Any] = {"bundle": key, "template": manifest.template, "vars": split.vars,
                             "secret_vars": split.secret_vars, "var_files": files, "inputs": manifest.inputs,
+                            "sealed_files": list(split.auto_files.values()),
                             "only": only, "except_": except_, "name": template.name,
                             "submitter": socket.gethostname()}
     app = make_app(url, sync=True)
@@ -85,9 +87,11 @@ class Split:
     vars: list[str] = field(default_factory=list)
     secret_vars: list[dict[str, str]] = field(default_factory=list)     # {"name", "value": sealed}
     var_files: dict[Path, dict[str, str]] = field(default_factory=dict)  # file -> {"name", "sealed"}
+    auto_files: dict[Path, dict[str, str]] = field(default_factory=dict)  # *.auto.pkrvars.* -> {"path", "sealed"}
 
     def names(self) -> list[str]:
-        return [v["name"] for v in self.secret_vars] + ["@" + f["name"] for f in self.var_files.values()]
+        return ([v["name"] for v in self.secret_vars] + ["@" + f["name"] for f in self.var_files.values()]
+                + ["@" + f["path"] for f in self.auto_files.values()])
 
 
 def _assigned(path: Path) -> set[str]:
@@ -101,9 +105,11 @@ def _assigned(path: Path) -> set[str]:
 
 def secrets_of(url: str, project: Project, template: Path, vars: list[str], var_files: list[Path]) -> Split:
     """Split the submit's values: a -var of a sensitive variable, or whose value reaches a sensitive option (the
-    template registered it as a secret when it loaded), and a var file that sets one, are sealed to the queue
-    key; without a registered key they are refused, before anything is stored."""
+    template registered it as a secret when it loaded), and a var file (given, or a template folder's
+    *.auto.pkrvars.*) that sets one, are sealed to the queue key; without a registered key they are refused,
+    before anything is stored."""
     from factory import secrets
+    from factory.template.loader import template_files
 
     sensitive = {n for n, v in project.variables.items() if v.sensitive}
     split = Split()
@@ -118,6 +124,11 @@ def secrets_of(url: str, project: Project, template: Path, vars: list[str], var_
         text = path.read_text()
         if _assigned(path) & sensitive or secrets.mask(text) != text:
             found.append(("var-file", f"{i}-{path.name}", path.read_bytes()))
+    autos = template_files(template)[2]  # a folder's *.auto.pkrvars.*: they would travel in the bundle
+    for path in autos:
+        text = path.read_text()
+        if _assigned(path) & sensitive or secrets.mask(text) != text:
+            found.append(("file", f"template/{path.name}", path.read_bytes()))
     folder = template if template.is_dir() else template.parent
     for name in sorted(sensitive & set(bundle.file_inputs(project.variables, folder))):
         raise FactoryError(f"variable {name!r} is sensitive and names a local file: factory does not store its "
@@ -138,6 +149,8 @@ def secrets_of(url: str, project: Project, template: Path, vars: list[str], var_
         token = seal.seal(public, f"{what}:{name}", plain)
         if what == "var":
             split.secret_vars.append({"name": name, "value": token})
+        elif what == "file":
+            split.auto_files[template / name.removeprefix("template/")] = {"path": name, "sealed": token}
         else:
             split.var_files[var_files[int(name.split("-", 1)[0])]] = {"name": name, "sealed": token}
     return split

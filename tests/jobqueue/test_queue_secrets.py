@@ -1,20 +1,24 @@
-"""Secrets through the queue (real PostgreSQL, real workers): a sensitive -var and a var file that sets a sensitive
-variable are sealed to the queue key; the database (every table and large object), `jobs show`, `jobs logs` and
-the processes' command lines never hold them in clear text, and the build still gets the real values."""
+"""Secrets through the queue (real PostgreSQL, real workers): a sensitive -var, a var file and a template folder's
+*.auto.pkrvars.hcl that set a sensitive variable are sealed to the queue key; the database (every table and
+large object), `jobs show`, `jobs logs` and the processes' command lines never hold them in clear text, and the
+build still gets the real values."""
 
 from __future__ import annotations
 
 import contextlib
 import hashlib
+import json
 import os
 import signal
 import stat
+import subprocess
 from pathlib import Path
 
 from tests.fixtures.jobqueue import Workers, factory, sql, status, tagged_processes, wait_for
 
 PASSWORD = "S3cr3t-Queue-Pass-7781"
 TOKEN = "tok-Zq81-very-secret"
+AUTO = "AUTO-Secret-Key-555"
 
 TEMPLATE = """
 variable "pw" {
@@ -22,6 +26,11 @@ variable "pw" {
   sensitive = true
 }
 variable "token" {
+  type      = string
+  default   = ""
+  sensitive = true
+}
+variable "apikey" {
   type      = string
   default   = ""
   sensitive = true
@@ -40,7 +49,7 @@ source "null" "job" {
 build {
   sources = ["source.null.job"]
   provisioner "shell-local" {
-    inline = ["echo PW-${sha256(var.pw)} TOKEN-${sha256(var.token)} PLAIN-${var.tag}",
+    inline = ["echo PW-${sha256(var.pw)} TOKEN-${sha256(var.token)} AUTO-${sha256(var.apikey)} PLAIN-${var.tag}",
               "sh -c 'sleep ${var.sleep}; true' factory-queue-test-${var.tag}"]
   }
 }
@@ -79,6 +88,7 @@ def test_secrets_are_sealed_in_the_queue_and_opened_only_by_a_worker_with_the_ke
     folder = tmp_path / "tpl"
     folder.mkdir()
     (folder / "job.pkr.hcl").write_text(TEMPLATE)
+    (folder / "creds.auto.pkrvars.hcl").write_text(f'apikey = "{AUTO}"\n')
     varfile = tmp_path / "secrets.pkrvars.hcl"
     varfile.write_text(f'token = "{TOKEN}"\n')
     submit = ["submit", "--db", workers.url, "-var", f"pw={PASSWORD}", "-var-file", str(varfile)]
@@ -112,17 +122,41 @@ def test_secrets_are_sealed_in_the_queue_and_opened_only_by_a_worker_with_the_ke
     assert proc.returncode == 0, proc.stderr
     job = int(proc.stdout.strip().splitlines()[-1])
     wait_for(lambda: tagged_processes("sealed"), 60)
-    assert not command_lines_holding(PASSWORD) and not command_lines_holding(TOKEN)
+    assert not any(command_lines_holding(v) for v in (PASSWORD, TOKEN, AUTO))
     wait_for(lambda: status(workers.url, job) == "succeeded", 60)
 
     logs = factory("jobs", "logs", str(job), "--db", workers.url)
     text = logs.stdout + logs.stderr
-    assert f"PW-{_sha(PASSWORD)} TOKEN-{_sha(TOKEN)} PLAIN-sealed" in text, text  # the build got the values
+    # The build got the real values (their hashes printed), and the opened auto var file was not uploaded.
+    assert f"PW-{_sha(PASSWORD)} TOKEN-{_sha(TOKEN)} AUTO-{_sha(AUTO)} PLAIN-sealed" in text, text
     shown = factory("jobs", "show", str(job), "--db", workers.url).stdout
     assert "pw=<sealed>" in shown and "tag=sealed" in shown and "secrets.pkrvars.hcl <sealed>" in shown, shown
+    assert json.loads(shown)["result"]["files"] == []
     for out in (text, shown, proc.stdout + proc.stderr):
-        assert PASSWORD not in out and TOKEN not in out
-    assert database_holds(workers.url, PASSWORD, TOKEN) == []
+        assert PASSWORD not in out and TOKEN not in out and AUTO not in out
+    assert database_holds(workers.url, PASSWORD, TOKEN, AUTO) == []
     # The scan does look into every row and the bundles: plain values and the template are found there.
     control = database_holds(workers.url, "tag=sealed", "sha256(var.pw)")
     assert any("procrastinate_jobs" in c for c in control) and any("large object" in c for c in control), control
+
+
+def test_submits_that_differ_only_in_a_secret_are_one_waiting_job(queue_db: str, tmp_path: Path) -> None:
+    """The queueing lock counts a sealed value by its name (a hash of it would let a database reader test
+    guesses): the second submit is the waiting job's duplicate; a different plain value is a new job."""
+    folder = tmp_path / "tpl"
+    folder.mkdir()
+    (folder / "job.pkr.hcl").write_text(TEMPLATE)
+    assert factory("queue", "key", str(tmp_path / "queue.key"), "--db", queue_db).returncode == 0
+
+    def submit(*vars: str) -> subprocess.CompletedProcess[str]:
+        args = [a for v in vars for a in ("-var", v)]
+        proc = factory("submit", "--db", queue_db, *args, str(folder))
+        assert proc.returncode == 0, proc.stderr
+        return proc
+
+    first = submit(f"pw={PASSWORD}", "tag=one")
+    again = submit("pw=another-Secret-123", "tag=one")
+    assert int(again.stdout.split()[-1]) == int(first.stdout.split()[-1]) and "already queued" in again.stderr
+    other = submit(f"pw={PASSWORD}", "tag=two")
+    assert int(other.stdout.split()[-1]) != int(first.stdout.split()[-1])
+    assert database_holds(queue_db, PASSWORD, "another-Secret-123") == []
