@@ -14,6 +14,10 @@ variable becomes a local, as HCL2 defaults cannot), a `source "TYPE" "NAME"` per
 
 Placeholders a builder fills in at run time (`{{ .HTTPIP }}`, `{{ .Vars }}` ...) stay as they are, as in HCL2
 templates. factory reads legacy templates by upgrading them in memory; `factory hcl2_upgrade` writes the result.
+
+A `{{user `x`}}` whose x the template does not declare is still a user variable in legacy Packer: -var and
+-var-file set it, and unset it renders "". The upgrade declares each such variable with that default (after the
+declared ones), so templates whose var files carry their ISO names and checksums keep working.
 """
 
 from __future__ import annotations
@@ -52,6 +56,7 @@ def read_json(path: Path) -> Any:
 @dataclass
 class _Context:
     locals_: set[str] = field(default_factory=set)
+    used: dict[str, None] = field(default_factory=dict)   # user variables referenced, in order of first use
     timestamp: bool = False
     kept: set[str] = field(default_factory=set)     # Go-template actions left as they are
 
@@ -69,6 +74,7 @@ def _call(action: str, ctx: _Context) -> str | None:
     fn, args = words[0], words[1:]
     arg = json.dumps(args[0]) if args else ""
     if fn == "user" and args:
+        ctx.used.setdefault(args[0])
         kind = "local" if args[0] in ctx.locals_ else "var"
         return f"{kind}.{args[0]}" if _IDENT.fullmatch(args[0]) else f'{kind}["{args[0]}"]'
     if fn == "timestamp":
@@ -154,6 +160,11 @@ def upgrade(data: Any, file: str) -> Upgraded:
     parts += _variables(data, ctx)
     builders = _sources(data, ctx, parts)
     parts.append(_build(data, ctx, builders))
+    declared = set(data.get("variables") or {})
+    implicit = [n for n in ctx.used if n not in declared]
+    if implicit:   # after the declared variables, before the sources
+        at = next(i for i, part in enumerate(parts) if part.startswith("source "))
+        parts[at:at] = [f'variable {json.dumps(n)} {{\n  type    = string\n  default = ""\n}}\n' for n in implicit]
     if ctx.timestamp:
         parts.insert(1, 'locals {\n  timestamp = regex_replace(timestamp(), "[- TZ:]", "")\n}\n')
     text = format_text("\n".join(parts), file)

@@ -92,6 +92,22 @@ def test_only_names_a_legacy_builder(tree: Path) -> None:
     assert [s.full_name for b in project.builds for s in b.sources] == ["qemu.qemu"]
 
 
+def test_undeclared_user_variables_come_from_var_files_or_render_empty(tmp_path: Path) -> None:
+    """Legacy Packer (checked with packer 1.6.6): `{{user `x`}}` for an x the template does not declare takes
+    -var / -var-file values, and renders "" when unset."""
+    (tmp_path / "t.json").write_text(json.dumps({
+        "variables": {"a": "1"},
+        "builders": [{"type": "null", "communicator": "none"}],
+        "provisioners": [{"type": "shell-local", "inline": ["a={{user `a`}} b={{user `b`}} c={{user `c`}}"]}]}))
+    (tmp_path / "v.json").write_text('{"b": "2"}')
+    project = load(tmp_path / "t.json", var_files=[tmp_path / "v.json"], vars=["c=3"], env={})
+    assert project.builds[0].provisioners[0].config.inline == ["a=1 b=2 c=3"]  # type: ignore[attr-defined]
+    unset = load(tmp_path / "t.json", env={})
+    assert unset.builds[0].provisioners[0].config.inline == ["a=1 b= c="]  # type: ignore[attr-defined]
+    text = upgrade(json.loads((tmp_path / "t.json").read_text()), "t.json").text
+    assert 'variable "b" {\n  type    = string\n  default = ""\n}' in text
+
+
 @pytest.mark.parametrize(("text", "message"), [
     ('{"builders": [\n  {"type": "qemu",}\n]}', "invalid JSON"),
     ('{"builders": [{"iso_url": "x"}]}', 'builders[0] has no "type"'),
