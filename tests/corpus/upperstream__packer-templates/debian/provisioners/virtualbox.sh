@@ -1,0 +1,2 @@
+#!/bin/sh
+# stub of the project script
