@@ -130,10 +130,10 @@ def secrets_of(url: str, project: Project, template: Path, vars: list[str], var_
         if _assigned(path) & sensitive or secrets.mask(text) != text:
             found.append(("file", f"template/{path.name}", path.read_bytes()))
     folder = template if template.is_dir() else template.parent
-    for name in sorted(sensitive & set(bundle.file_inputs(project.variables, folder))):
-        raise FactoryError(f"variable {name!r} is sensitive and names a local file: factory does not store its "
+    if named := sorted(sensitive & set(bundle.file_inputs(project.variables, folder))):
+        raise FactoryError(f"variable {named[0]!r} is sensitive and names a local file: factory does not store its "
                            "content in the queue", hint=f"put the file on the workers and pass its path there "
-                           f"(-var {name}=/path/on/the/workers, a path that does not exist here), or make the "
+                           f"(-var {named[0]}=/path/on/the/workers, a path that does not exist here), or make the "
                            "variable non-sensitive if the file is not a secret")
     if not found:
         return split
@@ -144,7 +144,8 @@ def secrets_of(url: str, project: Project, template: Path, vars: list[str], var_
                            "them in the queue database in clear text",
                            hint="run `factory queue key /etc/factory/queue.key` once and install that file on the "
                            f"workers ({seal.KEY_ENV}), or give the workers the value themselves (PKR_VAR_NAME in "
-                           "their environment) and leave it out of the submit")
+                           "their environment) and leave it out of the submit (a PKR_VAR_NAME set here is used to "
+                           "validate and is not sent)")
     for what, name, plain in found:
         token = seal.seal(public, f"{what}:{name}", plain)
         if what == "var":

@@ -160,3 +160,17 @@ def test_submits_that_differ_only_in_a_secret_are_one_waiting_job(queue_db: str,
     other = submit(f"pw={PASSWORD}", "tag=two")
     assert int(other.stdout.split()[-1]) != int(first.stdout.split()[-1])
     assert database_holds(queue_db, PASSWORD, "another-Secret-123") == []
+
+
+def test_a_sensitive_variable_naming_a_local_file_is_refused(queue_db: str, tmp_path: Path) -> None:
+    """Its content would travel in the bundle: the submit says so and queues nothing."""
+    folder = tmp_path / "tpl"
+    folder.mkdir()
+    (folder / "job.pkr.hcl").write_text(TEMPLATE)
+    keyfile = tmp_path / "id_ed25519"
+    keyfile.write_text("PRIVATE-KEY-MATERIAL\n")
+    proc = factory("submit", "--db", queue_db, "-var", f"pw={keyfile}", str(folder))
+    assert proc.returncode == 1, proc.stderr
+    assert "variable 'pw' is sensitive and names a local file" in proc.stderr and "Traceback" not in proc.stderr
+    assert sql(queue_db, "SELECT count(*) FROM procrastinate_jobs")[0][0] == 0
+    assert database_holds(queue_db, "PRIVATE-KEY-MATERIAL") == []
