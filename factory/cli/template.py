@@ -39,7 +39,12 @@ def inspect(
     except_: ExceptOpt = None,
 ) -> None:
     """Show a template's variables (sensitive ones masked), locals, sources and build steps in order."""
+    from factory.template import legacy
     from factory.template.inspect import render_inspect
 
+    if template.is_file() and legacy.is_legacy_file(template):
+        # Packer shows a legacy template as written, without evaluating it (a required variable may be unset).
+        print(legacy.render_inspect(legacy.upgrade_file(template).data), end="")
+        return
     project = load_template(template, var, var_file, only, except_, skip_unknown_sources=True)
     print(render_inspect(project, project.sensitive_locals), end="")

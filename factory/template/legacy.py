@@ -144,6 +144,7 @@ class Upgraded:
     text: str
     builders: dict[str, str]        # legacy builder name → HCL2 source full name (TYPE.NAME)
     kept: set[str]                  # Go-template actions left unconverted
+    data: dict[str, Any] = field(default_factory=dict)   # the legacy template itself
 
 
 def upgrade(data: Any, file: str) -> Upgraded:
@@ -168,7 +169,7 @@ def upgrade(data: Any, file: str) -> Upgraded:
     if ctx.timestamp:
         parts.insert(1, 'locals {\n  timestamp = regex_replace(timestamp(), "[- TZ:]", "")\n}\n')
     text = format_text("\n".join(parts), file)
-    return Upgraded(text, builders, ctx.kept)
+    return Upgraded(text, builders, ctx.kept, data)
 
 
 def _variables(data: dict[str, Any], ctx: _Context) -> list[str]:
@@ -266,3 +267,47 @@ def selection(files: list[Path], patterns: Sequence[str]) -> list[str]:
         if is_legacy_file(f):
             builders.update(upgrade_file(f).builders)
     return [builders.get(p, p) for p in patterns]
+
+
+def render_inspect(data: dict[str, Any]) -> str:
+    """`packer inspect` of a legacy JSON template, laid out as Packer's Core.InspectConfig prints it ("JSON
+    mode"): variables with their defaults as written (null: required; sensitive ones masked), builders by
+    name, provisioners in order."""
+    out = ["Packer Inspect: JSON mode"]
+    if data.get("description"):
+        out += ["Description:\n", f"{data['description']}\n"]
+    variables = data.get("variables") or {}
+    sensitive = {_shown(variables[n]) for n in data.get("sensitive-variables") or [] if n in variables}
+    if not variables:
+        out += ["Variables:\n", "  <No variables>"]
+    else:
+        required = [n for n, v in variables.items() if v is None]
+        if required:
+            out += ["Required variables:\n", *(f"  {n}" for n in required), ""]
+        out.append("Optional variables and their defaults:\n")
+        width = max(len(n) for n in variables)
+        for name in sorted(variables):
+            if variables[name] is None:
+                continue
+            shown = _shown(variables[name])
+            out.append(f"  {name}{' ' * (width - len(name))} = {'<sensitive>' if shown in sensitive else shown}")
+    out += ["", "Builders:\n"]
+    builders = {str(b.get("name") or b.get("type")): str(b.get("type")) for b in data.get("builders") or []
+                if isinstance(b, dict)}
+    if not builders:
+        out.append("  <No builders>")
+    width = max((len(n) for n in builders), default=0)
+    for name in sorted(builders):
+        line = f"  {name}{' ' * (width - len(name))}"
+        out.append(line if name == builders[name] else f"{line} ({builders[name]})")
+    out += ["", "Provisioners:\n"]
+    steps = [p if isinstance(p, str) else p.get("type") for p in data.get("provisioners") or []
+             if isinstance(p, str | dict)]
+    out += [f"  {t}" for t in steps] or ["  <No provisioners>"]
+    out.append("\nNote: If your build names contain user variables or template\nfunctions such as 'timestamp', "
+               "these are processed at build time,\nand therefore only show in their raw form here.")
+    return "\n".join(out) + "\n"
+
+
+def _shown(default: Any) -> str:
+    return default if isinstance(default, str) else json.dumps(default)
