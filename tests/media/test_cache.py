@@ -175,6 +175,18 @@ def test_local_path_is_verified_in_place(tmp_path: Path) -> None:
         cache.fetch([str(tmp_path / "nope.iso")], "none")
 
 
+def test_a_local_image_with_checksum_none_is_not_read(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Nothing to compare with: hashing a 400 MB base image on every build only cost time (stage IDs remember
+    # its digest by identity, factory.build.content_sha256).
+    image = tmp_path / "base.qcow2"
+    image.write_bytes(PAYLOAD)
+    reads: list[Path] = []
+    real = cache.file_digests
+    monkeypatch.setattr(cache, "file_digests", lambda path, *a, **kw: reads.append(path) or real(path, *a, **kw))
+    assert cache.fetch([str(image)], "none") == image and reads == []
+    assert cache.fetch([str(image)], f"sha256:{SHA}") == image and reads == [image]
+
+
 def test_packer_algorithms_sha512_md5_sha1(server: Server, tmp_path: Path) -> None:
     """Packer templates pin with sha512/sha1/md5 too; the cache still lands the file by sha256."""
     sha512 = hashlib.sha512(PAYLOAD).hexdigest()
