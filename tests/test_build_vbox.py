@@ -22,6 +22,7 @@ from factory.artifact.exporters import ExportOptions, export
 from factory.artifact.model import Firmware, Hardware
 from factory.fsutil import OUTPUT_MARKER
 from factory.machine.vboxmanage import machine_readable
+from factory.post.export import host_architecture
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE = ROOT / "examples" / "debian-virtualbox" / "debian-ovf.pkr.hcl"
@@ -107,7 +108,8 @@ def _check_virtualbox_box(box: Path, schema: etree.XMLSchema, scratch: Path, dis
     assert listing == ["metadata.json", "Vagrantfile", "box.ovf", *disks], listing
     scratch.mkdir()
     subprocess.run(["tar", "-xzf", str(box), "-C", str(scratch)], check=True)
-    assert json.loads((scratch / "metadata.json").read_text()) == {"provider": "virtualbox"}
+    assert json.loads((scratch / "metadata.json").read_text()) == {"provider": "virtualbox",
+                                                                    "architecture": host_architecture()}
     assert (scratch / "Vagrantfile").read_text().startswith('Vagrant.configure("2") do |config|')
     descriptor = etree.parse(str(scratch / "box.ovf"))
     assert schema.validate(descriptor), schema.error_log

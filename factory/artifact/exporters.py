@@ -48,6 +48,7 @@ class ExportOptions:
     compression_level: int = 6        # deflate level for VMDK grains and gzip
     vagrantfile_template: Path | None = None
     include: tuple[Path, ...] = ()    # Vagrant boxes: extra files packed beside the disk
+    architecture: str | None = None   # Vagrant boxes: metadata.json's architecture (Packer's vagrant post-processor)
 
 
 class Exporter:

@@ -53,6 +53,11 @@ def vagrantfile(provider: str, hw: Hardware, template: Path | None) -> bytes:
     return ("\n".join(lines) + "\n").encode()
 
 
+def _metadata(opts: ExportOptions, meta: dict[str, object]) -> bytes:
+    """metadata.json, with the architecture Packer's vagrant post-processor records when one is given."""
+    return metadata_json({**meta, "architecture": opts.architecture} if opts.architecture else meta)
+
+
 def _included(opts: ExportOptions) -> list[tuple[str, Path | bytes]]:
     return [(p.name, p) for p in opts.include]
 
@@ -67,7 +72,7 @@ class VagrantLibvirtExporter(Exporter, format="vagrant-libvirt"):
             img = compact(disk, Path(tmp) / "box.img")
             meta = {"provider": "libvirt", "format": "qcow2", "virtual_size": -(-size // GIB)}
             with events.progress(f"packing {out.name}", None):
-                write_box(out, [("metadata.json", metadata_json(meta)),
+                write_box(out, [("metadata.json", _metadata(self.opts, meta)),
                                 ("Vagrantfile", vagrantfile("libvirt", self.hw, self.opts.vagrantfile_template)),
                                 ("box.img", img), *_included(self.opts)], self.opts.compression_level)
         return [out]
@@ -84,7 +89,7 @@ class VagrantVirtualBoxExporter(Exporter, format="vagrant-virtualbox"):
                     events.progress(f"writing {out.name}", src.virtual_size, activity="export") as bar:
                 files = write_ovf_files(src, Path(tmp), OvaParts("box.ovf", "box.mf", "box-disk001.vmdk"),
                                         self.hw, opts, bar.advance)
-            meta = metadata_json({"provider": "virtualbox"})
+            meta = _metadata(self.opts, {"provider": "virtualbox"})
             members: list[tuple[str, Path | bytes]] = [
                 ("metadata.json", meta),
                 ("Vagrantfile", vagrantfile("virtualbox", self.hw, self.opts.vagrantfile_template)),
@@ -123,7 +128,7 @@ def box_from_virtualbox_export(files: Sequence[Path], out: Path, hw: Hardware, o
                             "end\n").encode()
         else:
             vagrant_file = vagrantfile("virtualbox", hw, None)
-        members: list[tuple[str, Path | bytes]] = [("metadata.json", metadata_json({"provider": "virtualbox"})),
+        members: list[tuple[str, Path | bytes]] = [("metadata.json", _metadata(opts, {"provider": "virtualbox"})),
                                                    ("Vagrantfile", vagrant_file)]
         for p in parts:
             name = {".ovf": "box.ovf", ".mf": "box.mf"}.get(p.suffix.lower(), p.name)

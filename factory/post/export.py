@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import platform
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -80,14 +81,15 @@ class Vagrant(PostProcessor, type="vagrant"):
         if provider is None:
             raise FactoryError(f"vagrant: no box provider for builder type {artifact.builder_type!r}",
                                hint='set provider_override = "libvirt" or "virtualbox"')
+        arch = config.architecture or host_architecture()
         values = {"BuildName": ctx.source_name, "BuilderType": ctx.source_type, "Provider": provider,
-                  "ArtifactId": artifact.artifact_id}
+                  "ArtifactId": artifact.artifact_id, "Architecture": arch}
         out = resolve(expand(config.output, values, "output"), ctx)
         template = resolve(config.vagrantfile_template, ctx) if config.vagrantfile_template else None
         if template is not None and not template.is_file():
             raise FactoryError(f"vagrant: vagrantfile_template {template} does not exist")
         opts = ExportOptions(name="box", compression_level=config.compression_level, vagrantfile_template=template,
-                             include=tuple(resolve(i, ctx) for i in config.include))
+                             include=tuple(resolve(i, ctx) for i in config.include), architecture=arch)
         if provider == "virtualbox" and _virtualbox_export(artifact):
             files = box_from_virtualbox_export(artifact.files, out, artifact.hardware, opts)
         else:
@@ -96,6 +98,17 @@ class Vagrant(PostProcessor, type="vagrant"):
         ctx.emit(f"Created Vagrant box for {provider}: {files[0]}")
         return Result(Artifact("mitchellh.post-processor.vagrant", artifact.build_name, artifact.builder_type,
                                tuple(files), artifact_id=provider), keep_input=False)
+
+
+# Python's platform.machine() → Go's GOARCH, which Packer's vagrant post-processor records (386 as Vagrant's i386).
+_GOARCH = {"x86_64": "amd64", "amd64": "amd64", "aarch64": "arm64", "arm64": "arm64", "i386": "i386",
+           "i686": "i386", "armv7l": "arm", "ppc64le": "ppc64le", "s390x": "s390x", "riscv64": "riscv64"}
+
+
+def host_architecture() -> str:
+    """The build host's architecture in Go's names (Packer's default for the vagrant post-processor)."""
+    machine = platform.machine().lower()
+    return _GOARCH.get(machine, machine)
 
 
 def _virtualbox_export(artifact: Artifact) -> bool:

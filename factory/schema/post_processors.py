@@ -11,6 +11,7 @@ exports work (issue 5) in the marked section at the end of this file or in facto
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import ClassVar
 
 from factory.options import Component, Kind, Support, opt
@@ -97,17 +98,29 @@ class VagrantPostProcessor(Checked, Component, kind=Kind.POST_PROCESSOR, name="v
 
     summary: ClassVar[str] = "Packages the disk as a Vagrant box for the libvirt or virtualbox provider."
 
-    output: str = opt("packer_{{.BuildName}}_{{.Provider}}.box", help="Box path; `{{.BuildName}}`, "
-                      "`{{.Provider}}`, `{{.BuilderType}}` and `{{.ArtifactId}}` are expanded.")
+    output: str = opt("packer_{{.BuildName}}_{{.Provider}}_{{.Architecture}}.box", help="Box path; "
+                      "`{{.BuildName}}`, `{{.Provider}}`, `{{.Architecture}}`, `{{.BuilderType}}` and "
+                      "`{{.ArtifactId}}` are expanded.")
     compression_level: int = opt(6, help="gzip level of the box, 0 (none) to 9.")
     include: list[str] = opt([], help="Extra files packed into the box (e.g. a README).")
     vagrantfile_template: str | None = opt(None, help="Vagrantfile packed into the box, rendered as a "
                                            "template.")
     vagrantfile_template_generated: bool = opt(False, help="`vagrantfile_template` is created during the build, "
-                                               "so it is not checked at validate time.", support=IGNORED)
+                                               "so `validate` does not require it to exist yet.")
     provider_override: str | None = opt(None, help="Provider to package for when the builder does not imply "
                                         "one (`libvirt`, `virtualbox`).")
-    architecture: str = opt("amd64", help="Architecture recorded in the box metadata.", support=IGNORED)
+    architecture: str | None = opt(None, help="Architecture recorded in the box's metadata.json and expanded "
+                                   "in `{{.Architecture}}` (default: the build host's, in Go's names: amd64, "
+                                   "arm64, i386 ...).")
+
+    def problems(self) -> list[OptionProblem]:
+        """Packer checks a vagrantfile_template that the build does not generate when the template is read."""
+        template = self.vagrantfile_template
+        if template and not self.vagrantfile_template_generated and not Path(template).expanduser().is_file():
+            return [OptionProblem("vagrantfile_template", f"vagrantfile_template {template!r} does not exist",
+                                  "paths are relative to the directory factory runs in; set "
+                                  "vagrantfile_template_generated = true if the build writes it")]
+        return []
 
     CHOICES: ClassVar[dict[str, tuple[str, ...]]] = {"provider_override": ("libvirt", "virtualbox")}
 

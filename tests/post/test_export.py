@@ -11,6 +11,7 @@ import pytest
 from factory.artifact.model import Artifact
 from factory.errors import FactoryError
 from factory.post import PostContext, run_chains
+from factory.post.export import host_architecture
 
 
 def test_ova_alias_with_hardware_override(chains, artifact: Artifact, ctx: PostContext,  # type: ignore[no-untyped-def]
@@ -39,12 +40,12 @@ def test_vagrant_box_for_the_qemu_builder(chains, artifact: Artifact, ctx: PostC
     (tmp_path / "README").write_text("box readme\n")
     body = 'post-processor "vagrant" {\n include = ["README"]\n keep_input_artifact = true\n}'
     out = run_chains(chains(body), artifact, ctx)
-    box = tmp_path / "packer_cloud_libvirt.box"
+    box = tmp_path / f"packer_cloud_libvirt_{host_architecture()}.box"   # current packer-plugin-vagrant's default
     assert out[0].files == (box,) and artifact.files[0].exists()
     with tarfile.open(box) as tar:
         assert tar.getnames() == ["metadata.json", "Vagrantfile", "box.img", "README"]
         meta = json.loads(tar.extractfile("metadata.json").read())  # type: ignore[union-attr]
-    assert meta == {"format": "qcow2", "provider": "libvirt", "virtual_size": 1}
+    assert meta == {"format": "qcow2", "provider": "libvirt", "virtual_size": 1, "architecture": host_architecture()}
 
 
 def test_export_chain_feeds_the_exported_disk_on(chains, artifact: Artifact, ctx: PostContext,  # type: ignore[no-untyped-def]
@@ -58,3 +59,24 @@ def test_export_chain_feeds_the_exported_disk_on(chains, artifact: Artifact, ctx
     out = run_chains(chains(body), artifact, ctx)
     assert [f.name for a in out for f in a.files] == ["azure.vhd"]
     assert not (tmp_path / "packer_cloud_qemu.raw").exists()
+
+
+def test_vagrant_architecture_names_the_box_and_is_recorded(chains, artifact: Artifact,  # type: ignore[no-untyped-def]
+                                                            ctx: PostContext, tmp_path: Path) -> None:
+    body = 'post-processor "vagrant" {\n architecture = "arm64"\n output = "b-{{ .Architecture }}.box"\n}'
+    (out,) = run_chains(chains(body), artifact, ctx)
+    assert out.files == (tmp_path / "b-arm64.box",)
+    with tarfile.open(out.files[0]) as tar:
+        assert json.loads(tar.extractfile("metadata.json").read())["architecture"] == "arm64"  # type: ignore[union-attr]
+
+
+def test_a_missing_vagrantfile_template_is_refused_at_validate_unless_generated(chains, tmp_path: Path,  # type: ignore[no-untyped-def]
+                                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)   # Packer reads the path relative to the directory it runs in
+    with pytest.raises(FactoryError, match="vagrantfile_template 'tpl/Vagrantfile' does not exist"):
+        chains('post-processor "vagrant" {\n vagrantfile_template = "tpl/Vagrantfile"\n}')
+    chains('post-processor "vagrant" {\n vagrantfile_template = "tpl/Vagrantfile"\n'
+           ' vagrantfile_template_generated = true\n}')
+    (tmp_path / "tpl").mkdir()
+    (tmp_path / "tpl" / "Vagrantfile").write_text("# box defaults\n")
+    chains('post-processor "vagrant" {\n vagrantfile_template = "tpl/Vagrantfile"\n}')

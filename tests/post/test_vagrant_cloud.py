@@ -16,6 +16,7 @@ from vagrant_cloud_contract_stub import TOKEN, CloudState, vagrant_cloud_stub
 from factory.artifact.model import Artifact
 from factory.errors import FactoryError
 from factory.post import PostContext, run_chains
+from factory.post.export import host_architecture
 from factory.template.model import PostProcessorSpec
 
 Chains = Callable[[str], list[list[PostProcessorSpec]]]
@@ -42,10 +43,10 @@ def test_box_from_the_vagrant_post_processor_is_uploaded_directly_and_released(
     with vagrant_cloud_stub() as stub:
         stub.add_box("acme/debian")
         outs = run_chains(chains(chain(stub)), artifact, ctx)
-    box = tmp_path / "packer_cloud_libvirt.box"
+    box = tmp_path / f"packer_cloud_libvirt_{host_architecture()}.box"
     version = stub.boxes["acme/debian"]["versions"]["1.2.3"]
     assert version["status"] == "active" and version["description"] == "nightly"
-    provider = version["providers"][("libvirt", "amd64")]
+    provider = version["providers"][("libvirt", host_architecture())]   # from the box's metadata.json
     assert provider["hosted"] and provider["sha256"] == hashlib.sha256(box.read_bytes()).hexdigest()
     (out,) = [o for o in outs if o.builder_id == "pearkes.post-processor.vagrant-cloud"]
     assert out.artifact_id == "acme/debian/libvirt" and out.state["version"] == "1.2.3"
@@ -53,7 +54,8 @@ def test_box_from_the_vagrant_post_processor_is_uploaded_directly_and_released(
     api = [(m, p) for m, p, _ in stub.requests if not p.startswith("/storage/")]
     assert all(authed for m, p, authed in stub.requests if not p.startswith("/storage/"))
     assert [m for m, _ in api] == ["GET", "POST", "POST", "GET", "PUT", "PUT"]
-    assert api[3][1].endswith("/provider/libvirt/amd64/upload/direct") and api[-1][1].endswith("/1.2.3/release")
+    assert api[3][1].endswith(f"/provider/libvirt/{host_architecture()}/upload/direct")
+    assert api[-1][1].endswith("/1.2.3/release")
     assert not any(authed for _, p, authed in stub.requests if p.startswith("/storage/"))  # token stays home
 
 

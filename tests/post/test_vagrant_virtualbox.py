@@ -1,5 +1,5 @@
 """The vagrant post-processor on a VirtualBox build's artifact: VirtualBox's own export boxed as Packer's vagrant
-post-processor does (OVA unpacked, descriptor renamed box.ovf, metadata.json {"provider": "virtualbox"}). The
+post-processor does (OVA unpacked, descriptor renamed box.ovf, metadata.json with the provider and architecture). The
 export comes from the VBoxManage stand-in (tests/fixtures/vboxmanage_standin.py; VirtualBox cannot be installed
 here), without booting anything."""
 
@@ -19,6 +19,7 @@ from factory.artifact.model import Artifact, Hardware
 from factory.artifact.vagrant import box_from_virtualbox_export
 from factory.errors import FactoryError
 from factory.post import PostContext, run_chains
+from factory.post.export import host_architecture
 from factory.template import load
 
 TEMPLATE = '''
@@ -67,14 +68,15 @@ def test_a_virtualbox_export_becomes_a_virtualbox_box(vboxmanage: StandIn, tmp_p
     ctx = PostContext("b", "virtualbox-ovf", "v", "run-1", emit=lambda _: None, root=tmp_path)
     (tmp_path / "t.pkr.hcl").write_text(TEMPLATE)
     out = run_chains(load(tmp_path / "t.pkr.hcl").builds[0].post_processors, artifact, ctx)
-    box = tmp_path / "packer_v_virtualbox.box"
+    box = tmp_path / f"packer_v_virtualbox_{host_architecture()}.box"
     assert out[0].files == (box,) and out[0].artifact_id == "virtualbox"
     assert not any(f.exists() for f in files)          # Packer's virtualbox provider does not keep its input
 
     listing = _unpack(box, tmp_path / "box")
     assert listing == ["metadata.json", "Vagrantfile", "box.ovf", "box.mf", "v-disk001.vmdk"]
     x = tmp_path / "box"
-    assert json.loads((x / "metadata.json").read_text()) == {"provider": "virtualbox"}
+    assert json.loads((x / "metadata.json").read_text()) == {"provider": "virtualbox",
+                                                              "architecture": host_architecture()}
     schema = etree.XMLSchema(etree.parse(str(shared_schemas / "ovf" / "dsp8023_1.1.1.xsd")))
     assert schema.validate(etree.parse(str(x / "box.ovf"))), schema.error_log
     subprocess.run(["qemu-img", "check", str(x / "v-disk001.vmdk")], check=True, capture_output=True)
