@@ -10,11 +10,13 @@ import typer
 
 from factory import ui
 from factory.errors import FactoryError
+from factory.template.given import given
 
 if TYPE_CHECKING:
     from factory.template import Project
 
-TemplateArg = Annotated[Path, typer.Argument(help="Template file (*.pkr.hcl) or a folder of them.")]
+# Parsed by `given` so path.root can keep the argument as typed (`./tpl/`), as Packer does.
+TemplateArg = Annotated[Path, typer.Argument(help="Template file (*.pkr.hcl) or a folder of them.", parser=given)]
 VarOpt = Annotated[list[str] | None, typer.Option("--var", help="Set a variable: name=value (repeatable).")]
 VarFileOpt = Annotated[list[Path] | None, typer.Option("--var-file", help="HCL or JSON variable file (repeatable).")]
 OnlyOpt = Annotated[list[str] | None, typer.Option("--only", help="Only these sources (globs, comma-separated).")]

@@ -16,6 +16,7 @@ from factory import __version__, ui
 from factory.cli import app
 from factory.cli.options import TemplateArg, VarFileOpt, VarOpt
 from factory.errors import FactoryError
+from factory.template.given import given
 
 plugins_app = typer.Typer(help="Packer's `plugins` commands: what factory builds in.", no_args_is_help=True)
 app.add_typer(plugins_app, name="plugins")
@@ -75,7 +76,7 @@ def required(template: TemplateArg) -> None:
 @app.command("console")
 def console(
     template: Annotated[Path | None, typer.Argument(help="Template file or folder whose variables and locals "
-                                                    "the expressions see (optional).")] = None,
+                                                    "the expressions see (optional).", parser=given)] = None,
     var: VarOpt = None,
     var_file: VarFileOpt = None,
 ) -> None:

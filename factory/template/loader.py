@@ -15,6 +15,7 @@ from factory.template import variables as V
 from factory.template.collect import CascadeError, Collector
 from factory.template.expr import EvalError, Namespace, Scope, evaluate
 from factory.template.functions import FUNCTIONS
+from factory.template.given import root_as_given
 from factory.template.model import Project, Variable
 from factory.template.parse import Attr, Block, parse_file, parse_text
 from factory.template.plugins import BUILTIN_PLUGINS
@@ -83,7 +84,8 @@ def prepare(path: Path, *, vars: Sequence[str] = (), var_files: Sequence[Path] =
         # Packer's path.root is the template's directory as given (hcl2template's Basedir: the folder argument,
         # or filepath.Dir of the file: `templates`, `.`), not made absolute; path.cwd is absolute. A legacy JSON
         # template's {{template_dir}} (read here as path.root) is absolute: Packer's JSON core takes filepath.Abs.
-        "path": Namespace("path", {"root": str(root_abs if any(map(legacy.is_legacy_file, files)) else root),
+        "path": Namespace("path", {"root": str(root_abs) if any(map(legacy.is_legacy_file, files))
+                                   else root_as_given(Path(path)),
                                    "cwd": os.getcwd()}),
         "packer": Namespace("packer", {"version": PACKER_VERSION}),
     }

@@ -5,6 +5,9 @@ directory, so `factory validate -var-file=vars/x.pkrvars.hcl ./templates/x.pkr.h
 
 from __future__ import annotations
 
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -57,3 +60,34 @@ def test_run_from_the_template_directory(repo: Path, monkeypatch: pytest.MonkeyP
     project = load(Path("x.pkr.hcl"))
     assert project.locals["root"] == "." and project.locals["cwd"] == str(repo / "templates")
     assert project.locals["from_cwd"] == "next to the template now"
+
+
+# path.root for each spelling of the template argument, as the packer binary prints it (checked with packer 1.6.6;
+# hcl2template's Basedir is the folder argument unchanged, or filepath.Dir of a file, which cleans it).
+SPELLINGS = [("tpl", "tpl"), ("tpl/", "tpl/"), ("./tpl", "./tpl"), ("./tpl/", "./tpl/"),
+             ("tpl/../tpl", "tpl/../tpl"), ("./tpl/t.pkr.hcl", "tpl"), ("tpl/../tpl/t.pkr.hcl", "tpl"),
+             ("tpl/t.pkr.hcl", "tpl")]
+
+
+def _console_root(cwd: Path, argument: str, binary: list[str]) -> str:
+    proc = subprocess.run([*binary, "console", argument], cwd=cwd, input="path.root\n", capture_output=True,
+                          text=True, timeout=120, check=True)
+    return proc.stdout.strip().splitlines()[-1]
+
+
+def _tpl(tmp_path: Path) -> Path:
+    (tmp_path / "tpl").mkdir()
+    (tmp_path / "tpl" / "t.pkr.hcl").write_text('source "null" "a" {\n  communicator = "none"\n}\n'
+                                                'build {\n  sources = ["source.null.a"]\n}\n')
+    return tmp_path
+
+
+@pytest.mark.parametrize(("argument", "root"), SPELLINGS)
+def test_path_root_keeps_the_template_argument_as_typed(tmp_path: Path, argument: str, root: str) -> None:
+    assert _console_root(_tpl(tmp_path), argument, [sys.executable, "-m", "factory"]) == root
+
+
+@pytest.mark.skipif(shutil.which("packer") is None, reason="needs a packer binary to compare with")
+@pytest.mark.parametrize(("argument", "root"), SPELLINGS)
+def test_path_root_spellings_match_the_packer_binary(tmp_path: Path, argument: str, root: str) -> None:
+    assert _console_root(_tpl(tmp_path), argument, ["packer"]) == root
