@@ -75,12 +75,11 @@ def title(x: Any) -> str:
     return re.sub(r"(?<![\w'])(\w)", lambda m: m.group(1).upper(), s(x))
 
 
-@function("replace", "string", "Replaces a substring, or every match of /regex/, with a replacement.")
+@function("replace", "string", "Replaces every occurrence of a substring (literally; regex_replace takes a "
+          "pattern).")
 def replace(x: Any, search: Any, repl: Any) -> str:
-    text, pat, rep = s(x), s(search, 1), s(repl, 2)
-    if len(pat) > 1 and pat.startswith("/") and pat.endswith("/"):
-        return _compile(pat[1:-1], 1).sub(_go_repl(rep), text)
-    return text.replace(pat, rep)
+    # Packer's replace is cty's stdlib.ReplaceFunc: unlike Terraform's, a "/.../" substring is not a regex.
+    return s(x).replace(s(search, 1), s(repl, 2))
 
 
 def _compile(pattern: str, arg: int) -> re.Pattern[str]:
@@ -127,7 +126,8 @@ def regexall(pattern: Any, x: Any) -> list[Any]:
 @function("split", "string", "Splits a string at every occurrence of a separator.")
 def split(sep: Any, x: Any) -> list[str]:
     text = s(x, 1)
-    return [""] if text == "" else text.split(s(sep)) if s(sep) else list(text)
+    # Go's strings.Split: an empty separator splits into characters (none for "").
+    return (text.split(s(sep)) if s(sep) else list(text))
 
 
 @function("strrev", "string", "Reverses a string (by Unicode character).")
