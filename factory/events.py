@@ -131,6 +131,12 @@ class EventBus:
     def subscribe(self, fn: Subscriber) -> None:
         self._subs.append(fn)
 
+    def unsubscribe(self, fn: Subscriber) -> None:
+        """Stop sending events to fn (no-op when it is not subscribed)."""
+        with self._lock:
+            if fn in self._subs:
+                self._subs.remove(fn)
+
     def emit(self, event: Event) -> None:
         with self._lock:
             for fn in self._subs:
@@ -141,6 +147,7 @@ _current: contextvars.ContextVar[tuple[EventBus, str] | None] = contextvars.Cont
 _default: EventBus | None = None
 _default_lock = threading.Lock()
 _console_monitor: Callable[[], Subscriber] | None = None
+_default_console: Subscriber | None = None  # the console monitor subscribed to the default bus, replaced on reinstall
 
 
 def set_console_monitor(make: Callable[[], Subscriber]) -> None:
@@ -150,7 +157,18 @@ def set_console_monitor(make: Callable[[], Subscriber]) -> None:
     with _default_lock:
         _console_monitor = make
         if _default is not None:
-            _default.subscribe(make())
+            _subscribe_console(_default)
+
+
+def _subscribe_console(bus: EventBus) -> None:
+    """(Re)place the default bus's console monitor: installing it again (the CLI's entry point runs once per
+    command, and library users may call it many times in one process) must not print every message twice."""
+    global _default_console
+    if _default_console is not None:
+        bus.unsubscribe(_default_console)
+    _default_console = _console_monitor() if _console_monitor is not None else None
+    if _default_console is not None:
+        bus.subscribe(_default_console)
 
 
 def default_bus() -> EventBus:
@@ -160,8 +178,7 @@ def default_bus() -> EventBus:
     with _default_lock:
         if _default is None:
             _default = EventBus()
-            if _console_monitor is not None:
-                _default.subscribe(_console_monitor())
+            _subscribe_console(_default)
         return _default
 
 

@@ -130,11 +130,11 @@ def test_a_sigkilled_factory_takes_qemu_and_swtpm_with_it(tmp_path: Path) -> Non
 @pytest.mark.parametrize(("extra", "message"), [
     # checked when the template loads: the message names file:line
     ('vnc_use_password = true\n  vnc_password = "123456789"', r"t\.pkr\.hcl:\d+.*vnc_password is 9 bytes long"),
-    ("vnc_port_min = 5800", r"t\.pkr\.hcl:\d+.*vnc_port_min 5800 is below 5900"),
+    ("vnc_port_min = 5800", r"t\.pkr\.hcl:\d+.*vnc_port_min '5800': must be from 5900 to 65535"),
     ('floppy_label = "much-too-long"', r"t\.pkr\.hcl:\d+.*floppy_label 'much-too-long'"),
     ('tpm_device_type = "tpm-tiss"', r"(?s)t\.pkr\.hcl:\d+.*did you mean 'tpm-tis'"),
     # checked by the build before the VM starts
-    ("vnc_port_min = 5990\n  vnc_port_max = 5980", r"vnc_port_min..vnc_port_max is empty or invalid: 5990..5980"),
+    ("vnc_port_min = 5990\n  vnc_port_max = 5980", r"t\.pkr\.hcl:\d+.*vnc_port_min 5990 is above vnc_port_max 5980"),
     ('floppy_files = ["missing.xml"]', r"floppy_files: 'missing\.xml' does not exist"),
     ('floppy_files = ["big.bin"]', r"floppy content too large: 2,000,000 bytes"),
 ])

@@ -68,3 +68,15 @@ def test_a_stand_alone_command_reports_through_the_default_bus(tmp_path: Path) -
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert done.stderr.splitlines()[0] == "checksumming f ..."
     assert "checksumming f: done in" in done.stderr and "careful" in done.stderr
+
+
+def test_installing_the_console_monitor_again_does_not_print_twice() -> None:
+    """The CLI installs its console monitor once per command; many commands in one process (tests, library
+    users) must not stack monitors on the default bus."""
+    code = ("from factory import events; from factory.build import HumanMonitor\n"
+            "events.default_bus()\n"
+            "for _ in range(3): events.set_console_monitor(HumanMonitor)\n"
+            "events.notice('careful')")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert done.stderr.count("careful") == 1, done.stderr

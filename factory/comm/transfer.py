@@ -34,6 +34,10 @@ class Transfer:
         if self._sftp is None or self._sftp_of is not transport:
             try:
                 self._sftp = paramiko.SFTPClient.from_transport(transport)
+            except EOFError:
+                raise FactoryError("the SSH connection closed while the SFTP session started",
+                                   hint="the guest's sshd went away (rebooting, or out of resources?); "
+                                        "the serial log shows what the guest did") from None
             except paramiko.SSHException as exc:
                 raise FactoryError(f"the guest's sshd refused SFTP: {exc}",
                                    hint="enable the sftp subsystem in sshd_config "
@@ -130,6 +134,10 @@ class _remote_errors:
         return None
 
     def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: object) -> None:
+        if isinstance(exc, EOFError):
+            raise FactoryError(f"cannot {self.verb} {self.path} on the guest: the SSH connection closed",
+                               hint="the guest's sshd went away (rebooting, or out of resources?); the serial "
+                                    "log shows what the guest did") from None
         if isinstance(exc, OSError) and not isinstance(exc, ConnectionError):
             reason = exc.strerror or str(exc) or type(exc).__name__
             hint = ("the parent directory must exist and be writable by the SSH user"

@@ -62,6 +62,11 @@ class IsoOptions:
                                     help="File extension of the stored ISO when `iso_target_path` is a "
                                     "directory (lower-cased).")
 
+    # Packer's ISOConfig refuses a download it cannot verify unless told so explicitly (`iso_checksum = "none"`).
+    ISO_REQUIRES: ClassVar[tuple[tuple[str, str, str], ...]] = tuple(
+        (url, "iso_checksum", 'set iso_checksum to the image\'s checksum (e.g. "sha256:..." or "file:URL-of-SUMS"),'
+                              ' or to "none" to skip the check') for url in ("iso_url", "iso_urls"))
+
     @property
     def iso_url_list(self) -> list[str]:
         """`iso_url`, or the `iso_urls` to try in order."""

@@ -200,7 +200,7 @@ class QemuSource(SourceOptions, Checked, Component, kind=Kind.SOURCE, name="qemu
     ORDERED: ClassVar[tuple[tuple[str, str], ...]] = (*SourceOptions.ORDERED, ("vnc_port_min", "vnc_port_max"))
     EXCLUSIVE: ClassVar[tuple[tuple[str, ...], ...]] = (*SourceOptions.SOURCE_EXCLUSIVE, ("iso", "iso_url"),
                                                        ("iso", "iso_urls"))
-    REQUIRES: ClassVar[tuple[tuple[str, str, str], ...]] = (
+    REQUIRES: ClassVar[tuple[tuple[str, str, str], ...]] = (*SourceOptions.ISO_REQUIRES,
         ("skip_nat_mapping", "ssh_host", "without a forwarded port factory must be told where the guest is: set "
                                          "ssh_host (and ssh_port) to its address as the host reaches it"),)
 

@@ -115,6 +115,9 @@ class VirtualBoxCommon(HttpOptions, FloppyOptions, CdOptions, BootOptions, Shutd
 
     SOURCE_EXCLUSIVE: ClassVar[tuple[tuple[str, ...], ...]] = (
         ("http_directory", "http_content"), ("boot_command", "boot_steps"))
+    NAT_REQUIRES: ClassVar[tuple[tuple[str, str, str], ...]] = (
+        ("skip_nat_mapping", "ssh_host", "without a NAT rule factory must be told where the guest is: set ssh_host "
+                                         "(and ssh_port) to its address as the host reaches it"),)
     ORDERED: ClassVar[tuple[tuple[str, str], ...]] = (("http_port_min", "http_port_max"),
                                                       ("host_port_min", "host_port_max"),
                                                       ("vrdp_port_min", "vrdp_port_max"))
@@ -170,9 +173,8 @@ class VirtualBoxIsoSource(IsoOptions, VirtualBoxCommon, Checked, Component, kind
 
     EXCLUSIVE: ClassVar[tuple[tuple[str, ...], ...]] = (("iso_url", "iso_urls"),
                                                        *VirtualBoxCommon.SOURCE_EXCLUSIVE)
-    REQUIRES: ClassVar[tuple[tuple[str, str, str], ...]] = (
-        ("skip_nat_mapping", "ssh_host", "without a NAT rule factory must be told where the guest is: set ssh_host "
-                                         "(and ssh_port) to its address as the host reaches it"),)
+    REQUIRES: ClassVar[tuple[tuple[str, str, str], ...]] = (*IsoOptions.ISO_REQUIRES,
+                                                          *VirtualBoxCommon.NAT_REQUIRES)
 
 
 @dataclass(frozen=True)
@@ -192,7 +194,7 @@ class VirtualBoxOvfSource(VirtualBoxCommon, Checked, Component, kind=Kind.SOURCE
                                   "or `importtovdi`.")
 
     EXCLUSIVE: ClassVar[tuple[tuple[str, ...], ...]] = VirtualBoxCommon.SOURCE_EXCLUSIVE
-    REQUIRES: ClassVar[tuple[tuple[str, str, str], ...]] = VirtualBoxIsoSource.REQUIRES
+    REQUIRES: ClassVar[tuple[tuple[str, str, str], ...]] = VirtualBoxCommon.NAT_REQUIRES
 
 
 @dataclass(frozen=True)
@@ -214,7 +216,7 @@ class VirtualBoxVmSource(VirtualBoxCommon, Checked, Component, kind=Kind.SOURCE,
                                 "never unregisters or deletes a VM it did not create.", support=IGNORED)
 
     EXCLUSIVE: ClassVar[tuple[tuple[str, ...], ...]] = VirtualBoxCommon.SOURCE_EXCLUSIVE
-    REQUIRES: ClassVar[tuple[tuple[str, str, str], ...]] = VirtualBoxIsoSource.REQUIRES
+    REQUIRES: ClassVar[tuple[tuple[str, str, str], ...]] = VirtualBoxCommon.NAT_REQUIRES
 
 
 VirtualBoxSource = VirtualBoxIsoSource | VirtualBoxOvfSource | VirtualBoxVmSource

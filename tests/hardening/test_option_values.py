@@ -212,3 +212,18 @@ def test_other_builders_refuse_the_same_values(tmp_path: Path, source: str, line
     res = run_cli(["validate", str(path)])
     assert_user_error(res, at, *expected)
     assert res.err.count("error:") == 1, res.err
+
+
+@pytest.mark.parametrize("command", ["validate", "build"])
+@pytest.mark.parametrize("url_line", ['iso_url = "x.iso"', 'iso_urls = ["x.iso", "y.iso"]'])
+def test_a_download_without_iso_checksum_is_refused(tmp_path: Path, command: str, url_line: str) -> None:
+    """Packer's ISOConfig refuses an image it cannot verify unless told `iso_checksum = "none"`."""
+    path = tmp_path / "t.pkr.hcl"
+    text = template()
+    lines = [ln for ln in text.splitlines(keepends=True) if "iso_checksum" not in ln and "iso_url" not in ln]
+    lines.insert(1, f"  {url_line}\n")
+    path.write_text("".join(lines))
+    res = run_cli([command, str(path)], cwd=tmp_path)
+    option = url_line.split(" ")[0]
+    assert_user_error(res, f"{path}:2:3", f"{option} needs iso_checksum", 'or to "none" to skip the check')
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["t.pkr.hcl"], "a refused build left files behind"

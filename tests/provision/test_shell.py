@@ -148,8 +148,8 @@ def test_meta_max_retries_and_pause_before(comm: Communicator, ctx: ProvisionCon
 
 
 def test_unknown_type_and_missing_communicator(ctx: ProvisionContext) -> None:
-    with pytest.raises(FactoryError, match="'ansible' is not implemented") as info:
-        run("ansible", shell(), None, ctx)
+    with pytest.raises(FactoryError, match="'no-such-provisioner' is not implemented") as info:
+        run("no-such-provisioner", shell(), None, ctx)
     assert info.value.hint and "shell-local" in info.value.hint
     with pytest.raises(FactoryError, match="needs SSH"):
         run("shell", shell(inline=["true"]), None, dataclasses.replace(ctx))

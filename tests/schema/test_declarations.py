@@ -208,7 +208,8 @@ def test_parse_size_mib_rejects_malformed_sizes(text: Any) -> None:
 def test_check_reports_each_bad_value_with_a_hint() -> None:
     from factory.schema.qemu import QemuSource
 
-    config = QemuSource(iso_url="a.iso", iso_urls=["b.iso"], disk_cache="writebak", ssh_timeout="20m")
+    config = QemuSource(iso_url="a.iso", iso_urls=["b.iso"], iso_checksum="none", disk_cache="writebak",
+                        ssh_timeout="20m")
     problems = {p.option: p for p in check(config)}
     assert set(problems) == {"iso_urls", "disk_cache"}
     assert problems["disk_cache"].hint == "did you mean 'writeback'?"

@@ -97,7 +97,8 @@ def _write(tmp_path: Path, text: str, name: str = "main.pkr.hcl") -> Path:
     return tmp_path
 
 
-BASE = 'source "qemu" "a" {\n  iso_url = "a.iso"\n}\nsource "qemu" "b" {\n  iso_url = "b.iso"\n}\n'
+BASE = ('source "qemu" "a" {\n  iso_url = "a.iso"\n  iso_checksum = "none"\n}\n'
+        'source "qemu" "b" {\n  iso_url = "b.iso"\n  iso_checksum = "none"\n}\n')
 
 
 def test_provisioner_override_is_merged_and_revalidated(tmp_path: Path) -> None:
