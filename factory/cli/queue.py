@@ -121,13 +121,14 @@ def worker(
     served, notes = routing.host_queues(queues)
     for note in notes:
         ui.info(f"probe: {note}")
-    key = os.environ.get(seal.KEY_ENV)
-    if key:
-        ui.info(f"queue key {seal.load_private(Path(key))[0]} ({key}) opens the jobs' sealed secrets")
+    keys = seal.key_files(os.environ.get(seal.KEY_ENV, ""))
+    if keys:
+        ring = seal.load_keyring(keys)  # a missing or damaged key file stops the worker here, not a job later
+        ui.info(f"queue key(s) {', '.join(ring)} open the jobs' sealed secrets")
     elif qdb.queue_key(url) is not None:
         ui.warn(f"{seal.KEY_ENV} is not set: jobs that carry sealed secrets will fail on this worker")
     cfg = WorkerConfig(db_url=url, name=worker_name(), workdir=workdir or paths.cache_dir("worker"),
-                       key_file=Path(key) if key else None)
+                       key_files=tuple(keys))
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s: %(message)s")
     ui.success(f"worker {cfg.name} serving queues {', '.join(served)} (concurrency {concurrency})")
     asyncio.run(run(cfg, served, concurrency, Timing(heartbeat, stalled_after, min(2.0, heartbeat)), once=once))

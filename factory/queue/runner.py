@@ -51,7 +51,7 @@ class WorkerConfig:
     store_url: str | None = None
     stop_grace: float = 60.0          # SIGTERM → SIGKILL: long enough for a build's cleanups to stop its VM
     extra_env: dict[str, str] = field(default_factory=dict)
-    key_file: Path | None = None      # the queue's private key: opens the jobs' sealed secrets
+    key_files: tuple[Path, ...] = ()  # the queue's private key(s): open the jobs' sealed secrets
 
 
 def register(app: procrastinate.App) -> None:
@@ -171,13 +171,13 @@ class Runner:
             with os.fdopen(fd, "wb") as fh:
                 fh.write(seal.open_sealed(key, f"file:{f['path']}", f["sealed"]))
 
-    def _key(self) -> tuple[str, object]:
+    def _key(self) -> dict[str, object]:
         from factory.queue import seal
 
-        if self.cfg.key_file is None:
+        if not self.cfg.key_files:
             raise FactoryError(f"job {self.job_id} carries sealed secrets and this worker has no queue key",
                                hint=f"set {seal.KEY_ENV} to the private key `factory queue key` wrote")
-        return seal.load_private(self.cfg.key_file)
+        return seal.load_keyring(self.cfg.key_files)
 
     def command(self, root: Path, secret_dir: Path | None = None) -> list[str]:
         """`factory build` as the user would type it, with the bundle's copies of var files and file inputs (the

@@ -15,6 +15,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import os
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from factory.errors import FactoryError
@@ -109,19 +110,31 @@ def is_sealed(value: object) -> bool:
     return isinstance(value, str) and value.startswith(PREFIX)
 
 
-def open_sealed(private: tuple[str, object], what: str, token: str) -> bytes:
-    """The plaintext of token; a FactoryError when it was sealed to another key or altered."""
+def load_keyring(paths: Sequence[Path]) -> dict[str, object]:
+    """The private keys a worker holds, by key id (several while keys are rotated)."""
+    return dict(load_private(p) for p in paths)
+
+
+def key_files(value: str) -> list[Path]:
+    """FACTORY_QUEUE_KEY_FILE: one path, or several separated by ':' (the new key and the one it replaces)."""
+    return [Path(p) for p in value.split(os.pathsep) if p]
+
+
+def open_sealed(ring: Mapping[str, object], what: str, token: str) -> bytes:
+    """The plaintext of token; a FactoryError when it was sealed to a key not in ring, or altered."""
     from cryptography.exceptions import InvalidTag
     from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
     from cryptography.hazmat.primitives.ciphers.aead import AESGCM
     from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
-    kid, key = private
-    assert isinstance(key, X25519PrivateKey)
     sealed_to, _, data = token[len(PREFIX):].partition(":")
-    if sealed_to != kid:
-        raise FactoryError(f"{what} is sealed to queue key {sealed_to}, this worker holds {kid}",
-                           hint=f"install that key's private file on this worker ({KEY_ENV})")
+    key = ring.get(sealed_to)
+    if key is None:
+        raise FactoryError(f"{what} is sealed to queue key {sealed_to}, this worker holds "
+                           f"{', '.join(sorted(ring)) or 'none'}",
+                           hint=f"install that key's private file on this worker ({KEY_ENV}; several paths "
+                           "separated by ':' while keys are rotated)")
+    assert isinstance(key, X25519PrivateKey)
     raw = base64.b64decode(data)
     eph_pub, nonce, body = raw[:32], raw[32:44], raw[44:]
     public = key.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
