@@ -60,6 +60,13 @@ def table(output: str) -> str:
     return "\n".join(lines[start:end + 1])
 
 
+def notes(output: str) -> str:
+    """The lines that say where time went outside the step table: each checkpoint's cost (how long the build
+    waited for it; a VM state is written in the background) and the guest's own shutdown."""
+    return "\n".join(line.strip() for line in output.splitlines()
+                     if re.search(r"checkpoint after \S+: |powered off .* after shutdown_command", line))
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--guest", type=Path, default=None, help="guest qcow2 (default: tools/mkguest.py --cache)")
@@ -92,8 +99,8 @@ def main() -> int:
         print(f"cold build:                         {cold:7.1f} s")
         print(f"after editing the last provisioner: {warm:7.1f} s")
         print(f"speed-up: {cold / warm:.1f}x (goal >= 10x)")
-        print("\ncold build's steps:\n" + table(cold_out))
-        print("\nresumed build's steps:\n" + table(warm_out))
+        print("\ncold build's steps:\n" + table(cold_out) + "\n" + notes(cold_out))
+        print("\nresumed build's steps:\n" + table(warm_out) + "\n" + notes(warm_out))
         print("\nstore after both:\n" + stored)
     return 0
 
