@@ -105,12 +105,13 @@ def owner_of(getextradata_output: str) -> str | None:
     return None
 
 
-def register_iso_vm(cfg: VirtualBoxIsoSource, name: str, basefolder: Path, dvds: list[Dvd], owner: str
-                    ) -> list[list[str]]:
-    """define_iso_vm with factory's owner mark right after `createvm`: a VM left half-made by a later failing
-    command still carries the mark that lets cleanup delete it (and only it)."""
+def register_iso_vm(cfg: VirtualBoxIsoSource, name: str, basefolder: Path, dvds: list[Dvd], owner: str,
+                    vm_uuid: str) -> list[list[str]]:
+    """define_iso_vm with the UUID factory chose (`createvm --uuid`: the VM is known as this build's before it
+    exists, so a Ctrl-C between createvm and the next command leaves nothing unidentified) and factory's owner
+    mark right after `createvm`."""
     createvm, *rest = define_iso_vm(cfg, name, basefolder, dvds)
-    return [createvm, mark_owner(name, owner), *rest]
+    return [[*createvm, "--uuid", vm_uuid], mark_owner(name, owner), *rest]
 
 
 def serial_to_file(name: str, log: Path) -> list[str]:

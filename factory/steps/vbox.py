@@ -16,6 +16,7 @@ import dataclasses
 import os
 import socket
 import time
+import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -46,6 +47,7 @@ class VBoxContext(BuildContext):
 
     registered: bool = False               # factory registered the VM (so it may unregister and delete it)
     owner: str = ""                        # this run's factory/owner mark (host:pid:run uuid)
+    vm_uuid: str = ""                      # the VM's UUID once known (chosen by factory for virtualbox-iso)
     keep_vm: bool = False                  # set once the build succeeded with keep_registered
     dvds: list[cmd.Dvd] = field(default_factory=list)
     source_file: Path | None = None        # virtualbox-ovf: the fetched .ovf/.ova
@@ -273,15 +275,15 @@ class CreateVm(Step[VBoxContext]):
         ctx.owner = f"{socket.gethostname()}:{os.getpid()}:{ctx.run_uuid}"
         # Cleanup first: even a half-made VM (createvm done, modifyvm failed) must be unregistered.
         ctx.cleanups.push(f"unregister and delete VM {name}", lambda: _unregister(ctx))
+        ctx.registered = True       # from the first command on, cleanup looks for this build's VM
         if isinstance(v, VirtualBoxIsoSource):
-            createvm, *rest = cmd.register_iso_vm(v, name, base, ctx.dvds, ctx.owner)
-            ctx.run_vbox(createvm)
-            ctx.registered = True   # createvm --register succeeded: the VM exists in VirtualBox
+            ctx.vm_uuid = str(uuid.uuid4())
+            rest = cmd.register_iso_vm(v, name, base, ctx.dvds, ctx.owner, ctx.vm_uuid)
         else:
             assert isinstance(v, VirtualBoxOvfSource) and ctx.source_file is not None
             ctx.say(f"importing {ctx.source_file.name} as {name}")
             ctx.run_vbox(cmd.import_appliance(ctx.source_file, name, base, v.import_flags, v.import_opts))
-            ctx.registered = True
+            ctx.vm_uuid = (ctx.vbox_driver.vbox.info(name) or {}).get("UUID", "")   # import takes no --uuid
             rest = [cmd.mark_owner(name, ctx.owner)]
         for args in rest:
             ctx.run_vbox(args)
@@ -314,8 +316,9 @@ def serial_log(ctx: BuildContext) -> Path:
 
 def _unregister(ctx: VBoxContext) -> None:
     """`unregistervm --delete` of the VM this run registered, logged like every VBoxManage call; kept with
-    keep_registered after success. The owner mark is read back first: a VM of that name that does not carry
-    this run's mark (another tool's, made in a race between our name check and createvm) is never touched."""
+    keep_registered after success. The VM is this build's when it has the UUID recorded for it, else when it
+    carries this run's owner mark (read back with getextradata): a VM of that name that is neither (another
+    tool's, made in a race between our name check and createvm) is never touched."""
     if not ctx.registered or ctx.keep_vm:
         if ctx.keep_vm:
             ctx.say(f"keep_registered: the VM {ctx.vm_name} stays registered in VirtualBox")
@@ -324,7 +327,8 @@ def _unregister(ctx: VBoxContext) -> None:
     info = vbox.info(name)
     if info is None:
         return
-    owner = cmd.owner_of(ctx.run_vbox(cmd.read_owner(name)))
+    owner = ctx.owner if ctx.vm_uuid and info.get("UUID") == ctx.vm_uuid else \
+        cmd.owner_of(ctx.run_vbox(cmd.read_owner(name)))
     if owner != ctx.owner:
         ctx.emit(EventKind.NOTICE, f"the VM {name} does not carry this build's {cmd.OWNER_KEY} mark "
                  f"({owner or 'none'}); factory leaves it registered")

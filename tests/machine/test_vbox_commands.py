@@ -24,7 +24,7 @@ def iso_build_commands(cfg: VirtualBoxIsoSource, name: str) -> list[list[str]]:
     """What `factory build` runs for a virtualbox-iso source, step by step (factory.steps.vbox)."""
     iso = cmd.Dvd("boot_iso", Path("$ISO"), cfg.iso_interface)
     values = {"Name": name, "HTTPIP": "10.0.2.2", "HTTPPort": "$HTTP_PORT", "SSHHostPort": "$SSH_PORT"}
-    out = cmd.register_iso_vm(cfg, name, WORK / "vms", [iso], "$HOST:$PID:$RUN_UUID")
+    out = cmd.register_iso_vm(cfg, name, WORK / "vms", [iso], "$HOST:$PID:$RUN_UUID", "$VM_UUID")
     out += [cmd.serial_to_file(name, WORK / f"{name}.serial.log"),
             cmd.attach_dvd(name, iso), cmd.nat_rule(name, cfg.ssh_listen_address, 2222, cfg.ssh_port)]
     out += [[expand(a, values, where="vboxmanage") for a in c] for c in cfg.vboxmanage]
@@ -32,7 +32,7 @@ def iso_build_commands(cfg: VirtualBoxIsoSource, name: str) -> list[list[str]]:
     out += [[expand(a, values, where="vboxmanage_post") for a in c] for c in cfg.vboxmanage_post]
     out += [cmd.delete_nat_rule(name), cmd.detach_dvd(name, iso)]
     out += [cmd.export(name, WORK / "output" / f"{cfg.output_filename or name}.{cfg.format}", list(cfg.export_opts)),
-            cmd.read_owner(name), cmd.unregister(name)]
+            cmd.unregister(name)]   # the VM has the UUID factory chose: no need to read its mark
     return out
 
 

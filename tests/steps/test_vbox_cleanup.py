@@ -48,3 +48,15 @@ def test_standin_the_vm_this_run_marked_is_unregistered_and_deleted_and_logged(v
     assert vboxmanage.registered() == {} and not (tmp_path / "vms" / "t").exists()
     assert [e.message for e in seen if e.source == "vboxmanage"] == ["getextradata t factory/owner",
                                                                       "unregistervm t --delete"]
+
+
+def test_standin_the_vm_with_the_uuid_this_run_recorded_is_unregistered_without_reading_a_mark(
+        vboxmanage: StandIn, tmp_path: Path) -> None:
+    """virtualbox-iso chooses the UUID (`createvm --uuid`): a Ctrl-C before the mark is set leaves nothing behind."""
+    vboxmanage("createvm", "--name", "t", "--basefolder", str(tmp_path / "vms"), "--register", "--uuid",
+               "6c1a3e52-1f0b-4c39-9d3b-0d6f4a0e9b11")
+    ctx, seen = _ctx("here:2:this-run")
+    ctx.vm_uuid = "6c1a3e52-1f0b-4c39-9d3b-0d6f4a0e9b11"
+    _unregister(ctx)
+    assert vboxmanage.registered() == {}
+    assert [e.message for e in seen if e.source == "vboxmanage"] == ["unregistervm t --delete"]
