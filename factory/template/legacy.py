@@ -11,6 +11,8 @@ variable becomes a local, as HCL2 defaults cannot), a `source "TYPE" "NAME"` per
     {{template_dir}} → ${path.root}   {{pwd}} → ${path.cwd}   {{uuid}} → ${uuidv4()}
     {{build_name}} → ${source.name}  {{build_type}} → ${source.type}   {{packer_version}} → ${packer.version}
     {{upper `a`}} / {{lower `a`}} → ${upper("a")} / ${lower("a")}     {{build `X`}} → ${build.X}
+    {{replace_all "-" "_" S}} → ${replace(S, "-", "_")}   {{replace "-" "_" -1 S}} → the same (n ≥ 0: split/join)
+    {{split S "-" 0}} → ${split("-", S)[0]}      arguments may be parenthesised calls: (user `v`)
 
 Placeholders a builder fills in at run time (`{{ .HTTPIP }}`, `{{ .Vars }}` ...) stay as they are, as in HCL2
 templates. factory reads legacy templates by upgrading them in memory; `factory hcl2_upgrade` writes the result.
@@ -24,8 +26,7 @@ from __future__ import annotations
 
 import json
 import re
-import shlex
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -61,32 +62,103 @@ class _Context:
     kept: set[str] = field(default_factory=set)     # Go-template actions left as they are
 
 
+_TOKEN = re.compile(r'\s*(?:(\()|(\))|"((?:[^"\\]|\\.)*)"|`([^`]*)`|(-?\d+)\b|([A-Za-z_]\w*))')
+_Node = tuple[str, Any]    # ("str", text) | ("num", n) | ("word", name) | ("call", [nodes])
+
+
+def _parse(action: str) -> list[_Node] | None:
+    """A Go-template action's words: literals, names and parenthesised calls; None for what it cannot read
+    (pipelines, fields), which is then kept as written."""
+    stack: list[list[_Node]] = [[]]
+    pos = 0
+    while pos < len(action.rstrip()):
+        m = _TOKEN.match(action, pos)
+        if not m:
+            return None
+        pos = m.end()
+        if m.group(1):
+            stack.append([])
+        elif m.group(2):
+            if len(stack) == 1:
+                return None
+            inner = stack.pop()
+            stack[-1].append(("call", inner))
+        elif m.group(3) is not None:
+            try:
+                stack[-1].append(("str", json.loads(f'"{m.group(3)}"')))
+            except ValueError:
+                return None
+        elif m.group(4) is not None:
+            stack[-1].append(("str", m.group(4)))
+        elif m.group(5):
+            stack[-1].append(("num", int(m.group(5))))
+        else:
+            stack[-1].append(("word", m.group(6)))
+    return stack[0] if len(stack) == 1 and stack[0] else None
+
+
 def _call(action: str, ctx: _Context) -> str | None:
     """The HCL2 expression for one `{{ ... }}` action, or None to keep it as written."""
     if action.startswith("."):
         return None
-    try:
-        words = shlex.split(action.replace("`", '"'))
-    except ValueError:
-        return None
-    if not words:
-        return None
-    fn, args = words[0], words[1:]
-    arg = json.dumps(args[0]) if args else ""
-    if fn == "user" and args:
-        ctx.used.setdefault(args[0])
-        kind = "local" if args[0] in ctx.locals_ else "var"
-        return f"{kind}.{args[0]}" if _IDENT.fullmatch(args[0]) else f'{kind}["{args[0]}"]'
-    if fn == "timestamp":
+    words = _parse(action)
+    return _expr(words, ctx) if words else None
+
+
+def _arg(node: _Node, ctx: _Context) -> str | None:
+    kind, value = node
+    if kind == "str":
+        return '"' + _literal(value) + '"'
+    if kind == "num":
+        return str(value)
+    if kind == "call":
+        return _expr(value, ctx)
+    return _expr([node], ctx)    # a bare function name: {{ lower (timestamp) }}
+
+
+def _expr(words: list[_Node], ctx: _Context) -> str | None:
+    """One call of Packer's legacy template engine (template/interpolate/funcs.go) as HCL2."""
+    (kind, fn), rest = words[0], words[1:]
+    if kind != "word":
+        return _arg(words[0], ctx) if not rest else None
+    if fn == "user" and len(rest) == 1 and rest[0][0] == "str":
+        name = rest[0][1]
+        ctx.used.setdefault(name)
+        kind = "local" if name in ctx.locals_ else "var"
+        return f"{kind}.{name}" if _IDENT.fullmatch(name) else f'{kind}["{name}"]'
+    if fn == "timestamp" and not rest:
         ctx.timestamp = True
         return "local.timestamp"
-    simple = {"env": f"env({arg})", "isotime": f"legacy_isotime({arg})" if args else "timestamp()",
-              "strftime": f"legacy_strftime({arg})", "template_dir": "path.root", "pwd": "path.cwd",
-              "uuid": "uuidv4()", "build_name": "source.name", "build_type": "source.type",
-              "packer_version": "packer.version", "upper": f"upper({arg})", "lower": f"lower({arg})",
-              "build": f"build.{args[0]}" if args else ""}
-    out = simple.get(fn, "")
-    return out or None
+    if fn == "build" and len(rest) == 1 and rest[0][0] == "str":
+        return f"build.{rest[0][1]}"
+    args = [_arg(n, ctx) for n in rest]
+    if any(a is None for a in args):
+        return None
+    a = [str(x) for x in args]
+    calls: dict[tuple[str, int], Callable[[], str]] = {
+        ("env", 1): lambda: f"env({a[0]})", ("isotime", 0): lambda: "timestamp()",
+        ("isotime", 1): lambda: f"legacy_isotime({a[0]})", ("strftime", 1): lambda: f"legacy_strftime({a[0]})",
+        ("template_dir", 0): lambda: "path.root", ("pwd", 0): lambda: "path.cwd", ("uuid", 0): lambda: "uuidv4()",
+        ("build_name", 0): lambda: "source.name", ("build_type", 0): lambda: "source.type",
+        ("packer_version", 0): lambda: "packer.version", ("upper", 1): lambda: f"upper({a[0]})",
+        ("lower", 1): lambda: f"lower({a[0]})",
+        # replace_all OLD NEW S / replace OLD NEW N S (strings.Replace) / split S SEP N (Packer's funcGenSplitter)
+        ("replace_all", 3): lambda: f"replace({a[2]}, {a[0]}, {a[1]})",
+        ("replace", 4): lambda: _replace_n(a[3], a[0], a[1], a[2]),
+        ("split", 3): lambda: f"split({a[1]}, {a[0]})[{a[2]}]",
+    }
+    make = calls.get((fn, len(a)))
+    return make() if make else None
+
+
+def _replace_n(text: str, old: str, new: str, n: str) -> str:
+    """Go's strings.Replace(text, old, new, n) with Packer's HCL2 functions: every occurrence when n < 0, else the
+    first n: the pieces before them joined with new, the rest joined back with old."""
+    if n.lstrip("-").isdigit() and int(n) < 0:
+        return f"replace({text}, {old}, {new})"
+    parts = f"split({old}, {text})"
+    cut = f"min({n}, length({parts}) - 1)"
+    return f"join({new}, concat(slice({parts}, 0, {cut}), [join({old}, slice({parts}, {cut}, length({parts})))]))"
 
 
 def _literal(text: str) -> str:

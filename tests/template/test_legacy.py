@@ -150,6 +150,21 @@ def test_undeclared_user_variables_come_from_var_files_or_render_empty(tmp_path:
     assert 'variable "b" {\n  type    = string\n  default = ""\n}' in text
 
 
+def test_legacy_string_functions_and_parenthesised_arguments(tmp_path: Path) -> None:
+    """Packer's legacy replace / replace_all / split with (user `v`) arguments; the expected line is what
+    packer 1.6.6 printed for this template."""
+    line = ("A={{ replace \"-\" \"+\" 0 (user `v`) }} B={{ replace \"-\" \"+\" 1 (user `v`) }} "
+            "C={{ replace \"-\" \"+\" 5 (user `v`) }} E={{ replace \"-\" \"+\" -1 (user `v`) }} "
+            "F=[{{ replace \"-\" \"+\" 1 (user `e`) }}] G={{ split \"x-y\" \"-\" 1 }} "
+            "R={{ replace_all \"-\" \"_\" (user `v`) }} U={{ upper (user `v`) }} K={{ .Path }}")
+    (tmp_path / "t.json").write_text(json.dumps({
+        "variables": {"v": "a-b-c", "e": ""}, "builders": [{"type": "null", "communicator": "none"}],
+        "provisioners": [{"type": "shell-local", "inline": [line]}]}))
+    (build,) = load(tmp_path / "t.json", env={}).builds
+    assert build.provisioners[0].config.inline == [  # type: ignore[attr-defined]
+        "A=a-b-c B=a+b-c C=a+b+c E=a+b+c F=[] G=y R=a_b_c U=A-B-C K={{ .Path }}"]
+
+
 @pytest.mark.parametrize(("text", "message"), [
     ('{"builders": [\n  {"type": "qemu",}\n]}', "invalid JSON"),
     ('{"builders": [{"iso_url": "x"}]}', 'builders[0] has no "type"'),
