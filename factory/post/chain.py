@@ -21,12 +21,16 @@ from factory.post.base import PostContext, PostProcessor
 
 
 class SpecLike(Protocol):
-    """factory.template.model.PostProcessorSpec, as far as running it goes."""
+    """factory.template.model.PostProcessorSpec, as far as running it goes (read-only: the spec is frozen)."""
 
-    type: str
-    config: Any
-    keep_input_artifact: bool | None
-    where: Location
+    @property
+    def type(self) -> str: ...
+    @property
+    def config(self) -> Any: ...
+    @property
+    def keep_input_artifact(self) -> bool | None: ...
+    @property
+    def where(self) -> Location: ...
 
     def applies_to(self, full_name: str) -> bool: ...
 

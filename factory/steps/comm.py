@@ -27,7 +27,8 @@ class ClearAuthorizedKeys(Step[BuildContext]):
     def run(self, ctx: BuildContext) -> None:
         from factory.comm.authorized import clear_authorized_key
 
-        outcome = clear_authorized_key(ctx.comm, ctx.keypair, timeout=60.0 * ctx.timeout_factor)
+        assert ctx.keypair is not None  # applies() checked it
+        outcome = clear_authorized_key(ctx.connected, ctx.keypair, timeout=60.0 * ctx.timeout_factor)
         for path in outcome.removed:
             ctx.say(f"ephemeral key removed from {path}")
         for path in outcome.unchecked:

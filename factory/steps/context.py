@@ -7,10 +7,11 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from factory.artifact.model import Artifact, Firmware, Hardware
 from factory.build import RunnerContext
+from factory.errors import FactoryError
 from factory.machine.driver import DirectBoot, Driver, Endpoint, Feature, Machine
 from factory.machine.httpd import HttpServer, guest_host
 from factory.machine.ports import PortLease
@@ -21,7 +22,11 @@ from factory.schema.libvirt import LibvirtSource
 from factory.schema.qemu import QemuSource
 
 if TYPE_CHECKING:
-    from factory.comm.ssh import SSHSettings
+    from factory.comm.keys import KeyPair
+    from factory.comm.ssh import Communicator, SSHSettings
+    from factory.media.catalog import Release
+    from factory.steps.console import ConsoleState
+    from factory.template.model import Build
 
 
 @dataclass
@@ -32,7 +37,7 @@ class BuildContext(RunnerContext):
     source_name: str = ""
     root: Path = field(default_factory=Path.cwd)
     config: Component | None = None        # the source's typed options (factory/schema), read by attribute
-    build: Any = None                      # factory.template Build (provisioners, post-processors)
+    build: Build | None = None             # the build block: its provisioners and post-processors
     force: bool = False
     debug: bool = False
     run_uuid: str = ""
@@ -44,7 +49,7 @@ class BuildContext(RunnerContext):
     workdir: Path | None = None            # scratch: sockets, seed, logs; removed at the end
     media: Path | None = None
     media_url: str | None = None           # iso_skip_cache: the URL the hypervisor reads itself
-    release: Any = None                    # factory.media.catalog.Release for `iso = "name"`
+    release: Release | None = None         # the catalog release of `iso = "name"`
     direct_boot: DirectBoot | None = None
     unattended_files: dict[str, bytes] = field(default_factory=dict)
     disk: Path | None = None
@@ -53,17 +58,25 @@ class BuildContext(RunnerContext):
     seed: Path | None = None
     efi_code: Path | None = None
     efi_vars: Path | None = None
-    keypair: Any = None
+    keypair: KeyPair | None = None         # the build's temporary SSH key pair
     ssh_lease: PortLease | None = None     # a host port reserved before the VM starts ({{ .SSHHostPort }})
     ssh_address: Endpoint | None = None    # where the running VM's SSH is reached (Machine.ssh_address)
     http: HttpServer | None = None
     machine: Machine | None = None
     serial: SerialFollower | None = None
-    comm: Any = None
+    comm: Communicator | None = None
     artifact: Artifact | None = None
     artifacts: list[Artifact] = field(default_factory=list)
     kept_files: list[Path] = field(default_factory=list)
-    console: Any = None                    # factory.steps.console.ConsoleState (VNC, QMP, TPM, floppy)
+    console: ConsoleState | None = None    # VNC, QMP, TPM, floppy
+
+    @property
+    def connected(self) -> Communicator:
+        """The guest's SSH connection, for steps that only run once the communicator step has connected."""
+        if self.comm is None:
+            raise FactoryError("internal: a step needs the SSH connection before the build connected",
+                               hint="report this with the build's log (--debug)")
+        return self.comm
 
     def require(self, feature: Feature, what: str) -> None:
         """A clear error before anything runs when the build's driver cannot do what option `what` asks."""

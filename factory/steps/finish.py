@@ -72,11 +72,11 @@ def provision_steps(ctx: BuildContext) -> list[Step[BuildContext]]:
 
 def _applicable(ctx: BuildContext) -> list[Any]:
     full = f"{ctx.source_type}.{ctx.source_name}"
-    return [p for p in (getattr(ctx.build, "provisioners", None) or []) if p.applies_to(full)]
+    return [p for p in (ctx.build.provisioners if ctx.build else []) if p.applies_to(full)]
 
 
 def error_cleanup_provisioner(ctx: BuildContext) -> None:
-    spec = getattr(ctx.build, "error_cleanup_provisioner", None)
+    spec = ctx.build.error_cleanup_provisioner if ctx.build else None
     if spec is None or ctx.comm is None:
         return
     ctx.say(f"running the error-cleanup-provisioner ({spec.type})")
@@ -139,10 +139,10 @@ class PostProcess(Step[BuildContext]):
     name, title = "post-processors", "Running post-processors"
 
     def applies(self, ctx: BuildContext) -> bool:
-        return bool(getattr(ctx.build, "post_processors", None))
+        return bool(ctx.build and ctx.build.post_processors)
 
     def run(self, ctx: BuildContext) -> None:
-        chains = getattr(ctx.build, "post_processors", None) or []
+        chains = ctx.build.post_processors if ctx.build else []
         full = f"{ctx.source_type}.{ctx.source_name}"
         chains = [[p for p in chain if p.applies_to(full)] for chain in chains]
         chains = [c for c in chains if c]

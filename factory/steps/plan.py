@@ -5,7 +5,6 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from factory.artifact.model import Artifact
 from factory.build import EventBus, OnError, Step, run_steps
@@ -17,6 +16,7 @@ from factory.schema import lookup
 from factory.schema.common import CommunicatorOptions
 from factory.steps import checkpoint, comm, console, finish, libvirt, null, prepare, unattended, vm
 from factory.steps.context import BuildContext
+from factory.template.model import Build, SourceRef
 
 # Source types factory builds, and the machine driver each one runs on; `null` runs on no machine.
 DRIVERS = {"qemu": "qemu", "virtualbox-iso": "virtualbox", "virtualbox-ovf": "virtualbox",
@@ -53,12 +53,12 @@ class BuildOptions:
     resume_command: str = ""      # the command that resumes a failed build (printed when it fails)
 
 
-def build_name(build: Any, source: Any) -> str:
+def build_name(build: Build, source: SourceRef) -> str:
     name = getattr(build, "name", "") or ""
     return f"{name}.{source.full_name}" if name else str(source.full_name)
 
 
-def refuse_unbuildable(build: Any, source: Any) -> None:
+def refuse_unbuildable(build: Build, source: SourceRef) -> None:
     """Stop before any VM starts when the build needs what factory declares but cannot run (the winrm
     communicator, Windows provisioners, any post-processor whose schema declares REFUSED): naming the component
     and why, instead of failing half-way."""
@@ -90,7 +90,7 @@ def refuse_unbuildable(build: Any, source: Any) -> None:
         raise FactoryErrors(why)
 
 
-def context_for(build: Any, source: Any, root: Path, bus: EventBus, opts: BuildOptions,
+def context_for(build: Build, source: SourceRef, root: Path, bus: EventBus, opts: BuildOptions,
                 run_uuid: str | None = None) -> BuildContext:
     """The context one source of one build block runs in (before any step)."""
     ctx = BuildContext(build_name=build_name(build, source), bus=bus, on_error=opts.on_error,
@@ -99,7 +99,7 @@ def context_for(build: Any, source: Any, root: Path, bus: EventBus, opts: BuildO
     return ctx
 
 
-def build_source(build: Any, source: Any, root: Path, bus: EventBus, opts: BuildOptions,
+def build_source(build: Build, source: SourceRef, root: Path, bus: EventBus, opts: BuildOptions,
                  run_uuid: str | None = None) -> list[Artifact]:
     """Run one source of one build block; returns the artifacts (builder's, then post-processors')."""
     if source.type not in DRIVERS and source.type not in MACHINELESS:
@@ -130,7 +130,7 @@ def build_source(build: Any, source: Any, root: Path, bus: EventBus, opts: Build
     return ctx.artifacts
 
 
-def build_virtualbox(build: Any, source: Any, root: Path, bus: EventBus, opts: BuildOptions,
+def build_virtualbox(build: Build, source: SourceRef, root: Path, bus: EventBus, opts: BuildOptions,
                      run_uuid: str | None = None) -> list[Artifact]:
     """A virtualbox-iso/-ovf/-vm source: its own step list (factory.steps.vbox) on the VirtualBox driver."""
     from factory.steps import vbox

@@ -45,9 +45,9 @@ class PrepareOutput(Step[BuildContext]):
 def protected_dirs(ctx: BuildContext) -> dict[str, Path]:
     """Folders an output folder may never be (or hold): where factory runs and where the template is."""
     places = {"the folder factory runs in": ctx.root}
-    for source in getattr(ctx.build, "sources", None) or []:
-        where = getattr(source, "where", None)
-        if source.name == ctx.source_name and where is not None and where.file:
+    for source in ctx.build.sources if ctx.build else []:
+        where = source.where
+        if source.name == ctx.source_name and where.file:
             places["the template's folder"] = (ctx.root / where.file).parent
     return places
 

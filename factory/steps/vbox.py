@@ -466,7 +466,7 @@ class VersionFile(Step[VBoxContext]):
 
     def run(self, ctx: VBoxContext) -> None:
         dest = ctx.v.virtualbox_version_file or ""
-        ctx.comm.upload(ctx.vbox_version.encode(), dest)
+        ctx.connected.upload(ctx.vbox_version.encode(), dest)
         ctx.say(f"VirtualBox version {ctx.vbox_version} written to {dest} in the guest")
 
 
@@ -488,7 +488,7 @@ class GuestAdditions(Step[VBoxContext]):
             return
         if ctx.v.guest_additions_mode == "upload":
             dest = expand(ctx.v.guest_additions_path, ctx.template_values, where="guest_additions_path")
-            ctx.comm.upload(iso, dest)
+            ctx.connected.upload(iso, dest)
             ctx.say(f"guest additions ISO uploaded to {dest}")
         else:
             ctx.emit(EventKind.NOTICE, "guest_additions_mode = \"attach\" takes effect before boot in Packer; "

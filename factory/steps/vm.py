@@ -359,7 +359,7 @@ class Shutdown(Step[BuildContext]):
         try:
             command = ctx.shutdown_options.shutdown_command
             assert command is not None
-            code = ctx.comm.run(command, on_line=lambda line: ctx.output("shutdown", line),
+            code = ctx.connected.run(command, on_line=lambda line: ctx.output("shutdown", line),
                                 timeout=60.0 * ctx.timeout_factor)
         except Disconnected:
             return True

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import multiprocessing
+import random
 import socket
 import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -24,19 +26,22 @@ from factory.machine.driver import (
 from factory.machine.ports import lease, reserve
 
 
-def _hold(low: int, high: int, out: multiprocessing.Queue, hold: float) -> None:  # type: ignore[type-arg]
+def _hold(low: int, high: int, out: multiprocessing.Queue, done: Any) -> None:  # type: ignore[type-arg]
     try:
         lease = reserve(low, high, purpose="test")
         out.put(lease.port)
-        time.sleep(hold)
+        done.wait(60)  # held until the test says so: no timing assumption under load
         lease.release()
     except FactoryError as exc:
         out.put(str(exc))
 
 
 def _free_block(n: int) -> int:
-    """A base port with n consecutive free ports (best effort, high range)."""
-    for base in range(47000, 60000, 37):
+    """A base port with n consecutive free ports (best effort, high range). The start is random: tests of this
+    file run at once in several pytest-xdist workers, each with its own lock folder, so a fixed start would hand
+    them the same block."""
+    start = random.randrange(47000, 60000)
+    for base in [*range(start, 60000, 37), *range(47000, start, 37)]:
         if all(_bindable(base + i) for i in range(n)):
             return base
     raise RuntimeError("no free port block")
@@ -57,13 +62,15 @@ def test_two_processes_get_different_ports_and_a_third_finds_none(tmp_path: Path
     base = _free_block(2)
     ctx = multiprocessing.get_context("spawn")
     q: multiprocessing.Queue = ctx.Queue()  # type: ignore[type-arg]
-    procs = [ctx.Process(target=_hold, args=(base, base + 1, q, 4.0)) for _ in range(2)]
+    done = ctx.Event()
+    procs = [ctx.Process(target=_hold, args=(base, base + 1, q, done)) for _ in range(2)]
     for p in procs:
         p.start()
     got = {q.get(timeout=30), q.get(timeout=30)}
     assert got == {base, base + 1}
     with pytest.raises(FactoryError, match="no free port"):
         reserve(base, base + 1, purpose="test")
+    done.set()
     for p in procs:
         p.join(30)
     lease = reserve(base, base + 1, purpose="test")   # released by the others: free again
