@@ -120,6 +120,12 @@ def build_argv(spec: MachineSpec, qmp_socket: Path, *, binary: str = QEMU,
                tpm_socket: Path | None = None) -> list[str]:
     """The full qemu command line; qemuargs (hypervisor_args) replace defaults with the same flag (Packer)."""
     machine = spec.machine_type + f",accel={spec.accel}"
+    # An explicit cpu_model always wins. Under TCG, QEMU's `max` (AuthenticAMD family 6, every feature TCG
+    # emulates) measured fastest for the README's Linux guest: as an AMD CPU it gets no page-table isolation
+    # (a GenuineIntel `max` gets PTI, and with no PCID under TCG every kernel entry flushes QEMU's software TLB:
+    # it booted far slower), only retpolines. Its HPET clocksource on 2+ vCPUs (Linux trusts no AMD TSC without
+    # invtsc, which TCG cannot offer) costs nothing measurable: an Atom identity with a TSC clocksource and no
+    # mitigations reached SSH no sooner (43.5 s vs 42.0 s), and -accel tcg,thread=single was slower.
     cpu = spec.cpu_model or ("host" if spec.accel == "kvm" else "max")
     smp = str(spec.cpus)
     if spec.topology:
