@@ -14,7 +14,7 @@ from factory.machine.driver import driver
 from factory.options import Kind
 from factory.schema import lookup
 from factory.schema.common import CommunicatorOptions
-from factory.steps import checkpoint, comm, console, finish, libvirt, null, prepare, unattended, vm
+from factory.steps import checkpoint, comm, console, finish, null, prepare, unattended, vm
 from factory.steps.context import BuildContext
 from factory.template.model import Build, SourceRef
 
@@ -26,6 +26,8 @@ MACHINELESS = ("null",)
 
 def steps_for(ctx: BuildContext) -> list[Step[BuildContext]]:
     if ctx.source_type == "libvirt":
+        from factory.steps import libvirt  # its driver and bindings cost every other build ~0.1 s of imports
+
         return libvirt.steps(ctx)
     s = ctx.s
     steps: list[Step[BuildContext]] = [
