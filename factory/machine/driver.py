@@ -244,14 +244,8 @@ class Machine(ABC):
     def checkpoint(self, layers: Sequence[Layer], state: Path | None) -> list[Path]:
         """Freeze the running machine's disks (layers, in MachineSpec.disks order) at one instant and, with
         state (Feature.VM_STATE), save its running state into that file at the same instant; it then runs on.
-        The state may still be being written when this returns: state_saved() says when the file is whole.
         Returns the path each disk is written at from now on (Layer.next or Layer.active)."""
         raise FactoryError("this machine driver cannot keep checkpoints")
-
-    def state_saved(self) -> bool:
-        """Wait until the state the last checkpoint() started saving is whole in its file: True then (or when
-        none is pending), False when it could not be saved (its file is removed; the disks are kept)."""
-        return True
 
     @abstractmethod
     def ssh_address(self, guest_port: int, ports: PortRange, *, timeout: float) -> Endpoint:

@@ -193,8 +193,6 @@ class QemuMachine(Machine):
         self._ssh: Endpoint | None = None
         self._ssh_lease: PortLease | None = None
         self._powered_off = False     # the guest powered off, or factory ended the VM: not a crash
-        self._background: bool | None = None   # VM states saved in the background (None: not tried yet)
-        self._pending_state: Path | None = None
 
     @property
     def argv(self) -> list[str]:
@@ -357,15 +355,11 @@ class QemuMachine(Machine):
         """Paused: each qcow2 disk gets a new empty top layer (QMP blockdev-snapshot-sync onto an overlay made
         beforehand, so its header names the published path); the state goes to its file by migration (`migrate
         exec:`); the old tops, now read-only, are linked (else copied) to their frozen names; then the VM runs on.
-        Where the host allows, the state is a background snapshot (see _start_state): the VM runs on at once and
-        state_saved() waits for the file. Files QEMU has open are never renamed: it reopens them by name when
-        migration inactivates them."""
+        Files QEMU has open are never renamed: it reopens them by name when migration inactivates them."""
         if self.qmp is None or not self.running():
             raise FactoryError("cannot keep a checkpoint: the VM is not running")
         qmp = self.qmp
-        self.state_saved()  # one migration at a time
         qmp.execute("stop")
-        runs_on = False
         try:
             first = sum(1 for m in self.spec.media if m.bootable)  # drive ids follow _storage_args' order
             writes: list[Path] = []
@@ -377,61 +371,25 @@ class QemuMachine(Machine):
                     writes.append(layer.active)
             if state is not None:
                 try:
-                    runs_on = self._start_state(qmp, state)
+                    self._save_state(qmp, state)
                 except FactoryError as exc:  # the disks are frozen already: the checkpoint is kept without it
-                    self._state_failed(state, exc)
-            for layer in layers:  # stop drained and flushed them, and the VM now writes the new tops: final
+                    state.unlink(missing_ok=True)
+                    self.notify(MachineEventKind.MESSAGE, f"the VM state was not saved ({exc.message}): "
+                                "this checkpoint resumes by booting from its disk")
+            for layer in layers:  # stop drained and flushed them: their content is final
                 if not _link(layer.active, layer.frozen):
                     run(["cp", "--sparse=always", "--reflink=auto", layer.active, layer.frozen])
         finally:
-            if self.running() and not runs_on:
+            if self.running():
                 qmp.execute("cont")
         return writes
 
-    def _start_state(self, qmp: QmpSession, state: Path) -> bool:
-        """Start saving the VM state; True when QEMU writes it in the background while the VM runs on.
-
-        QEMU's background snapshot (migration capability `background-snapshot`, userfaultfd write protection)
-        saves the RAM as it is at this instant: the devices' state is taken now, the RAM is write-protected and
-        each page is copied out before the guest first changes it, and the VM runs again at once (it resumes the
-        VM itself). The next step then runs while ~0.3 GB are written, instead of after (1-3 s paused under TCG).
-        Hosts without it (no userfaultfd for QEMU) save paused, as before."""
+    def _save_state(self, qmp: QmpSession, state: Path) -> None:
+        # Paused, on purpose: QEMU's background snapshot (`background-snapshot`, the VM runs on while its RAM is
+        # copied out on write) was measured slower here: ~3.5 s a state instead of ~0.5 s, and the guest's next
+        # steps ran 2-3x slower meanwhile; a cold P3 build took 61.1 s against 55.5 s, back to back under TCG.
         qmp.execute("migrate-set-parameters", {"max-bandwidth": 1 << 40})  # a file, not a network: no cap
-        if self._background is None:
-            try:
-                qmp.execute("migrate-set-capabilities",
-                            {"capabilities": [{"capability": "background-snapshot", "state": True}]})
-                self._background = True
-            except FactoryError:  # "not supported by host kernel" (or an older QEMU)
-                self._background = False
         qmp.execute("migrate", {"uri": f"exec:cat > {shlex.quote(str(state))}"})
-        if self._background:
-            self._pending_state = state
-            return True
-        self._await_state(qmp)
-        return False
-
-    def state_saved(self) -> bool:
-        """Wait for a VM state being written in the background: True once it is whole in its file (or when none
-        is pending), False when it could not be saved (its file is removed)."""
-        state, self._pending_state = self._pending_state, None
-        if state is None:
-            return True
-        try:
-            if self.qmp is None:
-                raise FactoryError("the VM stopped before its state was saved")
-            self._await_state(self.qmp)
-        except FactoryError as exc:
-            self._state_failed(state, exc)
-            return False
-        return True
-
-    def _state_failed(self, state: Path, exc: FactoryError) -> None:
-        state.unlink(missing_ok=True)
-        self.notify(MachineEventKind.MESSAGE, f"the VM state was not saved ({exc.message}): "
-                    "this checkpoint resumes by booting from its disk")
-
-    def _await_state(self, qmp: QmpSession) -> None:
         deadline = time.monotonic() + 600
         while time.monotonic() < deadline:
             status = qmp.execute("query-migrate").get("status", "")
@@ -440,7 +398,7 @@ class QemuMachine(Machine):
             if status in ("failed", "cancelled"):
                 raise FactoryError(f"saving the VM state failed: {qmp.execute('query-migrate')}")
             self.alive()
-            time.sleep(0.05)
+            time.sleep(0.1)
         raise FactoryError("saving the VM state took over 600s")
 
     def ssh_address(self, guest_port: int, ports: PortRange, *, timeout: float) -> Endpoint:

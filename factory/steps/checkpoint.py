@@ -33,18 +33,6 @@ from factory.store import Store, human_size
 
 
 @dataclass
-class _Unpublished:
-    """A checkpoint whose folder is filled but not yet published: its VM state is written in the background."""
-
-    step: str
-    tmp: Path
-    final: Path
-    publish: contextlib.ExitStack    # holds the store entry's lock; closing it publishes the folder
-    started: float
-    paused: float                    # how long the build waited while it was taken
-
-
-@dataclass
 class MachineCheckpoints:
     """Keeps a machine build's checkpoints and restores the longest stored chain (see the module docstring)."""
 
@@ -58,7 +46,6 @@ class MachineCheckpoints:
     _holding: bool = False
     _layers: Path | None = None            # this build's writable layers, beside the store (hard links work)
     _count: int = 0
-    _pending: _Unpublished | None = None   # the last checkpoint, while its VM state is still being written
 
     @staticmethod
     def unusable(ctx: BuildContext) -> str:
@@ -85,7 +72,6 @@ class MachineCheckpoints:
             self.store.get(cp.key)  # used now: `gc --max-size` trims least recently used first
 
     def release(self) -> None:
-        self.discard()
         self._holds.close()
 
     def working_disk(self, ctx: BuildContext, suffix: str) -> Path:
@@ -186,74 +172,44 @@ class MachineCheckpoints:
         if (self.mode is CheckpointMode.NONE or machine is None or driver is None or ctx.disk is None
                 or self.parent is None or not machine.running()):
             return
-        vm_states = self.mode is CheckpointMode.VM and Feature.VM_STATE in driver.features
-        if last and vm_states:
+        state = self.mode is CheckpointMode.VM and Feature.VM_STATE in driver.features
+        if last and state:
             # Never used: a resume prefers the latest checkpoint with a VM state (continuing the one before and
             # running the last provisioner again takes seconds; booting this disk takes the boot), and editing
             # the last provisioner resumes from the one before anyway. Saving it only cost time (sync, freeze).
             return
-        self.settle(ctx)  # the previous one is the parent of this one
         started = time.monotonic()
         if ctx.comm is not None:  # what the guest wrote goes to its disk: the layer alone is a usable disk
             with contextlib.suppress(Exception):
                 ctx.comm.run("sync", on_line=lambda line: None, timeout=120.0 * ctx.timeout_factor)
         name = self.parent.disk.name
         nxt: Path | None = None
-        publish = contextlib.ExitStack()
         try:
-            tmp, final = publish.enter_context(checkpoints.publishing(self.store, sid, name,
-                                                                      replace=not self.resume))
-            nxt = self.working_disk(ctx, ctx.disk.suffix)
-            (ctx.disk,) = machine.checkpoint([Layer(ctx.disk, tmp / name, final / name, nxt)],
-                                             tmp / checkpoints.STATE if vm_states else None)
-            if ctx.efi_vars is not None and ctx.efi_vars.exists():
-                shutil.copyfile(ctx.efi_vars, tmp / checkpoints.EFIVARS)
-            (tmp / checkpoints.META).write_text(json.dumps(checkpoints.meta(step, sid, self.parent)))
+            with checkpoints.publishing(self.store, sid, name, replace=not self.resume) as (tmp, final):
+                nxt = self.working_disk(ctx, ctx.disk.suffix)
+                (ctx.disk,) = machine.checkpoint([Layer(ctx.disk, tmp / name, final / name, nxt)],
+                                                 tmp / checkpoints.STATE if state else None)
+                state = (tmp / checkpoints.STATE).exists()
+                if ctx.efi_vars is not None and ctx.efi_vars.exists():
+                    shutil.copyfile(ctx.efi_vars, tmp / checkpoints.EFIVARS)
+                (tmp / checkpoints.META).write_text(json.dumps(checkpoints.meta(step, sid, self.parent)))
         except (FactoryError, OSError) as exc:
-            publish.__exit__(type(exc), exc, exc.__traceback__)  # the unpublished folder goes
             if nxt is not None and ctx.disk == nxt:
                 raise  # the machine already writes on top of the layer that was to be published
             ctx.emit(EventKind.NOTICE, f"no checkpoint after {step} ({getattr(exc, 'message', exc)}): this build "
                      "keeps no more checkpoints")
             self.mode = CheckpointMode.NONE
             return
-        self._pending = _Unpublished(step, tmp, final, publish, started, time.monotonic() - started)
-        if not vm_states:
-            self.settle(ctx)  # nothing is written in the background: publish now
-
-    def settle(self, ctx: BuildContext) -> None:
-        """Publish the checkpoint whose VM state the machine may still be writing while the build ran on (called
-        before the next checkpoint, before the shutdown, and when the build fails)."""
-        pending, self._pending = self._pending, None
-        if pending is None:
-            return
-        saved = ctx.machine is not None and ctx.machine.state_saved()
-        state = saved and (pending.tmp / checkpoints.STATE).exists()
-        with pending.publish:  # its end publishes the folder, whole
-            pass
-        found = checkpoints.chain(self.store, pending.final.name)
+        found = checkpoints.chain(self.store, final.name)
         if not found:
-            raise FactoryError(f"the checkpoint just stored at {pending.final} is not readable")
+            raise FactoryError(f"the checkpoint just stored at {final} is not readable")
         self._hold(ctx, found[:1])
-        self.parent, self.last = found[0], pending.step
-        entry = self.store.entry(pending.final.name)
-        took = time.monotonic() - pending.started
-        ctx.say(f"checkpoint after {pending.step}: {human_size(entry.size if entry else 0)}"
-                + (" with the VM state" if state else "") + f" in {took:.1f}s"
-                + (f" (the build waited {pending.paused:.1f}s)" if took - pending.paused > 0.05 else ""))
-
-    def discard(self) -> None:
-        """Drop a checkpoint not yet published (the machine is gone before its state was whole)."""
-        pending, self._pending = self._pending, None
-        if pending is not None:
-            gone = FactoryError("the build ended before the checkpoint was published")
-            pending.publish.__exit__(FactoryError, gone, None)
+        self.parent, self.last = found[0], step
+        entry = self.store.entry(final.name)
+        ctx.say(f"checkpoint after {step}: {human_size(entry.size if entry else 0)}"
+                + (" with the VM state" if state else "") + f" in {time.monotonic() - started:.1f}s")
 
     def failed(self, ctx: BuildContext) -> None:
-        if self._pending is not None and ctx.machine is not None and ctx.machine.running():
-            with contextlib.suppress(Exception):
-                self.settle(ctx)  # the VM still runs: its state can still be kept
-        self.discard()
         if not self.last:
             return
         ctx.emit(EventKind.NOTICE, f"the checkpoint after {self.last} is kept; resume the build with:\n    "

@@ -34,7 +34,7 @@ from factory.machine.serial import SerialFollower
 from factory.placeholders import expand
 from factory.schema.libvirt import LibvirtSource
 from factory.schema.qemu import QemuSource
-from factory.steps import checkpoint, console
+from factory.steps import console
 from factory.steps.context import BuildContext
 
 TCG_KEY_INTERVAL = 0.3
@@ -326,8 +326,6 @@ class Shutdown(Step[BuildContext]):
         shutdown = ctx.shutdown_options
         limit = shutdown.shutdown_timeout * ctx.timeout_factor
         deadline = time.monotonic() + limit
-        if (kept := checkpoint.active(ctx)) is not None:
-            kept.settle(ctx)  # a VM state still being written must be whole before the guest goes down
         acpi = True
         if shutdown.shutdown_command and ctx.comm is not None:
             ctx.say(f"running shutdown_command: {shutdown.shutdown_command}")
