@@ -8,7 +8,8 @@ a shell provisioner, `sudo poweroff`, a compacted qcow2. Same accelerator on bot
 (goal <= 0.75 on a cold build), plus where each side's time went as far as the guest's own clock tells
 (its uptime at the first provisioner command is the boot both sides wait for). Then factory resumed: its
 provisioner edited and the build run again on the same store, which resumes from the boot-to-SSH checkpoint
-(goal <= 0.1 of Packer, which can only rebuild from zero).
+(goal <= 0.1 of Packer, which can only rebuild from zero). Figures, with the host load they were taken under:
+README.md, "Side by side with Packer".
 
     .venv/bin/python bench/bench_packer.py [--rounds N] [--guest PATH]
 """

@@ -5,7 +5,9 @@ empty store, then its last provisioner is edited and it is built again: the seco
 checkpoint after the second provisioner (its VM state under -checkpoint=vm, so the guest does not boot again)
 and runs only the edited provisioner, the shutdown and the final disk. Both artifacts are checked (qemu-img
 check, and the edit is in the resumed one's manifest run). Printed: both wall times, the speed-up (goal >= 10x
-under TCG), and each build's step table as factory prints it.
+under TCG), each build's step table as factory prints it, and the lines that say what each checkpoint cost
+(the VM is paused while its state is written) and how long the guest took to power off. Figures, with the host
+load they were taken under: README.md, "Benchmark P3".
 
     flock /tmp/factory-vm.lock .venv/bin/python bench/bench_resume.py [--checkpoint vm|disk] [--guest PATH]
 """
