@@ -9,6 +9,7 @@ import shlex
 import shutil
 import signal
 import subprocess
+import sys
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
@@ -43,8 +44,11 @@ StrPath = str | os.PathLike[str]
 
 
 def which(tool: str) -> str:
-    """Absolute path of a host tool, or a user error naming the package that provides it."""
-    found = shutil.which(tool)
+    """Absolute path of a host tool, or a user error naming the package that provides it.
+
+    PATH first; then the directory of the running interpreter, where pip put the console scripts of factory's own
+    dependencies (ansible-core's ansible-playbook in an unactivated venv or a pipx install)."""
+    found = shutil.which(tool) or shutil.which(tool, path=os.path.dirname(sys.executable))
     if not found:
         pkg = PACKAGE_OF.get(tool, tool)
         raise FactoryError(f"required host tool {tool!r} was not found on PATH",
@@ -65,9 +69,9 @@ def run(
 ) -> subprocess.CompletedProcess[bytes]:
     """Run argv (never through a shell). With on_line, stdout+stderr are streamed line by line as they come."""
     args = [os.fspath(a) for a in argv]
-    if os.sep not in args[0]:
-        which(args[0])
     shown = secrets.mask(shlex.join(args))
+    if os.sep not in args[0]:
+        args[0] = which(args[0])
     log.debug("run: %s", shown)
     full_env = {**os.environ, **env} if env is not None else None
     try:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -16,6 +17,10 @@ SHARED = Path(os.environ.get("FACTORY_SHARED_DIR", ROOT.parent / "shared"))
 SCHEMAS = SHARED / "schemas"
 REFERENCE_FILES = ("subiquity-autoinstall-24.04.json", "ovf/dsp8023_1.1.1.xsd")
 REQUIRE_REFERENCE = os.environ.get("FACTORY_REQUIRE_REFERENCE") == "1"
+
+# The packer binary the compatibility tests compare with would otherwise ask checkpoint.hashicorp.com for updates:
+# tests send traffic to loopback only.
+os.environ["CHECKPOINT_DISABLE"] = "1"
 
 
 def _reference_missing() -> str | None:
@@ -82,6 +87,16 @@ def shared_schemas() -> Path:
 def _isolated_cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
     """Each test gets its own factory cache dir so tests never share state through ~/.cache/factory."""
     monkeypatch.setenv("FACTORY_CACHE_DIR", str(tmp_path_factory.mktemp("factory-cache")))
+
+
+@pytest.fixture(autouse=True)
+def _no_secrets_from_other_tests() -> Iterator[None]:
+    """The secrets registry is per process: a password one test registered (say `factory`) must not mask the
+    words of the next test's output."""
+    from factory import secrets
+    secrets.clear()
+    yield
+    secrets.clear()
 
 
 # Fixture modules under tests/fixtures/ (guest images, test ISOs) are loaded as plugins so every test sees them.

@@ -3,7 +3,6 @@ the build's key, as it logs in to a guest's forwarded SSH port."""
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import pytest
@@ -15,8 +14,6 @@ from factory.errors import FactoryError
 from factory.provision import ProvisionContext, run
 from factory.provision.ansible import galaxy_commands, inventory_text
 from factory.schema.provisioners import AnsibleProvisioner
-
-pytestmark = pytest.mark.skipif(shutil.which("ansible-playbook") is None, reason="ansible-core is not installed")
 
 PLAYBOOK = """\
 - hosts: default
@@ -101,7 +98,6 @@ def test_a_missing_playbook_is_refused_by_validate(tmp_path: Path) -> None:
         f"ansible provisioner: playbook_file {tmp_path / 'nope.yml'} does not exist"]
 
 
-@pytest.mark.skipif(shutil.which("sshpass") is None, reason="sshpass is not installed (Makefile APT_PACKAGES)")
 def test_a_password_only_build_logs_ansible_in_through_sshpass(sshd: SshServer, ctx: ProvisionContext,
                                                                out: list[str], tmp_path: Path) -> None:
     if sshd.password is None:

@@ -3,7 +3,6 @@ host) and a real ansible-playbook runs there with a local connection."""
 
 from __future__ import annotations
 
-import shutil
 import sys
 from pathlib import Path
 
@@ -18,8 +17,6 @@ from factory.schema.provisioners import AnsibleLocalProvisioner
 # The guest's ansible-playbook is the one of this venv; the system Python runs the modules (see test_ansible).
 PLAYBOOK_CMD = str(Path(sys.executable).parent / "ansible-playbook")
 PYTHON = ["-e", "ansible_python_interpreter=/usr/bin/python3"]
-
-pytestmark = pytest.mark.skipif(shutil.which(PLAYBOOK_CMD) is None, reason="ansible-core is not installed")
 
 
 def local(**kw: object) -> AnsibleLocalProvisioner:

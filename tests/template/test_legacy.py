@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 import sys
 import uuid
@@ -118,7 +117,6 @@ def test_legacy_inspect_is_packers_json_mode_layout(tree: Path) -> None:
     assert factory("inspect", "legacy.json", cwd=tree).stdout == INSPECTED
 
 
-@pytest.mark.skipif(shutil.which("packer") is None, reason="needs a packer binary to compare with")
 def test_legacy_inspect_matches_the_packer_binary(tree: Path) -> None:
     data = dict(LEGACY, variables={**LEGACY["variables"], "cpus": "2", "region": None}, description="Two\nlines")
     (tree / "legacy.json").write_text(json.dumps(data, indent=2))

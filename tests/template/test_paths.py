@@ -5,7 +5,6 @@ directory, so `factory validate -var-file=vars/x.pkrvars.hcl ./templates/x.pkr.h
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -87,7 +86,6 @@ def test_path_root_keeps_the_template_argument_as_typed(tmp_path: Path, argument
     assert _console_root(_tpl(tmp_path), argument, [sys.executable, "-m", "factory"]) == root
 
 
-@pytest.mark.skipif(shutil.which("packer") is None, reason="needs a packer binary to compare with")
 @pytest.mark.parametrize(("argument", "root"), SPELLINGS)
 def test_path_root_spellings_match_the_packer_binary(tmp_path: Path, argument: str, root: str) -> None:
     assert _console_root(_tpl(tmp_path), argument, ["packer"]) == root
