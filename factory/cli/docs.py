@@ -4,13 +4,56 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
-from factory.cli import app
+from factory.cli import _load_commands, app
 from factory.fsutil import atomic_path
 from factory.reference import render_reference
+
+
+def full_reference() -> str:
+    """docs/reference.md: the declarations' reference plus the command line, read from the typer app itself."""
+    return render_reference(command_reference())
+
+
+def command_reference() -> list[str]:
+    """The `## Commands` section: every command and sub-command with its arguments and options."""
+    _load_commands()
+    root = typer.main.get_command(app)
+    out = ["## Commands", "",
+           "`factory --help` and `factory COMMAND --help` show the same. Packer's single-dash spelling of its flags "
+           "(`-var`, `-var-file=F`, `-only`, `-force`, `-on-error=abort`, ...) is accepted as well.", ""]
+    _command(root, "factory", out, top=True)
+    return out
+
+
+def _command(cmd: Any, path: str, out: list[str], top: bool = False) -> None:
+    # Duck-typed: typer vendors its own copy of click, so click's classes are not the ones it builds.
+    if not top:
+        args = " ".join(_argument(p) for p in cmd.params if p.param_type_name == "argument")
+        out += [f"### `{path}{' ' + args if args else ''}`", ""]
+        summary = " ".join((cmd.help or "").split("\n\n")[0].split())
+        if summary:
+            out += [summary, ""]
+        options = [p for p in cmd.params if p.param_type_name == "option" and not p.hidden]
+        if options:
+            out += ["| Option | Meaning |", "|---|---|"]
+            for opt in options:
+                names = ", ".join(f"`{o}`" for o in [*opt.opts, *opt.secondary_opts])
+                meaning = " ".join((opt.help or "").split()).replace("|", "\\|")
+                out.append(f"| {names} | {meaning} |")
+            out.append("")
+    for name in sorted(getattr(cmd, "commands", {})):
+        sub = cmd.commands[name]
+        if not sub.hidden:
+            _command(sub, f"{path} {name}", out)
+
+
+def _argument(param: Any) -> str:
+    text = (param.metavar or param.name.upper()) + ("..." if param.nargs == -1 else "")
+    return text if param.required else f"[{text}]"
 
 
 @app.command("docs")
@@ -21,7 +64,7 @@ def docs(
     = False,
 ) -> None:
     """Write the reference page: supported blocks, functions, and every option of every component."""
-    text = render_reference()
+    text = full_reference()
     if str(output) == "-":
         sys.stdout.write(text)
         return

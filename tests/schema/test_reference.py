@@ -9,8 +9,8 @@ import sys
 import warnings
 from pathlib import Path
 
+from factory.cli.docs import full_reference
 from factory.options import Kind, Support, options_of
-from factory.reference import render_reference
 from factory.schema import registered
 from factory.schema.qemu import QemuSource
 from factory.template.functions import FUNCTIONS
@@ -27,7 +27,7 @@ KNOWN_UNTESTED_QEMU = frozenset({
 
 
 def test_committed_reference_is_up_to_date() -> None:
-    assert REFERENCE.read_text() == render_reference(), "docs/reference.md is stale: run `factory docs`"
+    assert REFERENCE.read_text() == full_reference(), "docs/reference.md is stale: run `factory docs`"
 
 
 def test_reference_lists_every_block_function_and_option() -> None:
@@ -63,7 +63,7 @@ def test_docs_cli_check_and_write(tmp_path: Path) -> None:
     run = [sys.executable, "-m", "factory", "docs", "-o", str(out)]
     assert subprocess.run([*run, "--check"], capture_output=True, timeout=60, check=False).returncode == 3
     assert subprocess.run(run, capture_output=True, timeout=60, check=False).returncode == 0
-    assert out.read_text() == render_reference()
+    assert out.read_text() == full_reference()
     assert subprocess.run([*run, "--check"], capture_output=True, timeout=60, check=False).returncode == 0
 
 
@@ -92,3 +92,31 @@ def test_guard_acted_qemu_options_are_tested_or_listed_as_gaps() -> None:
     if now_tested:
         warnings.warn(f"now exercised by tests, remove from KNOWN_UNTESTED_QEMU: {sorted(now_tested)}",
                       stacklevel=1)
+
+
+def test_reference_lists_every_command_and_option() -> None:
+    """The command line is read from the typer app itself: every command, sub-command and option is on the page."""
+    import typer
+
+    from factory.cli import _load_commands, app
+
+    _load_commands()
+    text = REFERENCE.read_text()
+
+    def walk(cmd: object, path: str) -> int:
+        seen = 0
+        for name, sub in sorted(getattr(cmd, "commands", {}).items()):
+            if sub.hidden:
+                continue
+            here = f"{path} {name}"
+            section = text.split(f"### `{here}", 1)
+            assert len(section) == 2, f"{here} is not on the reference page"
+            body = section[1].split("\n### ", 1)[0]
+            for param in sub.params:
+                if param.param_type_name == "option" and not param.hidden:
+                    assert f"`{param.opts[0]}`" in body, f"{here}: {param.opts[0]} is not on the reference page"
+            seen += 1 + walk(sub, here)
+        return seen
+
+    assert walk(typer.main.get_command(app), "factory") >= 20
+    assert "### `factory queue key" in text and "### `factory worker`" in text
