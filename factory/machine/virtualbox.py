@@ -102,8 +102,17 @@ class VBoxMachine(Machine):
 
     def powerdown(self) -> None:
         if self.running():
-            self.vbox(["controlvm", self.name, "acpipowerbutton"])
+            self._control("acpipowerbutton")
             self.notify(MachineEventKind.POWERDOWN)
+
+    def _control(self, action: str) -> None:
+        """`controlvm NAME action`; a VM that stopped on its own between the state check and the command (the guest
+        powered off first) is what was wanted, not an error."""
+        try:
+            self.vbox(["controlvm", self.name, action])
+        except FactoryError:
+            if self.vm_state() in RUNNING_STATES:
+                raise
 
     def stop(self) -> None:
         """Power the VM off now if it still runs (idempotent)."""
@@ -112,7 +121,7 @@ class VBoxMachine(Machine):
         self._stopped = True
         if self._started and self.vbox.info(self.name) is not None and \
                 self.vm_state() in RUNNING_STATES | CRASHED_STATES - {"aborted", "aborted-saved"}:
-            self.vbox(["controlvm", self.name, "poweroff"])
+            self._control("poweroff")
             deadline = time.monotonic() + 30
             while self.vm_state() in RUNNING_STATES and time.monotonic() < deadline:
                 time.sleep(POLL)

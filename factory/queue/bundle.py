@@ -19,6 +19,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from factory.artifact.tario import extract_plain
 from factory.errors import FactoryError
 
 SKIP_DIRS = (".git", ".hg", ".svn", "packer_cache", "__pycache__", ".venv", "node_modules")
@@ -103,9 +104,13 @@ def pack(template: Path, var_files: list[Path], variables: dict[str, Any], out: 
 
 
 def unpack(bundle: Path, dest: Path) -> Manifest:
-    """Extract a bundle into dest (tar's `data` filter: no absolute paths, links or devices escape it)."""
-    with tarfile.open(bundle) as tar:
-        tar.extractall(dest, filter="data")
+    """Extract a bundle into dest: only files and directories, nothing outside dest (see extract_plain)."""
+    try:
+        with tarfile.open(bundle) as tar:
+            extract_plain(tar, dest)
+    except (ValueError, tarfile.TarError) as exc:
+        raise FactoryError(f"bundle {bundle.name}: {exc}", hint="the bundle was not made by `factory submit`; "
+                           "submit the template again") from exc
     data = json.loads((dest / META).read_text())
     return Manifest(template=data["template"], var_files=list(data["var_files"]), inputs=dict(data["inputs"]))
 
