@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -21,6 +22,12 @@ REQUIRE_REFERENCE = os.environ.get("FACTORY_REQUIRE_REFERENCE") == "1"
 # The packer binary the compatibility tests compare with would otherwise ask checkpoint.hashicorp.com for updates:
 # tests send traffic to loopback only.
 os.environ["CHECKPOINT_DISABLE"] = "1"
+
+# Tests press Ctrl-C on the builds they start (SIGINT to the child). A shell starts background jobs (`make test &`,
+# nohup) with SIGINT ignored, and an ignored signal stays ignored across exec, so those builds would never see it
+# (factory, like any program, keeps an inherited SIG_IGN: nohup's contract). Give the children a default SIGINT.
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 def _reference_missing() -> str | None:
