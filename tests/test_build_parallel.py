@@ -14,6 +14,8 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 # Each build marks its start, waits up to BARRIER seconds for `need` start marks, records its interval.
 SCRIPT = """#!/bin/sh
 d={marks}; touch "$d/start-{name}"; echo "pid $$" > "$d/pid-{name}"; t0=$(date +%s.%N); i=0
@@ -48,9 +50,15 @@ def _env(tmp: Path) -> dict[str, str]:
     return {**os.environ, "COLUMNS": "300", "TMPDIR": str(scratch)}
 
 
-def _factory(tmp: Path, *args: str, timeout: float = 180) -> subprocess.CompletedProcess[str]:
+def _factory(tmp: Path, *args: str, timeout: float = 180, sigint_ignored: bool = False
+             ) -> subprocess.CompletedProcess[str]:
+    """sigint_ignored: start factory as a shell starts a background job or nohup does, with SIGINT ignored."""
+    def ignore_sigint() -> None:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+
     return subprocess.run([sys.executable, "-m", "factory", "build", *args, "t.pkr.hcl"], cwd=tmp, env=_env(tmp),
-                          capture_output=True, text=True, timeout=timeout)
+                          capture_output=True, text=True, timeout=timeout,
+                          preexec_fn=ignore_sigint if sigint_ignored else None)
 
 
 def _spans(tmp: Path) -> list[tuple[float, float]]:
@@ -110,7 +118,10 @@ def test_a_failing_build_does_not_stop_the_others_and_the_exit_code_says_so(tmp_
     assert _left_behind(tmp_path) == []
 
 
-def test_fail_fast_stops_the_others_which_clean_up(tmp_path: Path) -> None:
+@pytest.mark.parametrize("started", ["foreground", "sigint_ignored"])
+def test_fail_fast_stops_the_others_which_clean_up(tmp_path: Path, started: str) -> None:
+    """Also when factory itself was started with SIGINT ignored (`nohup factory build ... &`): the SIGINT the
+    parent sends its children to stop them is its own message, which they must not inherit an ignore for."""
     # a and c wait for start marks that never come; b fails as soon as both are running.
     _template(tmp_path, ["a", "b", "c"], need=9, extra={"b": ""}, barrier=120)
     (tmp_path / "b.sh").write_text(  # b fails once a and c are running
@@ -118,7 +129,7 @@ def test_fail_fast_stops_the_others_which_clean_up(tmp_path: Path) -> None:
         'while [ ! -e $d/pid-a ] || [ ! -e $d/pid-c ]; do sleep 0.1; i=$((i+1)); [ $i -lt 900 ] || break; done\n'
         'echo b-fails; exit 3\n')
     t0 = time.monotonic()
-    proc = _factory(tmp_path, "-fail-fast", "-parallel-builds=0")
+    proc = _factory(tmp_path, "-fail-fast", "-parallel-builds=0", sigint_ignored=started == "sigint_ignored")
     assert proc.returncode == 1, proc.stderr
     assert time.monotonic() - t0 < 100, "the waiting builds were not stopped"
     assert "b-fails" in proc.stderr and "OVERLAP-OK" not in proc.stderr

@@ -196,6 +196,9 @@ def child_main() -> int:
     from factory.steps.plan import build_source
 
     parent = os.getppid()
+    # SIGINT is how the parent stops this build (fail-fast, its own Ctrl-C): honour it even when the parent runs
+    # with SIGINT ignored (nohup, a shell's background job), an ignore this process would otherwise inherit.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     job: Job = pickle.load(sys.stdin.buffer)  # written by our own parent process, never by a user
     bus = EventBus()
     bus.subscribe(JsonMonitor(sys.stdout))
