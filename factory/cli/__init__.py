@@ -59,9 +59,23 @@ def version() -> None:
     print(f"factory {__version__}")
 
 
-def _load_commands() -> None:
-    for mod in pkgutil.iter_modules(__path__):
-        importlib.import_module(f"{__name__}.{mod.name}")
+def _registered() -> set[str]:
+    names = {c.name or (c.callback.__name__ if c.callback else "") for c in app.registered_commands}
+    return names | {g.name or "" for g in app.registered_groups}
+
+
+def _load_commands(args: list[str] | None = None) -> None:
+    """Import the command modules. Only the one named like the command when it defines that command (a build
+    starts ~0.1 s sooner without the others); every module for help, an unknown name and the rest."""
+    modules = [mod.name for mod in pkgutil.iter_modules(__path__)]
+    args = args or []
+    command = next((arg for arg in args if not arg.startswith("-")), None)
+    if command in modules:
+        importlib.import_module(f"{__name__}.{command}")
+        if command in _registered() and "--help" not in args and "-h" not in args:
+            return
+    for name in modules:
+        importlib.import_module(f"{__name__}.{name}")
 
 
 _TRUE, _FALSE = ("true", "1", "t", "yes"), ("false", "0", "f", "no")
@@ -86,7 +100,7 @@ def main(argv: list[str] | None = None) -> None:
     """Console-script entry point."""
     args = ui_flags(normalize_argv(list(sys.argv[1:] if argv is None else argv)))
     debug = "--debug" in args or os.environ.get("FACTORY_DEBUG") == "1"
-    _load_commands()
+    _load_commands(args)
     from factory.build import HumanMonitor  # stand-alone commands print through the default bus
 
     events.set_console_monitor(HumanMonitor)
