@@ -80,6 +80,19 @@ def test_cli_usage_error_has_no_traceback() -> None:
     assert proc.returncode == 2 and "Traceback" not in proc.stderr and "No such command" in proc.stderr
 
 
+@pytest.mark.parametrize("argv, expect", [
+    (["build", "no-such.pkr.hcl"], "no-such.pkr.hcl"),              # its own module: only that one is imported
+    (["validate", "no-such.pkr.hcl"], "no-such.pkr.hcl"),           # defined in template.py: all are imported
+    (["cache", "ls", "--help"], "Usage: factory cache ls"),        # a group in its own module
+    (["jobs", "--help"], "Usage: factory jobs"),                   # a group in queue.py
+    (["--debug", "build", "--help"], "Usage: factory build"),
+])
+def test_each_command_is_found_in_a_fresh_process_whichever_module_defines_it(argv: list[str], expect: str) -> None:
+    proc = factory_cli(*argv)
+    assert "No such command" not in proc.stderr and "Traceback" not in proc.stderr + proc.stdout
+    assert expect in proc.stdout + proc.stderr
+
+
 def test_packer_single_dash_flags_are_normalized() -> None:
     from factory.cli import normalize_argv
 
