@@ -224,19 +224,26 @@ class QemuMachine(Machine):
     def _resume_state(self) -> None:
         """Wait for the saved state to load, then run: it was saved paused, so QEMU keeps it paused."""
         assert self.qmp is not None
+        if not self._await_migration(self.qmp, "loading the checkpoint's VM state"):
+            raise FactoryError(f"QEMU could not load the checkpoint's VM state {self.spec.incoming}",
+                               hint="-checkpoint=disk resumes by booting from the disk; -resume=false "
+                               f"starts cold\n{self._last_words()}")
+        self.qmp.execute("cont")
+
+    def _await_migration(self, qmp: QmpSession, what: str) -> bool:
+        """Wait for the migration (a VM state to or from a file) to end: True if it completed, False if it failed.
+
+        Polled every 20 ms: the VM is paused meanwhile (a state is ~0.2-0.8 s), so a coarser poll is pure wait."""
         deadline = time.monotonic() + 600
         while time.monotonic() < deadline:
             self.alive()
-            status = self.qmp.execute("query-migrate").get("status", "")
+            status = qmp.execute("query-migrate").get("status", "")
             if status == "completed":
-                self.qmp.execute("cont")
-                return
-            if status == "failed":
-                raise FactoryError(f"QEMU could not load the checkpoint's VM state {self.spec.incoming}",
-                                   hint="-checkpoint=disk resumes by booting from the disk; -resume=false "
-                                   f"starts cold\n{self._last_words()}")
-            time.sleep(0.1)
-        raise FactoryError("loading the checkpoint's VM state took over 600s")
+                return True
+            if status in ("failed", "cancelled"):
+                return False
+            time.sleep(0.02)
+        raise FactoryError(f"{what} took over 600s")
 
     def vnc_port(self) -> int | None:
         if self.spec.vnc is None or self.qmp is None or not self.running():
@@ -390,16 +397,8 @@ class QemuMachine(Machine):
         # steps ran 2-3x slower meanwhile; a cold P3 build took 61.1 s against 55.5 s, back to back under TCG.
         qmp.execute("migrate-set-parameters", {"max-bandwidth": 1 << 40})  # a file, not a network: no cap
         qmp.execute("migrate", {"uri": f"exec:cat > {shlex.quote(str(state))}"})
-        deadline = time.monotonic() + 600
-        while time.monotonic() < deadline:
-            status = qmp.execute("query-migrate").get("status", "")
-            if status == "completed":
-                return
-            if status in ("failed", "cancelled"):
-                raise FactoryError(f"saving the VM state failed: {qmp.execute('query-migrate')}")
-            self.alive()
-            time.sleep(0.1)
-        raise FactoryError("saving the VM state took over 600s")
+        if not self._await_migration(qmp, "saving the VM state"):
+            raise FactoryError(f"saving the VM state failed: {qmp.execute('query-migrate')}")
 
     def ssh_address(self, guest_port: int, ports: PortRange, *, timeout: float) -> Endpoint:
         """A loopback port forwarded to guest_port: the one reserved before start, or one QEMU binds now."""
