@@ -95,6 +95,17 @@ class QmpSession:
         except (QMPError, OSError, TimeoutError) as exc:
             raise FactoryError(f"QMP command {cmd} failed: {exc or type(exc).__name__}") from exc
 
+    def pass_fd(self, fd: int, name: str) -> None:
+        """Hand QEMU a copy of an open file descriptor (SCM_RIGHTS, then `getfd`): commands then name it `fd:name`.
+        The caller keeps, and closes, its own descriptor."""
+        async def send() -> None:
+            self._client.send_fd_scm(fd)
+            await self._client.execute("getfd", {"fdname": name})
+        try:
+            self._call(send(), 30.0)
+        except (QMPError, OSError, TimeoutError) as exc:
+            raise FactoryError(f"QMP command getfd failed: {exc or type(exc).__name__}") from exc
+
     def close(self) -> None:
         """Disconnect and stop the loop thread (idempotent)."""
         if not self._loop.is_running():
