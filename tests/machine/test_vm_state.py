@@ -12,11 +12,11 @@ from factory.machine.driver import MachineSpec
 from factory.machine.qemu import QemuMachine
 
 
-def _spec(tmp_path: Path, name: str, **kw: object) -> MachineSpec:
+def _spec(tmp_path: Path, name: str, incoming: Path | None = None) -> MachineSpec:
     workdir = tmp_path / name
     workdir.mkdir()
-    return MachineSpec(name=name, workdir=workdir, serial_log=workdir / "serial.log", memory_mb=64,  # type: ignore[arg-type]
-                       hypervisor_args=(("-S",),), **kw)
+    return MachineSpec(name=name, workdir=workdir, serial_log=workdir / "serial.log", memory_mb=64,
+                       hypervisor_args=(("-S",),), incoming=incoming)
 
 
 def test_a_saved_state_loads_into_a_new_qemu_which_then_runs(tmp_path: Path) -> None:
