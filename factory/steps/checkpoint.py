@@ -31,6 +31,9 @@ from factory.machine.driver import Feature, Layer
 from factory.steps.context import BuildContext
 from factory.store import Store, human_size
 
+# What a resume that boots a checkpoint's disk (rather than continue its VM state) does not bring back.
+LOST_ON_BOOT = "what earlier steps left outside the disk, such as files in /tmp or running services, is gone"
+
 
 @dataclass
 class MachineCheckpoints:
@@ -42,6 +45,7 @@ class MachineCheckpoints:
     store: Store = field(default_factory=Store)
     parent: Checkpoint | None = None       # the layer the running disk sits on
     last: str = ""                         # the step of the last good checkpoint (made or restored)
+    rebooted: bool = False                 # this build resumed by booting a checkpoint's disk, not its VM state
     _holds: contextlib.ExitStack = field(default_factory=contextlib.ExitStack)
     _holding: bool = False
     _layers: Path | None = None            # this build's writable layers, beside the store (hard links work)
@@ -162,7 +166,9 @@ class MachineCheckpoints:
             shutil.copyfile(cp.efivars, ctx.efi_vars)
         ctx.resume_state = cp.state if vm_state else None
         self.parent, self.last = cp, step
-        how = "its saved VM state (no boot)" if ctx.resume_state else "its disk (the guest boots again)"
+        self.rebooted = ctx.resume_state is None
+        how = ("its saved VM state (no boot)" if ctx.resume_state else
+               f"its disk (the guest boots again: {LOST_ON_BOOT})")
         ctx.emit(EventKind.NOTICE, f"resuming from the checkpoint after {step} ({sid[:12]}) with {how}; "
                  "-resume=false starts cold")
         return step
@@ -213,7 +219,10 @@ class MachineCheckpoints:
         if not self.last:
             return
         ctx.emit(EventKind.NOTICE, f"the checkpoint after {self.last} is kept; resume the build with:\n    "
-                 + (self.command or "factory build <the same arguments>"))
+                 + (self.command or "factory build <the same arguments>")
+                 + (f"\n  this build resumed by booting a checkpoint's disk ({LOST_ON_BOOT}): if a step needs "
+                    "what the ones before it left there, start cold with -resume=false, or keep VM states "
+                    "(-checkpoint=vm)" if self.rebooted else ""))
 
 
 def active(ctx: BuildContext) -> MachineCheckpoints | None:

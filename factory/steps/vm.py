@@ -34,7 +34,7 @@ from factory.machine.serial import SerialFollower
 from factory.placeholders import expand
 from factory.schema.libvirt import LibvirtSource
 from factory.schema.qemu import QemuSource
-from factory.steps import console
+from factory.steps import checkpoint, console
 from factory.steps.context import BuildContext
 
 TCG_KEY_INTERVAL = 0.3
@@ -232,7 +232,10 @@ class Boot(Step[BuildContext]):
             if not resumed:
                 raise
             # The saved state did not load (nothing ran, the disk is untouched): boot from the checkpoint's disk.
-            ctx.emit(EventKind.NOTICE, f"the checkpoint's VM state did not load ({exc.message}): booting its disk")
+            ctx.emit(EventKind.NOTICE, f"the checkpoint's VM state did not load ({exc.message}): booting its disk "
+                     f"({checkpoint.LOST_ON_BOOT}; -resume=false starts cold)")
+            if (kept := checkpoint.active(ctx)) is not None:
+                kept.rebooted = True
             assert ctx.machine is not None
             ctx.machine.stop()
             ctx.resume_state, resumed = None, False

@@ -203,6 +203,17 @@ def test_a_failed_build_keeps_its_last_good_checkpoint_and_says_how_to_resume(pr
     notices = [e.message for e in events if e.kind is EventKind.NOTICE]
     assert any("checkpoint after provision-3 is kept; resume the build with:\n    factory build t.pkr.hcl" in n
                for n in notices), notices
+    # A cold build's failure has nothing to say about reboots ...
+    assert not any("booting a checkpoint's disk" in n for n in notices), notices
+    project.p4 = "echo still broken >&2; exit 4"
+    events, _ = project.build(fail=True)
+    assert ran(events) == [] and restored(events)[-3:] == PROVISIONED[:3]  # provision-4 ran, and failed again
+    notices = [e.message for e in events if e.kind is EventKind.NOTICE]
+    # ... a resumed one that booted the checkpoint's disk (this driver keeps no VM state) says what that lost.
+    assert any("with its disk (the guest boots again: what earlier steps left outside the disk, such as files "
+               "in /tmp or running services, is gone)" in n for n in notices), notices
+    assert any("this build resumed by booting a checkpoint's disk" in n and "-resume=false" in n
+               and "-checkpoint=vm" in n for n in notices), notices
     project.p4 = _write_at(1536, "FOUR-${var.greeting}")
     events, disk = project.build()
     assert ran(events) == ["provision-4"] and disk[512:515] == b"ONE" and disk[1536:1546] == b"FOUR-hello"
