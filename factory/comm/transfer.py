@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
 import posixpath
@@ -49,9 +50,12 @@ class Transfer:
         return self._sftp
 
     def _drop_sftp(self) -> None:
-        if self._sftp is not None:
-            self._sftp.close()
-        self._sftp = self._sftp_of = None
+        sftp, self._sftp, self._sftp_of = self._sftp, None, None
+        if sftp is not None:
+            # Best effort: the guest may be gone already (powered off, rebooted), and if paramiko has not seen
+            # that yet, closing the channel writes to a dead socket.
+            with contextlib.suppress(EOFError, OSError, paramiko.SSHException):
+                sftp.close()
 
     def upload(self, src: Path | bytes, dest: str, *, mode: int | None = None) -> None:
         """Write bytes or a local file to the remote path dest (overwritten); a file keeps its permission bits."""

@@ -258,6 +258,17 @@ def test_server_side_disconnect_raises_disconnected_then_reconnects(comm: Commun
     assert lines == ["back"]
 
 
+def test_closing_after_the_guest_went_away_under_an_open_sftp_session_is_quiet(comm: Communicator,
+                                                                                tmp_path: Path) -> None:
+    # The shutdown step closes the session after the guest powered off. If the connection died before paramiko's
+    # reader thread saw it, closing the SFTP channel wrote to a dead socket and raised a bare EOFError (seen with
+    # four builds at once under load). Here the socket is shut for writing, so the first write fails at once.
+    comm.upload(b"x", str(tmp_path / "f"))  # opens the SFTP session
+    comm.transport.sock.shutdown(socket.SHUT_WR)  # type: ignore[union-attr]
+    comm.close()
+    assert not comm.is_connected()
+
+
 def test_silent_dead_peer_is_detected_by_liveness_probe(sshd: SshServer) -> None:
     # A guest that reboots behind QEMU's port forward never closes the host socket: freeze the server side.
     pids: list[str] = []

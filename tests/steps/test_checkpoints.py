@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import traceback
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -273,7 +274,8 @@ def test_four_builds_of_one_template_at_once_share_the_store_safely(tmp_path: Pa
         t.join(300)
     for n in range(4):
         outcome = results[n]
-        assert isinstance(outcome, tuple), outcome.render() if isinstance(outcome, FactoryError) else outcome
+        assert isinstance(outcome, tuple), (outcome.render() if isinstance(outcome, FactoryError) else
+                                            "".join(traceback.format_exception(outcome)))  # type: ignore[arg-type]
         disk = outcome[1]
         assert disk[512:515] == b"ONE" and disk[1024:1029] == b"THREE" and disk[1536:1546] == b"FOUR-hello"
     store = Store()
