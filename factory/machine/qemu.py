@@ -240,9 +240,14 @@ class QemuMachine(Machine):
             self.qmp.execute("migrate-incoming", {"uri": "fd:incoming"})
             loaded = self._await_migration(self.qmp, "loading the checkpoint's VM state")
         except FactoryError:
+            # QEMU exits when the stream is not a state it can load into this machine; its monitor may drop a
+            # moment before the process is gone.
+            assert self.proc is not None
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self.proc.wait(2)
             if self.running():
                 raise
-            loaded = False  # QEMU exits when the stream is not a state it can load into this machine
+            loaded = False
         if not loaded:
             assert self.proc is not None
             with contextlib.suppress(subprocess.TimeoutExpired):
