@@ -19,6 +19,15 @@ def _spec(tmp_path: Path, name: str, incoming: Path | None = None) -> MachineSpe
                        hypervisor_args=(("-S",),), incoming=incoming)
 
 
+def _start_failure(machine: QemuMachine) -> FactoryError:
+    with pytest.raises(FactoryError) as err:
+        try:
+            machine.start()
+        finally:
+            machine.stop()
+    return err.value
+
+
 def test_a_saved_state_loads_into_a_new_qemu_which_then_runs(tmp_path: Path) -> None:
     state = tmp_path / "state.bin"
     source = QemuMachine(_spec(tmp_path, "source"))
@@ -43,22 +52,12 @@ def test_a_saved_state_loads_into_a_new_qemu_which_then_runs(tmp_path: Path) -> 
 def test_a_state_that_is_not_one_is_refused_with_a_hint(tmp_path: Path) -> None:
     bogus = tmp_path / "state.bin"
     bogus.write_bytes(b"not a QEMU migration stream\n" * 100)
-    machine = QemuMachine(_spec(tmp_path, "bogus", incoming=bogus))
-    with pytest.raises(FactoryError) as err:
-        try:
-            machine.start()
-        finally:
-            machine.stop()
-    assert "could not load the checkpoint's VM state" in err.value.message
-    assert "-resume=false" in (err.value.hint or "")
+    err = _start_failure(QemuMachine(_spec(tmp_path, "bogus", incoming=bogus)))
+    assert "could not load the checkpoint's VM state" in err.message
+    assert "-resume=false" in (err.hint or "")
 
 
 def test_a_missing_state_file_is_named(tmp_path: Path) -> None:
     missing = tmp_path / "gone" / "state.bin"
-    machine = QemuMachine(_spec(tmp_path, "missing", incoming=missing))
-    with pytest.raises(FactoryError) as err:
-        try:
-            machine.start()
-        finally:
-            machine.stop()
-    assert str(missing) in err.value.message and "No such file" in err.value.message
+    err = _start_failure(QemuMachine(_spec(tmp_path, "missing", incoming=missing)))
+    assert str(missing) in err.message and "No such file" in err.message
