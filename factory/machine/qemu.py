@@ -179,6 +179,18 @@ def build_argv(spec: MachineSpec, qmp_socket: Path, *, binary: str = QEMU,
     return argv
 
 
+def _hand_over(qmp: QmpSession, path: Path, flags: int, name: str, what: str) -> None:
+    """Open path and give QEMU the descriptor, which its commands then name `fd:<name>` (ours is closed)."""
+    try:
+        fd = os.open(path, flags | os.O_CLOEXEC, 0o644)
+    except OSError as exc:
+        raise FactoryError(f"cannot {what} {path}: {exc.strerror or exc}", hint="-resume=false starts cold") from None
+    try:
+        qmp.pass_fd(fd, name)
+    finally:
+        os.close(fd)
+
+
 class QemuMachine(Machine):
     """One qemu process in its own session (so a terminal's Ctrl-C reaches factory, which then cleans up)."""
 
@@ -227,15 +239,7 @@ class QemuMachine(Machine):
         QEMU reads the file through a descriptor factory opened (`fd:`), not through a `cat` pipe (`exec:`):
         a 280 MiB state loaded in ~0.14 s instead of ~0.25 s here."""
         assert self.qmp is not None and self.spec.incoming is not None
-        try:
-            fd = os.open(self.spec.incoming, os.O_RDONLY | os.O_CLOEXEC)
-        except OSError as exc:
-            raise FactoryError(f"cannot read the checkpoint's VM state {self.spec.incoming}: "
-                               f"{exc.strerror or exc}", hint="-resume=false starts cold") from None
-        try:
-            self.qmp.pass_fd(fd, "incoming")
-        finally:
-            os.close(fd)
+        _hand_over(self.qmp, self.spec.incoming, os.O_RDONLY, "incoming", "read the checkpoint's VM state")
         try:
             self.qmp.execute("migrate-incoming", {"uri": "fd:incoming"})
             loaded = self._await_migration(self.qmp, "loading the checkpoint's VM state")
@@ -424,11 +428,7 @@ class QemuMachine(Machine):
         # steps ran 2-3x slower meanwhile; a cold P3 build took 61.1 s against 55.5 s, back to back under TCG.
         qmp.execute("migrate-set-parameters", {"max-bandwidth": 1 << 40})  # a file, not a network: no cap
         # Written by QEMU itself through a descriptor opened here (`fd:`), not through a `cat` pipe (`exec:`).
-        fd = os.open(state, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
-        try:
-            qmp.pass_fd(fd, "state")
-        finally:
-            os.close(fd)
+        _hand_over(qmp, state, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, "state", "write the VM state to")
         qmp.execute("migrate", {"uri": "fd:state"})
         if not self._await_migration(qmp, "saving the VM state"):
             raise FactoryError(f"saving the VM state failed: {qmp.execute('query-migrate')}")

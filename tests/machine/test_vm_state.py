@@ -61,3 +61,16 @@ def test_a_missing_state_file_is_named(tmp_path: Path) -> None:
     missing = tmp_path / "gone" / "state.bin"
     err = _start_failure(QemuMachine(_spec(tmp_path, "missing", incoming=missing)))
     assert str(missing) in err.message and "No such file" in err.message
+
+
+def test_a_state_that_cannot_be_written_leaves_a_checkpoint_without_one(tmp_path: Path) -> None:
+    machine = QemuMachine(_spec(tmp_path, "nowhere"))
+    state = tmp_path / "gone" / "state.bin"
+    try:
+        machine.start()
+        assert machine.checkpoint([], state) == []  # the disks' checkpoint stands; it resumes by booting
+        assert machine.running() and machine.qmp is not None
+        assert machine.qmp.execute("query-migrate") == {}  # no migration was started
+    finally:
+        machine.stop()
+    assert not state.exists()
