@@ -14,6 +14,7 @@ from pathlib import Path
 
 import paramiko
 
+from factory.comm import close_quietly
 from factory.errors import FactoryError
 from factory.fsutil import atomic_path
 
@@ -91,7 +92,7 @@ class Scp:
                                hint="the guest stopped answering (ssh_read_write_timeout) or went away") from None
         finally:
             if chan is not None:
-                chan.close()
+                close_quietly(chan)
 
     def _exec(self, command: str) -> int:
         chan = self.transport_of().open_session(timeout=30)
@@ -100,7 +101,7 @@ class Scp:
             chan.status_event.wait(self.timeout or 60)
             return int(chan.exit_status)
         finally:
-            chan.close()
+            close_quietly(chan)
 
     # -- the Transfer operations --------------------------------------------------------------------------------
     def upload(self, src: Path | bytes, dest: str, mode: int | None) -> None:

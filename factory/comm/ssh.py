@@ -27,7 +27,7 @@ import paramiko
 import paramiko.agent
 
 from factory import secrets
-from factory.comm import algorithms
+from factory.comm import algorithms, close_quietly
 from factory.comm.auth import Login, authenticate
 from factory.comm.keys import KeyPair, load_private_key
 from factory.comm.route import Bastion, Proxy, Route
@@ -333,7 +333,7 @@ class Communicator(Transfer):
         finally:
             out.flush()
             err.flush()
-            chan.close()
+            close_quietly(chan)  # after a shutdown_command or a reboot the guest may be gone already
             if forwarding is not None:
                 forwarding.close()
         # paramiko keeps -1 until an exit-status message arrives (it also sets status_event on a bare close).
@@ -381,7 +381,7 @@ def _exec_quiet(transport: paramiko.Transport, cmd: str, timeout: float) -> int:
         chan.status_event.wait(timeout)
         return int(chan.exit_status)
     finally:
-        chan.close()
+        close_quietly(chan)
 
 
 def _responsive(transport: paramiko.Transport, timeout: float) -> bool:

@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import io
 import os
 import posixpath
@@ -12,6 +11,7 @@ from pathlib import Path
 
 import paramiko
 
+from factory.comm import close_quietly
 from factory.comm.scp import Scp
 from factory.errors import FactoryError
 from factory.fsutil import atomic_path
@@ -52,10 +52,7 @@ class Transfer:
     def _drop_sftp(self) -> None:
         sftp, self._sftp, self._sftp_of = self._sftp, None, None
         if sftp is not None:
-            # Best effort: the guest may be gone already (powered off, rebooted), and if paramiko has not seen
-            # that yet, closing the channel writes to a dead socket.
-            with contextlib.suppress(EOFError, OSError, paramiko.SSHException):
-                sftp.close()
+            close_quietly(sftp)
 
     def upload(self, src: Path | bytes, dest: str, *, mode: int | None = None) -> None:
         """Write bytes or a local file to the remote path dest (overwritten); a file keeps its permission bits."""

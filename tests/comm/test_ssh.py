@@ -269,6 +269,26 @@ def test_closing_after_the_guest_went_away_under_an_open_sftp_session_is_quiet(c
     assert not comm.is_connected()
 
 
+def test_a_command_whose_connection_dies_under_it_ends_in_a_factory_error_not_a_bare_eoferror(
+        comm: Communicator) -> None:
+    # What a shutdown_command can meet when the guest powers off: the connection is dead but paramiko has not
+    # noticed, so closing the command's channel writes to a dead socket (seen in CI as an EOFError out of the
+    # build). Here the server side is frozen (it never closes anything) and our socket is shut for writing.
+    pids: list[str] = []
+
+    def cut(line: str) -> None:
+        pids.append(line)
+        time.sleep(0.6)  # the command has stopped its sshd by now
+        comm.transport.sock.shutdown(socket.SHUT_WR)  # type: ignore[union-attr]
+
+    try:
+        with pytest.raises(FactoryError):
+            comm.run("echo $PPID; sleep 0.3; kill -STOP $PPID; sleep 60", on_line=cut, timeout=2)
+    finally:
+        for pid in pids:
+            os.kill(int(pid), signal.SIGKILL)
+
+
 def test_silent_dead_peer_is_detected_by_liveness_probe(sshd: SshServer) -> None:
     # A guest that reboots behind QEMU's port forward never closes the host socket: freeze the server side.
     pids: list[str] = []
