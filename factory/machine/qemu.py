@@ -240,22 +240,20 @@ class QemuMachine(Machine):
         a 280 MiB state loaded in ~0.14 s instead of ~0.25 s here."""
         assert self.qmp is not None and self.spec.incoming is not None
         _hand_over(self.qmp, self.spec.incoming, os.O_RDONLY, "incoming", "read the checkpoint's VM state")
+        dropped: FactoryError | None = None
         try:
             self.qmp.execute("migrate-incoming", {"uri": "fd:incoming"})
             loaded = self._await_migration(self.qmp, "loading the checkpoint's VM state")
-        except FactoryError:
-            # QEMU exits when the stream is not a state it can load into this machine; its monitor may drop a
-            # moment before the process is gone.
+        except FactoryError as exc:
+            dropped, loaded = exc, False
+        if not loaded:
+            # QEMU exits when the stream is not a state it can load into this machine (its monitor may drop a
+            # moment before the process is gone); its last words name what did not match.
             assert self.proc is not None
             with contextlib.suppress(subprocess.TimeoutExpired):
                 self.proc.wait(2)
-            if self.running():
-                raise
-            loaded = False
-        if not loaded:
-            assert self.proc is not None
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                self.proc.wait(2)  # its last words name what did not match
+            if dropped is not None and self.running():
+                raise dropped
             raise FactoryError(f"QEMU could not load the checkpoint's VM state {self.spec.incoming}",
                                hint="-checkpoint=disk resumes by booting from the disk; -resume=false "
                                f"starts cold\n{self._last_words()}")
