@@ -3,6 +3,12 @@
 With QEMU user networking the guest reaches the host's loopback as 10.0.2.2 (IPv6: fec0::2 → ::1), so binding
 loopback is enough and exposes nothing to the network (http_bind_address widens it when a template asks).
 The port is leased by binding the server's own socket, so no other program can take it in between.
+
+One deliberate difference from Packer's server: a cloud-init NoCloud seed (a folder with `meta-data`) that has
+no `vendor-data` gets an empty one instead of a 404. cloud-init (22.x, Debian 12's and Ubuntu 22.04's) retries
+a 404 on vendor-data ten times a second apart before it goes on without it, which held every nocloud-net boot
+for 10 s before SSH came up; an empty vendor-data means the same to it as none. A vendor-data that exists is
+served as it is.
 """
 
 from __future__ import annotations
@@ -10,6 +16,7 @@ from __future__ import annotations
 import errno
 import functools
 import http.server
+import io
 import ipaddress
 import socket
 import threading
@@ -25,12 +32,35 @@ GUEST_HOST_IP6 = "fec0::2"
 PROTOCOLS = ("tcp", "tcp4", "tcp6")
 
 
+OPTIONAL_SEED_PART = "vendor-data"
+
+
+def absent_optional_seed_part(path: str, exists: Callable[[str], bool]) -> bool:
+    """Whether `path` (slash-separated) asks for the vendor-data of a NoCloud seed that has meta-data but no
+    vendor-data: served empty (see the module's docstring)."""
+    folder, _, name = path.rpartition("/")
+    return name == OPTIONAL_SEED_PART and not exists(path) and exists(f"{folder}/meta-data")
+
+
+def _serve_empty(handler: http.server.BaseHTTPRequestHandler) -> None:
+    handler.send_response(200)
+    handler.send_header("Content-Length", "0")
+    handler.end_headers()
+    _log(handler, "%s", f"{OPTIONAL_SEED_PART} is not in the seed: served empty (cloud-init retries a 404 on it)")
+
+
 class _ContentHandler(http.server.SimpleHTTPRequestHandler):
     content: Mapping[str, bytes] = {}
 
+    def _lookup(self, path: str) -> bytes | None:
+        return self.content.get(path) or self.content.get(path.lstrip("/"))
+
     def do_GET(self) -> None:
         path = self.path.split("?", 1)[0]
-        body = self.content.get(path) or self.content.get(path.lstrip("/"))
+        body = self._lookup(path)
+        if body is None and absent_optional_seed_part(path, lambda p: self._lookup(p) is not None):
+            _serve_empty(self)
+            return
         if body is None:
             self.send_error(404, "not in http_content")
             return
@@ -44,6 +74,13 @@ class _ContentHandler(http.server.SimpleHTTPRequestHandler):
 
 
 class _DirHandler(http.server.SimpleHTTPRequestHandler):
+    def send_head(self) -> Any:
+        path = self.path.split("?", 1)[0].split("#", 1)[0]
+        if absent_optional_seed_part(path, lambda p: Path(self.translate_path(p)).is_file()):
+            _serve_empty(self)
+            return io.BytesIO(b"")
+        return super().send_head()
+
     def log_message(self, format: str, *args: Any) -> None:
         _log(self, format, *args)
 

@@ -91,3 +91,46 @@ def test_a_port_another_program_listens_on_is_skipped(tmp_path: Path, monkeypatc
             assert srv.port == port + 1 and _get(srv.port, "/x") == b"x"
         finally:
             srv.stop()
+
+
+def _status(port: int, path: str, method: str = "GET") -> tuple[int, bytes]:
+    request = urllib.request.Request(f"http://127.0.0.1:{port}{path}", method=method)
+    try:
+        with urllib.request.urlopen(request, timeout=10) as resp:
+            return resp.status, bytes(resp.read())
+    except urllib.error.HTTPError as err:
+        return err.code, b""
+
+
+def test_a_nocloud_seed_without_vendor_data_gets_an_empty_one_instead_of_a_404(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """cloud-init 22.x retries a 404 on vendor-data ten times, a second apart (10 s of every nocloud-net boot)."""
+    monkeypatch.setenv("XDG_RUNTIME_DIR", str(tmp_path))
+    www = tmp_path / "www"
+    for folder in (www / "seed", www / "full", www / "other"):
+        folder.mkdir(parents=True)
+    for name, text in (("meta-data", "instance-id: a\n"), ("user-data", "#cloud-config\n")):
+        (www / "seed" / name).write_text(text)
+        (www / "full" / name).write_text(text)
+    (www / "full" / "vendor-data").write_text("#cloud-config\nruncmd: [true]\n")
+    (www / "other" / "user-data").write_text("#cloud-config\n")
+    lines: list[str] = []
+    srv = HttpServer(directory=www, port_min=48401, port_max=48500, emit=lines.append)
+    try:
+        assert _status(srv.port, "/seed/vendor-data") == (200, b"")
+        assert _status(srv.port, "/seed/vendor-data", "HEAD") == (200, b"")
+        assert _status(srv.port, "/full/vendor-data") == (200, b"#cloud-config\nruncmd: [true]\n")
+        assert _status(srv.port, "/other/vendor-data")[0] == 404  # not a seed: no meta-data beside it
+        assert _status(srv.port, "/seed/network-config")[0] == 404  # only vendor-data is filled in
+        assert _status(srv.port, "/vendor-data")[0] == 404
+    finally:
+        srv.stop()
+    assert sum("vendor-data is not in the seed: served empty" in line for line in lines) == 2
+
+    content = HttpServer(content={"/meta-data": b"instance-id: b\n", "user-data": b"#cloud-config\n"},
+                         port_min=48401, port_max=48500)
+    try:
+        assert _status(content.port, "/vendor-data") == (200, b"")
+        assert _status(content.port, "/x/vendor-data")[0] == 404
+    finally:
+        content.stop()
