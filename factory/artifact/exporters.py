@@ -13,19 +13,20 @@ import json
 import os
 import tarfile
 import tempfile
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar
 
 from factory import events
 from factory.artifact import digests, ovf
+from factory.artifact.compaction import compact, output
 from factory.artifact.model import Hardware
 from factory.artifact.source import DiskSource, image_info, open_disk
 from factory.artifact.tario import HashingWriter, TarWriter, fixed_mtime, gzip_writer
 from factory.artifact.vmdk import Adapter, write_stream_optimized
 from factory.errors import FactoryError
-from factory.fsutil import atomic_path, check_output_file
+from factory.fsutil import check_output_file
 from factory.options import suggest
 from factory.run import run
 
@@ -71,16 +72,6 @@ class Exporter:
         raise NotImplementedError
 
 
-@contextlib.contextmanager
-def output(final: Path) -> Iterator[Path]:
-    """atomic_path, plus the usual 0644-minus-umask mode (a temp file is created 0600)."""
-    with atomic_path(final) as tmp:
-        yield tmp
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)
-
-
 def formats() -> list[str]:
     """Names of every export format, sorted."""
     return sorted(Exporter.registry)
@@ -110,17 +101,6 @@ def export(disk: Path, fmt: str, out: Path, *, hardware: Hardware | None = None,
         raise FactoryError(f"manifest hash {opts.manifest_hash!r} is not supported",
                            hint="use sha256 (default) or sha1")
     return cls(hardware or Hardware(), opts).run(Path(disk), Path(out))
-
-
-def compact(disk: Path, out: Path, *, compress: bool = False, extra: Sequence[str] = ()) -> Path:
-    """Rewrite disk as a compacted (optionally compressed) qcow2 at out: zero clusters are dropped.
-
-    extra (qemu_img_args.convert) goes after factory's options and before the file names, as in Packer."""
-    info = image_info(disk)
-    with output(out) as tmp, events.progress(f"compacting {disk.name}", None):
-        run(["qemu-img", "convert", "-f", info.format, *(["-c"] if compress else []), *extra, "-O", "qcow2",
-             disk, tmp])
-    return out
 
 
 def _stem(out: Path, opts: ExportOptions) -> str:

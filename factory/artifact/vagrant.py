@@ -16,12 +16,12 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from factory import events
+from factory.artifact.compaction import compact
 from factory.artifact.exporters import (
     GIB,
     Exporter,
     ExportOptions,
     OvaParts,
-    compact,
     metadata_json,
     write_box,
     write_ovf_files,

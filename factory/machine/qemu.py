@@ -511,7 +511,7 @@ class QemuDriver(Driver, name="qemu"):
     def compact_disk(self, disk: Path, dest: Path, fmt: DiskFormat, *, compress: bool = False,
                      args: DiskToolArgs = NO_DISK_ARGS) -> None:
         if fmt is DiskFormat.QCOW2:
-            from factory.artifact import compact  # the exporters' qcow2 writer: the same image either way
+            from factory.artifact.compaction import compact  # the exporters' qcow2 writer: the same image either way
 
             compact(disk, dest, compress=compress, extra=args.convert)
         else:

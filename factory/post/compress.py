@@ -17,7 +17,7 @@ import zstandard
 
 from factory import events
 from factory.artifact import digests
-from factory.artifact.exporters import output
+from factory.artifact.compaction import output
 from factory.artifact.model import Artifact
 from factory.artifact.tario import HashingWriter, fixed_mtime, gzip_writer
 from factory.errors import FactoryError

@@ -8,13 +8,15 @@ import csv
 import io
 import json
 import urllib.parse
-from typing import Any
-
-import yaml
+from functools import cache
+from typing import TYPE_CHECKING, Any
 
 from factory.template.functions import FuncError, function
 from factory.template.functions.text import s
 from factory.template.types import norm_number
+
+if TYPE_CHECKING:
+    import yaml
 
 
 @function("base64encode", "encoding", "Base64-encodes a string's UTF-8 bytes.")
@@ -78,26 +80,34 @@ def jsonencode(x: Any) -> str:
 
 @function("yamldecode", "encoding", "Parses a YAML document into a value.")
 def yamldecode(x: Any) -> Any:
+    import yaml  # here, not at the top: every template load imports the functions, few templates read YAML
+
     try:
         return _plain(yaml.safe_load(s(x)))
     except yaml.YAMLError as exc:
         raise FuncError(f"invalid YAML: {exc}") from None
 
 
-class _QuotedDumper(yaml.SafeDumper):
-    """Strings double-quoted, as cty's yamlencode writes them (so "yes" and "1" stay strings)."""
+@cache
+def _quoted_dumper() -> type[yaml.SafeDumper]:
+    """A dumper that double-quotes strings, as cty's yamlencode writes them (so "yes" and "1" stay strings)."""
+    import yaml
 
+    class QuotedDumper(yaml.SafeDumper):
+        pass
 
-def _quoted_str(dumper: yaml.SafeDumper, data: str) -> yaml.Node:
-    return dumper.represent_scalar("tag:yaml.org,2002:str", data, style='"')
+    def quoted_str(dumper: yaml.SafeDumper, data: str) -> yaml.Node:
+        return dumper.represent_scalar("tag:yaml.org,2002:str", data, style='"')
 
-
-_QuotedDumper.add_representer(str, _quoted_str)
+    QuotedDumper.add_representer(str, quoted_str)
+    return QuotedDumper
 
 
 @function("yamlencode", "encoding", "Encodes a value as a YAML document (strings double-quoted).")
 def yamlencode(x: Any) -> str:
-    return yaml.dump(x, Dumper=_QuotedDumper, sort_keys=True, default_flow_style=False, allow_unicode=True)
+    import yaml
+
+    return yaml.dump(x, Dumper=_quoted_dumper(), sort_keys=True, default_flow_style=False, allow_unicode=True)
 
 
 @function("urlencode", "encoding", "Escapes a string for a URL query (spaces become +).")
