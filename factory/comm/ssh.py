@@ -14,6 +14,7 @@ tunnels (tunnel.py) and SCP transfers (scp.py).
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import select
@@ -177,6 +178,7 @@ class Communicator(Transfer):
         self._login = settings.login()
         self._route = Route(settings.host, settings.port, proxy=settings.proxy, bastion=settings.bastion)
         self._tunnels = Tunnels(settings.local_tunnels, settings.remote_tunnels, lambda: self._transport)
+        self._deferred: list[str] = []
 
     def notify(self, message: str) -> None:
         (self._notify or log.info)(secrets.mask(message))
@@ -272,7 +274,12 @@ class Communicator(Transfer):
         return self._transport is not None and self._transport.is_active()
 
     def close(self) -> None:
-        """Close the session, its tunnels and the route (bastion) (idempotent)."""
+        """Run what was deferred (if the guest is still there), then close the session, its tunnels and the route
+        (bastion) (idempotent)."""
+        if self._deferred and self.is_connected():
+            with contextlib.suppress(FactoryError, OSError, EOFError, paramiko.SSHException):
+                self._run_deferred(timeout=30.0)
+        self._deferred.clear()
         self._disconnect()
         self._tunnels.close()
         self._route.close()
@@ -290,6 +297,21 @@ class Communicator(Transfer):
         self.close()
 
     # -- commands -----------------------------------------------------------------------------------------------
+    def defer(self, cmd: str) -> None:
+        """Run cmd (a cleanup such as `rm -f`) just before the next command, on its line, or before the next file
+        transfer, or at close: whichever comes first. Its exit status is not looked at.
+
+        Each command is an SSH session of its own, which costs the guest a fork, a PAM and a logind session
+        (~0.2 s under emulation): a shell provisioner's cleanup then rides with the next command (another
+        script, the checkpoint's `sync`, the shutdown_command) instead. The lines are joined with newlines, a
+        command separator in sh, csh and fish alike, so the next command's exit status stays its own."""
+        self._deferred.append(cmd)
+
+    def _run_deferred(self, timeout: float | None) -> None:
+        pending = "\n".join(self._deferred)
+        self._deferred.clear()
+        self.run(pending, on_line=lambda line: None, timeout=timeout)
+
     def run(self, cmd: str, *, on_line: LineSink | None = None, timeout: float | None = None,
             stdin: bytes | None = None) -> int:
         """Run cmd through the login shell, streaming stdout and stderr lines live; return the exit status.
@@ -299,9 +321,11 @@ class Communicator(Transfer):
         command killed by a signal (no exit status, connection still up) returns -1.
         """
         transport = self.transport
+        line = "\n".join([*self._deferred, cmd])  # what defer() queued runs first (rm -f, so nothing to show)
+        self._deferred.clear()
         chan = transport.open_session(timeout=30)
         forwarding = self._session_options(chan)
-        chan.exec_command(cmd)
+        chan.exec_command(line)
         if stdin is not None:
             # Fed from a thread: a command that writes before it reads cannot deadlock against a full window.
             threading.Thread(target=_feed, args=(chan, stdin), daemon=True, name="ssh-stdin").start()
@@ -362,6 +386,8 @@ class Communicator(Transfer):
                             hint='if the command reboots the guest or restarts sshd, set expect_disconnect = true')
 
     def _sftp_transport(self) -> paramiko.Transport:
+        if self._deferred:  # a deferred `rm -f` must not remove what the transfer is about to write
+            self._run_deferred(timeout=None)
         return self.transport
 
 

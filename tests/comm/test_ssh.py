@@ -118,6 +118,33 @@ def test_upload_and_download_files_and_bytes(comm: Communicator, tmp_path: Path)
     comm.run(f"rm -rf {remote}")
 
 
+def test_a_deferred_command_rides_with_the_next_one_which_keeps_its_own_exit_status(comm: Communicator) -> None:
+    remote = f"/tmp/factory-defer-{os.getpid()}-{time.monotonic_ns()}"
+    assert comm.run(f"mkdir -p {remote} && touch {remote}/script.sh") == 0
+    comm.defer(f"rm -f {remote}/script.sh")
+    comm.defer(f"echo once >> {remote}/count; false")  # a deferred command's status is not the next command's
+    lines: list[str] = []
+    assert comm.run(f"test -e {remote}/script.sh || echo removed first; exit 3", on_line=lines.append) == 3
+    assert lines == ["removed first"]
+    assert comm.run(f"cat {remote}/count", on_line=lines.append) == 0
+    assert lines == ["removed first", "once"]  # and it ran once, not again with this command
+    comm.run(f"rm -rf {remote}")
+
+
+def test_a_deferred_command_runs_before_a_transfer_and_at_close(sshd: SshServer) -> None:
+    remote = f"/tmp/factory-defer-{os.getpid()}-{time.monotonic_ns()}"
+    with connect(sshd.settings()) as c:
+        assert c.run(f"mkdir -p {remote} && echo old > {remote}/s.sh") == 0
+        c.defer(f"rm -f {remote}/s.sh")
+        c.upload(b"new\n", f"{remote}/s.sh")  # the same path: the upload must not be what the rm removes
+        lines: list[str] = []
+        assert c.run(f"cat {remote}/s.sh", on_line=lines.append) == 0
+        assert lines == ["new"]
+        c.defer(f"rm -rf {remote}")
+    with connect(sshd.settings()) as c:  # the first connection's close ran it
+        assert c.run(f"test -e {remote}") == 1
+
+
 def test_upload_dir_and_download_dir_round_trip(comm: Communicator, tmp_path: Path) -> None:
     src = tmp_path / "tree"
     (src / "sub" / "deeper").mkdir(parents=True)
