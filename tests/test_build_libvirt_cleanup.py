@@ -149,7 +149,7 @@ def test_nothing_is_left_after_failure_ctrl_c_or_sigterm(how: str, libvirt_pool:
         assert "timed out" in out or "SSH" in out, out
     else:   # the interrupt ran the cleanups, as the runner does for Ctrl-C and SIGTERM alike
         assert "cleaning up: stop VM (run), release port" in out, out
-    assert _domains(libvirt_pool.uri) == before, out
+    assert [d for d in _domains(libvirt_pool.uri) if d not in before] == [], out  # another test's may come and go
     assert libvirt_pool.volumes() == [], out
     assert not _listening(port)
     assert not (project / "out").exists() and not list(project.glob(".out.*"))
