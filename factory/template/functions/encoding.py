@@ -90,11 +90,11 @@ def yamldecode(x: Any) -> Any:
 
 @cache
 def _quoted_dumper() -> type[yaml.SafeDumper]:
-    """A dumper that double-quotes strings, as cty's yamlencode writes them (so "yes" and "1" stay strings)."""
+    """Made on first use, so that yaml is imported only by templates that call yamlencode."""
     import yaml
 
     class QuotedDumper(yaml.SafeDumper):
-        pass
+        """Strings double-quoted, as cty's yamlencode writes them (so "yes" and "1" stay strings)."""
 
     def quoted_str(dumper: yaml.SafeDumper, data: str) -> yaml.Node:
         return dumper.represent_scalar("tag:yaml.org,2002:str", data, style='"')
