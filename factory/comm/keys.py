@@ -8,13 +8,14 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
-
-import paramiko
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
+from typing import TYPE_CHECKING
 
 from factory import secrets
 from factory.errors import FactoryError
+
+if TYPE_CHECKING:  # imported where used: a resumed build's stored key pair needs neither (~0.2 s of imports)
+    import paramiko
+    from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 
 
 class KeyType(StrEnum):
@@ -26,14 +27,14 @@ class KeyType(StrEnum):
     DSA = "dsa"
 
 
-_CURVES: dict[int, Callable[[], ec.EllipticCurve]] = {256: ec.SECP256R1, 384: ec.SECP384R1, 521: ec.SECP521R1}
-_PKEY_CLASS: dict[KeyType, type[paramiko.PKey]] = {
-    KeyType.ED25519: paramiko.Ed25519Key, KeyType.RSA: paramiko.RSAKey, KeyType.ECDSA: paramiko.ECDSAKey}
+_CURVE_SIZES = (256, 384, 521)
 
 
 def _private_key(kind: KeyType, bits: int | None) -> ed25519.Ed25519PrivateKey | rsa.RSAPrivateKey | \
         ec.EllipticCurvePrivateKey:
     """A new private key of the type and size asked for (Packer's defaults: rsa 4096, ecdsa 256)."""
+    from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
+
     if kind is KeyType.ED25519:
         return ed25519.Ed25519PrivateKey.generate()  # fixed size: bits are ignored, as in Packer
     if kind is KeyType.RSA:
@@ -45,10 +46,11 @@ def _private_key(kind: KeyType, bits: int | None) -> ed25519.Ed25519PrivateKey |
         return rsa.generate_private_key(public_exponent=65537, key_size=size)
     if kind is KeyType.ECDSA:
         size = bits or 256
-        if size not in _CURVES:
+        if size not in _CURVE_SIZES:
             raise FactoryError(f"temporary_key_pair_bits {size} is not an ECDSA curve size",
                                hint="ECDSA keys are 256, 384 or 521 bits")
-        return ec.generate_private_key(_CURVES[size]())
+        curve: Callable[[], ec.EllipticCurve] = {256: ec.SECP256R1, 384: ec.SECP384R1, 521: ec.SECP521R1}[size]
+        return ec.generate_private_key(curve())
     raise FactoryError("temporary_key_pair_type \"dsa\" is refused: DSA keys are insecure, OpenSSH disables "
                        "them by default since 7.0 and removed them in 9.8, so the guest's sshd would not accept "
                        "the key", hint='use "ed25519" (factory\'s default), "ecdsa" or "rsa"')
@@ -66,6 +68,8 @@ class KeyPair:
     def generate(cls, comment: str = "factory", kind: KeyType | str = KeyType.ED25519,
                  bits: int | None = None) -> KeyPair:
         """A fresh key pair (one per build), private key registered so it is masked everywhere."""
+        from cryptography.hazmat.primitives import serialization
+
         try:
             key_type = KeyType(kind)
         except ValueError:
@@ -93,7 +97,11 @@ class KeyPair:
                 secrets.register(line)
 
     def pkey(self) -> paramiko.PKey:
-        return _PKEY_CLASS[self.kind].from_private_key(io.StringIO(self.private_openssh))
+        import paramiko
+
+        pkey_class: dict[KeyType, type[paramiko.PKey]] = {
+            KeyType.ED25519: paramiko.Ed25519Key, KeyType.RSA: paramiko.RSAKey, KeyType.ECDSA: paramiko.ECDSAKey}
+        return pkey_class[self.kind].from_private_key(io.StringIO(self.private_openssh))
 
     def write_private(self, path: Path) -> Path:
         """Write the private key with 0600 permissions (for `ssh -i` or a user's debugging)."""
@@ -107,6 +115,9 @@ def load_private_key(path: Path, password: str | None = None, *, certificate: Pa
                      option: str = "ssh_private_key_file") -> paramiko.PKey:
     """Load a private key file (ed25519, ECDSA or RSA, OpenSSH or PEM) and optionally its OpenSSH user
     certificate, with a clear error if either is unusable."""
+    import paramiko
+    from cryptography.hazmat.primitives import serialization
+
     try:
         key = paramiko.PKey.from_path(path, password=password)
     except FileNotFoundError:

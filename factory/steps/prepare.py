@@ -321,7 +321,7 @@ class SshKey(Step[BuildContext]):
 
             secrets.register(s.ssh_password)
         if not s.ssh_password and not s.ssh_private_key_file and not s.ssh_agent_auth:
-            from factory.comm.ssh import KeyPair
+            from factory.comm.keys import KeyPair
             from factory.steps.checkpoint import active
 
             def generate() -> KeyPair:

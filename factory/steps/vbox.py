@@ -177,7 +177,7 @@ class SshKey(prepare.SshKey):
 
             secrets.register(c.ssh_password)
         if not c.ssh_password and not c.ssh_private_key_file and not c.ssh_agent_auth:
-            from factory.comm.ssh import KeyPair
+            from factory.comm.keys import KeyPair
 
             ctx.keypair = KeyPair.generate(comment=f"factory-{ctx.vm_name}", kind=c.temporary_key_pair_type,
                                            bits=c.temporary_key_pair_bits)

@@ -226,6 +226,10 @@ class Boot(Step[BuildContext]):
 
     def run(self, ctx: BuildContext) -> None:
         resumed = ctx.resume_state is not None
+        if ctx.comm_options.communicator == "ssh":
+            from factory.comm import preload
+
+            preload()
         try:
             start_machine(ctx, machine_spec(ctx, install=False), "resumed from a checkpoint" if resumed else "run")
         except FactoryError as exc:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -55,3 +56,22 @@ def test_dsa_is_refused_with_a_hint() -> None:
 def test_bad_type_or_size_is_a_clear_error(kind: str, bits: int | None, message: str) -> None:
     with pytest.raises(FactoryError, match=message):
         KeyPair.generate(kind=kind, bits=bits)
+
+
+def test_a_stored_key_pair_loads_without_the_ssh_stack_which_preload_imports_on_a_thread() -> None:
+    """A resumed build reads its key pair from the store before the VM starts: that must not cost paramiko's
+    import (~0.2 s), which factory.comm.preload runs on a thread while QEMU loads the VM state instead."""
+    script = """
+import sys, threading
+from factory.comm.keys import KeyPair
+pair = KeyPair("-----BEGIN OPENSSH PRIVATE KEY-----\\nx\\n-----END OPENSSH PRIVATE KEY-----\\n", "ssh-ed25519 AAAA t")
+pair.register()
+assert "paramiko" not in sys.modules and "cryptography" not in sys.modules, "imported too early"
+from factory.comm import preload
+preload()
+[t.join() for t in threading.enumerate() if t.name == "import-paramiko"]
+assert "paramiko" in sys.modules and "paramiko.transport" in sys.modules
+print("ok")
+"""
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0 and out.stdout.strip() == "ok", out.stderr
