@@ -44,6 +44,9 @@ def boot_mode(config: Any, artifact: Artifact) -> str:
 class AmazonImport(PostProcessor, type="amazon-import"):
     def process(self, config: Any, artifact: Artifact, ctx: PostContext) -> Result:
         aws = Aws(config)
+        if not aws.verify:
+            ctx.emit("amazon-import: TLS certificates of the AWS endpoints are not verified "
+                     "(insecure_skip_tls_verify)")
         bucket, fmt = config.s3_bucket_name, config.format
         key = render_name(config.s3_key_name, {"Format": fmt, "BuildName": ctx.source_name}, "s3_key_name")
         s3 = aws.client("s3")

@@ -42,6 +42,13 @@ class Aws:
         self.profile = config.profile or os.environ.get("AWS_PROFILE", "default")
         self.client_config = botocore.config.Config(user_agent_extra="factory")
         self.verify = not config.insecure_skip_tls_verify
+        if not self.verify:
+            import warnings
+
+            from urllib3.exceptions import InsecureRequestWarning
+
+            # Asked for: the post-processor says it once; urllib3 would print a Python warning on stderr for it.
+            warnings.filterwarnings("ignore", category=InsecureRequestWarning)
         self.ec2_endpoint = config.custom_endpoint_ec2
         if config.assume_role:
             self._assume(config.assume_role)
