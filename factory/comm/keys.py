@@ -4,7 +4,6 @@ formats with the private half registered as a secret, and loading a user's key f
 from __future__ import annotations
 
 import io
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
@@ -27,7 +26,8 @@ class KeyType(StrEnum):
     DSA = "dsa"
 
 
-_CURVE_SIZES = (256, 384, 521)
+_CURVES = {256: "SECP256R1", 384: "SECP384R1", 521: "SECP521R1"}  # ECDSA key size: its curve in cryptography's ec
+_PKEYS = {KeyType.ED25519: "Ed25519Key", KeyType.RSA: "RSAKey", KeyType.ECDSA: "ECDSAKey"}  # paramiko's classes
 
 
 def _private_key(kind: KeyType, bits: int | None) -> ed25519.Ed25519PrivateKey | rsa.RSAPrivateKey | \
@@ -46,11 +46,11 @@ def _private_key(kind: KeyType, bits: int | None) -> ed25519.Ed25519PrivateKey |
         return rsa.generate_private_key(public_exponent=65537, key_size=size)
     if kind is KeyType.ECDSA:
         size = bits or 256
-        if size not in _CURVE_SIZES:
+        if size not in _CURVES:
             raise FactoryError(f"temporary_key_pair_bits {size} is not an ECDSA curve size",
                                hint="ECDSA keys are 256, 384 or 521 bits")
-        curve: Callable[[], ec.EllipticCurve] = {256: ec.SECP256R1, 384: ec.SECP384R1, 521: ec.SECP521R1}[size]
-        return ec.generate_private_key(curve())
+        curve: ec.EllipticCurve = getattr(ec, _CURVES[size])()
+        return ec.generate_private_key(curve)
     raise FactoryError("temporary_key_pair_type \"dsa\" is refused: DSA keys are insecure, OpenSSH disables "
                        "them by default since 7.0 and removed them in 9.8, so the guest's sshd would not accept "
                        "the key", hint='use "ed25519" (factory\'s default), "ecdsa" or "rsa"')
@@ -99,9 +99,8 @@ class KeyPair:
     def pkey(self) -> paramiko.PKey:
         import paramiko
 
-        pkey_class: dict[KeyType, type[paramiko.PKey]] = {
-            KeyType.ED25519: paramiko.Ed25519Key, KeyType.RSA: paramiko.RSAKey, KeyType.ECDSA: paramiko.ECDSAKey}
-        return pkey_class[self.kind].from_private_key(io.StringIO(self.private_openssh))
+        pkey_class: type[paramiko.PKey] = getattr(paramiko, _PKEYS[self.kind])
+        return pkey_class.from_private_key(io.StringIO(self.private_openssh))
 
     def write_private(self, path: Path) -> Path:
         """Write the private key with 0600 permissions (for `ssh -i` or a user's debugging)."""
