@@ -13,12 +13,11 @@ import subprocess
 import sys
 from pathlib import Path
 
-import libvirt
 import pytest
 
 from factory.media.seed import make_cidata
 from tests.fixtures.guest import GuestImage, boot_guest_ssh, cloud_config, new_keypair
-from tests.fixtures.libvirtd import LibvirtPool
+from tests.fixtures.libvirtd import LibvirtPool, domains
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "debian-libvirt"
 
@@ -29,18 +28,10 @@ def factory_build(tmp_path: Path, *args: str, timeout: float = 2400) -> subproce
                           capture_output=True, text=True, timeout=timeout, check=False)
 
 
-def factory_domains(uri: str) -> list[str]:
-    conn = libvirt.open(uri)
-    try:
-        return [d.name() for d in conn.listAllDomains() if d.name().startswith("factory-")]
-    finally:
-        conn.close()
-
-
 @pytest.mark.vm
 def test_factory_build_debian_libvirt_example_end_to_end(debian_guest: GuestImage, libvirt_pool: LibvirtPool,
                                                          tmp_path: Path) -> None:
-    before = factory_domains(libvirt_pool.uri)
+    before = domains(libvirt_pool.uri, "factory-")
     done = factory_build(tmp_path, "-var", f"guest_image={debian_guest.path}", "-var", f"pool={libvirt_pool.name}",
                          str(EXAMPLE))
     out = done.stdout + done.stderr
@@ -53,7 +44,7 @@ def test_factory_build_debian_libvirt_example_end_to_end(debian_guest: GuestImag
     volume = build["artifact_id"]
     # Nothing left on the host but the artifact volume: no domain, no seed volume. (Only new domains count: a test
     # running beside this one on the same daemon may have removed one of its own meanwhile.)
-    assert [d for d in factory_domains(libvirt_pool.uri) if d not in before] == []
+    assert [d for d in domains(libvirt_pool.uri, "factory-") if d not in before] == []
     assert libvirt_pool.volumes() == [volume]
     disk = tmp_path / "output-debian-libvirt" / f"{volume}.qcow2"
     assert [f["name"] for f in build["files"]] == [disk.name]

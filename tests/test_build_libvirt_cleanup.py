@@ -20,7 +20,7 @@ import libvirt
 import pytest
 
 from tests.fixtures.guest import free_port
-from tests.fixtures.libvirtd import LibvirtPool, PrivateDaemon
+from tests.fixtures.libvirtd import LibvirtPool, PrivateDaemon, domains
 
 TEMPLATE = """
 variable "uri" { type = string }
@@ -96,14 +96,6 @@ def _build(tmp_path: Path, args: list[str]) -> subprocess.CompletedProcess[str]:
                           capture_output=True, text=True, timeout=600, check=False)
 
 
-def _domains(uri: str) -> list[str]:
-    conn = libvirt.open(uri)
-    try:
-        return sorted(d.name() for d in conn.listAllDomains())
-    finally:
-        conn.close()
-
-
 def _listening(port: int) -> bool:
     return f"0100007F:{port:04X} 00000000:0000 0A" in Path("/proc/net/tcp").read_text()
 
@@ -117,7 +109,7 @@ def _port_of(out: str) -> int:
 @pytest.mark.parametrize("how", ["failure", "SIGINT", "SIGTERM"])
 def test_nothing_is_left_after_failure_ctrl_c_or_sigterm(how: str, libvirt_pool: LibvirtPool,
                                                         tmp_path: Path) -> None:
-    before = _domains(libvirt_pool.uri)
+    before = domains(libvirt_pool.uri)
     project = _project(tmp_path)
     extra = {"ssh_timeout": "3s"} if how == "failure" else {}
     proc = subprocess.Popen([sys.executable, "-m", "factory", "build", *_args(libvirt_pool, **extra)], cwd=project,
@@ -132,7 +124,7 @@ def test_nothing_is_left_after_failure_ctrl_c_or_sigterm(how: str, libvirt_pool:
     out = "".join(lines)
     assert "VM started" in out, out
     port = _port_of(out)
-    running = [n for n in _domains(libvirt_pool.uri) if n not in before]
+    running = [n for n in domains(libvirt_pool.uri) if n not in before]
     assert len(running) == 1 and running[0].startswith("factory-blank-")
     assert len(libvirt_pool.volumes()) == 2
     deadline = time.monotonic() + 60
@@ -149,7 +141,7 @@ def test_nothing_is_left_after_failure_ctrl_c_or_sigterm(how: str, libvirt_pool:
         assert "timed out" in out or "SSH" in out, out
     else:   # the interrupt ran the cleanups, as the runner does for Ctrl-C and SIGTERM alike
         assert "cleaning up: stop VM (run), release port" in out, out
-    assert [d for d in _domains(libvirt_pool.uri) if d not in before] == [], out  # another test's may come and go
+    assert [d for d in domains(libvirt_pool.uri) if d not in before] == [], out  # another test's may come and go
     assert libvirt_pool.volumes() == [], out
     assert not _listening(port)
     assert not (project / "out").exists() and not list(project.glob(".out.*"))
@@ -166,7 +158,7 @@ def test_name_collisions_are_errors_and_leave_the_other_alone(libvirt_pool: Libv
         assert done.returncode == 1
         assert f"a libvirt domain named {theirs!r} already exists" in done.stderr
         assert "factory never replaces a domain it did not create" in done.stderr
-        assert theirs in _domains(libvirt_pool.uri) and libvirt_pool.volumes() == []
+        assert theirs in domains(libvirt_pool.uri) and libvirt_pool.volumes() == []
     finally:
         dom.undefine()
         conn.close()
@@ -251,9 +243,9 @@ def test_libvirtd_dying_mid_build_is_one_clear_message_and_clean_removes_the_res
     assert f"restart libvirtd, then `factory clean --libvirt {daemon.uri}`" in out, out
     # The daemon is back: the domain (its QEMU ran on) and the build's volumes are what clean removes.
     daemon.start()
-    assert [d for d in _domains(daemon.uri) if d.startswith("factory-blank-")]
+    assert [d for d in domains(daemon.uri) if d.startswith("factory-blank-")]
     done = subprocess.run([sys.executable, "-m", "factory", "clean", "--libvirt", daemon.uri], capture_output=True,
                           text=True, timeout=300, check=False)
     assert done.returncode == 0, done.stderr
     assert "removed domain factory-blank-" in done.stdout
-    assert _domains(daemon.uri) == [] and pool.volumes() == []
+    assert domains(daemon.uri) == [] and pool.volumes() == []
