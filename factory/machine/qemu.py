@@ -116,17 +116,30 @@ def _console_args(spec: MachineSpec, tpm_socket: Path | None) -> list[list[str]]
     return groups
 
 
+# The CPU a guest gets when cpu_model is unset: under KVM the host's own; under TCG QEMU's `max` (AuthenticAMD
+# family 6, every feature TCG emulates), which measured fastest for the README's Linux guest: as an AMD CPU it
+# gets no page-table isolation (a GenuineIntel `max` gets PTI, and with no PCID under TCG every kernel entry
+# flushes QEMU's software TLB: it booted far slower), only retpolines. Its HPET clocksource on 2+ vCPUs (Linux
+# trusts no AMD TSC without invtsc, which TCG cannot offer) costs nothing measurable: an Atom identity with a TSC
+# clocksource and no mitigations reached SSH no sooner (43.5 s vs 42.0 s), and -accel tcg,thread=single was
+# slower. Two of max's features only cost an emulated guest: la57 (Linux then uses five-level page tables, so
+# every refill of QEMU's software TLB walks one level more) and svm (udev loads kvm and kvm_amd during the boot,
+# for nested guests nobody runs under emulation). Without them the guest reached its first provisioner command
+# sooner in 6 of 8 alternating pairs, median 0.948x of the time (within this host's noise of +-15 %).
+TCG_CPU = "max,la57=off,svm=off"
+
+
+def default_cpu(accel: str) -> str:
+    """The -cpu of a guest whose cpu_model is unset (part of the boot stage's ID: a saved VM state only loads
+    into the CPU it was saved on)."""
+    return "host" if accel == "kvm" else TCG_CPU
+
+
 def build_argv(spec: MachineSpec, qmp_socket: Path, *, binary: str = QEMU,
                tpm_socket: Path | None = None) -> list[str]:
     """The full qemu command line; qemuargs (hypervisor_args) replace defaults with the same flag (Packer)."""
     machine = spec.machine_type + f",accel={spec.accel}"
-    # An explicit cpu_model always wins. Under TCG, QEMU's `max` (AuthenticAMD family 6, every feature TCG
-    # emulates) measured fastest for the README's Linux guest: as an AMD CPU it gets no page-table isolation
-    # (a GenuineIntel `max` gets PTI, and with no PCID under TCG every kernel entry flushes QEMU's software TLB:
-    # it booted far slower), only retpolines. Its HPET clocksource on 2+ vCPUs (Linux trusts no AMD TSC without
-    # invtsc, which TCG cannot offer) costs nothing measurable: an Atom identity with a TSC clocksource and no
-    # mitigations reached SSH no sooner (43.5 s vs 42.0 s), and -accel tcg,thread=single was slower.
-    cpu = spec.cpu_model or ("host" if spec.accel == "kvm" else "max")
+    cpu = spec.cpu_model or default_cpu(spec.accel)
     smp = str(spec.cpus)
     if spec.topology:
         sockets, cores, threads = spec.topology

@@ -112,8 +112,8 @@ class QemuSource(SourceOptions, Checked, Component, kind=Kind.SOURCE, name="qemu
                            "`whpx`, `xen`, or `none` (QEMU's own default) force one.")
     qemu_binary: str = opt("qemu-system-x86_64", help="QEMU system emulator to run.")
     machine_type: str = opt("pc", help="QEMU machine type (`pc`, `q35`, ...); Secure Boot needs a q35 type.")
-    cpu_model: str | None = opt(None, help="QEMU `-cpu` model (e.g. `host`); unset: `host` under KVM, `max` "
-                                "under TCG (measured fastest there, see README).")
+    cpu_model: str | None = opt(None, help="QEMU `-cpu` model (e.g. `host`); unset: `host` under KVM, "
+                                "`max,la57=off,svm=off` under TCG (measured fastest there, see README).")
     cpus: int = opt(1, minimum=1, maximum=MAX_CPUS, help="Number of virtual CPUs.")
     sockets: int | None = opt(None, minimum=0, maximum=MAX_CPUS,
                                 help="CPU sockets of the SMP topology (0 or unset: 1).")

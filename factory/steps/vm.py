@@ -222,7 +222,10 @@ class Boot(Step[BuildContext]):
     resumable = restarts = True
 
     def options(self, ctx: BuildContext) -> Mapping[str, Any]:
-        return {"vm": vm_options(ctx.s), "firmware": ctx.firmware.value}
+        from factory.machine.qemu import default_cpu  # the driver module, loaded by its name until here
+
+        return {"vm": vm_options(ctx.s), "firmware": ctx.firmware.value,
+                "cpu": ctx.s.cpu_model or default_cpu(ctx.accel)}
 
     def run(self, ctx: BuildContext) -> None:
         resumed = ctx.resume_state is not None

@@ -117,3 +117,21 @@ def test_a_source_option_renames_the_stages_from_the_one_that_uses_it(tmp_path: 
     (tmp_path / "seed" / "meta-data").write_text("instance-id: web2\n")
     changed = _changed(first, _ids(template))
     assert changed == list(first)[list(first).index("seed"):]
+
+
+def test_the_cpu_a_guest_gets_by_default_is_part_of_the_boot_stage(tmp_path: Path,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """A saved VM state only loads into the CPU it was saved on: a factory whose default -cpu differs (another
+    release, another accelerator) must not resume a checkpoint made under the old one."""
+    from factory.machine import qemu
+
+    template = _project(tmp_path)
+    first = _ids(template)
+    monkeypatch.setattr(qemu, "TCG_CPU", "max")
+    changed = _changed(first, _ids(template))
+    assert changed == list(first)[list(first).index("boot"):]
+    # An explicit cpu_model is the CPU whatever the default: only the option itself counts.
+    template.write_text(template.read_text().replace('cpus             = 2', 'cpus = 2\n  cpu_model = "qemu64"'))
+    pinned = _ids(template)
+    monkeypatch.setattr(qemu, "TCG_CPU", "max,la57=off,svm=off")
+    assert _ids(template) == pinned
