@@ -1,3 +1,3 @@
-from factory.cli import main
+from factory.cli import run
 
-main()
+run()

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from factory import secrets
+from factory import __version__, secrets
 from factory.errors import FactoryError, Location
 from factory.fsutil import atomic_path, try_lock
 from factory.run import run
@@ -148,3 +148,36 @@ def test_die_with_parent_kills_the_child_when_its_parent_is_killed(tmp_path: Pat
         time.sleep(0.05)
     else:
         pytest.fail("child outlived its SIGKILLed parent")
+
+
+_ENTRY = """
+import atexit, sys, threading, time
+from pathlib import Path
+out = Path(sys.argv.pop(1))
+atexit.register(lambda: out.with_suffix(".atexit").write_text("ran"))
+if sys.argv.pop(1) == "thread":  # a non-daemon thread still at work when the command is done
+    threading.Thread(target=lambda: (time.sleep(0.5), out.with_suffix(".thread").write_text("done"))).start()
+sys.argv[0] = "factory"
+from factory.cli import run
+run()
+"""
+
+
+@pytest.mark.parametrize("thread", ["none", "thread"])
+def test_the_console_entry_leaves_fast_but_flushes_runs_atexit_and_keeps_the_exit_code(
+        tmp_path: Path, thread: str) -> None:
+    """run() skips the interpreter's teardown (os._exit) once the work is done: what an exit must do still
+    happens, and a non-daemon thread still running is waited for."""
+    mark = tmp_path / "mark"
+    ok = subprocess.run([sys.executable, "-c", _ENTRY, str(mark), thread, "version"], capture_output=True, text=True)
+    assert (ok.returncode, ok.stdout) == (0, f"factory {__version__}\n"), ok.stderr
+    assert (tmp_path / "mark.atexit").read_text() == "ran"
+    assert (tmp_path / "mark.thread").exists() == (thread == "thread")
+    (tmp_path / "mark.atexit").unlink()
+    bad = subprocess.run([sys.executable, "-c", _ENTRY, str(mark), thread, "validate", str(tmp_path / "no.pkr.hcl")],
+                         capture_output=True, text=True)
+    assert bad.returncode == 1 and "does not exist" in bad.stderr and "Traceback" not in bad.stderr
+    assert (tmp_path / "mark.atexit").read_text() == "ran"
+    usage = subprocess.run([sys.executable, "-c", _ENTRY, str(mark), thread, "no-such-command"], capture_output=True,
+                           text=True)
+    assert usage.returncode == 2 and "No such command" in usage.stderr
