@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 
 from tests.fixtures.guest import GuestImage
-from tests.fixtures.libvirtd import LibvirtPool
+from tests.fixtures.libvirtd import LibvirtPool, domains
 from tests.fixtures.sshd import running_sshd
-from tests.test_build_libvirt import EXAMPLE, factory_build, factory_domains
+from tests.test_build_libvirt import EXAMPLE, factory_build
 
 
 @pytest.fixture
@@ -45,6 +45,6 @@ def test_factory_build_on_session_and_ssh_uris(debian_guest: GuestImage, remote_
     manifest = json.loads((tmp_path / "output-debian-libvirt" / "manifest.json").read_text())
     volume = manifest["builds"][0]["artifact_id"]
     assert remote_pool.volumes() == [volume]
-    assert not [d for d in factory_domains(remote_pool.uri) if d.startswith("factory-debian-")]
+    assert not domains(remote_pool.uri, "factory-debian-")
     disk = tmp_path / "output-debian-libvirt" / f"{volume}.qcow2"
     assert subprocess.run(["qemu-img", "check", "-q", str(disk)], check=False).returncode == 0
