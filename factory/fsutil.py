@@ -21,6 +21,22 @@ def file_sha256(path: str | os.PathLike[str]) -> str:
     return h.hexdigest()
 
 
+def read_part(fd: int, path: Path, offset: int, length: int) -> bytes:
+    """length bytes of the open file path at offset (os.pread), all of them: a file that shrank while it was
+    being read (something else writes the artifact) is an error naming it, never a short part sent on."""
+    data = os.pread(fd, length, offset)
+    if len(data) != length:
+        from factory.errors import FactoryError
+
+        try:
+            now = f"it is {path.stat().st_size} bytes now"
+        except OSError:
+            now = "it is gone now"
+        raise FactoryError(f"{path} changed while it was read: {len(data)} bytes at offset {offset}, {length} "
+                           f"expected ({now})", hint="let nothing else write the file until factory is done with it")
+    return data
+
+
 @contextlib.contextmanager
 def atomic_path(final: str | os.PathLike[str]) -> Iterator[Path]:
     """Yield a temporary path beside final; rename it onto final only if the block succeeds.

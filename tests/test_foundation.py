@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -10,7 +11,7 @@ import pytest
 
 from factory import __version__, secrets
 from factory.errors import FactoryError, Location
-from factory.fsutil import atomic_path, try_lock
+from factory.fsutil import atomic_path, read_part, try_lock
 from factory.run import run
 
 
@@ -181,3 +182,19 @@ def test_the_console_entry_leaves_fast_but_flushes_runs_atexit_and_keeps_the_exi
     usage = subprocess.run([sys.executable, "-c", _ENTRY, str(mark), thread, "no-such-command"], capture_output=True,
                            text=True)
     assert usage.returncode == 2 and "No such command" in usage.stderr
+
+
+def test_read_part_returns_every_byte_or_names_the_file_that_shrank(tmp_path: Path) -> None:
+    src = tmp_path / "disk.raw"
+    src.write_bytes(bytes(range(256)) * 64)  # 16 KiB
+    fd = os.open(src, os.O_RDONLY)
+    try:
+        assert read_part(fd, src, 4096, 256) == bytes(range(256))
+        os.truncate(src, 5000)
+        with pytest.raises(FactoryError) as exc:
+            read_part(fd, src, 4096, 4096)
+        assert exc.value.message == (f"{src} changed while it was read: 904 bytes at offset 4096, 4096 expected "
+                                     "(it is 5000 bytes now)")
+        assert exc.value.hint
+    finally:
+        os.close(fd)

@@ -16,6 +16,7 @@ from typing import Any
 from factory import events
 from factory.artifact.model import Artifact, Firmware
 from factory.errors import FactoryError
+from factory.fsutil import read_part
 from factory.post.base import PostContext, PostProcessor, Result
 from factory.post.cloud.common import is_loopback, render_name, result_artifact, upload_file
 
@@ -127,7 +128,7 @@ def upload_page_blob(blob: Any, path: Path, concurrency: int, emit: Any) -> Page
     fd = os.open(path, os.O_RDONLY)
 
     def one(offset: int, length: int, bar: events.Tracker) -> None:
-        data = os.pread(fd, length, offset)
+        data = read_part(fd, path, offset, length)
         if offset not in present and data.count(0) != len(data):   # a new page blob reads zero
             blob.upload_page(data, offset=offset, length=length)
             with lock:

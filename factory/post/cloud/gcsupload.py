@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from factory import events
-from factory.fsutil import atomic_path, file_sha256
+from factory.fsutil import atomic_path, file_sha256, read_part
 
 STATE_DIR = ".factory-uploads"
 _RANGE = re.compile(r"bytes=0-(\d+)")
@@ -100,8 +100,7 @@ def resumable_upload(blob: Any, session: Any, path: Path, root: Path, chunk_size
                                                      f"{blob.name}", size) as bar:
             bar.advance(offset)
             while offset < size:
-                fh.seek(offset)
-                data = fh.read(chunk_size)
+                data = read_part(fh.fileno(), path, offset, min(chunk_size, size - offset))
                 resp = session.put(url, data=data, headers={
                     "Content-Range": f"bytes {offset}-{offset + len(data) - 1}/{size}"})
                 _raise_for(resp)

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from factory import events, ui
+from factory.fsutil import read_part
 
 MIB = 1 << 20
 MIN_PART = 5 * MIB          # S3's smallest part (but the last)
@@ -102,7 +103,7 @@ def _send_parts(client: Any, path: Path, bucket: str, key: str, upload_id: str, 
 
     def one(number: int, bar: events.Tracker) -> None:
         offset = (number - 1) * psize
-        data = os.pread(fd, min(psize, size - offset), offset)
+        data = read_part(fd, path, offset, min(psize, size - offset))
         digest = _md5(data)
         have = present.get(number)
         if have is not None and have == (len(data), digest.hex()):
