@@ -12,7 +12,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from hardening.harness import assert_no_crash, assert_user_error, run_cli, template
+from hardening.harness import Result, assert_no_crash, assert_user_error, run_cli, template
 
 DEEP = 5000
 LATIN1 = template('  vm_name = "café"\n').encode("latin-1")
@@ -135,25 +135,27 @@ def test_fuzz_hcl_shaped_text_never_crashes(tmp_path: Path, body: str) -> None:
 @_fuzz(8)
 @given(st.integers(min_value=90, max_value=400), st.sampled_from(["(", "[", "{a = "]))
 def test_fuzz_nesting_depth_never_crashes(tmp_path: Path, depth: int, opener: str) -> None:
+    res, levels = _validate_nested(tmp_path, opener, depth)
+    assert (res.code == 0) == (levels <= 100), str(res)
+
+
+def _validate_nested(tmp_path: Path, opener: str, depth: int) -> tuple[Result, int]:
+    """`factory validate` on a local nested depth times in opener; also how many levels that is, counting the
+    locals block and, for a list, the innermost empty list."""
     closer = {"(": ")", "[": "]", "{a = ": "}"}[opener]
-    inner = "[]" if opener == "[" else "1"  # an empty list is one level more
+    inner = "[]" if opener == "[" else "1"
     path = _file(tmp_path, "locals {\n  v = " + opener * depth + inner + closer * depth + "\n}\n" + template())
     res = run_cli(["validate", str(path)])
     assert_no_crash(res)
-    levels = 1 + depth + (inner == "[]")  # the locals block, the brackets, the innermost list
-    assert (res.code == 0) == (levels <= 100), str(res)
+    return res, 1 + depth + (inner == "[]")
 
 
 @pytest.mark.parametrize(("opener", "deepest_accepted"), [("(", 99), ("[", 98), ("{a = ", 99)])
 def test_nesting_limit_is_exactly_100_levels_counting_the_block(tmp_path: Path, opener: str,
                                                                  deepest_accepted: int) -> None:
     """The boundary the fuzz test above samples only by chance (hypothesis found depth 99 of '[' + '[]' once)."""
-    closer = {"(": ")", "[": "]", "{a = ": "}"}[opener]
-    inner = "[]" if opener == "[" else "1"
     for depth, ok in ((deepest_accepted, True), (deepest_accepted + 1, False)):
-        path = _file(tmp_path, "locals {\n  v = " + opener * depth + inner + closer * depth + "\n}\n" + template())
-        res = run_cli(["validate", str(path)])
-        assert_no_crash(res)
+        res, _ = _validate_nested(tmp_path, opener, depth)
         assert (res.code == 0) == ok, (depth, str(res))
         if not ok:
             assert "more than 100 levels deep" in res.err
