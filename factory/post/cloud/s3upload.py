@@ -80,7 +80,7 @@ def upload(client: Any, path: Path, bucket: str, key: str, *, part_size: int | N
     if upload_id is None:
         upload_id = client.create_multipart_upload(Bucket=bucket, Key=key, **(extra_args or {}))["UploadId"]
     try:
-        etags, sent, sent_bytes = _send_parts(client, path, bucket, key, upload_id, psize, count, present,
+        etags, sent, sent_bytes = _send_parts(client, path, bucket, key, upload_id, size, psize, count, present,
                                               concurrency)
         client.complete_multipart_upload(
             Bucket=bucket, Key=key, UploadId=upload_id,
@@ -93,9 +93,10 @@ def upload(client: Any, path: Path, bucket: str, key: str, *, part_size: int | N
     return UploadStats(upload_id, size, count, sent, sent_bytes, count - sent)
 
 
-def _send_parts(client: Any, path: Path, bucket: str, key: str, upload_id: str, psize: int, count: int,
-                present: dict[int, Any], concurrency: int) -> tuple[dict[int, str], int, int]:
-    size = path.stat().st_size
+def _send_parts(client: Any, path: Path, bucket: str, key: str, upload_id: str, size: int, psize: int,
+                count: int, present: dict[int, Any], concurrency: int) -> tuple[dict[int, str], int, int]:
+    # size is the one upload() planned the parts for: a second stat here, after the file shrank, made a negative
+    # length for the last parts (os.pread's bare EINVAL) instead of read_part's error naming the file.
     etags: dict[int, str] = {}
     lock = threading.Lock()
     totals = [0, 0]
