@@ -7,6 +7,7 @@ import hashlib
 import os
 import shutil
 import tempfile
+import threading
 import urllib.error
 import urllib.request
 from collections.abc import Mapping
@@ -59,10 +60,28 @@ def publish_output(ctx: BuildContext) -> Path:
     out = ctx.output_directory
     check_output_dir(out, force=ctx.force, protected=protected_dirs(ctx))
     mark_output_dir(ctx.staging, f"{ctx.build_name} ({ctx.vm_name})")
-    if out.exists():
-        shutil.rmtree(out)
-    os.replace(ctx.staging, out)
+    replaced = None
+    if out.exists():  # -force: renamed aside (instant), so the new output takes its place at once
+        replaced = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".replaced", dir=out.parent))
+        try:
+            os.replace(out, replaced)
+        except BaseException:
+            replaced.rmdir()
+            raise
+    try:
+        os.replace(ctx.staging, out)
+    except BaseException:
+        if replaced is not None:
+            os.replace(replaced, out)
+        raise
     ctx.staging = None
+    if replaced is not None:
+        # Freeing a disk image's blocks takes ~0.35 s per 400 MiB here (a filesystem mounted with discard): done
+        # while the post-processors run, and waited for before the build ends.
+        remover = threading.Thread(target=shutil.rmtree, args=(replaced,), kwargs={"ignore_errors": True},
+                                   name="remove-replaced-output", daemon=True)
+        remover.start()
+        ctx.cleanups.push("remove the replaced output", remover.join)
     return out
 
 

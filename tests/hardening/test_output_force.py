@@ -10,14 +10,17 @@ from __future__ import annotations
 import os
 import uuid
 from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
 
 import pytest
 from fixtures.loopback import LoopbackDriver
 
-from factory.build import EventBus
+from factory.build import Cleanups, EventBus
 from factory.errors import FactoryError
-from factory.fsutil import OUTPUT_MARKER, check_output_dir
+from factory.fsutil import OUTPUT_MARKER, check_output_dir, mark_output_dir
 from factory.steps.plan import BuildOptions, build_source
+from factory.steps.prepare import publish_output
 from factory.template import load
 from hardening.harness import assert_user_error, run_cli, template
 
@@ -168,6 +171,48 @@ build {{
     (out / "stale.txt").write_text("from an earlier run")
     build(True)
     assert not (out / "stale.txt").exists() and (out / name).is_file() and (out / OUTPUT_MARKER).is_file()
+    # The replaced folder was set aside and removed before the build returned; no staging folder is left either.
+    assert not list(tmp_path.glob(".out.*")), list(tmp_path.glob(".out.*"))
+
+
+def _publishing(tmp_path: Path) -> SimpleNamespace:
+    """What publish_output reads of a build: an output folder factory made earlier, and a staged new one."""
+    out = tmp_path / "out"
+    out.mkdir()
+    mark_output_dir(out, "earlier")
+    (out / "old.qcow2").write_text("old")
+    staging = tmp_path / ".out.x.part"
+    staging.mkdir()
+    (staging / "new.qcow2").write_text("new")
+    return SimpleNamespace(output_directory=out, staging=staging, force=True, build_name="b", vm_name="v",
+                           root=tmp_path / "project", build=None, cleanups=Cleanups())
+
+
+def test_publish_sets_the_replaced_output_aside_and_removes_it_before_the_build_ends(tmp_path: Path) -> None:
+    ctx = _publishing(tmp_path)
+    out = publish_output(ctx)  # type: ignore[arg-type]
+    assert (out / "new.qcow2").read_text() == "new" and not (out / "old.qcow2").exists()
+    assert ctx.cleanups.labels() == ["remove the replaced output"]
+    ctx.cleanups.run_all(print)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
+
+
+def test_publish_puts_the_old_output_back_when_the_new_one_cannot_take_its_place(tmp_path: Path,
+                                                                                 monkeypatch: pytest.MonkeyPatch
+                                                                                 ) -> None:
+    ctx = _publishing(tmp_path)
+    real = os.replace
+
+    def replace(src: Any, dst: Any) -> None:
+        if Path(src) == ctx.staging:
+            raise OSError(28, "No space left on device")
+        real(src, dst)
+
+    monkeypatch.setattr(os, "replace", replace)
+    with pytest.raises(OSError, match="No space left"):
+        publish_output(ctx)  # type: ignore[arg-type]
+    assert (tmp_path / "out" / "old.qcow2").read_text() == "old"
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".out.x.part", "out"]
 
 
 @pytest.mark.parametrize(("block", "expected"), [
