@@ -262,9 +262,12 @@ def _make_key(base: Path, name: str) -> Key:
 
 
 @pytest.fixture(scope="module")
-def keys(tmp_path_factory: pytest.TempPathFactory) -> tuple[Key, Key]:
+def keys(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Key, Key]]:
     base = tmp_path_factory.mktemp("gpg")
-    return _make_key(base, "vendor"), _make_key(base, "mallory")
+    made = _make_key(base, "vendor"), _make_key(base, "mallory")
+    yield made
+    for key in made:  # signing started a gpg-agent per home; it would outlive the test run
+        subprocess.run(["gpgconf", "--homedir", str(key.home), "--kill", "gpg-agent"], check=True)
 
 
 def _sign(key: Key, file: Path, *, clear: bool = False) -> Path:
