@@ -162,6 +162,29 @@ def test_qemu_dying_is_reported_with_its_command_and_json_events(tmp_path: Path)
 
 
 @pytest.mark.vm
+def test_a_guest_kernel_panic_ends_the_wait_for_ssh_at_once(tmp_path: Path) -> None:
+    # A real kernel (debian-installer's) booted directly with no initrd: it cannot mount a root and panics, then
+    # sits there (panic=0). Without reading its console the build would wait out ssh_timeout (x4 under TCG).
+    from fixtures.isos import KERNEL
+
+    name = f"panic-{uuid.uuid4().hex[:8]}"
+    qemuargs = f'qemuargs = [["-kernel", "{KERNEL}"], ["-append", "console=ttyS0,115200 panic=0 no_timer_check"]]'
+    tpl = _template(tmp_path, name, ssh_timeout="30m", extra=qemuargs)
+    started = time.monotonic()
+    run = Run(tpl, tmp_path / "cache")
+    code = run.finish(timeout=600)
+    took = time.monotonic() - started
+    text = run.text
+    assert code == 1, text
+    assert re.search(r"the guest kernel panicked: VFS: Unable to mount root fs on unknown-block\(0,0\)", text), text
+    assert "timed out" not in text and "Traceback" not in text and "likely causes" not in text
+    kept = re.search(r"kept for diagnosis: \S+\.png, (\S+\.serial\.log)", text)
+    assert kept and "Kernel panic - not syncing" in Path(kept.group(1)).read_text(errors="replace"), text
+    assert took < 300, f"the build waited {took:.0f}s after the panic"
+    assert_nothing_left(tmp_path, name, text)
+
+
+@pytest.mark.vm
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
 def test_interrupt_mid_build_leaves_nothing_behind(tmp_path: Path, sig: signal.Signals) -> None:
     name = f"intr-{uuid.uuid4().hex[:8]}"

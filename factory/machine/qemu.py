@@ -71,6 +71,9 @@ def _storage_args(spec: MachineSpec) -> list[list[str]]:
     for ctrl, ctrl_id in dict(_CONTROLLERS[i] for i in interfaces if i in _CONTROLLERS).items():
         groups.append(["-device", f"{ctrl},id={ctrl_id}"])
     boot = 0
+    # A kernel booted directly (install_method "direct-kernel", or a user's qemuargs `-kernel`, as Packer allows)
+    # takes boot index 0 itself (QEMU's linuxboot ROM): a disk claiming it too makes QEMU refuse to start.
+    direct = spec.direct_boot is not None or any(args and args[0] == "-kernel" for args in spec.hypervisor_args)
     bootable_media = [m for m in spec.media if m.bootable]
     ordered: list[DiskSpec | MediaSpec] = [*bootable_media, *spec.disks,
                                            *(m for m in spec.media if not m.bootable)]
@@ -80,13 +83,13 @@ def _storage_args(spec: MachineSpec) -> list[list[str]]:
             drive_id = f"disk{n}"
             groups.append(["-drive", f"file={item.path},if=none,id={drive_id},format={item.format.value},"
                                      f"cache={item.cache},discard={item.discard},detect-zeroes={item.detect_zeroes}"])
-            kind, bootindex = "hd", boot if spec.direct_boot is None else None
+            kind, bootindex = "hd", None if direct else boot
         else:
             drive_id = f"cd{n}"
             kind = "cd" if item.interface != "virtio" else "hd"
             media = ",media=cdrom" if kind == "cd" else ""
             groups.append(["-drive", f"file={item.path},if=none,id={drive_id},format=raw,readonly=on{media}"])
-            bootindex = boot if item.bootable and spec.direct_boot is None else None
+            bootindex = boot if item.bootable and not direct else None
         if bootindex is not None:
             boot += 1
         groups.append(_attach(kind, item.interface, drive_id, sata_index, bootindex))

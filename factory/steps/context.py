@@ -5,6 +5,7 @@ source name) is derived here."""
 from __future__ import annotations
 
 import os
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -77,6 +78,29 @@ class BuildContext(RunnerContext):
             raise FactoryError("internal: a step needs the SSH connection before the build connected",
                                hint="report this with the build's log (--debug)")
         return self.comm
+
+    def machine_alive(self) -> None:
+        """Raise when the machine is gone, or its guest kernel said it cannot recover (a panic, a lasting
+        lockup: factory.machine.kernel_watch): what every wait on the guest checks while it polls."""
+        if self.machine is None:
+            raise FactoryError("internal: a step waits on the machine before it started",
+                               hint="report this with the build's log (--debug)")
+        self.machine.alive()
+        if self.serial is not None:
+            self.serial.check()
+
+    def wait_poweroff(self, timeout: float) -> bool:
+        """Machine.wait_poweroff, checking the guest kernel's health every second: False on timeout."""
+        assert self.machine is not None
+        deadline = time.monotonic() + timeout
+        while True:
+            off = self.machine.wait_poweroff(min(1.0, max(deadline - time.monotonic(), 0.0)))
+            if self.serial is not None:
+                if off:  # its last words (a panic before a -no-reboot exit) may not be read yet
+                    self.serial.caught_up(1.0)
+                self.serial.check()
+            if off or time.monotonic() >= deadline:
+                return off
 
     def require(self, feature: Feature, what: str) -> None:
         """A clear error before anything runs when the build's driver cannot do what option `what` asks."""

@@ -34,7 +34,7 @@ from factory.machine.vbox_appliance import check_appliance
 from factory.machine.virtualbox import VBoxMachine, VirtualBoxDriver
 from factory.placeholders import expand
 from factory.schema.virtualbox import VirtualBoxIsoSource, VirtualBoxOvfSource, VirtualBoxSource, VirtualBoxVmSource
-from factory.steps import comm, finish, prepare
+from factory.steps import comm, finish, prepare, vm
 from factory.steps.context import BuildContext
 from factory.steps.seed import collect_files
 
@@ -399,7 +399,8 @@ class Boot(Step[VBoxContext]):
         assert ctx.workdir is not None
         log = serial_log(ctx)
         log.touch()
-        ctx.serial = SerialFollower(log, lambda line: ctx.output("serial", line)).start()
+        ctx.serial = SerialFollower(log, lambda line: ctx.output("serial", line),
+                                    on_trouble=lambda trouble: vm.guest_trouble(ctx, trouble)).start()
         ctx.cleanups.push("stop following the serial log", ctx.serial.stop)
         spec = MachineSpec(name=ctx.vm_name, workdir=ctx.workdir, serial_log=log, accel="virtualbox")
         machine = ctx.vbox_driver.adopt(spec, headless=ctx.v.headless, ssh=ctx.ssh_address)
@@ -427,7 +428,7 @@ def type_boot_command(ctx: VBoxContext, machine: VBoxMachine) -> None:
     for i, (group, actions) in enumerate(parsed):
         if group.description:
             ctx.say(f"boot step: {group.description}")
-        machine.alive()
+        ctx.machine_alive()
         machine.send_keys(actions, v.boot_key_interval)
         if i + 1 < len(parsed):
             time.sleep(v.boot_keygroup_interval)
@@ -451,7 +452,7 @@ class Connect(Step[VBoxContext]):
             host, port = v.ssh_host or ctx.ssh_address.host, ctx.ssh_address.port
         settings = dataclasses.replace(ctx.ssh, host=host, port=port, keypair=ctx.keypair, timeout=v.ssh_timeout)
         ctx.say(f"waiting up to {v.ssh_timeout:g}s for SSH on {settings.target}")
-        ctx.comm = connect(settings, alive=ctx.machine.alive, notify=lambda m: ctx.output("ssh", m))
+        ctx.comm = connect(settings, alive=ctx.machine_alive, notify=lambda m: ctx.output("ssh", m))
         ctx.cleanups.push("close SSH", ctx.comm.close)
         ctx.say("connected over SSH")
 
@@ -544,7 +545,7 @@ class Shutdown(Step[VBoxContext]):
                 ctx.comm.run(v.shutdown_command, on_line=lambda line: ctx.output("shutdown", line), timeout=60.0)
         if ctx.comm is not None:
             ctx.comm.close()
-        if not machine.wait_poweroff(v.shutdown_timeout):
+        if not ctx.wait_poweroff(v.shutdown_timeout):
             machine.stop()
             raise FactoryError(f"the VM did not power off within shutdown_timeout ({v.shutdown_timeout:g}s)",
                                hint="check shutdown_command (it needs sudo?), or raise shutdown_timeout")

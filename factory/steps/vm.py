@@ -30,6 +30,7 @@ from factory.machine.driver import (
     MediaSpec,
     PortRange,
 )
+from factory.machine.kernel_watch import Trouble
 from factory.machine.serial import SerialFollower
 from factory.placeholders import expand
 from factory.schema.libvirt import LibvirtSource
@@ -81,7 +82,8 @@ def start_machine(ctx: BuildContext, spec: MachineSpec, phase: str) -> None:
     with open(spec.serial_log, "ab") as fh:
         fh.write(f"\n--- factory: {phase} ---\n".encode())
         offset = fh.tell()
-    ctx.serial = SerialFollower(spec.serial_log, lambda line: ctx.output("serial", line), offset=offset).start()
+    ctx.serial = SerialFollower(spec.serial_log, lambda line: ctx.output("serial", line), offset=offset,
+                                on_trouble=lambda trouble: guest_trouble(ctx, trouble)).start()
     machine = ctx.driver.machine(spec, on_event=lambda event: machine_event(ctx, event))
     ctx.machine = machine
     ctx.cleanups.push(f"stop VM ({phase})", machine.stop)
@@ -90,12 +92,21 @@ def start_machine(ctx: BuildContext, spec: MachineSpec, phase: str) -> None:
     console.announce(ctx, machine)
 
 
+def guest_trouble(ctx: BuildContext, trouble: Trouble) -> None:
+    """What the guest's kernel reported on its console (factory.machine.kernel_watch), told as it happens."""
+    where = f" (serial console log: {ctx.serial.path})" if ctx.serial is not None else ""
+    ctx.emit(EventKind.NOTICE, trouble.message + ("" if trouble.fatal else where))
+
+
 def machine_event(ctx: BuildContext, event: MachineEvent) -> None:
     """What the machine reports: its messages are said; a reset or a guest panic is shown as it happens."""
     if event.kind is MachineEventKind.MESSAGE:
         ctx.say(event.detail)
-    elif event.kind is MachineEventKind.PANICKED:
-        ctx.emit(EventKind.NOTICE, "the guest kernel panicked" + (f" ({event.detail})" if event.detail else ""))
+    elif event.kind is MachineEventKind.PANICKED:  # pvpanic: as if the console said so (the wait then stops)
+        if ctx.serial is not None:
+            ctx.serial.tell(ctx.serial.watch.panicked(event.detail))
+        else:
+            ctx.emit(EventKind.NOTICE, "the guest kernel panicked" + (f" ({event.detail})" if event.detail else ""))
     elif event.kind is MachineEventKind.RESET:
         ctx.output("vm", "the guest rebooted" + (f" ({event.detail})" if event.detail else ""))
 
@@ -167,8 +178,7 @@ def check_before_start(ctx: BuildContext) -> None:
 def _sleep_alive(ctx: BuildContext, seconds: float) -> None:
     end = time.monotonic() + seconds
     while time.monotonic() < end:
-        assert ctx.machine is not None
-        ctx.machine.alive()
+        ctx.machine_alive()
         time.sleep(min(0.2, max(0.0, end - time.monotonic())))
 
 
@@ -189,7 +199,7 @@ class Install(Step[BuildContext]):
         type_boot_command(ctx)
         limit = ctx.s.ssh_timeout * ctx.timeout_factor
         ctx.say(f"waiting up to {limit:g}s for the installer to finish and power off")
-        if not ctx.machine.wait_poweroff(limit):
+        if not ctx.wait_poweroff(limit):
             raise FactoryError(f"the installer did not finish within {limit:g}s",
                                hint="see the serial log and screenshot; raise ssh_timeout for slow installs")
         ctx.machine.stop()
@@ -301,15 +311,17 @@ class Connect(Step[BuildContext]):
         settings = dataclasses.replace(ctx.ssh, host=host, port=port, keypair=ctx.keypair, timeout=timeout)
         ctx.say(f"waiting up to {timeout:g}s for SSH on {settings.target}")
         try:
-            ctx.comm = connect(settings, alive=ctx.machine.alive, notify=lambda m: ctx.output("ssh", m))
+            ctx.comm = connect(settings, alive=ctx.machine_alive, notify=lambda m: ctx.output("ssh", m))
         except FactoryError as exc:
+            if ctx.serial is not None and ctx.serial.watch.fatal is not None:
+                raise  # the guest is lost: no SSH setting is the cause
             raise FactoryError(exc.message, hint=_ssh_hint(ctx, exc.hint), where=exc.where) from exc
         ctx.cleanups.push("close SSH", ctx.comm.close)
         ctx.say("connected over SSH")
 
 
 def _ssh_hint(ctx: BuildContext, inner: str | None) -> str:
-    causes = []
+    causes = [t.message for t in (ctx.serial.watch.told if ctx.serial is not None else ())]
     if ctx.emulated:
         limit = ctx.comm_options.ssh_timeout
         causes.append(f"the VM runs under TCG emulation (no KVM), which boots 10-50x slower: raise ssh_timeout "
@@ -341,7 +353,7 @@ class Shutdown(Step[BuildContext]):
             ctx.say(f"running shutdown_command: {shutdown.shutdown_command}")
             started = time.monotonic()
             if self._shutdown_command(ctx):
-                acpi = not machine.wait_poweroff(limit)
+                acpi = not ctx.wait_poweroff(limit)
                 if not acpi:  # the guest's own shutdown: what a build that ends here cannot skip
                     ctx.say(f"the guest powered off {time.monotonic() - started:.1f}s after shutdown_command")
                 if acpi:
@@ -352,7 +364,7 @@ class Shutdown(Step[BuildContext]):
         if acpi and machine.running():
             ctx.say("ACPI power-down (the power button)")
             machine.powerdown()
-            if not machine.wait_poweroff(max(deadline - time.monotonic(), 30.0 * ctx.timeout_factor)):
+            if not ctx.wait_poweroff(max(deadline - time.monotonic(), 30.0 * ctx.timeout_factor)):
                 ctx.emit(EventKind.NOTICE, "the guest ignored the ACPI power button: stopping the VM; "
                          "the disk may need a filesystem check")
         machine.stop()

@@ -48,6 +48,17 @@ def test_direct_kernel_boot_has_no_bootindex(golden) -> None:  # type: ignore[no
     golden("machine/qemu-argv-direct-kernel.txt", _text(argv))
 
 
+def test_a_kernel_in_qemuargs_takes_the_boot_index_from_the_disks() -> None:
+    # QEMU refuses `-kernel` beside a disk with bootindex=0 ("The bootindex 0 has already been used"); Packer,
+    # which sets no boot index, boots such a template.
+    spec = _spec(hypervisor_args=(("-kernel", "/k/vmlinuz"), ("-append", "console=ttyS0")),
+                 media=(MediaSpec(W / "installer.iso", bootable=True),))
+    argv = build_argv(spec, W / "vm.qmp")
+    assert not any("bootindex" in a for a in argv)
+    assert argv[-4:] == ["-kernel", "/k/vmlinuz", "-append", "console=ttyS0"]
+    assert any("bootindex=0" in a for a in build_argv(_spec(), W / "vm.qmp"))
+
+
 def test_qemuargs_replace_defaults_with_same_switch() -> None:
     argv = build_argv(_spec(hypervisor_args=(("-m", "4096M"), ("-device", "virtio-rng-pci"))), W / "vm.qmp")
     assert argv.count("-m") == 1 and argv[argv.index("-m") + 1] == "4096M"
