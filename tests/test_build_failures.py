@@ -185,6 +185,42 @@ def test_a_guest_kernel_panic_ends_the_wait_for_ssh_at_once(tmp_path: Path) -> N
 
 
 @pytest.mark.vm
+def test_an_installer_kernel_that_panics_and_reboots_is_not_a_finished_install(tmp_path: Path) -> None:
+    # An install runs with -no-reboot, so the VM ends when the installer reboots, as when it is done; a kernel
+    # that panics with panic=1 reboots a second later. Its console says which it was.
+    from fixtures.isos import KERNEL
+
+    name = f"instpanic-{uuid.uuid4().hex[:8]}"
+    (tmp_path / "t").mkdir()
+    image = grub_image(tmp_path / "t", "installer.iso")
+    tpl = tmp_path / "t" / "t.pkr.hcl"
+    tpl.write_text(f"""
+source "qemu" "g" {{
+  iso_url       = "{image.name}"
+  iso_checksum  = "none"
+  disk_size     = "64M"
+  accelerator   = "tcg"
+  headless      = true
+  memory        = 256
+  vm_name       = "{name}"
+  ssh_username  = "nobody"
+  ssh_timeout   = "30m"
+  host_port_min = 47100
+  host_port_max = 47200
+  qemuargs      = [["-kernel", "{KERNEL}"], ["-append", "console=ttyS0,115200 panic=1 no_timer_check"]]
+}}
+""" + BUILD)
+    run = Run(tpl, tmp_path / "cache")
+    code = run.finish(timeout=600)
+    text = run.text
+    assert code == 1, text
+    assert "the guest kernel panicked: VFS: Unable to mount root fs" in text, text
+    assert "installer finished" not in text and "Traceback" not in text
+    assert re.search(r"step 'install' failed", text), text
+    assert qemu_pids(name) == []
+
+
+@pytest.mark.vm
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
 def test_interrupt_mid_build_leaves_nothing_behind(tmp_path: Path, sig: signal.Signals) -> None:
     name = f"intr-{uuid.uuid4().hex[:8]}"

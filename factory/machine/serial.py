@@ -26,6 +26,7 @@ class SerialFollower:
         self.watch = KernelWatch()
         self.read = offset  # how far the log has been read
         self._stop = threading.Event()
+        self._poke = threading.Event()  # read now, not at the next poll (caught_up, stop)
         self._thread = threading.Thread(target=self._follow, name=f"serial-{path.name}", daemon=True)
         self.lines: list[str] = []
 
@@ -62,7 +63,8 @@ class SerialFollower:
             return True
         deadline = time.monotonic() + timeout
         while self.read < size and self._thread.is_alive() and time.monotonic() < deadline:
-            time.sleep(0.02)
+            self._poke.set()
+            time.sleep(0.005)
         return self.read >= size
 
     def _follow(self) -> None:
@@ -83,10 +85,12 @@ class SerialFollower:
                 if buf:
                     self._emit(buf)
                 return
-            self._stop.wait(0.2)
+            self._poke.wait(0.2)
+            self._poke.clear()
 
     def stop(self) -> None:
         self._stop.set()
+        self._poke.set()
         if self._thread.is_alive():
             self._thread.join(5)
 

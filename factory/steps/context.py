@@ -89,14 +89,17 @@ class BuildContext(RunnerContext):
         if self.serial is not None:
             self.serial.check()
 
-    def wait_poweroff(self, timeout: float) -> bool:
-        """Machine.wait_poweroff, checking the guest kernel's health every second: False on timeout."""
+    def wait_poweroff(self, timeout: float, *, last_words: bool = False) -> bool:
+        """Machine.wait_poweroff, checking the guest kernel's health every second: False on timeout.
+
+        last_words: once the VM is off, read its console to the end and check again: an installer runs with
+        -no-reboot, so a kernel that panics and reboots (panic=N) ends the VM as a finished install does."""
         assert self.machine is not None
         deadline = time.monotonic() + timeout
         while True:
             off = self.machine.wait_poweroff(min(1.0, max(deadline - time.monotonic(), 0.0)))
-            if self.serial is not None:
-                if off:  # its last words (a panic before a -no-reboot exit) may not be read yet
+            if self.serial is not None and (last_words or not off):
+                if off:
                     self.serial.caught_up(1.0)
                 self.serial.check()
             if off or time.monotonic() >= deadline:

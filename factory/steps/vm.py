@@ -199,7 +199,7 @@ class Install(Step[BuildContext]):
         type_boot_command(ctx)
         limit = ctx.s.ssh_timeout * ctx.timeout_factor
         ctx.say(f"waiting up to {limit:g}s for the installer to finish and power off")
-        if not ctx.wait_poweroff(limit):
+        if not ctx.wait_poweroff(limit, last_words=True):
             raise FactoryError(f"the installer did not finish within {limit:g}s",
                                hint="see the serial log and screenshot; raise ssh_timeout for slow installs")
         ctx.machine.stop()
