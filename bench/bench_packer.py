@@ -20,6 +20,7 @@ import argparse
 import os
 import re
 import shutil
+import signal
 import statistics
 import subprocess
 import sys
@@ -107,8 +108,11 @@ def main() -> int:
         print("bench_packer: Debian's `packer` is not installed (apt-get install packer)", file=sys.stderr)
         return 2
     version = subprocess.run(["packer", "version"], capture_output=True, text=True).stdout.strip()
+    # Stopped (kill, timeout): leave by SystemExit, so the temporary folder (over 1 GB of stores) is removed.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     ratios: list[float] = []
     resumed: list[float] = []
+    failed = 0
     with tempfile.TemporaryDirectory(prefix="bench-packer-") as tmp:
         base = Path(tmp)
         image = guest_image(args.guest, base / "guest")
@@ -117,25 +121,35 @@ def main() -> int:
         print(f"{version} vs factory on {TEMPLATE.relative_to(ROOT)}, accelerator {args.accelerator}", flush=True)
         for n in range(args.rounds):
             runs = {}
-            for tool in (("packer", "factory") if n % 2 == 0 else ("factory", "packer")):
-                work = base / f"{tool}{n}"
-                work.mkdir()
-                runner = run_packer if tool == "packer" else run_factory
-                runs[tool] = runner(image, work, args.accelerator)
-                if tool == "factory":
-                    runs["resumed"] = run_factory_resumed(image, work, args.accelerator)
-                shutil.rmtree(work, ignore_errors=True)
-                os.sync()  # the next run must not pay for this one's writeback (each writes ~1 GB of disks)
+            try:
+                for tool in (("packer", "factory") if n % 2 == 0 else ("factory", "packer")):
+                    work = base / f"{tool}{n}"
+                    work.mkdir()
+                    runner = run_packer if tool == "packer" else run_factory
+                    try:
+                        runs[tool] = runner(image, work, args.accelerator)
+                        if tool == "factory":
+                            runs["resumed"] = run_factory_resumed(image, work, args.accelerator)
+                    finally:
+                        shutil.rmtree(work, ignore_errors=True)
+                        os.sync()  # the next run must not pay for this one's writeback (each writes ~1 GB)
+            except RuntimeError as exc:  # a build failed (a guest that hung, say): the other rounds still count
+                failed += 1
+                print(f"round {n + 1}: failed: {exc}", flush=True)
+                continue
             (pk, pk_out), (fa, fa_out), (re_, _) = runs["packer"], runs["factory"], runs["resumed"]
             ratios.append(fa / pk)
             resumed.append(re_ / pk)
             print(f"round {n + 1}: packer {pk:6.1f} s, factory cold {fa:6.1f} s (ratio {fa / pk:.3f}), factory "
                   f"resumed {re_:6.1f} s (ratio {re_ / pk:.3f}); guest uptime at the first command: packer "
                   f"{_fmt(uptime(pk_out))}, factory {_fmt(uptime(fa_out))}", flush=True)
+    if not ratios:
+        print("no round completed")
+        return 1
     print(f"median ratio factory/packer (cold build): {statistics.median(ratios):.3f} over {len(ratios)} round(s) "
-          "(goal <= 0.75)")
+          "(goal <= 0.75)" + (f"; {failed} round(s) failed" if failed else ""))
     print(f"median ratio factory resumed/packer: {statistics.median(resumed):.3f} (goal <= 0.1)")
-    return 0
+    return 1 if failed else 0
 
 
 def _fmt(value: float | None) -> str:
