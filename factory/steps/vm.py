@@ -102,11 +102,9 @@ def machine_event(ctx: BuildContext, event: MachineEvent) -> None:
     """What the machine reports: its messages are said; a reset or a guest panic is shown as it happens."""
     if event.kind is MachineEventKind.MESSAGE:
         ctx.say(event.detail)
-    elif event.kind is MachineEventKind.PANICKED:  # pvpanic: as if the console said so (the wait then stops)
-        if ctx.serial is not None:
-            ctx.serial.tell(ctx.serial.watch.panicked(event.detail))
-        else:
-            ctx.emit(EventKind.NOTICE, "the guest kernel panicked" + (f" ({event.detail})" if event.detail else ""))
+    elif event.kind is MachineEventKind.PANICKED and ctx.serial is not None:
+        # pvpanic: as if the console said so, so the wait stops (start_machine follows the console first)
+        ctx.serial.tell(ctx.serial.watch.panicked(event.detail))
     elif event.kind is MachineEventKind.RESET:
         ctx.output("vm", "the guest rebooted" + (f" ({event.detail})" if event.detail else ""))
 
