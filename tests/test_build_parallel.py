@@ -16,9 +16,12 @@ from pathlib import Path
 
 import pytest
 
-# Each build marks its start, waits up to BARRIER seconds for `need` start marks, records its interval.
+# Each build marks its start, waits up to BARRIER seconds for `need` start marks, records its interval. The
+# interval begins before the start mark is made: a build that sees another's mark then ended after that one began
+# (a start time read after the mark let a quick partner finish first under load, and two overlapping builds
+# recorded disjoint intervals: CI).
 SCRIPT = """#!/bin/sh
-d={marks}; touch "$d/start-{name}"; echo "pid $$" > "$d/pid-{name}"; t0=$(date +%s.%N); i=0
+d={marks}; t0=$(date +%s.%N); touch "$d/start-{name}"; echo "pid $$" > "$d/pid-{name}"; i=0
 while [ "$(ls "$d" | grep -c '^start-')" -lt {need} ] && [ $i -lt {ticks} ]; do sleep 0.1; i=$((i+1)); done
 [ "$(ls "$d" | grep -c '^start-')" -ge {need} ] || {{ echo "BARRIER-TIMEOUT {name}"; exit 1; }}
 {extra}

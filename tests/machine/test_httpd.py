@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 import socket
 import urllib.error
 import urllib.request
@@ -80,11 +81,28 @@ def test_bad_protocol_and_address_pairs_are_user_errors(bind: str, protocol: str
     assert err.value.hint
 
 
+def _busy_port_with_a_free_neighbour() -> socket.socket:
+    """A listening socket on port P where P+1 is free, both below the kernel's ephemeral range (32768+): the
+    neighbour of an ephemeral port was once some other connection's own port (CI: "no free port in P..P+1")."""
+    rng = random.Random()
+    for _ in range(200):
+        port = rng.randrange(20000, 32000)
+        busy = socket.socket()
+        try:
+            busy.bind(("127.0.0.1", port))
+            with socket.socket() as probe:
+                probe.bind(("127.0.0.1", port + 1))
+        except OSError:
+            busy.close()
+            continue
+        busy.listen()
+        return busy
+    raise AssertionError("no port pair free in 20000..32000")
+
+
 def test_a_port_another_program_listens_on_is_skipped(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("XDG_RUNTIME_DIR", str(tmp_path))
-    with socket.socket() as busy:
-        busy.bind(("127.0.0.1", 0))
-        busy.listen()
+    with _busy_port_with_a_free_neighbour() as busy:
         port = busy.getsockname()[1]
         srv = HttpServer(content={"/x": b"x"}, port_min=port, port_max=port + 1)
         try:
