@@ -305,7 +305,7 @@ def test_a_command_whose_connection_dies_under_it_ends_in_a_factory_error_not_a_
 
     def cut(line: str) -> None:
         pids.append(line)
-        time.sleep(0.6)  # the command has stopped its sshd by now
+        _wait_stopped(int(line))  # the command has stopped its sshd (a fixed sleep could end before, under load)
         comm.transport.sock.shutdown(socket.SHUT_WR)  # type: ignore[union-attr]
 
     try:
@@ -314,6 +314,14 @@ def test_a_command_whose_connection_dies_under_it_ends_in_a_factory_error_not_a_
     finally:
         for pid in pids:
             os.kill(int(pid), signal.SIGKILL)
+
+
+def _wait_stopped(pid: int, timeout: float = 30.0) -> None:
+    """Wait until pid is stopped (state T in /proc: the command's `kill -STOP $PPID` has happened)."""
+    deadline = time.monotonic() + timeout
+    while Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "T":
+        assert time.monotonic() < deadline, f"process {pid} was not stopped within {timeout:g}s"
+        time.sleep(0.02)
 
 
 def test_silent_dead_peer_is_detected_by_liveness_probe(sshd: SshServer) -> None:

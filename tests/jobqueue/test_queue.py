@@ -114,10 +114,16 @@ def test_cancel_stops_a_running_build_within_seconds(workers: Workers, null_temp
 
 def test_a_sigkilled_worker_leaves_nothing_running_and_its_job_is_retried_on_another(
         workers: Workers, null_template: Path) -> None:
-    first = workers.start()
+    # Both workers serve before the job is queued, and the one that took it is killed. (A second worker started
+    # while the job ran can take longer than the job's 4 s to serve on a loaded host, where importing factory alone
+    # can take 4 s: the job would finish on the first worker before the kill.) Its run row is written before the
+    # build starts, so it names the taker by now.
+    pair = [workers.start(), workers.start()]
     job = submit(workers.url, null_template, "tag=kill1", "sleep=4")
     wait_for(lambda: tagged_processes("kill1"), 60)
-    second = workers.start()
+    taker = sql(workers.url, "SELECT worker FROM factory_job_runs WHERE job_id = %s AND attempt = 0", job)[0][0]
+    first, second = pair if taker.endswith(pair[0].name_suffix) else pair[::-1]
+    assert taker.endswith(first.name_suffix), (taker, [w.name_suffix for w in pair])
     os.kill(first.proc.pid, signal.SIGKILL)
     # The build dies with its worker (parent-death signal): nothing of it keeps running.
     wait_for(lambda: not tagged_processes("kill1"), 10)

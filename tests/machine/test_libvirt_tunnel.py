@@ -15,6 +15,12 @@ from factory.machine import libvirt as lv
 from factory.machine.libvirt_tunnel import SshTarget, SshTunnel, ssh_target
 from tests.fixtures.sshd import running_sshd
 
+# The tunnel's local ports. reserve() only checks a port; ssh binds it after logging in, and the tunnel counts the
+# port as open once anything listens there. So: below the kernel's ephemeral range (32768-60999), where no outgoing
+# connection takes the port meanwhile, and away from other tests' ranges (test_build_install's QEMU forwards SSH
+# from 47700..47800: a forward there would pass for the tunnel).
+LOCAL = (17700, 17800)
+
 
 def test_ssh_target_comes_from_the_uri() -> None:
     assert ssh_target("qemu:///system") is None
@@ -42,7 +48,7 @@ def test_libvirt_over_ssh_and_the_tunnel_to_the_hosts_loopback(libvirt_system: s
             threading.Thread(target=echo, daemon=True).start()
             tunnel = SshTunnel(ssh_target(uri) or pytest.fail("not an ssh URI"))
             try:
-                local = tunnel.open(listener.getsockname()[1], 47700, 47800)
+                local = tunnel.open(listener.getsockname()[1], *LOCAL)
                 assert local != listener.getsockname()[1]
                 with socket.create_connection(("127.0.0.1", local), timeout=20) as client:
                     client.sendall(b"through the tunnel")
@@ -57,6 +63,6 @@ def test_a_tunnel_that_cannot_log_in_is_one_clear_message(tmp_path: Path) -> Non
         tunnel = SshTunnel(SshTarget(host="127.0.0.1", user="root", port=server.port,
                                      keyfile=str(tmp_path / "no-such-key"), verify=False))
         with pytest.raises(FactoryError) as info:
-            tunnel.open(22, 47700, 47800, timeout=30)
+            tunnel.open(22, *LOCAL, timeout=30)
         assert "the SSH tunnel to 127.0.0.1 for the guest's SSH port failed" in info.value.message
         assert tunnel.proc is None and tunnel.lease is None

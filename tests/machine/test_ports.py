@@ -36,15 +36,19 @@ def _hold(low: int, high: int, out: multiprocessing.Queue, done: Any) -> None:  
         out.put(str(exc))
 
 
+LOW, HIGH = 20000, 32000  # where _free_block looks
+
+
 def _free_block(n: int) -> int:
-    """A base port with n consecutive free ports (best effort, high range). The start is random: tests of this
-    file run at once in several pytest-xdist workers, each with its own lock folder, so a fixed start would hand
-    them the same block."""
-    start = random.randrange(47000, 60000)
-    for base in [*range(start, 60000, 37), *range(47000, start, 37)]:
+    """A base port with n consecutive free ports (best effort). The start is random: tests of this file run at
+    once in several pytest-xdist workers, each with its own lock folder, so a fixed start would hand them the
+    same block. Below the kernel's ephemeral range (32768-60999 by default), where no outgoing connection takes
+    a port between this check and the test's use of it (that once failed test_httpd in CI, see there)."""
+    start = random.randrange(LOW, HIGH)
+    for base in [*range(start, HIGH, 37), *range(LOW, start, 37)]:
         if all(_bindable(base + i) for i in range(n)):
             return base
-    raise RuntimeError("no free port block")
+    raise RuntimeError(f"no free port block in {LOW}..{HIGH}")
 
 
 def _bindable(port: int) -> bool:

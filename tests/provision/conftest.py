@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -32,8 +33,13 @@ def ctx(out: list[str], tmp_path: Path) -> ProvisionContext:
 
 @pytest.fixture
 def remote_dir(comm: Communicator, tmp_path: Path) -> Iterator[str]:
-    """A fresh directory on the 'guest' (the test sshd's host), removed afterwards."""
-    path = f"/tmp/factory-prov-{tmp_path.name}"
+    """A fresh directory on the 'guest' (the test sshd's host), removed afterwards.
+
+    The host's /tmp is shared by every xdist worker, and tmp_path's name is unique only within one worker (the
+    test's name cut to 30 characters, numbered per worker): two cases of a parametrized test running at once in
+    two workers both get `<name>0`, and one's setup (rm -rf) would remove the other's files. The pid tells the
+    workers apart."""
+    path = f"/tmp/factory-prov-{os.getpid()}-{tmp_path.name}"
     comm.run(f"rm -rf {path}; mkdir -p {path}")
     yield path
     comm.run(f"rm -rf {path}")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
-import os
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -61,12 +61,18 @@ def test_only_on_skips_other_systems(ctx: ProvisionContext, out: list[str], tmp_
     assert (tmp_path / "ran").exists()
 
 
-def test_sensitive_values_masked_and_temp_scripts_removed(ctx: ProvisionContext, out: list[str]) -> None:
+def test_sensitive_values_masked_and_temp_scripts_removed(ctx: ProvisionContext, out: list[str], tmp_path: Path,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    # A temp folder of this test's own: /tmp is shared with the other xdist workers, whose builds' shell-local
+    # folders (some wait for minutes) would appear there meanwhile and look like ours left behind.
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(scratch))
     secrets.register("local-s3cret-value")
-    before = set(os.listdir("/tmp"))
     run_local(local(inline=["echo key=$KEY"], environment_vars=["KEY=local-s3cret-value"]), ctx)
     assert "key=<sensitive>" in out
-    assert not {n for n in set(os.listdir("/tmp")) - before if n.startswith("factory-shell-local-")}
+    assert any(f"Running local shell script: {scratch}/factory-shell-local-" in line for line in out), out
+    assert list(scratch.iterdir()) == []
 
 
 def test_bad_environment_entry_is_a_user_error(ctx: ProvisionContext) -> None:

@@ -190,13 +190,14 @@ def test_upload_killed_halfway_resumes_without_resending_parts(aws_env: dict[str
         time.sleep(0.02)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
-    # moto may still store the part whose body it had whole when the uploader died: count once the list is still.
-    parts, settle = listed(), time.monotonic() + 10
-    while time.monotonic() < settle:
-        time.sleep(0.5)
-        if (again := listed()) == parts:
-            break
-        parts = again
+    # moto may still store the part whose body it had whole when the uploader died: count once the list is still,
+    # for 2 s (moto serves each request in a thread of its own; on a loaded host one still storing a 5 MiB part
+    # can take longer than the 0.5 s between two listings).
+    parts, settled, give_up = listed(), time.monotonic(), time.monotonic() + 30
+    while time.monotonic() - settled < 2 and time.monotonic() < give_up:
+        time.sleep(0.25)
+        if (again := listed()) != parts:
+            parts, settled = again, time.monotonic()
     # A part cut off by the kill may be stored short; only parts whose ETag is the MD5 of the local bytes count.
     data = src.read_bytes()
     present = sum(p["ETag"].strip('"') == hashlib.md5(data[(p["PartNumber"] - 1) * 5 * MIB:][:5 * MIB]).hexdigest()
