@@ -37,7 +37,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
-from typing import ClassVar
+from typing import ClassVar, Protocol
 
 from factory.artifact.model import DiskFormat, Firmware
 from factory.errors import FactoryError
@@ -62,6 +62,17 @@ class Feature(StrEnum):
     FIRMWARE_FILE = "firmware-file"      # MachineSpec.bios
     CHECKPOINT = "checkpoint"            # Machine.checkpoint: freeze a running machine's disks
     VM_STATE = "vm-state"                # ... and its running state; MachineSpec.incoming starts from it
+
+
+class Precompaction(Protocol):
+    """A compaction of a disk's lower layers that runs while the machine writes its top layer (Driver.precompact)."""
+
+    def finish(self, top: Path, dest: Path) -> str:
+        """compact_disk(top, dest) from the layers compacted so far, when they are finished and still under top:
+        "" then, else why not (nothing written). Either way the precompaction is over."""
+
+    def cancel(self) -> None:
+        """Stop and remove what it wrote (idempotent)."""
 
 
 @dataclass(frozen=True)
@@ -321,6 +332,13 @@ class Driver(ABC):
                      args: DiskToolArgs = NO_DISK_ARGS) -> None:
         """The final disk: disk written to dest in fmt without its unused space (compressed when asked and the
         format can be). dest appears whole or not at all; disk is left for the caller to remove."""
+
+    def precompact(self, lower: Path, folder: Path, fmt: DiskFormat, *, compress: bool = False,
+                   args: DiskToolArgs = NO_DISK_ARGS) -> Precompaction | None:
+        """Start compacting the immutable layer lower (and the layers under it) into a file in folder, in the
+        background, for a compact_disk with these options of a disk whose top layer sits on lower; None when this
+        driver or these options compact only at the end."""
+        return None
 
     @abstractmethod
     def snapshot_disk(self, disk: Path, frozen: Path) -> None:

@@ -31,6 +31,7 @@ from factory.machine.driver import (
     MediaSpec,
     PortRange,
     PowerState,
+    Precompaction,
 )
 from factory.machine.keys import Action, Hold, Press, Wait
 from factory.machine.ports import PortLease, lease, reserve
@@ -532,6 +533,14 @@ class QemuDriver(Driver, name="qemu"):
             compact(disk, dest, compress=compress, extra=args.convert)
         else:
             run(["qemu-img", "convert", *args.convert, "-O", fmt.value, disk, dest])
+
+    def precompact(self, lower: Path, folder: Path, fmt: DiskFormat, *, compress: bool = False,
+                   args: DiskToolArgs = NO_DISK_ARGS) -> Precompaction | None:
+        if fmt is not DiskFormat.QCOW2 or compress or args.convert:
+            return None  # what compact() writes then is not a plain convert to qcow2
+        from factory.artifact.compaction import Precompaction as QcowPrecompaction
+
+        return QcowPrecompaction(lower, folder)
 
     def snapshot_disk(self, disk: Path, frozen: Path) -> None:
         fmt = _image_format(disk)

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import shutil
 import time
 from collections.abc import Callable, Sequence
@@ -27,7 +28,7 @@ from factory import checkpoints
 from factory.checkpoints import Checkpoint, CheckpointMode
 from factory.errors import FactoryError
 from factory.events import EventKind
-from factory.machine.driver import Feature, Layer
+from factory.machine.driver import Feature, Layer, Precompaction
 from factory.steps.context import BuildContext
 from factory.store import Store, human_size
 
@@ -50,6 +51,8 @@ class MachineCheckpoints:
     _holding: bool = False
     _layers: Path | None = None            # this build's writable layers, beside the store (hard links work)
     _count: int = 0
+    _precompaction: Precompaction | None = None  # the layers under the running disk, compacted meanwhile
+    _precompacting: bool = False
 
     @staticmethod
     def unusable(ctx: BuildContext) -> str:
@@ -167,6 +170,7 @@ class MachineCheckpoints:
         ctx.resume_state = cp.state if vm_state else None
         self.parent, self.last = cp, step
         self.rebooted = ctx.resume_state is None
+        self._precompact(ctx)
         how = ("its saved VM state (no boot)" if ctx.resume_state else
                f"its disk (the guest boots again: {LOST_ON_BOOT})")
         ctx.emit(EventKind.NOTICE, f"resuming from the checkpoint after {step} ({sid[:12]}) with {how}; "
@@ -211,9 +215,37 @@ class MachineCheckpoints:
             raise FactoryError(f"the checkpoint just stored at {final} is not readable")
         self._hold(ctx, found[:1])
         self.parent, self.last = found[0], step
+        self._precompact(ctx)
         entry = self.store.entry(final.name)
         ctx.say(f"checkpoint after {step}: {human_size(entry.size if entry else 0)}"
                 + (" with the VM state" if state else "") + f" in {time.monotonic() - started:.1f}s")
+
+    def _precompact(self, ctx: BuildContext) -> None:
+        """From now on the layers under the running disk are immutable: compact them in the background (the
+        driver's Precompaction), so that the Compact step commits only what the machine writes after this."""
+        self._drop_precompaction()
+        if ctx.driver is None or ctx.staging is None or self.parent is None:
+            return
+        s = ctx.s
+        try:
+            self._precompaction = ctx.driver.precompact(self.parent.disk, ctx.staging, s.format,
+                                                        compress=s.disk_compression, args=s.qemu_img_args)
+        except (FactoryError, OSError) as exc:  # the compaction at the end does it all, as without
+            logging.getLogger(__name__).debug("no background compaction: %s", getattr(exc, "message", exc))
+            return
+        if self._precompaction is not None and not self._precompacting:
+            self._precompacting = True
+            ctx.cleanups.push("stop the background compaction", self._drop_precompaction)
+
+    def _drop_precompaction(self) -> None:
+        if self._precompaction is not None:
+            self._precompaction.cancel()
+            self._precompaction = None
+
+    def precompaction(self) -> Precompaction | None:
+        """The background compaction of the running disk's lower layers, handed over (to the Compact step)."""
+        pre, self._precompaction = self._precompaction, None
+        return pre
 
     def failed(self, ctx: BuildContext) -> None:
         if not self.last:

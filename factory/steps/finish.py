@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -103,10 +104,28 @@ class Compact(Step[BuildContext]):
         if s.skips_compaction:
             os.replace(ctx.disk, final)
         else:
-            ctx.driver.compact_disk(ctx.disk, final, s.format, compress=s.disk_compression, args=s.qemu_img_args)
+            self._compact(ctx, final)
             ctx.disk.unlink()
         ctx.disk = final
         ctx.say(f"disk: {final.name} ({final.stat().st_size / 1048576:.1f} MiB on disk)")
+
+    @staticmethod
+    def _compact(ctx: BuildContext, final: Path) -> None:
+        from factory.steps.checkpoint import active
+
+        assert ctx.disk is not None and ctx.driver is not None
+        s = ctx.s
+        cps = active(ctx)
+        pre = cps.precompaction() if cps is not None else None
+        started = time.monotonic()
+        why = pre.finish(ctx.disk, final) if pre is not None else None
+        if why == "":
+            ctx.say(f"disk: the checkpoints' layers were compacted while the machine ran; its last layer went in "
+                    f"{time.monotonic() - started:.1f}s")
+            return
+        if why:
+            ctx.say(f"disk: compacting every layer: the background compaction {why}")
+        ctx.driver.compact_disk(ctx.disk, final, s.format, compress=s.disk_compression, args=s.qemu_img_args)
 
 
 class Finalize(Step[BuildContext]):
