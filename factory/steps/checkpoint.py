@@ -5,7 +5,9 @@ base image copied or overlaid, resized) is layer 0, keyed by that step's stage I
 each provisioner the running machine's disk is frozen into a new layer keyed by that step's stage ID, with the
 VM's running state beside it under -checkpoint=vm. A build reuses the longest chain whose keys match its own
 stage IDs: it starts the machine on a new overlay over that layer (from the saved state when there is one, so
-the guest does not boot again) and runs only the steps after it.
+the guest does not boot again) and runs only the steps after it. Meanwhile the layers under the running disk,
+immutable from then on, are compacted in the background (Driver.precompact), so that the Compact step only
+commits the top layer into them.
 
 What keeps a resumed build equal to a cold one: the stage IDs cover every input (see factory.build), so a stored
 layer is only ever reused by a build that would have made the same machine state. The build's ephemeral SSH key
