@@ -99,7 +99,7 @@ def test_cache_hit_is_near_instant(ubuntu: ShapedIso, ubuntu_sha: str, tmp_path:
     assert first is not None and second is None  # the second came from the cache
     assert (tmp_path / "a.iso").read_bytes() == (tmp_path / "b.iso").read_bytes()
     print(f"remaster {miss * 1000:.0f} ms, cache hit {hit * 1000:.1f} ms")
-    assert hit < 0.25 and hit < miss / 3
+    assert hit < miss / 3  # relative: an absolute bound is a benchmark's job, and fails on a loaded CI host
     # an edited cache entry is not served
     (stored,) = Store().entries("remaster")
     entry = Store().folder(stored.key) / stored.name
