@@ -1,8 +1,8 @@
 """The step runner: steps with explicit, hashable inputs; cleanups in reverse on failure, Ctrl-C or SIGTERM;
 events that the monitors (console, Packer's machine-readable stream, JSON lines, metrics, report) subscribe to.
 
-A stage ID is sha256 over the step's name, its options, its parent's ID and the digests of the files it reads
-(osbuild's scheme), so a later step cache can name a qcow2 layer after each step and resume from the last good
+A stage ID is sha256 over the step's name, its options, its parent's ID and the digests (BLAKE3) of the files it
+reads (osbuild's scheme), so a later step cache can name a qcow2 layer after each step and resume from the last good
 one. Inputs are external files by content (scripts, uploads, local ISOs); what an earlier step made (the
 remastered ISO, the seed CD) is covered by the parent ID instead of being hashed again.
 """
@@ -27,7 +27,7 @@ from typing import Any, Generic, Protocol, TextIO, TypeVar
 from factory import ui
 from factory.errors import FactoryError
 from factory.events import PROGRESS_KINDS, Event, EventBus, EventKind, Subscriber, using
-from factory.fsutil import file_sha256
+from factory.fsutil import file_blake3
 
 __all__ = ["Event", "EventBus", "EventKind", "Subscriber"]  # re-exported: steps import them from the runner
 
@@ -103,23 +103,23 @@ class JsonMonitor:
 BIG_FILE = 16 << 20
 
 
-def content_sha256(path: Path) -> str:
-    """file_sha256, remembered for big files (base images, ISOs) under their identity and change time: every
-    build computes its stage IDs, and hashing a 400 MB image each time would cost seconds. The change time (ctime)
-    moves on any write, rename or chmod and cannot be set back, so a remembered digest is never stale."""
+def content_digest(path: Path) -> str:
+    """file_blake3, remembered for big files (base images, ISOs) under their identity and change time: every
+    build computes its stage IDs, and hashing a 400 MB image each time would cost a build's start. The change time
+    (ctime) moves on any write, rename or chmod and cannot be set back, so a remembered digest is never stale."""
     st = path.stat()
     if st.st_size < BIG_FILE:
-        return file_sha256(path)
+        return file_blake3(path)
     from factory import paths
     from factory.fsutil import atomic_path
 
     ident = f"{path.resolve()}\0{st.st_dev}\0{st.st_ino}\0{st.st_size}\0{st.st_mtime_ns}\0{st.st_ctime_ns}"
-    memo = paths.cache_dir("digests") / hashlib.sha256(ident.encode()).hexdigest()
+    memo = paths.cache_dir("digests") / ("blake3-" + hashlib.sha256(ident.encode()).hexdigest())
     with contextlib.suppress(OSError):
         known = memo.read_text().strip()
         if len(known) == 64:
             return known
-    digest = file_sha256(path)
+    digest = file_blake3(path)
     with contextlib.suppress(OSError), atomic_path(memo) as tmp:
         tmp.write_text(digest)
     return digest
@@ -130,9 +130,9 @@ def digest_of(value: Any) -> Any:
     sha256 of each file under its relative name, never a path, a size or a time (IDs hold across hosts)."""
     if isinstance(value, Path):
         if value.is_file():
-            return "sha256:" + content_sha256(value)
+            return "blake3:" + content_digest(value)
         if value.is_dir():
-            return {"dir": [[str(p.relative_to(value)), file_sha256(p)]
+            return {"dir": [[str(p.relative_to(value)), file_blake3(p)]
                             for p in sorted(value.rglob("*")) if p.is_file()]}
         return f"missing:{value.name}"
     if isinstance(value, bytes):

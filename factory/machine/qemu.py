@@ -340,10 +340,11 @@ class QemuMachine(Machine):
             if not self.running():
                 return True
             if self.qmp is not None and self.qmp.powered_off.wait(0.2):
-                # SHUTDOWN seen; with -no-shutdown absent qemu exits by itself right after.
-                end = time.monotonic() + 10
-                while self.running() and time.monotonic() < end:
-                    time.sleep(0.05)
+                # SHUTDOWN seen; with -no-shutdown absent qemu exits by itself right after (waited for as a
+                # process: no polling interval added to every build's end).
+                if self.proc is not None:
+                    with contextlib.suppress(subprocess.TimeoutExpired):
+                        self.proc.wait(10)
                 return True
         return not self.running()
 
@@ -523,7 +524,8 @@ class QemuDriver(Driver, name="qemu"):
         serial = ["-m", "1"] if "://" in str(base) else []
         run(["qemu-img", "convert", *serial, *args.convert, "-O", fmt.value, base, path])
         if size_mib and size_mib * 1024 * 1024 > _virtual_size(path):
-            run(["qemu-img", "resize", "-q", "-f", fmt.value, *args.resize, path, f"{size_mib}M"])
+            run(["qemu-img", "resize", "-q", *args.resize, "--image-opts", _unflushed(fmt.value, path),
+                 f"{size_mib}M"])
 
     def compact_disk(self, disk: Path, dest: Path, fmt: DiskFormat, *, compress: bool = False,
                      args: DiskToolArgs = NO_DISK_ARGS) -> None:
@@ -573,6 +575,13 @@ def _info(path: Path | str) -> dict[str, object]:
     out = run(["qemu-img", "info", "--output=json", "-U", path]).stdout
     data: dict[str, object] = json.loads(out)
     return data
+
+
+def _unflushed(fmt: str, path: Path) -> str:
+    """--image-opts for a disk tool that need not flush at exit. qemu-img resize flushes by default, and right
+    after a convert (which does not: its cache mode is unsafe) that wrote the whole copy out to the host's disk:
+    0.18 s of the 0.33 s a 390 MiB image's copy took. Nothing else in factory syncs the store's files either."""
+    return f"driver={fmt},file.filename={str(path).replace(',', ',,')},cache.no-flush=on"
 
 
 def _image_format(path: Path | str) -> str:

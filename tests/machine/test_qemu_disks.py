@@ -103,3 +103,19 @@ def test_snapshot_disk_freezes_the_state_and_keeps_the_disk_writable(tmp_path: P
     _io(disk, "write -P 0x22 0 64k")
     assert "Pattern verification failed" not in _io(frozen, "read -P 0x11 0 64k")
     assert "Pattern verification failed" not in _io(disk, "read -P 0x22 0 64k")
+
+
+def test_a_copy_grows_to_disk_size_with_its_data_intact_whatever_its_path(tmp_path: Path) -> None:
+    """copy_disk resizes through --image-opts (no flush at exit): a comma in the path must reach qemu-img."""
+    qemu = driver("qemu")
+    base = tmp_path / "base.qcow2"
+    qemu.create_disk(base, 16, DiskFormat.QCOW2)
+    _io(base, "write -P 0x5a 1M 2M")
+    copy = tmp_path / "a,b" / "copy.qcow2"
+    copy.parent.mkdir()
+    qemu.copy_disk(base, copy, DiskFormat.QCOW2, 64)
+    assert _info(copy)["virtual-size"] == 64 * 1024 * 1024
+    subprocess.run(["qemu-img", "check", "-q", str(copy)], check=True)
+    for pattern in ("read -P 0x5a 1M 2M", "read -P 0 0 1M", "read -P 0 16M 48M"):  # the data, then the zeros
+        out = _io(copy, pattern)
+        assert "bytes at offset" in out and "verification failed" not in out, (pattern, out)

@@ -177,7 +177,7 @@ def test_local_path_is_verified_in_place(tmp_path: Path) -> None:
 
 def test_a_local_image_with_checksum_none_is_not_read(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     # Nothing to compare with: hashing a 400 MB base image on every build only cost time (stage IDs remember
-    # its digest by identity, factory.build.content_sha256).
+    # its digest by identity, factory.build.content_digest).
     image = tmp_path / "base.qcow2"
     image.write_bytes(PAYLOAD)
     reads: list[Path] = []
