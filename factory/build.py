@@ -126,8 +126,8 @@ def content_digest(path: Path) -> str:
 
 
 def digest_of(value: Any) -> Any:
-    """A JSON-able form of a step input that depends on content only: a file is its sha256, a folder the
-    sha256 of each file under its relative name, never a path, a size or a time (IDs hold across hosts)."""
+    """A JSON-able form of a step input that depends on content only: a file is its BLAKE3 digest, a folder the
+    BLAKE3 of each file under its relative name, never a path, a size or a time (IDs hold across hosts)."""
     if isinstance(value, Path):
         if value.is_file():
             return "blake3:" + content_digest(value)
