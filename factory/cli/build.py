@@ -5,6 +5,7 @@ Packer's machine-readable lines, as JSON lines, as Prometheus metrics and as an 
 from __future__ import annotations
 
 import contextlib
+import os
 import shlex
 import sys
 import time
@@ -169,6 +170,8 @@ def _monitors(machine_readable: bool, debug: bool, events: str | None, metrics_f
     bus.subscribe(packer or HumanMonitor(show_serial=debug))
     end = {"interrupted": False}
     started = time.monotonic()
+    if report is not None:
+        _check_report(report)
     with contextlib.ExitStack() as stack:
         if events:
             bus.subscribe(JsonMonitor(stack.enter_context(_event_stream(events))))
@@ -190,7 +193,11 @@ def _monitors(machine_readable: bool, debug: bool, events: str | None, metrics_f
             if report is not None:
                 from factory.streams.report import write_report
 
-                write_report(report, results)
+                try:
+                    write_report(report, results)
+                except OSError as exc:
+                    raise FactoryError(f"--report {report}: cannot write: {exc.strerror or exc}",
+                                       hint="the builds ran: their artifacts and --events are unaffected") from exc
 
 
 def _human_summary(results: Results, interrupted: bool) -> None:
@@ -203,6 +210,17 @@ def _human_summary(results: Results, interrupted: bool) -> None:
         for rec in done:
             for art in rec.artifacts:
                 ui.info(f"--> {rec.name}: {art.get('string', '')}")
+
+
+def _check_report(report: Path) -> None:
+    """Refuse a --report path that could not be written, before any build starts (the page is written last)."""
+    if report.is_dir():
+        raise FactoryError(f"--report {report}: is a directory", hint=f"name the page's file: --report "
+                           f"{report / 'report.html'}")
+    folder = next(p for p in (report.absolute().parent, *report.absolute().parent.parents) if p.exists())
+    if not folder.is_dir() or not os.access(folder, os.W_OK | os.X_OK):
+        raise FactoryError(f"--report {report}: cannot write in {folder}",
+                           hint="choose a path in a folder you can write to")
 
 
 @contextlib.contextmanager

@@ -54,7 +54,8 @@ def template_files(path: Path) -> tuple[Path, list[Path], list[Path]]:
         return path, files, auto
     if path.is_file():
         return path.parent, [path], []
-    raise FactoryError(f"template {path} does not exist", hint="pass a *.pkr.hcl file or a folder of them")
+    what = "is neither a file nor a folder" if path.exists() else "does not exist"
+    raise FactoryError(f"template {path} {what}", hint="pass a *.pkr.hcl file or a folder of them")
 
 
 def prepare(path: Path, *, vars: Sequence[str] = (), var_files: Sequence[Path] = (),

@@ -178,7 +178,8 @@ def _set_text(d: VarDecl, raw: str, origin: str, col: Collector) -> None:
 
 def _from_file(decls: dict[str, VarDecl], path: Path, col: Collector) -> None:
     if not path.is_file():
-        col.add(FactoryError(f"variable file {path} does not exist", hint="check the -var-file path"))
+        what = "is not a file" if path.exists() else "does not exist"
+        col.add(FactoryError(f"variable file {path} {what}", hint="check the -var-file path"))
         return
     if path.suffix == ".json":
         _from_json(decls, path, col)

@@ -77,6 +77,16 @@ def test_events_metrics_and_report_from_one_run_without_secrets(tmp_path: Path) 
     assert "token is <sensitive>" in raw
 
 
+def test_a_report_path_that_cannot_be_written_is_refused_before_any_build_runs(tmp_path: Path) -> None:
+    (tmp_path / "pages").mkdir()
+    proc = _factory(tmp_path, "--events", "ev.jsonl", "--report", "pages")
+    assert proc.returncode == 1
+    assert "--report pages: is a directory" in proc.stderr and "pages/report.html" in proc.stderr
+    assert "Traceback" not in proc.stderr and "token is" not in proc.stdout + proc.stderr
+    assert not (tmp_path / "ev.jsonl").exists()  # refused before the builds (and their streams) started
+    assert list((tmp_path / "pages").iterdir()) == []
+
+
 def _png(path: Path) -> bytes:
     def chunk(kind: bytes, data: bytes) -> bytes:
         return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))

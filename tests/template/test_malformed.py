@@ -141,6 +141,17 @@ def test_malformed_template(tmp_path: Path, text: str, kwargs: dict[str, object]
     assert "Traceback" not in rendered
 
 
+def test_a_template_or_var_file_that_is_not_a_file_says_so(tmp_path: Path) -> None:
+    (tmp_path / "main.pkr.hcl").write_text(OK_SOURCE + OK_BUILD)
+    (tmp_path / "vars.pkrvars.hcl").mkdir()
+    for name, says in (("vars.pkrvars.hcl", "is not a file"), ("gone.pkrvars.hcl", "does not exist")):
+        with pytest.raises(FactoryError) as exc:
+            load(tmp_path, env={}, var_files=[tmp_path / name])
+        assert f"variable file {tmp_path / name} {says}" in exc.value.render()
+    with pytest.raises(FactoryError, match="template /dev/null is neither a file nor a folder"):
+        load(Path("/dev/null"), env={})
+
+
 def test_every_error_is_reported_at_once(tmp_path: Path) -> None:
     (tmp_path / "main.pkr.hcl").write_text(
         'source "qemu" "a" {\n  cpuz = 2\n  memory = "lots"\n}\n'
