@@ -56,8 +56,14 @@ def atomic_path(final: str | os.PathLike[str]) -> Iterator[Path]:
     for a finished one, and it is removed on any failure (including KeyboardInterrupt).
     """
     final = Path(final)
-    final.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{final.name}.", suffix=".part", dir=final.parent)
+    try:
+        final.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{final.name}.", suffix=".part", dir=final.parent)
+    except OSError as exc:
+        from factory.errors import FactoryError
+
+        raise FactoryError(f"cannot write {final}: {exc.strerror or exc} ({exc.filename or final.parent})",
+                           hint="choose a path in a folder you can write to") from None
     os.close(fd)
     tmp_path = Path(tmp)
     try:
@@ -112,12 +118,16 @@ def try_lock(path: str | os.PathLike[str]) -> int | None:
 
 def check_output_file(out: Path, inputs: Mapping[str, Path | None], *, option: str = "-o",
                       example: str = "out.iso") -> None:
-    """Refuse an output file that is a folder or is one of the command's inputs (same real path or inode: a
-    symlink or hard link counts), which the atomic rename would otherwise replace."""
+    """Refuse an output file that is a folder, a device/FIFO/socket, or one of the command's inputs (same real path
+    or inode: a symlink or hard link counts), which the atomic rename would otherwise replace."""
     from factory.errors import die
 
     if out.is_dir():
         die(f"{option} {out} is a folder", hint=f"name the file to write, e.g. {out / example}")
+    if out.exists() and not out.is_file():
+        # A device (/dev/null), FIFO or socket: the atomic rename would replace it with a regular file.
+        die(f"{option} {out} is not a regular file (a device, FIFO or socket): factory renames its finished "
+            "output onto the path, which would replace it", hint=f"name a regular file to write, e.g. {example}")
     for what, src in inputs.items():
         if src is None:
             continue

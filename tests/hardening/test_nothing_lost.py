@@ -176,3 +176,33 @@ def test_export_output_naming_a_folder_is_refused(tmp_path: Path, out: str) -> N
     assert_user_error(res, "is a folder", "hint: name the file to write", "vm.qcow2")
     assert (tmp_path / "existing" / "keep").read_text() == "keep"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["disk.raw", "existing"]
+
+
+# -- outputs that are not regular files, or in a folder that cannot be made ----------------------------------------
+def _output_cases(tmp_path: Path, inputs: dict[str, Path]) -> dict[str, list[str]]:
+    disk = tmp_path / "disk.raw"
+    disk.write_bytes(bytes(1024 * 1024))
+    return {"export": ["export", str(disk), "-f", "qcow2"],
+            "seed-iso": ["seed-iso", "--user-data", str(inputs["user-data"])]}
+
+
+@pytest.mark.parametrize("command", ["export", "seed-iso"])
+def test_output_that_is_a_fifo_is_refused_not_replaced(tmp_path: Path, inputs: dict[str, Path],
+                                                      command: str) -> None:
+    # A FIFO stands for /dev/null and other special files (replacing /dev/null as root broke the host's).
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    res = run_cli([*_output_cases(tmp_path, inputs)[command], "-o", str(fifo)])
+    assert_user_error(res, f"-o {fifo} is not a regular file", "hint: name a regular file")
+    assert fifo.is_fifo()
+    assert not [p for p in tmp_path.iterdir() if p.name.endswith(".part")]
+
+
+@pytest.mark.parametrize("command", ["export", "seed-iso"])
+def test_output_in_a_folder_that_cannot_be_made_is_a_user_error(tmp_path: Path, inputs: dict[str, Path],
+                                                                command: str) -> None:
+    # A parent that is a file stands for any folder that cannot be created (/proc/x, a read-only mount).
+    out = inputs["extra.txt"] / "sub" / "out.img"
+    res = run_cli([*_output_cases(tmp_path, inputs)[command], "-o", str(out)])
+    assert_user_error(res, f"cannot write {out}", "hint: choose a path in a folder you can write to")
+    assert inputs["extra.txt"].read_bytes() == b"extra\n"
