@@ -6,6 +6,7 @@ with these functions, so a machine-readable monitor sees the same stream.
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import os
 import sys
@@ -24,8 +25,22 @@ from rich.progress import (
 
 from factory import secrets
 
+
+class _Console(Console):
+    def on_broken_pipe(self) -> None:
+        """The reader went away (`factory build 2>&1 | head`): stop printing and go on, as the JSON and
+        machine-readable monitors do; the build and its cleanups are not cut short. rich's default points stdout
+        (not this console's stderr) at /dev/null and raises SystemExit, which in a monitor thread silently ended
+        that thread: a parallel run then waited forever for the build whose events it relayed."""
+        self.quiet = True
+        with contextlib.suppress(OSError, ValueError):  # later writes (the last error line) must not fail either
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, self.file.fileno())
+            os.close(devnull)
+
+
 # soft_wrap: never hard-wrap messages (CI logs, pipes, tests read them whole).
-console = Console(stderr=True, highlight=False, soft_wrap=True, no_color=bool(os.environ.get("PACKER_NO_COLOR")))
+console = _Console(stderr=True, highlight=False, soft_wrap=True, no_color=bool(os.environ.get("PACKER_NO_COLOR")))
 
 
 _timestamps = False

@@ -121,6 +121,27 @@ def test_a_failing_build_does_not_stop_the_others_and_the_exit_code_says_so(tmp_
     assert _left_behind(tmp_path) == []
 
 
+@pytest.mark.parametrize("names", [["a"], ["a", "b"]], ids=["one build", "parallel builds"])
+def test_a_reader_that_goes_away_neither_hangs_nor_fails_the_builds(tmp_path: Path, names: list[str]) -> None:
+    """`factory build 2>&1 | head`: the console goes quiet and the builds run to their end (a parallel run used
+    to wait forever: rich's broken-pipe handling ended the thread that relayed a build's events)."""
+    lines = "for i in $(seq 300); do echo line-$i-of-a-long-output; done"
+    _template(tmp_path, names, need=len(names), extra={n: lines for n in names})
+    proc = subprocess.Popen([sys.executable, "-m", "factory", "build", "--events", "events.jsonl", "t.pkr.hcl"],
+                            cwd=tmp_path, env=_env(tmp_path), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    assert proc.stderr is not None
+    assert b"build started" in proc.stderr.readline()
+    proc.stderr.close()  # the reader is gone before the builds print their 300 lines
+    try:
+        assert proc.wait(timeout=120) == 0
+    finally:
+        proc.kill()
+    assert len(_spans(tmp_path)) == len(names)  # every build ran to its end
+    evs = [json.loads(line) for line in (tmp_path / "events.jsonl").read_text().splitlines()]
+    assert sorted(e["build"] for e in evs if e["type"] == "build-finished") == [f"null.{n}" for n in names]
+    assert _left_behind(tmp_path) == []
+
+
 @pytest.mark.parametrize("started", ["foreground", "sigint_ignored"])
 def test_fail_fast_stops_the_others_which_clean_up(tmp_path: Path, started: str) -> None:
     """Also when factory itself was started with SIGINT ignored (`nohup factory build ... &`): the SIGINT the

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import os
 import pickle
 import queue
@@ -79,16 +80,27 @@ class _Child:
 
     def _pump(self, done: queue.Queue[str]) -> None:
         assert self.proc.stdout is not None
-        for raw in self.proc.stdout:
-            try:
-                ev = Event.from_dict(json.loads(raw))
-            except (ValueError, KeyError, TypeError):
-                continue  # not an event (a library printing to stdout): never fatal to the stream
-            self.seen_end = self.seen_end or ev.kind in (EventKind.BUILD_FINISHED, EventKind.BUILD_FAILED)
+        try:
+            for raw in self.proc.stdout:
+                self._relay(raw)
+        finally:  # whatever a monitor did, the child is reaped and run_jobs told: else it waits forever
+            with contextlib.suppress(OSError, ValueError):
+                self.proc.stdout.read()  # drained to its end, so a child still writing is never blocked
+            self.proc.wait()
+            self._err.join()
+            done.put(self.job.name)
+
+    def _relay(self, raw: bytes) -> None:
+        try:
+            ev = Event.from_dict(json.loads(raw))
+        except (ValueError, KeyError, TypeError):
+            return  # not an event (a library printing to stdout): never fatal to the stream
+        self.seen_end = self.seen_end or ev.kind in (EventKind.BUILD_FINISHED, EventKind.BUILD_FAILED)
+        try:
             self.bus.emit(ev)
-        self.proc.wait()
-        self._err.join()
-        done.put(self.job.name)
+        except Exception:  # one monitor's failure must not stop this build's other events (the report, metrics)
+            logging.getLogger(__name__).debug("a monitor failed on %s from %s", ev.kind, self.job.name,
+                                              exc_info=True)
 
     def signal(self, signum: int) -> None:
         with contextlib.suppress(ProcessLookupError):
