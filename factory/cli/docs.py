@@ -9,7 +9,7 @@ from typing import Annotated, Any
 import typer
 
 from factory.cli import _load_commands, app
-from factory.fsutil import atomic_path
+from factory.fsutil import atomic_path, check_output_file
 from factory.reference import render_reference
 
 
@@ -68,13 +68,14 @@ def docs(
     if str(output) == "-":
         sys.stdout.write(text)
         return
-    current = output.read_text(encoding="utf-8") if output.is_file() else None
+    check_output_file(output, {}, example="reference.md")
+    current = output.read_bytes() if output.is_file() else None  # bytes: a non-UTF-8 file is simply out of date
     if check:
-        if current != text:
+        if current != text.encode():
             print(f"{output} is out of date; run `factory docs -o {output}`")
             raise typer.Exit(3)
         return
-    if current != text:
+    if current != text.encode():
         with atomic_path(output) as tmp:
             tmp.write_text(text, encoding="utf-8")
         print(output)

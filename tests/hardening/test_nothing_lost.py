@@ -206,3 +206,38 @@ def test_output_in_a_folder_that_cannot_be_made_is_a_user_error(tmp_path: Path, 
     res = run_cli([*_output_cases(tmp_path, inputs)[command], "-o", str(out)])
     assert_user_error(res, f"cannot write {out}", "hint: choose a path in a folder you can write to")
     assert inputs["extra.txt"].read_bytes() == b"extra\n"
+
+
+# -- docs -o -----------------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("check", [False, True])
+@pytest.mark.parametrize("kind", ["folder", "fifo", "empty path"])
+def test_docs_output_that_is_not_a_file_is_refused(tmp_path: Path, kind: str, check: bool) -> None:
+    target = tmp_path / "out"
+    if kind == "folder":
+        target.mkdir()
+        (target / "keep").write_text("keep")
+    elif kind == "fifo":
+        os.mkfifo(target)
+    arg = "" if kind == "empty path" else str(target)
+    res = run_cli(["docs", "-o", arg, *(["--check"] if check else [])], cwd=tmp_path)
+    assert_user_error(res, "is a folder" if kind != "fifo" else "is not a regular file", "reference.md")
+    if kind == "folder":
+        assert (target / "keep").read_text() == "keep"
+    elif kind == "fifo":
+        assert target.is_fifo()
+    assert not [p for p in tmp_path.iterdir() if p.name.endswith(".part")]
+
+
+def test_docs_check_of_a_non_utf8_file_says_out_of_date(tmp_path: Path) -> None:
+    old = tmp_path / "ref.md"
+    old.write_bytes(b"\xff\xfe old page in UTF-16?\n")
+    res = run_cli(["docs", "--check", "-o", str(old)])
+    assert res.code == 3 and "out of date" in res.out and "internal error" not in res.err, str(res)
+    assert old.read_bytes().startswith(b"\xff\xfe")
+
+
+def test_docs_output_in_a_folder_that_cannot_be_made_is_a_user_error(tmp_path: Path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("keep")
+    assert_user_error(run_cli(["docs", "-o", str(blocker / "ref.md")]), f"cannot write {blocker / 'ref.md'}")
+    assert blocker.read_text() == "keep"
