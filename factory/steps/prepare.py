@@ -34,9 +34,13 @@ class PrepareOutput(Step[BuildContext]):
     def run(self, ctx: BuildContext) -> None:
         out = ctx.output_directory
         check_output_dir(out, force=ctx.force, protected=protected_dirs(ctx))
-        out.parent.mkdir(parents=True, exist_ok=True)
-        # Built under a temporary name beside the final one and renamed on success (same filesystem).
-        ctx.staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".part", dir=out.parent))
+        try:
+            out.parent.mkdir(parents=True, exist_ok=True)
+            # Built under a temporary name beside the final one and renamed on success (same filesystem).
+            ctx.staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".part", dir=out.parent))
+        except OSError as exc:
+            raise FactoryError(f"output_directory {out}: cannot create it in {out.parent}: {exc.strerror or exc}",
+                               hint="choose an output_directory in a folder you can write to") from None
         ctx.staging.chmod(0o755)  # mkdtemp's 0700 would become the output directory's mode
         ctx.cleanups.push("remove unpublished output", lambda: _rmtree(ctx.staging))
         ctx.workdir = Path(tempfile.mkdtemp(prefix=f"factory-{ctx.vm_name}-"))

@@ -85,6 +85,7 @@ def test_existing_folder_factory_did_not_make_is_never_replaced(tmp_path: Path, 
     ("home", "is your home folder"),
     ("file", "is a file, not a folder"),
     ("symlink", "is a symbolic link"),
+    ("unwritable", "output_directory /proc/1/out: cannot create it in /proc/1"),
 ])
 def test_dangerous_output_folders_are_refused_by_build(tmp_path: Path, setup: str, expected: str) -> None:
     work = tmp_path / "proj"
@@ -100,6 +101,8 @@ def test_dangerous_output_folders_are_refused_by_build(tmp_path: Path, setup: st
     elif setup == "file":
         (work / "out").write_text("a file")
         out = "out"
+    elif setup == "unwritable":
+        out = "/proc/1/out"  # no user, root included, can make a folder there
     else:
         target = _user_folder(tmp_path / "real")
         (work / "out").symlink_to(target)
