@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from factory.errors import FactoryError, Location
-from factory.textfile import read_text
+from factory.textfile import check_nesting, read_text
 
 # Block type -> (number of labels, {child block type: ...}) for each place a block may appear.
 _Schema = dict[str, tuple[int, "_Schema"]]
@@ -56,6 +56,7 @@ def is_hcl_json(path: Path) -> bool:
 def to_hcl(path: Path) -> str:
     """The native HCL text a `*.pkr.json` file stands for (a located FactoryError if it is not such JSON)."""
     text = read_text(path, "template")
+    check_nesting(text, str(path))
     try:
         doc = json.loads(text)
     except json.JSONDecodeError as exc:

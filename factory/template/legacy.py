@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from factory.errors import FactoryError, Location
+from factory.textfile import check_nesting, read_text
 
 _ACTION = re.compile(r"\{\{-?\s*(.*?)\s*-?\}\}", re.S)
 _IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_-]*")
@@ -43,8 +44,9 @@ def is_legacy(data: Any) -> bool:
 
 
 def read_json(path: Path) -> Any:
-    """A JSON file's value; FactoryError with line:column on a syntax error."""
-    text = path.read_text(encoding="utf-8")
+    """A JSON file's value; FactoryError with line:column on a syntax error, bad UTF-8 or too deep nesting."""
+    text = read_text(path, "template")
+    check_nesting(text, str(path))  # json.loads recurses per level: ~1,000 brackets were a RecursionError
     try:
         return json.loads(text)
     except json.JSONDecodeError as exc:

@@ -57,6 +57,31 @@ def test_bad_template_is_a_located_user_error(tmp_path: Path, command: str, case
         assert path.read_bytes() == before, "a failed command changed its input"
 
 
+# JSON templates: legacy Packer JSON (*.json) and HCL's JSON syntax (*.pkr.json) are read by their own paths.
+JSON_CASES: list[tuple[str, bytes, list[str]]] = [
+    ("5000 nested lists", b'{"builders": ' + b"[" * DEEP + b"]" * DEEP + b"}", ["{f}:1:", "more than 100 levels"]),
+    ("latin-1 file", '{"builders": [{"type": "null", "name": "café"}]}'.encode("latin-1"),
+     ["{f}:1:44", "not valid UTF-8", "byte 0xe9"]),
+    ("NUL byte", b'{"builders": [{"type": "null"}]}\0', ["{f}:1:33", "NUL byte"]),
+]
+
+
+JSON_READERS = [("validate", "t.json"), ("validate", "t.pkr.json"), ("inspect", "t.json"), ("inspect", "t.pkr.json"),
+                ("hcl2_upgrade", "t.json")]
+
+
+@pytest.mark.parametrize(("command", "name"), JSON_READERS)
+@pytest.mark.parametrize(("case", "content", "expected"), JSON_CASES, ids=[c[0] for c in JSON_CASES])
+def test_bad_json_template_is_a_located_user_error(tmp_path: Path, command: str, name: str, case: str,
+                                                   content: bytes, expected: list[str]) -> None:
+    path = tmp_path / name
+    path.write_bytes(content)
+    res = run_cli([command, str(path)])
+    assert_user_error(res, *(e.format(f=path) for e in expected))
+    assert path.read_bytes() == content
+    assert sorted(p.name for p in tmp_path.iterdir()) == [name]
+
+
 def test_fmt_stdin_with_invalid_utf8_is_a_user_error() -> None:
     res = run_cli(["fmt", "-"], stdin=b'locals {\n  a = "\xe9"\n}\n')
     assert_user_error(res, "<stdin>:2:8", "not valid UTF-8")
