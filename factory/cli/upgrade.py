@@ -9,7 +9,8 @@ import typer
 
 from factory import ui
 from factory.cli import app
-from factory.fsutil import atomic_path
+from factory.errors import die
+from factory.fsutil import atomic_path, check_output_file
 
 
 @app.command("hcl2_upgrade")
@@ -23,8 +24,12 @@ def hcl2_upgrade(
     """Convert a legacy JSON template to HCL2; the result builds the same thing (factory reads either)."""
     from factory.template.legacy import upgrade_file
 
-    upgraded = upgrade_file(template)
+    if not template.is_file():
+        die(f"template {template} {'is not a file' if template.exists() else 'does not exist'}",
+            hint="pass a legacy Packer JSON template (a *.json file with a \"builders\" array)")
     out = output_file or template.with_name(template.name + ".pkr.hcl")
+    check_output_file(out, {"template": template}, option="--output-file", example=template.stem + ".pkr.hcl")
+    upgraded = upgrade_file(template)
     with atomic_path(out) as tmp:
         tmp.write_text(upgraded.text, encoding="utf-8")
     for action in sorted(upgraded.kept):

@@ -241,3 +241,49 @@ def test_docs_output_in_a_folder_that_cannot_be_made_is_a_user_error(tmp_path: P
     blocker.write_text("keep")
     assert_user_error(run_cli(["docs", "-o", str(blocker / "ref.md")]), f"cannot write {blocker / 'ref.md'}")
     assert blocker.read_text() == "keep"
+
+
+# -- hcl2_upgrade ------------------------------------------------------------------------------------------------
+LEGACY = b'{"builders": [{"type": "null", "communicator": "none"}]}\n'
+
+
+@pytest.mark.parametrize("how", ["same path", "symlink", "hard link", "dotted path"])
+def test_hcl2_upgrade_never_writes_onto_its_template(tmp_path: Path, how: str) -> None:
+    legacy = tmp_path / "legacy.json"
+    legacy.write_bytes(LEGACY)
+    out = {"same path": legacy, "symlink": tmp_path / "link.json", "hard link": tmp_path / "hard.json",
+           "dotted path": tmp_path / "nowhere" / ".." / "legacy.json"}[how]
+    if how == "symlink":
+        out.symlink_to(legacy)
+    elif how == "hard link":
+        os.link(legacy, out)
+    res = run_cli(["hcl2_upgrade", str(legacy), "--output-file", str(out)])
+    assert_user_error(res, f"--output-file {out} is also the template", "writing it would destroy that input")
+    assert legacy.read_bytes() == LEGACY
+
+
+@pytest.mark.parametrize("kind", ["folder", "fifo"])
+def test_hcl2_upgrade_output_that_is_not_a_file_is_refused(tmp_path: Path, kind: str) -> None:
+    legacy = tmp_path / "legacy.json"
+    legacy.write_bytes(LEGACY)
+    out = tmp_path / "out"
+    if kind == "fifo":
+        os.mkfifo(out)
+    else:
+        out.mkdir()
+    res = run_cli(["hcl2_upgrade", str(legacy), "--output-file", str(out)])
+    assert_user_error(res, f"--output-file {out} is", "legacy.pkr.hcl")
+    assert out.is_fifo() if kind == "fifo" else out.is_dir()
+
+
+@pytest.mark.parametrize(("kind", "expected"), [("missing", "does not exist"), ("folder", "is not a file"),
+                                                ("fifo", "is not a file")])
+def test_hcl2_upgrade_template_that_is_not_a_file_is_refused(tmp_path: Path, kind: str, expected: str) -> None:
+    template = tmp_path / "legacy.json"
+    if kind == "folder":
+        template.mkdir()
+    elif kind == "fifo":
+        os.mkfifo(template)   # read, it would block forever
+    res = run_cli(["hcl2_upgrade", str(template)])
+    assert_user_error(res, f"template {template} {expected}", "hint: pass a legacy Packer JSON template")
+    assert [p.name for p in tmp_path.iterdir()] == ([] if kind == "missing" else ["legacy.json"])
