@@ -102,6 +102,18 @@ def test_cache_ls_and_gc_commands(tmp_path: Path) -> None:
     assert bad.returncode == 1 and "invalid size 'lots'" in bad.stderr
 
 
+@pytest.mark.parametrize("args", [("cache", "ls"), ("cache", "gc", "--max-size", "0"),
+                                  ("iso-fetch", "debian-12", "--offline")])
+def test_a_cache_dir_that_is_a_file_is_a_user_error(tmp_path: Path, args: tuple[str, ...]) -> None:
+    not_a_dir = tmp_path / "cache.txt"
+    not_a_dir.write_text("keep")
+    res = _cli(*args, cache=not_a_dir)
+    assert res.returncode == 1, res.stderr
+    assert f"FACTORY_CACHE_DIR={not_a_dir}: cannot create the folder" in res.stderr and "Not a directory" in res.stderr
+    assert "hint: point FACTORY_CACHE_DIR at a folder" in res.stderr and "internal error" not in res.stderr
+    assert not_a_dir.read_text() == "keep"
+
+
 def test_parse_size() -> None:
     assert parse_size("0") == 0 and parse_size("512") == 512 and parse_size("2K") == 2048
     assert parse_size("1.5G") == 3 << 29 and parse_size("20GiB") == 20 << 30
