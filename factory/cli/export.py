@@ -34,11 +34,21 @@ def export_cmd(
 ) -> None:
     """Export an existing disk image to another format or package (OVA, VHD for Azure, GCE, Vagrant ...)."""
     from factory.artifact import ExportOptions, Firmware, Hardware, export
+    from factory.schema.values import MAX_CPUS, MAX_MEMORY_MIB, check_file_name
 
     if firmware not in ("bios", "efi"):
         die(f"--firmware {firmware!r} is not bios or efi", hint="use --firmware bios or --firmware efi")
     if cpus < 1 or memory < 1:
         die("--cpus and --memory must be positive", hint="e.g. --cpus 2 --memory 2048")
+    if cpus > MAX_CPUS:
+        die(f"--cpus {cpus} is more than a VM can have (at most {MAX_CPUS})", hint="e.g. --cpus 2")
+    if memory > MAX_MEMORY_MIB:
+        die(f"--memory {memory} MiB is more than a VM can have (at most {MAX_MEMORY_MIB} MiB, 16 TiB)",
+            hint="--memory is in MiB: e.g. --memory 2048")
+    if hw_version < 1:
+        die(f"--hw-version {hw_version} is not a VMware hardware version", hint="e.g. --hw-version 14 (vmx-14)")
+    if name:
+        check_file_name(name, "--name")  # it names files inside the package: '../x' would climb out on unpacking
     if not 1 <= level <= 9:
         die(f"--level {level} is out of range", hint="use 1 (fast) to 9 (small)")
     hw = Hardware(cpus=cpus, memory_mb=memory, firmware=Firmware(firmware), disk_interface=disk_interface,

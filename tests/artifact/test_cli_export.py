@@ -43,3 +43,20 @@ def test_bad_input_is_one_message_without_traceback(args: list[str], message: st
     assert message in proc.stderr and "Traceback" not in proc.stderr
     assert proc.stderr.count("error:") == 1
     assert not list(tmp_path.glob("*out.bin*"))
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["--name", "../../evil"], "--name '../../evil' contains '/'"),   # OVA members would climb out when unpacked
+    (["--name", "a/b"], "--name 'a/b' contains '/'"),
+    (["--name", ".."], "--name '..' is '.' or '..'"),
+    (["--memory", "99999999999999999999"], "--memory 99999999999999999999 MiB is more than a VM can have"),
+    (["--cpus", "5000"], "--cpus 5000 is more than a VM can have"),
+    (["--hw-version", "-5"], "--hw-version -5 is not a VMware hardware version"),
+])
+def test_bad_descriptor_values_are_refused_before_writing(args: list[str], message: str, tmp_path: Path) -> None:
+    disk = tmp_path / "disk.raw"
+    disk.write_bytes(bytes(1 << 20))
+    proc = _factory("export", str(disk), "--format", "ova", "-o", str(tmp_path / "out.ova"), *args)
+    assert proc.returncode == 1, proc.stderr
+    assert message in proc.stderr and "Traceback" not in proc.stderr and "hint:" in proc.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["disk.raw"]
