@@ -258,6 +258,15 @@ def test_user_template_syntax_error_has_a_line(tmp_path: Path, good: PreseedVars
     assert exc.value.where is not None and exc.value.where.line == 2
 
 
+def test_user_template_not_utf8_is_located(tmp_path: Path, good: PreseedVars) -> None:
+    tmpl = tmp_path / "t.j2"
+    tmpl.write_bytes(b"text\n# caf\xe9\n")   # a Latin-1 file (was an internal UnicodeDecodeError in iso-build)
+    with pytest.raises(FactoryError) as exc:
+        render(InstallerFamily.ANACONDA, good, template=tmpl)
+    assert "not valid UTF-8" in exc.value.message and "iconv" in (exc.value.hint or "")
+    assert exc.value.where is not None and (exc.value.where.file, exc.value.where.line) == (str(tmpl), 2)
+
+
 def test_schema_location_is_configurable(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, good: PreseedVars) -> None:
     monkeypatch.setenv(validate.SCHEMA_ENV, str(tmp_path / "nope.json"))
     with pytest.raises(FactoryError, match="FACTORY_SUBIQUITY_SCHEMA"):
