@@ -417,7 +417,8 @@ def template_files(paths: list[Path], *, recursive: bool = False) -> list[Path]:
         elif path.is_file():
             found.append(path)
         else:
-            raise FactoryError(f"{path}: no such file or directory", hint="give a template file or a folder")
+            what = "neither a file nor a folder (a device or FIFO?)" if path.exists() else "no such file or directory"
+            raise FactoryError(f"{path}: {what}", hint="give a template file or a folder")
     return found
 
 

@@ -82,6 +82,17 @@ def test_bad_json_template_is_a_located_user_error(tmp_path: Path, command: str,
     assert sorted(p.name for p in tmp_path.iterdir()) == [name]
 
 
+@pytest.mark.parametrize(("kind", "expected"), [("fifo", "neither a file nor a folder"),
+                                                ("missing", "no such file or directory")])
+def test_fmt_path_that_is_not_a_file_or_folder_says_which(tmp_path: Path, kind: str, expected: str) -> None:
+    import os
+
+    path = tmp_path / "t.pkr.hcl"
+    if kind == "fifo":
+        os.mkfifo(path)
+    assert_user_error(run_cli(["fmt", str(path)]), f"{path}: {expected}")
+
+
 def test_fmt_stdin_with_invalid_utf8_is_a_user_error() -> None:
     res = run_cli(["fmt", "-"], stdin=b'locals {\n  a = "\xe9"\n}\n')
     assert_user_error(res, "<stdin>:2:8", "not valid UTF-8")
