@@ -139,6 +139,28 @@ def test_ssh_never_comes_up_names_causes_and_keeps_screenshot_and_serial(tmp_pat
     # The boot command was typed through QMP into GRUB: its output (not the echoed command) is in the log.
     assert re.search(r"^BOOTCMD-OK\r?$", log.read_text(errors="replace"), re.M), log.read_text(errors="replace")
     assert "Traceback" not in text
+    assert "no boot record" not in text  # the GRUB image boots: its first sector ends in 55 AA
+    assert_nothing_left(tmp_path, name, text)
+
+
+@pytest.mark.vm
+def test_a_disk_image_with_nothing_to_boot_is_named_at_once_and_first_among_the_causes(tmp_path: Path) -> None:
+    name = f"noboot-{uuid.uuid4().hex[:8]}"
+    (tmp_path / "t").mkdir()
+    junk = bytearray(os.urandom(1 << 20))
+    junk[510:512] = b"\x12\x34"  # not 55 AA: what a wrong file (random bytes, a bare filesystem) looks like
+    (tmp_path / "t" / "junk.img").write_bytes(bytes(junk))
+    tpl = tmp_path / "t" / "t.pkr.hcl"
+    tpl.write_text(grub_source("junk.img", name, 'ssh_username = "nobody"\n  ssh_timeout = "2s"') + BUILD)
+    run = Run(tpl, tmp_path / "cache")
+    run.wait_for(r"warning: .*the disk image \S+junk\.img has no boot record", 60)
+    code = run.finish()
+    text = run.text
+    assert code == 1, text
+    causes = re.search(r"likely causes: (.*)", text)
+    assert causes and causes.group(1).startswith("the disk image "), text
+    assert "no boot record" in causes.group(1).split(";")[0] and "screenshot" in causes.group(1).split(";")[0]
+    assert "Traceback" not in text
     assert_nothing_left(tmp_path, name, text)
 
 

@@ -66,6 +66,17 @@ def image_info(disk: Path) -> ImageInfo:
     return ImageInfo(disk, fmt, int(data["virtual-size"]), data.get("backing-filename"))
 
 
+def boot_record(disk: Path) -> bool | None:
+    """Whether the guest's first sector ends in the 55 AA signature that BIOS and UEFI firmware look for (an MBR,
+    GPT's protective MBR, a FAT boot sector): False means the firmware finds nothing to boot on this disk; None
+    that it could not be read. Read through qemu-io, so any format and backing chain qemu reads will do."""
+    proc = run(["qemu-io", "-r", "-U", "-c", "read -v 510 2", disk], check=False)  # -U: a running VM holds it
+    out = proc.stdout.decode(errors="replace")
+    if proc.returncode != 0 or not out.startswith("000001fe:"):
+        return None
+    return out.split()[1:3] == ["55", "aa"]
+
+
 def _map(info: ImageInfo) -> list[dict[str, object]] | None:
     """The data extents of info with host offsets, or None when they cannot be read from the file directly."""
     proc = run(["qemu-img", "map", "--output=json", "-f", info.format, info.path])

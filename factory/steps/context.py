@@ -54,6 +54,7 @@ class BuildContext(RunnerContext):
     direct_boot: DirectBoot | None = None
     unattended_files: dict[str, bytes] = field(default_factory=dict)
     disk: Path | None = None
+    unbootable: str = ""                  # why the firmware likely finds nothing to boot (told at SSH timeout)
     resume_state: Path | None = None       # a checkpoint's saved VM state the machine continues from
     extra_disks: list[Path] = field(default_factory=list)
     seed: Path | None = None

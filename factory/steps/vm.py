@@ -257,7 +257,23 @@ class Boot(Step[BuildContext]):
             start_machine(ctx, machine_spec(ctx, install=False), "run")
         find_ssh(ctx)
         if ctx.s.disk_image and not resumed:  # a restored guest is past its boot menu
+            _check_boot_record(ctx)
             type_boot_command(ctx)
+
+
+def _check_boot_record(ctx: BuildContext) -> None:
+    """Say at once when the disk image cannot boot (no 55 AA signature: random bytes, a bare filesystem, the
+    wrong file), rather than only after ssh_timeout; the SSH timeout's hint names it first. Not with a kernel
+    given in qemuargs (a bare filesystem booted by -kernel is fine)."""
+    from factory.artifact.source import boot_record
+
+    if ctx.disk is None or any(args and args[0] == "-kernel" for args in ctx.s.qemuargs):
+        return
+    if boot_record(ctx.disk) is False:
+        ctx.unbootable = (f"the disk image {ctx.media_url or ctx.media} has no boot record (its first sector "
+                          "does not end in 55 AA: no partition table, no boot loader): the firmware finds nothing "
+                          "to boot on it")
+        ctx.emit(EventKind.WARNING, ctx.unbootable + "; is iso_url the right file?")
 
 
 def find_ssh(ctx: BuildContext) -> None:
@@ -320,6 +336,8 @@ class Connect(Step[BuildContext]):
 
 def _ssh_hint(ctx: BuildContext, inner: str | None) -> str:
     causes = [t.message for t in (ctx.serial.watch.told if ctx.serial is not None else ())]
+    if ctx.unbootable:
+        causes.insert(0, ctx.unbootable + " (see the screenshot kept for diagnosis)")
     if ctx.emulated:
         limit = ctx.comm_options.ssh_timeout
         causes.append(f"the VM runs under TCG emulation (no KVM), which boots 10-50x slower: raise ssh_timeout "

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from factory.artifact.source import image_info, open_disk
+from factory.artifact.source import boot_record, image_info, open_disk
 from factory.errors import FactoryError
 
 
@@ -71,3 +71,20 @@ def test_zero_flagged_clusters_are_holes_not_stale_bytes(tmp_path: Path) -> None
                    capture_output=True)
     with open_disk(disk) as src:
         assert src.read(0, 65536) == bytes(65536)
+
+
+def test_boot_record_is_read_through_the_format_and_its_backing_chain(tmp_path: Path) -> None:
+    """55 AA at bytes 510-511 of the guest's first sector, as qemu reads it: a raw file, a qcow2 (whose own first
+    bytes are its header), an overlay whose base holds the sector; a file that is no disk at all is None."""
+    sector = bytearray(os.urandom(512))
+    for name, sig in (("mbr", b"\x55\xaa"), ("junk", b"\x55\xab")):
+        sector[510:512] = sig
+        raw = tmp_path / f"{name}.raw"
+        raw.write_bytes(bytes(sector) + bytes(1 << 20))
+        qcow = tmp_path / f"{name}.qcow2"
+        subprocess.run(["qemu-img", "convert", "-f", "raw", "-O", "qcow2", raw, qcow], check=True)
+        top = tmp_path / f"{name}-top.qcow2"
+        subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", "-b", qcow, "-F", "qcow2", top], check=True)
+        for disk in (raw, qcow, top):
+            assert boot_record(disk) is (name == "mbr"), disk
+    assert boot_record(tmp_path / "missing.qcow2") is None
