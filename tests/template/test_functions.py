@@ -236,6 +236,18 @@ def test_legacy_time_and_gzip_functions() -> None:
     assert gzip.decompress(base64.b64decode(ev('base64gzip("test")'))) == b"test"
 
 
+def test_fileset_over_an_unreadable_folder_is_a_located_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+                                                               ) -> None:
+    """A folder under base that cannot be read (another user's, /proc) is the function's error, not an internal
+    one. Permissions do not stop root, who runs CI, so the walk's failure is raised as the OS raises it."""
+    def unreadable(self: Path, pattern: str) -> Any:
+        raise PermissionError(13, "Permission denied", str(self / "secret"))
+
+    monkeypatch.setattr(Path, "rglob", unreadable)
+    with pytest.raises(EvalError, match=r"cannot list .*: .*secret: Permission denied"):
+        ev(f'fileset("{tmp_path}", "**")')
+
+
 def test_env_only_in_variable_defaults() -> None:
     assert ev('env("FOO")', env={"FOO": "bar"}, allow_env=True) == "bar"
     assert ev('env("UNSET")', env={}, allow_env=True) == ""

@@ -69,7 +69,11 @@ def fileset(base: Any, pattern: Any) -> list[str]:
     if not root.is_dir():
         return []
     rx = _glob_regex(pat)
-    return sorted(rel for p in root.rglob("*") if p.is_file() and rx.fullmatch(rel := p.relative_to(root).as_posix()))
+    try:
+        return sorted(rel for p in root.rglob("*")
+                      if p.is_file() and rx.fullmatch(rel := p.relative_to(root).as_posix()))
+    except OSError as exc:  # a folder or file under base that cannot be read (permissions, /proc)
+        raise FuncError(f"cannot list {s(base)}: {exc.filename or ''}: {exc.strerror or exc}") from None
 
 
 def _glob_regex(pattern: str) -> re.Pattern[str]:
