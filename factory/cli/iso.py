@@ -106,7 +106,8 @@ def iso_build(
     if login:
         ui.info(login.said)
     pairs = [*(login.pairs if login else ()), *(var or [])]
-    variables = preseed_mod.PreseedVars.from_pairs(pairs)
+    # A ready --preseed file carries its own login: only factory's templates (and --template) need a password.
+    variables = preseed_mod.PreseedVars.from_pairs(pairs, login_needed=preseed is None)
     config = preseed_mod.render(release.family, variables, template=template, ready_file=preseed)
     src, sha = _source_iso(release, iso, iso_checksum, offline)
     check_output_file(out, {**inputs, "source ISO": src})

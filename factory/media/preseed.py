@@ -73,11 +73,12 @@ class PreseedVars:
     ssh_password_auth: bool = True  # builders often log in with the password (Packer's ssh_password)
 
     @classmethod
-    def from_pairs(cls, pairs: Sequence[str], *, base: PreseedVars | None = None) -> PreseedVars:
+    def from_pairs(cls, pairs: Sequence[str], *, base: PreseedVars | None = None,
+                   login_needed: bool = True) -> PreseedVars:
         """Build from `KEY=VALUE` strings (the CLI's --var). `password=` is hashed at once and never kept.
 
         List keys (packages, ssh_authorized_keys, late_commands) may repeat; packages also split on commas;
-        `ssh_authorized_keys=@FILE` reads the keys from an authorized_keys / .pub file.
+        `ssh_authorized_keys=@FILE` reads the keys from an authorized_keys / .pub file. login_needed: see check().
         """
         values: dict[str, Any] = dataclasses.asdict(base or cls())
         lists: dict[str, list[str]] = {}
@@ -108,10 +109,10 @@ class PreseedVars:
             raise errors[0] if len(errors) == 1 else FactoryErrors(errors)
         for key, items in lists.items():
             values[key] = tuple(items)
-        return cls.create(values)
+        return cls.create(values, login_needed=login_needed)
 
     @classmethod
-    def create(cls, values: Mapping[str, Any]) -> PreseedVars:
+    def create(cls, values: Mapping[str, Any], *, login_needed: bool = True) -> PreseedVars:
         """Build from a mapping, checking every field; all problems are reported together."""
         values = dict(values)
         layout = str(values.get("disk_layout", DiskLayout.DIRECT))
@@ -121,19 +122,23 @@ class PreseedVars:
         for name in _LIST_FIELDS:
             values[name] = tuple(values.get(name, ()))
         made = cls(**values)
-        made.check()
+        made.check(login_needed=login_needed)
         if made.password_hash:
             secrets.register(made.password_hash)
         return made
 
-    def check(self) -> None:
-        """Field checks the installers would otherwise fail on late (or hang on, waiting at a prompt)."""
-        problems = list(self._problems())
+    def check(self, *, login_needed: bool = True) -> None:
+        """Field checks the installers would otherwise fail on late (or hang on, waiting at a prompt).
+
+        login_needed=False when these variables will not write the install's login: a ready config file carries
+        its own, a build adds its own password. No password is then demanded; one that is given is still checked.
+        """
+        problems = list(self._problems(login_needed))
         if problems:
             errs = [FactoryError(f"{name}: {msg}") for name, msg in problems]
             raise errs[0] if len(errs) == 1 else FactoryErrors(errs)
 
-    def _problems(self) -> list[tuple[str, str]]:
+    def _problems(self, login_needed: bool) -> list[tuple[str, str]]:
         out: list[tuple[str, str]] = []
         if not HOSTNAME_RE.match(self.hostname):
             out.append(("hostname", f"{self.hostname!r} is not a valid host name (letters, digits, '-')"))
@@ -146,7 +151,8 @@ class PreseedVars:
         if self.timezone not in zoneinfo.available_timezones() and self.timezone != "UTC":
             out.append(("timezone", f"{self.timezone!r} is not an IANA time zone like Europe/Berlin"))
         if not self.password_hash:
-            out.append(("password", "required (--var password=... is hashed with SHA-512 crypt)"))
+            if login_needed:
+                out.append(("password", "required (--var password=... is hashed with SHA-512 crypt)"))
         elif not SHA512_CRYPT_RE.match(self.password_hash):
             out.append(("password_hash", "must be a SHA-512 crypt hash ($6$salt$...)"))
         out += [("ssh_authorized_keys", f"{_short(k)!r} is not an OpenSSH public key")
@@ -184,31 +190,25 @@ class PreseedVars:
         return " ; ".join([*cmds, *self.late_commands])
 
 
-def from_template(values: Mapping[str, str], extra: Sequence[str] = ()) -> PreseedVars:
+def from_template(values: Mapping[str, str], extra: Sequence[str] = (), *, login_needed: bool = True) -> PreseedVars:
     """PreseedVars from a template's `preseed_vars` map plus the build's own KEY=VALUE pairs (user, key,
     password); problems are worded `preseed_vars.KEY: ...` (the CLI's wording is `--var KEY`)."""
     try:
-        return PreseedVars.from_pairs([*(f"{k}={v}" for k, v in values.items()), *extra])
+        return PreseedVars.from_pairs([*(f"{k}={v}" for k, v in values.items()), *extra], login_needed=login_needed)
     except FactoryErrors as exc:
         raise FactoryErrors([_template_wording(e) for e in exc.errors]) from None
     except FactoryError as exc:
         raise _template_wording(exc) from None
 
 
-# A well-formed SHA-512 crypt stand-in: when preseed_vars has no password the build supplies one (ssh_password or
-# an unguessable one), so the other variables are checked with this in its place.
-_STAND_IN_HASH = "$6$" + "0" * 16 + "$" + "0" * 86
-
-
 @PRESEED_VARS.implement
 def check_template_vars(values: Mapping[str, Any]) -> PreseedVars:
     """`preseed_vars` are the variables `factory iso-build --var` takes, with the same checks (the schema's
-    PRESEED_VARS check, run when the template is read so a problem names file:line)."""
-    given = {str(k).strip().replace("-", "_") for k in values}
-    extra = [] if given & {"password", "password_hash"} else [f"password_hash={_STAND_IN_HASH}"]
+    PRESEED_VARS check, run when the template is read so a problem names file:line). No password is demanded:
+    with none in preseed_vars the build supplies one (ssh_password or an unguessable one)."""
     try:
         return from_template({str(k): str(v).lower() if isinstance(v, bool) else str(v) for k, v in values.items()},
-                             extra)
+                             login_needed=False)
     except FactoryErrors as exc:
         raise FactoryError("; ".join(e.message for e in exc.errors), hint=exc.errors[0].hint) from None
 

@@ -128,6 +128,55 @@ def test_ready_config_lands_byte_for_byte(ubuntu: ShapedIso, ubuntu_sha: str, tm
     assert (tmp_path / "got").read_bytes() == ready.read_bytes()
 
 
+# --- a ready --preseed file carries its own login: no --var password is demanded, a --var given is still checked
+
+READY = {"ubuntu": ("ubuntu-24.04", "nocloud/user-data"), "debian": ("debian-12", "preseed.cfg"),
+         "rhel": ("rocky-9", "ks.cfg")}
+
+
+def _ready_build(shape: str, artifact_cache: Path, tmp_path: Path, *extra: str) -> tuple[int, Path, Path]:
+    """`iso-build --preseed` with the user's own file (factory's rendering plus an edit: a login of its own)."""
+    source = shaped_iso(shape, artifact_cache)
+    distro, media_path = READY[shape]
+    ready = tmp_path / "mine.cfg"
+    own = render(load(distro).family, PreseedVars.from_pairs(["password=their-own-pw", "hostname=mine"]))
+    ready.write_bytes(own.files[media_path] + b"# my own edits\n")
+    out = tmp_path / "out.iso"
+    sha = hashlib.sha256(source.path.read_bytes()).hexdigest()
+    code = cli("iso-build", distro, "--iso", str(source.path), "--iso-checksum", f"sha256:{sha}", "-o", str(out),
+               "--preseed", str(ready), *extra)
+    return code, ready, out
+
+
+@pytest.mark.parametrize("shape", sorted(READY))
+def test_ready_config_needs_no_password_var(shape: str, artifact_cache: Path, tmp_path: Path,
+                                            capsys: pytest.CaptureFixture[str]) -> None:
+    import subprocess
+
+    code, ready, out = _ready_build(shape, artifact_cache, tmp_path)
+    said = capsys.readouterr()
+    assert code == 0, said.err
+    assert "password" not in said.err and "password for" not in said.out  # nothing demanded, nothing generated
+    subprocess.run(["xorriso", "-osirrox", "on", "-indev", str(out), "-extract", f"/{READY[shape][1]}",
+                    str(tmp_path / "got")], check=True, capture_output=True)
+    assert (tmp_path / "got").read_bytes() == ready.read_bytes()
+
+
+@pytest.mark.parametrize(("pairs", "message"), [
+    (["hostname=not a host"], "hostname: 'not a host' is not a valid host name"),
+    (["password_hash=$1$md5$abc"], "password_hash: must be a SHA-512 crypt hash"),
+    (["password="], "password: must be a non-empty single line"),
+    (["password=s3cret-given", "timezone=Mars/Olympus"], "timezone: 'Mars/Olympus' is not an IANA time zone"),
+])
+def test_ready_config_still_checks_the_vars_given(pairs: list[str], message: str, artifact_cache: Path,
+                                                  tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, out = _ready_build("ubuntu", artifact_cache, tmp_path, *(a for p in pairs for a in ("--var", p)))
+    err = " ".join(capsys.readouterr().err.split())
+    assert code == 1 and message in err and "Traceback" not in err
+    assert "s3cret-given" not in err  # a password given is never echoed
+    assert not out.exists()
+
+
 # --- a bare `iso-build` (no password, no key): the invoking user's keys, else a password printed once ----------
 
 def _user_data(iso: Path, tmp_path: Path) -> str:
