@@ -14,7 +14,7 @@ from typing import ClassVar
 
 from factory.options import Component, Kind, opt
 from factory.schema.types import Checked
-from factory.schema.values import check_file_name
+from factory.schema.values import MAX_CPUS, MAX_MEMORY_MIB, check_file_name
 
 EXPORT_FORMATS = ("qcow2", "raw", "vmdk", "vhdx", "ova", "vhd", "gce", "vagrant-libvirt", "vagrant-virtualbox")
 
@@ -34,21 +34,24 @@ class ExportPostProcessor(Checked, Component, kind=Kind.POST_PROCESSOR, name="ex
     vm_name: str | None = opt(None, check=check_file_name,
                               help="VM name inside OVF descriptors and file names of packages "
                               "(default: the build's source name).", factory_only=True)
-    cpus: int | None = opt(None, help="CPUs written into descriptors (default: the build's).", factory_only=True)
-    memory: int | None = opt(None, help="Memory in MiB written into descriptors (default: the build's).",
-                             factory_only=True)
+    # The limits `factory export` applies to --cpus, --memory and --hw-version: what a VM can have.
+    cpus: int | None = opt(None, minimum=1, maximum=MAX_CPUS,
+                           help="CPUs written into descriptors (default: the build's).", factory_only=True)
+    memory: int | None = opt(None, minimum=1, maximum=MAX_MEMORY_MIB,
+                             help="Memory in MiB written into descriptors (default: the build's).", factory_only=True)
     firmware: str | None = opt(None, help="`bios` or `efi` in descriptors (default: the build's).",
                                factory_only=True)
     disk_compression: bool = opt(False, help="qcow2: compress clusters.", factory_only=True)
     adapter_type: str | None = opt(None, help="VMDK adapter: `ide`, `lsilogic`, `buslogic`, `legacyESX` "
                                    "(default: from the disk interface).", factory_only=True)
-    hardware_version: int = opt(14, help="VMware virtual hardware version in OVF (`vmx-NN`).",
+    hardware_version: int = opt(14, minimum=1, help="VMware virtual hardware version in OVF (`vmx-NN`).",
                                 factory_only=True)
     manifest_hash: str = opt("sha256", help="OVA manifest digest: `sha256`, or `sha1` for old tools.",
                              factory_only=True)
     guest_os: str = opt("linux", help="Guest OS in OVF: `debian`, `ubuntu`, `rhel`, `linux`.", factory_only=True)
-    compression_level: int = opt(6, help="Deflate level for VMDK grains and gzip'd packages (1-9).",
-                                 factory_only=True)
+    # 1-9 as `factory export --level`: a 0 would not mean "stored" for VMDK grains (deflate() maps it to ISA-L's 1).
+    compression_level: int = opt(6, minimum=1, maximum=9,
+                                 help="Deflate level for VMDK grains and gzip'd packages (1-9).", factory_only=True)
 
     CHOICES: ClassVar[dict[str, tuple[str, ...]]] = {
         "format": EXPORT_FORMATS, "firmware": ("bios", "efi"), "manifest_hash": ("sha256", "sha1"),

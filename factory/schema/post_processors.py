@@ -65,7 +65,9 @@ class CompressPostProcessor(Component, kind=Kind.POST_PROCESSOR, name="compress"
                       "the format. `{{.BuildName}}` and `{{.BuilderType}}` are expanded.")
     format: str | None = opt(None, help="Format used instead of guessing from `output` (`tar`, `tar.gz`, `gz`, "
                              "`tar.zst`, `zst`, `tar.xz`, `xz`).")
-    compression_level: int = opt(6, help="Compression level, 1 (fast) to 9 (small); zstd levels go to 19.")
+    # The widest range of the three codecs (gzip and xz 0-9, zstd 1-22); the run checks the chosen codec's own.
+    compression_level: int = opt(6, minimum=0, maximum=22, help="Compression level: gzip and xz 0 (none or "
+                                 "fastest) to 9 (small), zstd 1 to 22.")
 
 
 @dataclass(frozen=True)
@@ -101,7 +103,7 @@ class VagrantPostProcessor(Checked, Component, kind=Kind.POST_PROCESSOR, name="v
     output: str = opt("packer_{{.BuildName}}_{{.Provider}}_{{.Architecture}}.box", help="Box path; "
                       "`{{.BuildName}}`, `{{.Provider}}`, `{{.Architecture}}`, `{{.BuilderType}}` and "
                       "`{{.ArtifactId}}` are expanded.")
-    compression_level: int = opt(6, help="gzip level of the box, 0 (none) to 9.")
+    compression_level: int = opt(6, minimum=0, maximum=9, help="gzip level of the box, 0 (none) to 9.")
     include: list[str] = opt([], help="Extra files packed into the box (e.g. a README).")
     vagrantfile_template: str | None = opt(None, help="Vagrantfile packed into the box, rendered as a "
                                            "template.")

@@ -227,3 +227,63 @@ def test_a_download_without_iso_checksum_is_refused(tmp_path: Path, command: str
     option = url_line.split(" ")[0]
     assert_user_error(res, f"{path}:2:3", f"{option} needs iso_checksum", 'or to "none" to skip the check')
     assert sorted(p.name for p in tmp_path.iterdir()) == ["t.pkr.hcl"], "a refused build left files behind"
+
+
+# -- the post-processors that write descriptors and archives declare the limits `factory export` applies --------
+# (case, post-processor type, its option line (line 9 of the file), expected pieces of the message)
+POST_RANGES: list[tuple[str, str, str, list[str]]] = [
+    ("ova cpus 5000", "ova", "cpus = 5000", ["cpus", "'5000'", "from 1 to 1024"]),
+    ("ova no cpus", "ova", "cpus = 0", ["cpus", "from 1 to 1024"]),
+    ("ova negative cpus", "ova", "cpus = -2", ["cpus", "from 1 to 1024"]),
+    ("ova negative memory", "ova", "memory = -512", ["memory", "'-512'", "from 1 to 16777216"]),
+    ("ova absurd memory", "ova", "memory = 99999999999999999999", ["memory", "from 1 to 16777216"]),
+    ("ova hardware_version 0", "ova", "hardware_version = 0", ["hardware_version", "at least 1"]),
+    ("ova negative hardware_version", "ova", "hardware_version = -14", ["hardware_version", "at least 1"]),
+    ("ova compression_level 0", "ova", "compression_level = 0", ["compression_level", "from 1 to 9"]),
+    ("ova absurd compression_level", "ova", "compression_level = 99999999999999999999",
+     ["compression_level", "'99999999999999999999'", "from 1 to 9"]),
+    ("export cpus", "export", "cpus = 5000", ["cpus", "from 1 to 1024"]),
+    ("vmdk compression_level", "vmdk", "compression_level = 10", ["compression_level", "from 1 to 9"]),
+    ("vmdk hardware_version", "vmdk", "hardware_version = -1", ["hardware_version", "at least 1"]),
+    ("vhd memory", "vhd", "memory = 0", ["memory", "from 1 to 16777216"]),
+    ("vhdx cpus", "vhdx", "cpus = 99999999999999999999", ["cpus", "from 1 to 1024"]),
+    ("gce compression_level", "gce", "compression_level = -1", ["compression_level", "from 1 to 9"]),
+    ("vagrant compression_level 10", "vagrant", "compression_level = 10", ["compression_level", "from 0 to 9"]),
+    ("vagrant negative compression_level", "vagrant", "compression_level = -1",
+     ["compression_level", "from 0 to 9"]),
+    ("compress compression_level 23", "compress", "compression_level = 23", ["compression_level", "from 0 to 22"]),
+    ("compress negative compression_level", "compress", "compression_level = -5",
+     ["compression_level", "from 0 to 22"]),
+]
+
+
+def _post(tmp_path: Path, kind: str, line: str) -> Path:
+    path = tmp_path / "t.pkr.hcl"
+    extra = '    format = "ova"\n' if kind == "export" else ""  # after the option: it stays on line 9
+    path.write_text(template(build_lines=f'  post-processor "{kind}" {{\n    {line}\n{extra}  }}\n'))
+    return path
+
+
+@pytest.mark.parametrize("command", ["validate", "build"])
+@pytest.mark.parametrize(("case", "kind", "line", "expected"), POST_RANGES, ids=[c[0] for c in POST_RANGES])
+def test_post_processor_option_out_of_range_is_refused_at_its_line(tmp_path: Path, command: str, case: str,
+                                                                   kind: str, line: str,
+                                                                   expected: list[str]) -> None:
+    path = _post(tmp_path, kind, line)
+    res = run_cli([command, str(path)], cwd=tmp_path)
+    option = line.split(" ")[0]
+    assert_user_error(res, f"{path}:9:5 (build.post-processor[0].{option})", *expected)
+    assert res.err.count("error:") == 1 and "hint:" in res.err, res.err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["t.pkr.hcl"], "a refused build left files behind"
+
+
+@pytest.mark.parametrize(("kind", "line"), [
+    ("ova", "cpus = 1"), ("ova", "cpus = 1024"), ("ova", "memory = 1"), ("ova", "memory = 16777216"),
+    ("ova", "hardware_version = 1"), ("ova", "hardware_version = 21"), ("ova", "compression_level = 1"),
+    ("ova", "compression_level = 9"), ("export", "cpus = 8"), ("vagrant", "compression_level = 0"),
+    ("vagrant", "compression_level = 9"), ("compress", "compression_level = 0"),
+    ("compress", "compression_level = 22"),
+])
+def test_post_processor_edge_values_are_accepted(tmp_path: Path, kind: str, line: str) -> None:
+    res = run_cli(["validate", str(_post(tmp_path, kind, line))])
+    assert res.code == 0, str(res)
