@@ -120,7 +120,7 @@ def content_digest(path: Path) -> str:
         if len(known) == 64:
             return known
     digest = file_blake3(path)
-    with contextlib.suppress(OSError), atomic_path(memo) as tmp:
+    with contextlib.suppress(OSError, FactoryError), atomic_path(memo) as tmp:  # the memo is optional
         tmp.write_text(digest)
     return digest
 

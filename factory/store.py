@@ -217,7 +217,7 @@ class Store:
     def _touch(self, entry: Entry) -> None:
         data = entry.as_dict() | {"last_used": time.time(), "stamp": list(entry.stamp)}
         data.pop("key")
-        with contextlib.suppress(OSError), atomic_path(self.folder(entry.key) / META) as tmp:
+        with contextlib.suppress(OSError, FactoryError), atomic_path(self.folder(entry.key) / META) as tmp:
             tmp.write_text(json.dumps(data, sort_keys=True))
 
 

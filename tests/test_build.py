@@ -174,6 +174,28 @@ def test_on_error_ask_offers_cleanup_abort_or_retry(answers: list[str], outcome:
     assert "'flaky' failed: transient" in asked[0]
 
 
+def test_a_digest_memo_that_cannot_be_written_only_costs_the_memo(tmp_path: Path,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """The memo is an optimisation: its folder refusing a temporary file (a full or read-only cache, which root in
+    CI cannot make, hence the refusal raised as the OS would) must not fail the build that asked for a digest."""
+    import tempfile
+
+    import blake3
+
+    from factory.build import BIG_FILE, content_digest
+
+    monkeypatch.setenv("FACTORY_CACHE_DIR", str(tmp_path / "cache"))
+    big = tmp_path / "base.img"
+    big.write_bytes(b"c" * BIG_FILE)
+
+    def refuse(*args: object, **kwargs: object) -> tuple[int, str]:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(tempfile, "mkstemp", refuse)
+    assert content_digest(big) == blake3.blake3(big.read_bytes()).hexdigest()
+    assert list((tmp_path / "cache" / "digests").iterdir()) == []
+
+
 def test_a_big_file_digest_is_remembered_until_the_file_changes(tmp_path: Path,
                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
     import os
