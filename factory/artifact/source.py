@@ -63,6 +63,8 @@ def image_info(disk: Path) -> ImageInfo:
         # qemu-img calls any file "raw"; a disk image is whole sectors, so this is a text file, ISO fragment ...
         raise FactoryError(f"{disk} is not a disk image (its size is not a whole number of 512-byte sectors)",
                            hint=_IMAGE_HINT)
+    if int(data["virtual-size"]) == 0:
+        raise FactoryError(f"{disk} is an empty disk image (its virtual size is 0 bytes)", hint=_IMAGE_HINT)
     return ImageInfo(disk, fmt, int(data["virtual-size"]), data.get("backing-filename"))
 
 

@@ -61,6 +61,12 @@ def test_missing_and_non_disk_inputs_are_one_clear_error(tmp_path: Path) -> None
     text.write_text("hello\n")
     with pytest.raises(FactoryError, match="not a disk image"):
         image_info(text)
+    empty = tmp_path / "empty.raw"
+    empty.write_bytes(b"")
+    subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", str(tmp_path / "empty.qcow2"), "0"], check=True)
+    for disk in (empty, tmp_path / "empty.qcow2"):
+        with pytest.raises(FactoryError, match="is an empty disk image"):
+            image_info(disk)
 
 
 def test_zero_flagged_clusters_are_holes_not_stale_bytes(tmp_path: Path) -> None:
