@@ -56,6 +56,13 @@ def atomic_path(final: str | os.PathLike[str]) -> Iterator[Path]:
     for a finished one, and it is removed on any failure (including KeyboardInterrupt).
     """
     final = Path(final)
+    if final.exists() and not final.is_file():
+        from factory.errors import FactoryError
+
+        # The rename would replace a device (/dev/null as root), FIFO or socket with a regular file, or fail on a
+        # folder only after the whole output was written.
+        raise FactoryError(f"cannot write {final}: it is not a regular file (a folder, device, FIFO or socket)",
+                           hint="name a regular file to write")
     try:
         final.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=f".{final.name}.", suffix=".part", dir=final.parent)

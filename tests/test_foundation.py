@@ -68,6 +68,18 @@ def test_atomic_path_leaves_nothing_on_failure(tmp_path: Path) -> None:
     assert final.read_bytes() == b"whole" and list(tmp_path.iterdir()) == [final]
 
 
+def test_atomic_path_never_replaces_what_is_not_a_regular_file(tmp_path: Path) -> None:
+    """Its rename would turn a FIFO (or /dev/null, for root) into a regular file, and fail on a folder only after
+    the whole output was written: both are refused before anything is written."""
+    fifo, folder = tmp_path / "pipe", tmp_path / "dir"
+    os.mkfifo(fifo)
+    folder.mkdir()
+    for target in (fifo, folder):
+        with pytest.raises(FactoryError, match="is not a regular file"), atomic_path(target) as tmp:
+            tmp.write_bytes(b"never")
+    assert fifo.is_fifo() and folder.is_dir() and sorted(p.name for p in tmp_path.iterdir()) == ["dir", "pipe"]
+
+
 def test_try_lock_is_exclusive_across_processes(tmp_path: Path) -> None:
     lock = tmp_path / "port.lock"
     fd = try_lock(lock)

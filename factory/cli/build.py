@@ -24,6 +24,7 @@ from factory.cli.options import ExceptOpt, OnlyOpt, TemplateArg, VarFileOpt, Var
 from factory.cli.parallel import Job, run_jobs, selected_pairs
 from factory.errors import FactoryError
 from factory.events import Event, EventKind
+from factory.fsutil import check_output_file
 from factory.schema.qemu import QemuSource
 from factory.streams.packer import MachineReadableMonitor
 from factory.streams.summary import Results, print_step_tables
@@ -214,9 +215,7 @@ def _human_summary(results: Results, interrupted: bool) -> None:
 
 def _check_report(report: Path) -> None:
     """Refuse a --report path that could not be written, before any build starts (the page is written last)."""
-    if report.is_dir():
-        raise FactoryError(f"--report {report}: is a directory", hint=f"name the page's file: --report "
-                           f"{report / 'report.html'}")
+    check_output_file(report, {}, option="--report", example="report.html")
     folder = next(p for p in (report.absolute().parent, *report.absolute().parent.parents) if p.exists())
     if not folder.is_dir() or not os.access(folder, os.W_OK | os.X_OK):
         raise FactoryError(f"--report {report}: cannot write in {folder}",

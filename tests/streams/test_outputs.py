@@ -81,10 +81,14 @@ def test_a_report_path_that_cannot_be_written_is_refused_before_any_build_runs(t
     (tmp_path / "pages").mkdir()
     proc = _factory(tmp_path, "--events", "ev.jsonl", "--report", "pages")
     assert proc.returncode == 1
-    assert "--report pages: is a directory" in proc.stderr and "pages/report.html" in proc.stderr
+    assert "--report pages is a folder" in proc.stderr and "pages/report.html" in proc.stderr
     assert "Traceback" not in proc.stderr and "token is" not in proc.stdout + proc.stderr
     assert not (tmp_path / "ev.jsonl").exists()  # refused before the builds (and their streams) started
     assert list((tmp_path / "pages").iterdir()) == []
+    os.mkfifo(tmp_path / "pipe")  # /dev/null, for root, is the real case: the rename made it a regular file
+    proc = _factory(tmp_path, "--report", "pipe")
+    assert proc.returncode == 1 and "--report pipe is not a regular file" in proc.stderr, proc.stderr
+    assert (tmp_path / "pipe").is_fifo() and "token is" not in proc.stdout + proc.stderr
 
 
 def _png(path: Path) -> bytes:
