@@ -34,7 +34,14 @@ def export_cmd(
 ) -> None:
     """Export an existing disk image to another format or package (OVA, VHD for Azure, GCE, Vagrant ...)."""
     from factory.artifact import ExportOptions, Firmware, Hardware, export
+    from factory.options import options_of
+    from factory.schema.exports import ExportPostProcessor
     from factory.schema.values import MAX_CPUS, MAX_MEMORY_MIB, check_file_name
+
+    # The export post-processor declares these options' ranges once; the command applies the same.
+    declared = {o.name: o for o in options_of(ExportPostProcessor)}
+    hw_min = declared["hardware_version"].minimum or 1
+    level_min, level_max = declared["compression_level"].minimum, declared["compression_level"].maximum
 
     if firmware not in ("bios", "efi"):
         die(f"--firmware {firmware!r} is not bios or efi", hint="use --firmware bios or --firmware efi")
@@ -45,12 +52,12 @@ def export_cmd(
     if memory > MAX_MEMORY_MIB:
         die(f"--memory {memory} MiB is more than a VM can have (at most {MAX_MEMORY_MIB} MiB, 16 TiB)",
             hint="--memory is in MiB: e.g. --memory 2048")
-    if hw_version < 1:
+    if hw_version < hw_min:
         die(f"--hw-version {hw_version} is not a VMware hardware version", hint="e.g. --hw-version 14 (vmx-14)")
     if name:
         check_file_name(name, "--name")  # it names files inside the package: '../x' would climb out on unpacking
-    if not 1 <= level <= 9:
-        die(f"--level {level} is out of range", hint="use 1 (fast) to 9 (small)")
+    if not (level_min or 0) <= level <= (level_max or 9):
+        die(f"--level {level} is out of range", hint=f"use {level_min:g} (fast) to {level_max:g} (small)")
     hw = Hardware(cpus=cpus, memory_mb=memory, firmware=Firmware(firmware), disk_interface=disk_interface,
                   net_device=nic)
     opts = ExportOptions(name=name, compress=compress, adapter=adapter, hw_version=hw_version,
