@@ -99,22 +99,48 @@ def atomic_dir(final: str | os.PathLike[str]) -> Iterator[Path]:
         raise
 
 
+def _open_lock(path: str | os.PathLike[str]) -> int:
+    """The lock file at path, opened read-only (created 0644 if missing), for flock.
+
+    Fit for folders every user shares (paths.host_lock_dir): flock needs no write access, so another user's lock
+    file (0644) works; a symlink is never followed; and an existing file is opened without O_CREAT, which
+    protected_regular refuses for another user's file in a sticky folder."""
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC
+    try:
+        return os.open(path, flags)
+    except FileNotFoundError:
+        pass
+    try:
+        fd = os.open(path, flags | os.O_CREAT | os.O_EXCL, 0o644)
+    except FileExistsError:  # another process made it just now
+        return os.open(path, flags)
+    os.fchmod(fd, 0o644)  # whatever the umask: other users open it to take the same lock
+    return fd
+
+
 @contextlib.contextmanager
 def file_lock(path: str | os.PathLike[str], *, shared: bool = False) -> Iterator[None]:
     """Hold an flock on path (created if needed) for the block; released even if the process dies."""
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a+b") as fh:
-        fcntl.flock(fh.fileno(), fcntl.LOCK_SH if shared else fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
+    fd = _open_lock(path)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH if shared else fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
 
 
 def try_lock(path: str | os.PathLike[str]) -> int | None:
-    """Take an exclusive flock without waiting; return the open fd (close it to release) or None if held."""
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    """Take an exclusive flock without waiting; return the open fd (close it to release) or None if held.
+
+    A lock file this user cannot open (another user's, made unreadable, or a symlink planted in its place) counts
+    as held; a missing one that cannot be made raises the OSError, for the caller to name the folder."""
+    try:
+        fd = _open_lock(path)
+    except OSError:
+        if os.path.lexists(path):
+            return None
+        raise
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import stat
 from pathlib import Path
 
 _PKG = Path(__file__).resolve().parent
@@ -41,10 +42,36 @@ def _make(path: Path, setting: str, variable: str) -> None:
                            hint=f"point {variable} at a folder you can write to") from None
 
 
-def runtime_dir(*parts: str) -> Path:
-    """A folder for cross-process locks and sockets (XDG_RUNTIME_DIR, else the cache dir)."""
-    base = os.environ.get("XDG_RUNTIME_DIR")
-    path = Path(base, "factory", *parts) if base else cache_dir("run", *parts)
-    if base:
-        _make(path, f"XDG_RUNTIME_DIR={base}", "XDG_RUNTIME_DIR")
+# Folders every user of the host can write and no cleaner ages (/run/lock), else /tmp: the first that is one.
+_HOST_SHARED = ("/run/lock", "/tmp")
+
+
+def host_lock_dir(name: str) -> Path:
+    """A lock folder shared by every factory on this host, whatever its user, cache or runtime dir: for locks on
+    what the host has once (a TCP port). Sticky and world-writable like its parent, so each user owns the lock
+    files they made and the others can still take those locks (fsutil.try_lock opens them read-only)."""
+    from factory.errors import FactoryError
+
+    base = next((b for b in _HOST_SHARED if _shared_sticky(Path(b))), _HOST_SHARED[-1])
+    path = Path(base, f"factory-{name}")
+    try:
+        path.mkdir(mode=0o1777)
+        os.chmod(path, 0o1777)  # mkdir's mode is cut by the umask
+    except FileExistsError:
+        pass
+    except OSError as exc:
+        raise FactoryError(f"cannot create the host-wide lock folder {path}: {exc.strerror or exc}",
+                           hint=f"{base} must be a folder every user can write (mode 1777)") from None
+    if path.is_symlink() or not path.is_dir() or not (_shared_sticky(path) or path.stat().st_uid == os.getuid()):
+        raise FactoryError(f"the host-wide lock folder {path} is not a folder every factory can use "
+                           "(a symlink, a file, or another user's private folder)",
+                           hint="remove it; factory makes it again as a sticky, world-writable folder")
     return path
+
+
+def _shared_sticky(path: Path) -> bool:
+    try:
+        st = path.lstat()
+    except OSError:
+        return False
+    return stat.S_ISDIR(st.st_mode) and st.st_mode & 0o1777 == 0o1777

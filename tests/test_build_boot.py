@@ -24,7 +24,7 @@ import pytest
 from fixtures.grubvm import grub_image, grub_source
 from fixtures.httpfiles import serving
 from fixtures.sshd import SshServer
-from test_build_failures import RUNTIME, Run, _template, assert_nothing_left, qemu_pids
+from test_build_failures import Run, _template, assert_nothing_left, qemu_pids
 
 
 @pytest.fixture
@@ -187,7 +187,7 @@ def test_debug_pauses_after_each_boot_step_until_enter_on_a_terminal(tmp_path: P
     tpl = _template(tmp_path, name, ssh_timeout="1s", extra='boot_wait = "1s"\n  boot_steps = '
                     '[["echo ONE<enter>", "first"], ["echo TWO<enter>", "second"]]')
     master, slave = pty.openpty()
-    env = {**os.environ, "FACTORY_CACHE_DIR": str(tmp_path / "cache"), "COLUMNS": "400", "XDG_RUNTIME_DIR": RUNTIME}
+    env = {**os.environ, "FACTORY_CACHE_DIR": str(tmp_path / "cache"), "COLUMNS": "400"}
     proc = subprocess.Popen([sys.executable, "-m", "factory", "build", "-debug", str(tpl)], cwd=tpl.parent,
                             env=env, stdin=slave, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     os.close(slave)

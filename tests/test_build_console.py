@@ -22,9 +22,10 @@ from pathlib import Path
 
 import pytest
 from fixtures.vnc import rfb_handshake
-from test_build_failures import RUNTIME, Run, _template, assert_nothing_left, qemu_pids
+from test_build_failures import Run, _template, assert_nothing_left, qemu_pids
 
 from factory import fsutil
+from factory.machine import ports
 from factory.machine.qmp import QmpSession
 
 FACTORY = [sys.executable, "-m", "factory"]
@@ -102,12 +103,12 @@ def test_vnc_qmp_tpm_floppy_pflash_in_a_real_build_then_ctrl_c(tmp_path: Path) -
     assert run.finish() == 130, run.text
     assert_nothing_left(tmp_path, name, run.text)
     assert swtpm_pids(name) == [], "swtpm survived the build"
-    _assert_lock_not_held_by(Path(RUNTIME, "factory", "ports", f"{port}.lock"), run.proc.pid, name)
+    _assert_lock_not_held_by(ports.lock_path(int(port)), run.proc.pid, name)
     assert not (tmp_path / "user.monitor").exists()
 
 
 def _assert_lock_not_held_by(lock: Path, pid: int, name: str) -> None:
-    """The build released its port lock. The runtime folder is shared with concurrent test builds (so their
+    """The build released its port lock. Port locks are host-wide, shared with concurrent test builds (so their
     ports never collide), and one of them may take the freed port at once: a holder is only a failure when it
     is the build's own process or one started for its VM."""
     fd = fsutil.try_lock(lock)

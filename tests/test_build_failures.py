@@ -21,9 +21,9 @@ import pytest
 from fixtures.grubvm import BUILD, grub_image, grub_source
 
 from factory import fsutil
+from factory.machine import ports
 
 FACTORY = [sys.executable, "-m", "factory"]
-RUNTIME = os.environ.get("XDG_RUNTIME_DIR") or "/tmp/factory-tests-runtime"
 
 
 def _template(tmp: Path, name: str, *, ssh_timeout: str, extra: str = "") -> Path:
@@ -44,7 +44,7 @@ class Run:
 
     def __init__(self, template: Path, cache: Path, *flags: str) -> None:
         # One runtime dir for every test process, so port locks are shared across xdist workers as across builds.
-        env = {**os.environ, "FACTORY_CACHE_DIR": str(cache), "COLUMNS": "400", "XDG_RUNTIME_DIR": RUNTIME}
+        env = {**os.environ, "FACTORY_CACHE_DIR": str(cache), "COLUMNS": "400"}
         self.proc = subprocess.Popen([*FACTORY, "build", *flags, str(template)], cwd=template.parent, env=env,
                                      stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         self.lines: list[str] = []
@@ -96,7 +96,7 @@ def assert_nothing_left(tmp: Path, name: str, text: str) -> None:
     assert not list(Path("/tmp").glob(f"factory-{name}-*")), "the scratch directory survived"
     port = re.search(r"127\.0\.0\.1:(\d+)", text)
     assert port, text
-    lock = Path(RUNTIME, "factory", "ports") / f"{port.group(1)}.lock"
+    lock = ports.lock_path(int(port.group(1)))
     fd = fsutil.try_lock(lock)
     if fd is not None:
         os.close(fd)

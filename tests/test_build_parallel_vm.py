@@ -17,8 +17,6 @@ from pathlib import Path
 import pytest
 from fixtures.grubvm import grub_image, grub_source
 
-RUNTIME = os.environ.get("XDG_RUNTIME_DIR") or "/tmp/factory-tests-runtime"
-
 
 def _qemu_running(prefix: str) -> list[str]:
     found = []
@@ -47,7 +45,7 @@ def test_two_qemu_builds_at_once_fail_apart_with_their_own_ports_screens_and_rep
     tpl.write_text(grub_source(image.name, f"{name}-1", options).replace('"qemu" "g"', '"qemu" "g1"')
                    + grub_source(image.name, f"{name}-2", options).replace('"qemu" "g"', '"qemu" "g2"')
                    + 'build { sources = ["source.qemu.g1", "source.qemu.g2"] }\n')
-    env = {**os.environ, "FACTORY_CACHE_DIR": str(tmp_path / "cache"), "COLUMNS": "400", "XDG_RUNTIME_DIR": RUNTIME}
+    env = {**os.environ, "FACTORY_CACHE_DIR": str(tmp_path / "cache"), "COLUMNS": "400"}
     proc = subprocess.run([sys.executable, "-m", "factory", "build", "-machine-readable", "--events", "ev.jsonl",
                            "--report", "r.html", "t.pkr.hcl"], cwd=tmp_path, env=env, capture_output=True,
                           text=True, timeout=600)

@@ -1,5 +1,6 @@
-"""Host ports for SSH forwarding, the HTTP server and VNC: one lock file per port so concurrent builds
-(even in different processes) never pick the same one, plus a claim that fails on ports other programs use.
+"""Host ports for SSH forwarding, the HTTP server and VNC: one host-wide lock file per port so concurrent builds
+(other processes, other users, other cache dirs) never pick the same one, plus a claim that fails on ports other
+programs use.
 
 The race-free form is `lease(..., claim=...)` where claim binds the port for real (QEMU's hostfwd_add, a
 server's own socket): the bind is the check, so no other program can take the port between check and use.
@@ -11,6 +12,7 @@ import os
 import socket
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from factory import fsutil, paths
 from factory.errors import FactoryError
@@ -52,9 +54,8 @@ def lease(low: int, high: int, *, purpose: str, claim: Callable[[int], bool],
     else; busy(port) is told about each port found in use."""
     if low > high or low < 1 or high > 65535:
         raise FactoryError(f"{purpose}: empty or invalid port range {low}..{high}")
-    lock_dir = paths.runtime_dir("ports")
     for port in range(low, high + 1):
-        fd = fsutil.try_lock(lock_dir / f"{port}.lock")
+        fd = _try_lock(port)
         if fd is None:
             continue
         try:
@@ -69,6 +70,21 @@ def lease(low: int, high: int, *, purpose: str, claim: Callable[[int], bool],
             busy(port)
     raise FactoryError(f"{purpose}: no free port in {low}..{high}",
                        hint="other builds or programs use them all; widen the range (e.g. host_port_max)")
+
+
+def lock_path(port: int) -> Path:
+    """The port's lock file. Host-wide, not per user or cache dir: two factories with different FACTORY_CACHE_DIR
+    (parallel CI jobs, tests) or run by different users must never lease the same port."""
+    return paths.host_lock_dir("ports") / f"{port}.lock"
+
+
+def _try_lock(port: int) -> int | None:
+    path = lock_path(port)
+    try:
+        return fsutil.try_lock(path)
+    except OSError as exc:
+        raise FactoryError(f"cannot create the port lock {path}: {exc.strerror or exc}",
+                           hint=f"{path.parent} must be writable by every user of factory (mode 1777)") from None
 
 
 def reserve(low: int, high: int, *, purpose: str, host: str = "127.0.0.1") -> PortLease:

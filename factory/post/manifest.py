@@ -11,7 +11,7 @@ from typing import Any
 from factory.artifact.model import Artifact
 from factory.errors import FactoryError
 from factory.fsutil import atomic_path, file_lock
-from factory.paths import runtime_dir
+from factory.paths import host_lock_dir
 from factory.post.base import PostContext, PostProcessor, Result, resolve
 
 
@@ -52,10 +52,10 @@ def _read(path: Path) -> dict[str, Any]:
 
 
 def _lock_path(out: Path) -> Path:
-    """The manifest's lock lives in factory's runtime dir, keyed by the manifest's real path, so concurrent
-    builds writing the same manifest serialise without leaving a stray `.lock` beside the user's files."""
+    """The manifest's lock, keyed by its real path in the host-wide lock folder: concurrent builds writing the same
+    manifest serialise whatever their user or cache dir, without a stray `.lock` beside the user's files."""
     key = hashlib.sha256(str(out.resolve()).encode()).hexdigest()[:24]
-    return runtime_dir("locks") / f"manifest-{key}.lock"
+    return host_lock_dir("manifests") / f"{key}.lock"
 
 
 class Manifest(PostProcessor, type="manifest"):

@@ -134,7 +134,6 @@ def test_force_replaces_the_folder_factory_made_and_only_that(tmp_path: Path, mo
     """A whole build (loopback driver) writes the marker; a second build without -force is refused, with -force
     it replaces the folder; the marker is no artifact file."""
     monkeypatch.setenv("FACTORY_CACHE_DIR", str(tmp_path / "cache"))
-    monkeypatch.setenv("XDG_RUNTIME_DIR", str(tmp_path))
     base = tmp_path / "base.raw"
     base.write_bytes(bytes(1024 * 1024))
     name = f"force-{uuid.uuid4().hex[:8]}"

@@ -19,8 +19,7 @@ def _get(port: int, path: str) -> bytes:
         return bytes(resp.read())
 
 
-def test_content_served_and_port_freed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("XDG_RUNTIME_DIR", str(tmp_path))
+def test_content_served_and_port_freed(tmp_path: Path) -> None:
     lines: list[str] = []
     srv = HttpServer(content={"/preseed.cfg": b"d-i x"}, port_min=48100, port_max=48200, emit=lines.append)
     try:
@@ -39,8 +38,7 @@ def test_content_served_and_port_freed(tmp_path: Path, monkeypatch: pytest.Monke
         s.listen()
 
 
-def test_directory_served(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("XDG_RUNTIME_DIR", str(tmp_path))
+def test_directory_served(tmp_path: Path) -> None:
     (tmp_path / "www").mkdir()
     (tmp_path / "www" / "user-data").write_text("#cloud-config\n")
     srv = HttpServer(directory=tmp_path / "www", port_min=48201, port_max=48300)
@@ -50,9 +48,7 @@ def test_directory_served(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> No
         srv.stop()
 
 
-def test_tcp6_listens_on_ipv6_only_and_the_guest_address_is_bracketed(tmp_path: Path,
-                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("XDG_RUNTIME_DIR", str(tmp_path))
+def test_tcp6_listens_on_ipv6_only_and_the_guest_address_is_bracketed(tmp_path: Path) -> None:
     srv = HttpServer(content={"/ks.cfg": b"v6"}, port_min=48301, port_max=48400, protocol="tcp6")
     try:
         with urllib.request.urlopen(f"http://[::1]:{srv.port}/ks.cfg", timeout=10) as resp:
@@ -100,8 +96,7 @@ def _busy_port_with_a_free_neighbour() -> socket.socket:
     raise AssertionError("no port pair free in 20000..32000")
 
 
-def test_a_port_another_program_listens_on_is_skipped(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("XDG_RUNTIME_DIR", str(tmp_path))
+def test_a_port_another_program_listens_on_is_skipped(tmp_path: Path) -> None:
     with _busy_port_with_a_free_neighbour() as busy:
         port = busy.getsockname()[1]
         srv = HttpServer(content={"/x": b"x"}, port_min=port, port_max=port + 1)
@@ -120,10 +115,8 @@ def _status(port: int, path: str, method: str = "GET") -> tuple[int, bytes]:
         return err.code, b""
 
 
-def test_a_nocloud_seed_without_vendor_data_gets_an_empty_one_instead_of_a_404(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_nocloud_seed_without_vendor_data_gets_an_empty_one_instead_of_a_404(tmp_path: Path) -> None:
     """cloud-init 22.x retries a 404 on vendor-data ten times, a second apart (10 s of every nocloud-net boot)."""
-    monkeypatch.setenv("XDG_RUNTIME_DIR", str(tmp_path))
     www = tmp_path / "www"
     for folder in (www / "seed", www / "full", www / "other"):
         folder.mkdir(parents=True)

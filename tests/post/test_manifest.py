@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 import threading
 from dataclasses import replace
 from pathlib import Path
@@ -57,6 +60,29 @@ def test_concurrent_builds_all_land(artifact: Artifact, ctx: PostContext) -> Non
         t.join()
     data = json.loads((ctx.root / "packer-manifest.json").read_text())
     assert sorted(b["name"] for b in data["builds"]) == [f"b{i}" for i in range(8)]
+
+
+def test_a_writer_with_another_cache_dir_waits_for_the_same_lock(artifact: Artifact, ctx: PostContext,
+                                                                 tmp_path: Path) -> None:
+    """The lock is the host's, keyed by the manifest's path: a build with another FACTORY_CACHE_DIR and runtime dir
+    (another CI job, another user) holding it makes this one wait, so neither loses the other's entry."""
+    out = ctx.root / "packer-manifest.json"
+    code = ("import sys; from pathlib import Path; from factory.fsutil import file_lock; "
+            "from factory.post.manifest import _lock_path\n"
+            "with file_lock(_lock_path(Path(sys.argv[1]))):\n print('held', flush=True); sys.stdin.readline()")
+    env = {**os.environ, "FACTORY_CACHE_DIR": str(tmp_path / "other-cache"), "XDG_RUNTIME_DIR": str(tmp_path / "run")}
+    holder = subprocess.Popen([sys.executable, "-c", code, str(out)], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                              text=True, env=env)
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+        writer = threading.Thread(target=Manifest().process, args=(ManifestPostProcessor(), artifact, ctx))
+        writer.start()
+        writer.join(1.0)
+        assert writer.is_alive() and not out.exists()  # waiting for the other build's lock
+    finally:
+        holder.communicate("\n", timeout=30)
+    writer.join(30)
+    assert [b["name"] for b in json.loads(out.read_text())["builds"]] == ["cloud"]
 
 
 def test_corrupt_manifest_is_a_clear_error(artifact: Artifact, ctx: PostContext, tmp_path: Path) -> None:

@@ -127,7 +127,6 @@ def restored(events: list[Event]) -> list[str]:
 @pytest.fixture
 def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Project]:
     monkeypatch.setenv("FACTORY_CACHE_DIR", str(tmp_path / "cache"))
-    monkeypatch.setenv("XDG_RUNTIME_DIR", str(tmp_path))
     root = tmp_path / "p"
     root.mkdir()
     yield Project(root)
@@ -251,7 +250,6 @@ def test_four_builds_of_one_template_at_once_share_the_store_safely(tmp_path: Pa
     import threading
 
     monkeypatch.setenv("FACTORY_CACHE_DIR", str(tmp_path / "cache"))
-    monkeypatch.setenv("XDG_RUNTIME_DIR", str(tmp_path))
     projects = []
     for n in range(4):
         (tmp_path / f"p{n}").mkdir()

@@ -54,7 +54,6 @@ build {{
 
 def _build(tmp_path: Path, tpl: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[list[Artifact], list[Event]]:
     monkeypatch.setenv("FACTORY_CACHE_DIR", str(tmp_path / "cache"))
-    monkeypatch.setenv("XDG_RUNTIME_DIR", str(tmp_path))
     project = load(tpl)
     build = project.builds[0]
     bus, events = EventBus(), []

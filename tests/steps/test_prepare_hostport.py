@@ -35,9 +35,7 @@ def test_port_reserved_ahead_only_when_the_template_names_it_before_start(tmp_pa
     assert HostPort().applies(_ctx(tmp_path, **options)) is ahead
 
 
-def test_reserved_ahead_port_is_in_the_template_values_and_released(tmp_path: Path,
-                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("XDG_RUNTIME_DIR", str(tmp_path))
+def test_reserved_ahead_port_is_in_the_template_values_and_released(tmp_path: Path) -> None:
     ctx = _ctx(tmp_path, qemuargs=[["-netdev", "user,id=user.0,hostfwd=tcp::{{ .SSHHostPort }}-:22"]],
                host_port_min=48700, host_port_max=48800)
     HostPort().run(ctx)

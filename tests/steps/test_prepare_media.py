@@ -87,9 +87,7 @@ def _ctx(tmp_path: Path, **options: Any) -> BuildContext:
     return ctx
 
 
-def test_http_network_protocol_tcp6_serves_on_ipv6_and_the_guest_is_told_the_ipv6_host(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("XDG_RUNTIME_DIR", str(tmp_path))
+def test_http_network_protocol_tcp6_serves_on_ipv6_and_the_guest_is_told_the_ipv6_host(tmp_path: Path) -> None:
     ctx = _ctx(tmp_path, http_network_protocol="tcp6", http_content={"/ks.cfg": "url {{ .HTTPIP }}"},
                http_port_min=48501, http_port_max=48600)
     ctx.workdir = tmp_path
