@@ -23,23 +23,7 @@ from factory.artifact.tario import HashingWriter, fixed_mtime, gzip_writer
 from factory.errors import FactoryError
 from factory.placeholders import expand
 from factory.post.base import PostContext, PostProcessor, Result, resolve
-
-FORMATS = ("tar.gz", "tar.zst", "tar.xz", "tar", "gz", "zst", "xz")
-_ALIASES = {"tgz": "tar.gz", "tzst": "tar.zst", "txz": "tar.xz"}
-
-
-def format_of(path: str, explicit: str | None) -> str:
-    if explicit:
-        fmt = _ALIASES.get(explicit, explicit)
-        if fmt not in FORMATS:
-            raise FactoryError(f"format: unknown compression format {explicit!r}", hint="use: " + ", ".join(FORMATS))
-        return fmt
-    name = Path(path).name
-    for fmt in (*FORMATS, *_ALIASES):
-        if name.endswith("." + fmt):
-            return _ALIASES.get(fmt, fmt)
-    raise FactoryError(f"output: cannot tell the compression format of {name!r} from its extension",
-                       hint="end it with one of " + ", ".join("." + f for f in FORMATS) + ", or set `format`")
+from factory.schema.post_processors import compress_format, compress_level_problem
 
 
 @contextlib.contextmanager
@@ -65,7 +49,7 @@ def _normalize(info: tarfile.TarInfo) -> tarfile.TarInfo:
 
 
 def compress(files: list[Path], out: Path, fmt: str, level: int) -> Path:
-    """Write files to out as fmt (see FORMATS); single-stream formats take exactly one file."""
+    """Write files to out as fmt (see COMPRESS_FORMATS); single-stream formats take exactly one file."""
     archive, _, codec = fmt.partition(".") if fmt.startswith("tar") else ("", "", fmt)
     if not archive and (len(files) != 1 or not files[0].is_file()):
         raise FactoryError(f"compress: format {fmt!r} holds one file, but the artifact has {len(files)}",
@@ -92,11 +76,10 @@ def compress(files: list[Path], out: Path, fmt: str, level: int) -> Path:
 class Compress(PostProcessor, type="compress"):
     def process(self, config: Any, artifact: Artifact, ctx: PostContext) -> Result:
         path = expand(config.output, {"BuildName": ctx.source_name, "BuilderType": ctx.source_type}, "output")
-        fmt = format_of(path, config.format)
+        fmt = compress_format(path, config.format)
         level = config.compression_level
-        if (fmt.endswith("zst") and not 1 <= level <= 22) or (not fmt.endswith("zst") and not 0 <= level <= 9):
-            raise FactoryError(f"compression_level {level} is out of range for {fmt}",
-                               hint="gzip and xz take 0-9, zstd 1-22")
+        if problem := compress_level_problem(fmt, level):
+            raise FactoryError(problem, hint="gzip and xz take 0-9, zstd 1-22")
         out = compress(list(artifact.files), resolve(path, ctx), fmt, level)
         ctx.emit(f"Compressed {len(artifact.files)} file(s) into {out}")
         return Result(Artifact("packer.post-processor.compress", artifact.build_name, artifact.builder_type,

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar
 
+from factory.errors import FactoryError
 from factory.options import Component, Kind, Support, opt
 from factory.schema.common import ShellLocalOptions
 from factory.schema.provisioners import script_problems
@@ -54,8 +55,36 @@ class ChecksumPostProcessor(Component, kind=Kind.POST_PROCESSOR, name="checksum"
                       "`{{.ChecksumType}}` are expanded.")
 
 
+COMPRESS_FORMATS = ("tar.gz", "tar.zst", "tar.xz", "tar", "gz", "zst", "xz")
+_COMPRESS_ALIASES = {"tgz": "tar.gz", "tzst": "tar.zst", "txz": "tar.xz"}
+
+
+def compress_format(output: str, explicit: str | None) -> str:
+    """The archive format `compress` writes: `format`, else the output's extension (FactoryError if neither)."""
+    if explicit:
+        fmt = _COMPRESS_ALIASES.get(explicit, explicit)
+        if fmt not in COMPRESS_FORMATS:
+            raise FactoryError(f"format: unknown compression format {explicit!r}",
+                               hint="use: " + ", ".join(COMPRESS_FORMATS))
+        return fmt
+    name = Path(output).name
+    for fmt in (*COMPRESS_FORMATS, *_COMPRESS_ALIASES):
+        if name.endswith("." + fmt):
+            return _COMPRESS_ALIASES.get(fmt, fmt)
+    raise FactoryError(f"output: cannot tell the compression format of {name!r} from its extension",
+                       hint="end it with one of " + ", ".join("." + f for f in COMPRESS_FORMATS) + ", or set `format`")
+
+
+def compress_level_problem(fmt: str, level: int) -> str | None:
+    """Why level does not suit fmt's codec (gzip and xz 0-9, zstd 1-22; a bare tar ignores it), or None."""
+    low, high = (1, 22) if fmt.endswith("zst") else (0, 9)
+    if fmt == "tar" or low <= level <= high:
+        return None
+    return f"compression_level {level} is out of range for {fmt} ({low}-{high})"
+
+
 @dataclass(frozen=True)
-class CompressPostProcessor(Component, kind=Kind.POST_PROCESSOR, name="compress"):
+class CompressPostProcessor(Checked, Component, kind=Kind.POST_PROCESSOR, name="compress"):
     """Compress the artifact's files into one archive."""
 
     summary: ClassVar[str] = ("Packs the artifact into an archive chosen by the output's extension: .tar, "
@@ -65,9 +94,24 @@ class CompressPostProcessor(Component, kind=Kind.POST_PROCESSOR, name="compress"
                       "the format. `{{.BuildName}}` and `{{.BuilderType}}` are expanded.")
     format: str | None = opt(None, help="Format used instead of guessing from `output` (`tar`, `tar.gz`, `gz`, "
                              "`tar.zst`, `zst`, `tar.xz`, `xz`).")
-    # The widest range of the three codecs (gzip and xz 0-9, zstd 1-22); the run checks the chosen codec's own.
+    # The widest range of the three codecs; problems() checks the chosen codec's own once the format is known.
     compression_level: int = opt(6, minimum=0, maximum=22, help="Compression level: gzip and xz 0 (none or "
                                  "fastest) to 9 (small), zstd 1 to 22.")
+
+    def problems(self) -> list[OptionProblem]:
+        """The format and the level for its codec, at validate rather than after the build: unless the output's
+        name ends in a placeholder, which only the run can expand."""
+        try:
+            fmt = compress_format(self.output, self.format)
+        except FactoryError as exc:
+            if not self.format and "}}" in Path(self.output).name:
+                return []
+            return [OptionProblem("format" if self.format else "output", exc.message.split(": ", 1)[1], exc.hint)]
+        problem = compress_level_problem(fmt, self.compression_level)
+        if problem is None:
+            return []
+        return [OptionProblem("compression_level", problem, "gzip and xz take 0-9, zstd 1-22",
+                              also=("format",) if self.format else ("output",))]
 
 
 @dataclass(frozen=True)

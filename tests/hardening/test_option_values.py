@@ -282,8 +282,32 @@ def test_post_processor_option_out_of_range_is_refused_at_its_line(tmp_path: Pat
     ("ova", "hardware_version = 1"), ("ova", "hardware_version = 21"), ("ova", "compression_level = 1"),
     ("ova", "compression_level = 9"), ("export", "cpus = 8"), ("vagrant", "compression_level = 0"),
     ("vagrant", "compression_level = 9"), ("compress", "compression_level = 0"),
-    ("compress", "compression_level = 22"),
+    ("compress", 'compression_level = 22\n    output = "out.tar.zst"'), ("compress", 'format = "tgz"'),
+    ("compress", 'compression_level = 15\n    output = "out.{{.BuildName}}"'),  # the run expands, then checks
+    ("compress", 'compression_level = 15\n    format = "tar"'),                 # a bare tar has no level
 ])
 def test_post_processor_edge_values_are_accepted(tmp_path: Path, kind: str, line: str) -> None:
     res = run_cli(["validate", str(_post(tmp_path, kind, line))])
     assert res.code == 0, str(res)
+
+
+# -- compress: the level suits the chosen codec, the format is one compress writes: at validate, not after the build
+COMPRESS_CASES: list[tuple[str, str, list[str]]] = [
+    ("gzip level 15", "compression_level = 15", ["compression_level 15 is out of range for tar.gz (0-9)"]),
+    ("xz level 10", 'compression_level = 10\n    output = "disk.xz"', ["out of range for xz (0-9)"]),
+    ("zstd level 0", 'compression_level = 0\n    format = "zst"', ["out of range for zst (1-22)"]),
+    ("unknown format", 'format = "rar"', ["unknown compression format 'rar'", "tar.gz"]),
+    ("no extension", 'output = "disk.img"', ["cannot tell the compression format of 'disk.img'", "`format`"]),
+]
+
+
+@pytest.mark.parametrize("command", ["validate", "build"])
+@pytest.mark.parametrize(("case", "line", "expected"), COMPRESS_CASES, ids=[c[0] for c in COMPRESS_CASES])
+def test_compress_format_and_codec_level_are_checked_before_the_build(tmp_path: Path, command: str, case: str,
+                                                                      line: str, expected: list[str]) -> None:
+    path = _post(tmp_path, "compress", line)
+    res = run_cli([command, str(path)], cwd=tmp_path)
+    option = line.split(" ")[0]
+    assert_user_error(res, f"{path}:9:5 (build.post-processor[0].{option})", *expected)
+    assert res.err.count("error:") == 1 and "hint:" in res.err, res.err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["t.pkr.hcl"], "a refused build left files behind"
