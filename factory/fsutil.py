@@ -48,12 +48,26 @@ def read_part(fd: int, path: Path, offset: int, length: int) -> bytes:
     return data
 
 
+def creation_mode() -> int:
+    """0666 minus the process umask: the mode open() gives a new file. Read from /proc, since the only portable
+    way (setting the umask and back) would briefly give other threads' new files a umask of 0."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as status:
+            umask = next(int(line.split()[1], 8) for line in status if line.startswith("Umask:"))
+    except (OSError, StopIteration, ValueError, IndexError):
+        umask = os.umask(0o022)
+        os.umask(umask)
+    return 0o666 & ~umask
+
+
 @contextlib.contextmanager
-def atomic_path(final: str | os.PathLike[str]) -> Iterator[Path]:
+def atomic_path(final: str | os.PathLike[str], *, private: bool = False) -> Iterator[Path]:
     """Yield a temporary path beside final; rename it onto final only if the block succeeds.
 
     The temporary name starts with '.' and ends with '.part' so a half-written artifact is never mistaken
-    for a finished one, and it is removed on any failure (including KeyboardInterrupt).
+    for a finished one, and it is removed on any failure (including KeyboardInterrupt). The file gets the mode a
+    new file gets (0666 minus the umask), or stays 0600 when private (credentials, upload sessions); the block
+    may still chmod it.
     """
     final = Path(final)
     if final.exists() and not final.is_file():
@@ -71,7 +85,11 @@ def atomic_path(final: str | os.PathLike[str]) -> Iterator[Path]:
 
         raise FactoryError(f"cannot write {final}: {exc.strerror or exc} ({exc.filename or final.parent})",
                            hint="choose a path in a folder you can write to") from None
-    os.close(fd)
+    try:
+        if not private:
+            os.fchmod(fd, creation_mode())  # mkstemp makes it 0600: an ISO or a document others could not read
+    finally:
+        os.close(fd)
     tmp_path = Path(tmp)
     try:
         yield tmp_path

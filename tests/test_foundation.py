@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import stat
 import subprocess
 import sys
 from pathlib import Path
@@ -78,6 +79,31 @@ def test_atomic_path_never_replaces_what_is_not_a_regular_file(tmp_path: Path) -
         with pytest.raises(FactoryError, match="is not a regular file"), atomic_path(target) as tmp:
             tmp.write_bytes(b"never")
     assert fifo.is_fifo() and folder.is_dir() and sorted(p.name for p in tmp_path.iterdir()) == ["dir", "pipe"]
+
+
+@pytest.mark.parametrize(("umask", "private", "mode"), [(0o022, False, 0o644), (0o027, False, 0o640),
+                                                      (0o022, True, 0o600)])
+def test_atomic_path_gives_a_new_files_mode_or_keeps_it_private(tmp_path: Path, umask: int, private: bool,
+                                                                mode: int) -> None:
+    """An output gets the mode open() would give it (mkstemp's 0600 made ISOs, docs and upgraded templates
+    unreadable to the other users of a shared host), or 0600 when it holds a credential. Checked in a child
+    process: the umask is the whole process's."""
+    code = ("import os, sys; from factory.fsutil import atomic_path\n"
+            "os.umask(int(sys.argv[2], 8))\n"
+            "with atomic_path(sys.argv[1], private=sys.argv[3] == '1') as tmp: tmp.write_text('x')")
+    out = tmp_path / "out.txt"
+    subprocess.run([sys.executable, "-c", code, str(out), oct(umask)[2:], "1" if private else "0"], check=True)
+    assert stat.S_IMODE(out.stat().st_mode) == mode and out.read_text() == "x"
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o077])
+def test_hcl2_upgrade_output_follows_the_umask(tmp_path: Path, umask: int) -> None:
+    legacy = tmp_path / "t.json"
+    legacy.write_text('{"builders": [{"type": "null", "communicator": "none"}]}')
+    proc = subprocess.run(["sh", "-c", f"umask {oct(umask)[2:]} && exec \"$@\"", "sh", sys.executable, "-m", "factory",
+                           "hcl2_upgrade", str(legacy)], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    assert stat.S_IMODE((tmp_path / "t.json.pkr.hcl").stat().st_mode) == 0o666 & ~umask
 
 
 def test_try_lock_is_exclusive_across_processes(tmp_path: Path) -> None:

@@ -10,28 +10,14 @@ import contextlib
 import os
 import subprocess
 import tempfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 from factory import events
 from factory.artifact.source import image_info
 from factory.errors import FactoryError
-from factory.fsutil import atomic_path
+from factory.fsutil import atomic_path, creation_mode
 from factory.run import die_with_parent, run, which
-
-
-@contextlib.contextmanager
-def output(final: Path) -> Iterator[Path]:
-    """atomic_path, plus the usual 0644-minus-umask mode (a temp file is created 0600)."""
-    with atomic_path(final) as tmp:
-        yield tmp
-        os.chmod(tmp, _mode())
-
-
-def _mode() -> int:
-    umask = os.umask(0)
-    os.umask(umask)
-    return 0o666 & ~umask
 
 
 def compact(disk: Path, out: Path, *, compress: bool = False, extra: Sequence[str] = ()) -> Path:
@@ -39,7 +25,7 @@ def compact(disk: Path, out: Path, *, compress: bool = False, extra: Sequence[st
 
     extra (qemu_img_args.convert) goes after factory's options and before the file names, as in Packer."""
     info = image_info(disk)
-    with output(out) as tmp, events.progress(f"compacting {disk.name}", None):
+    with atomic_path(out) as tmp, events.progress(f"compacting {disk.name}", None):
         run(["qemu-img", "convert", "-f", info.format, *(["-c"] if compress else []), *extra, "-O", "qcow2",
              disk, tmp])
     return out
@@ -93,7 +79,7 @@ class Precompaction:
             except FactoryError as exc:  # the top layer goes back onto its own layers, for the full compaction
                 run(["qemu-img", "rebase", "-u", "-f", "qcow2", "-b", self.lower, "-F", "qcow2", top])
                 return "could not take the last layer: " + exc.message.splitlines()[-1].strip()
-            os.chmod(self.path, _mode())
+            os.chmod(self.path, creation_mode())
             os.replace(self.path, dest)
             return ""
         finally:

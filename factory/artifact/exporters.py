@@ -20,13 +20,13 @@ from typing import ClassVar
 
 from factory import events
 from factory.artifact import digests, ovf
-from factory.artifact.compaction import compact, output
+from factory.artifact.compaction import compact
 from factory.artifact.model import Hardware
 from factory.artifact.source import DiskSource, image_info, open_disk
 from factory.artifact.tario import HashingWriter, TarWriter, fixed_mtime, gzip_writer
 from factory.artifact.vmdk import Adapter, write_stream_optimized
 from factory.errors import FactoryError
-from factory.fsutil import check_output_file
+from factory.fsutil import atomic_path, check_output_file
 from factory.options import suggest
 from factory.run import run
 
@@ -122,7 +122,7 @@ class _QemuImgExporter(Exporter):
 
     def run(self, disk: Path, out: Path) -> list[Path]:
         info = image_info(disk)
-        with output(out) as tmp, events.progress(f"converting {disk.name} to {self.format}", None):
+        with atomic_path(out) as tmp, events.progress(f"converting {disk.name} to {self.format}", None):
             opts = ["-o", ",".join(self.qemu_options)] if self.qemu_options else []
             run(["qemu-img", "convert", "-f", info.format, "-O", self.qemu_format, *opts, disk, tmp])
         return [out]
@@ -146,7 +146,7 @@ class VhdExporter(Exporter, format="vhd"):
     def run(self, disk: Path, out: Path) -> list[Path]:
         info = image_info(disk)
         size = -(-info.virtual_size // MIB) * MIB
-        with _resized(info.path, info.format, size, out.parent) as (src, fmt), output(out) as tmp, \
+        with _resized(info.path, info.format, size, out.parent) as (src, fmt), atomic_path(out) as tmp, \
                 events.progress(f"converting {disk.name} to a fixed VHD", None):
             run(["qemu-img", "convert", "-f", fmt, "-O", "vpc", "-o", "subformat=fixed,force_size", src, tmp])
         return [out]
@@ -172,7 +172,7 @@ class VmdkExporter(Exporter, format="vmdk"):
 
     def run(self, disk: Path, out: Path) -> list[Path]:
         adapter = _adapter(self.opts, self.hw)
-        with open_disk(disk, scratch=out.parent) as src, output(out) as tmp, open(tmp, "wb") as fh, \
+        with open_disk(disk, scratch=out.parent) as src, atomic_path(out) as tmp, open(tmp, "wb") as fh, \
                 events.progress(f"writing {out.name}", src.virtual_size, activity="export") as bar:
             writer = HashingWriter(fh)
             write_stream_optimized(src, writer.write, name=out.name, adapter=adapter,
@@ -210,7 +210,7 @@ class OvaExporter(Exporter, format="ova"):
     def run(self, disk: Path, out: Path) -> list[Path]:
         name = _stem(out, self.opts)
         parts = OvaParts(f"{name}.ovf", f"{name}.mf", f"{name}-disk1.vmdk")
-        with open_disk(disk, scratch=out.parent) as src, output(out) as tmp, open(tmp, "w+b") as fh, \
+        with open_disk(disk, scratch=out.parent) as src, atomic_path(out) as tmp, open(tmp, "w+b") as fh, \
                 events.progress(f"writing {out.name}", src.virtual_size, activity="export") as bar:
             # The members are hashed as written (for the .mf); the .ova itself is not, because the headers of
             # the .ovf and .mf before the VMDK are filled in afterwards.
@@ -293,7 +293,7 @@ class GceExporter(Exporter, format="gce"):
             if _has_gpt(raw):
                 run(["sgdisk", "-e", raw])   # move the backup GPT header to the new last sector
             os.chmod(raw, 0o644)
-            with output(out) as tmp:
+            with atomic_path(out) as tmp:
                 run(["tar", "--create", "--sparse", "--format=gnu", f"--mtime=@{fixed_mtime()}", "--owner=0",
                      "--group=0", "--numeric-owner", "--sort=name", "--use-compress-program=gzip -n",
                      "-C", tmpdir, "-f", tmp, "disk.raw"])
@@ -308,7 +308,7 @@ def _has_gpt(raw: Path) -> bool:
 
 def write_box(out: Path, members: list[tuple[str, Path | bytes]], level: int) -> None:
     """A Vagrant box: tar.gz with fixed owners, mtimes and order, gzip header without name or time."""
-    with output(out) as tmp, open(tmp, "wb") as raw, \
+    with atomic_path(out) as tmp, open(tmp, "wb") as raw, \
             gzip_writer(raw, level) as gz, \
             tarfile.open(fileobj=gz, mode="w", format=tarfile.GNU_FORMAT) as tar:
         for name, content in members:

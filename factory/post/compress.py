@@ -17,10 +17,10 @@ import zstandard
 
 from factory import events
 from factory.artifact import digests
-from factory.artifact.compaction import output
 from factory.artifact.model import Artifact
 from factory.artifact.tario import HashingWriter, fixed_mtime, gzip_writer
 from factory.errors import FactoryError
+from factory.fsutil import atomic_path
 from factory.placeholders import expand
 from factory.post.base import PostContext, PostProcessor, Result, resolve
 from factory.schema.post_processors import compress_format, compress_level_problem
@@ -55,7 +55,7 @@ def compress(files: list[Path], out: Path, fmt: str, level: int) -> Path:
         raise FactoryError(f"compress: format {fmt!r} holds one file, but the artifact has {len(files)}",
                            hint=f"use a tar format (e.g. output ending .tar.{fmt}) to pack several files")
     total = sum(f.stat().st_size for f in files if f.is_file())
-    with output(out) as tmp, open(tmp, "wb") as raw, events.progress(f"compressing to {out.name}", total,
+    with atomic_path(out) as tmp, open(tmp, "wb") as raw, events.progress(f"compressing to {out.name}", total,
                                                                      activity="export") as bar:
         writer = HashingWriter(raw)
         with _compressor(writer, codec, level) as stream:

@@ -70,6 +70,5 @@ class Manifest(PostProcessor, type="manifest"):
             data["last_run_uuid"] = ctx.run_uuid
             with atomic_path(out) as tmp:
                 tmp.write_text(json.dumps(data, indent=2) + "\n")
-                tmp.chmod(0o644)
         ctx.emit(f"Recorded {len(artifact.files)} file(s) in {out}")
         return Result(artifact, keep_input=True, force_keep=True)

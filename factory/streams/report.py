@@ -36,7 +36,6 @@ def write_report(path: Path, results: Results) -> None:
     """Render results and write the page atomically (a reader never sees half a report)."""
     with atomic_path(path) as tmp:
         tmp.write_text(render(results), encoding="utf-8")
-        tmp.chmod(0o644)  # mkstemp's 0600 would make the shared page unreadable to others
 
 
 def render(results: Results) -> str:

@@ -42,8 +42,8 @@ def state_path(root: Path, bucket: str, name: str) -> Path:
 
 
 def _save(path: Path, state: dict[str, Any]) -> None:
-    """Atomically; readable by the owner only (atomic_path's temporary file is made 0600 by mkstemp)."""
-    with atomic_path(path) as tmp:
+    """Atomically, and readable by the owner only: the session URI authorizes the upload."""
+    with atomic_path(path, private=True) as tmp:
         tmp.write_text(json.dumps(state))
 
 
