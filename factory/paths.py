@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import stat
+import time
 from pathlib import Path
 
 _PKG = Path(__file__).resolve().parent
@@ -62,11 +63,17 @@ def host_lock_dir(name: str) -> Path:
     except OSError as exc:
         raise FactoryError(f"cannot create the host-wide lock folder {path}: {exc.strerror or exc}",
                            hint=f"{base} must be a folder every user can write (mode 1777)") from None
-    if path.is_symlink() or not path.is_dir() or not (_shared_sticky(path) or path.stat().st_uid == os.getuid()):
+    if not _usable(path):
+        time.sleep(0.2)  # another user's factory may be between its mkdir and its chmod
+    if not _usable(path):
         raise FactoryError(f"the host-wide lock folder {path} is not a folder every factory can use "
                            "(a symlink, a file, or another user's private folder)",
                            hint="remove it; factory makes it again as a sticky, world-writable folder")
     return path
+
+
+def _usable(path: Path) -> bool:
+    return not path.is_symlink() and path.is_dir() and (_shared_sticky(path) or path.stat().st_uid == os.getuid())
 
 
 def _shared_sticky(path: Path) -> bool:
