@@ -99,7 +99,10 @@ def test_guest_boots_under_ovmf_applies_the_seed_and_answers_ssh(debian_guest: G
         assert guest.run("getent passwd debian")[0] != 0
         assert guest.run("sudo awk -F: '$2 !~ /^[!*]/' /etc/shadow") == (0, "")
         assert guest.run("sudo cloud-init status")[1].strip() == "status: done"
-    assert "login:" in guest.serial()
+    serial = guest.serial()
+    assert "login:" in serial
+    # cloud-init checks its merged config at boot: the image's own config (and the seed's) must be valid.
+    assert "Invalid cloud-config" not in serial and "schema.py[WARNING]" not in serial, serial[-3000:]
     # The guest wrote to its overlay only, never to the shared base image.
     after = debian_guest.path.stat()
     assert (after.st_mtime_ns, after.st_size) == (before.st_mtime_ns, before.st_size)
