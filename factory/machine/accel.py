@@ -2,11 +2,13 @@
 
 Packer trusts that /dev/kvm opens; on nested hosts the device exists but guests hang forever, which users then
 debug as "SSH timeouts". factory boots a real Linux kernel under KVM with a short timeout and waits for its
-first console line. The verdict is cached per QEMU version and host kernel, so only the first build pays.
+first console line. The verdict is cached per QEMU version, host kernel and boot, so only the first build
+after a boot pays; whether /dev/kvm exists and opens is checked on every build.
 """
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import json
 import os
@@ -20,6 +22,7 @@ from pathlib import Path
 
 from factory import events, paths
 from factory.errors import FactoryError
+from factory.fsutil import atomic_path
 from factory.run import run, which
 
 PROBE_TIMEOUT = 8.0
@@ -75,8 +78,16 @@ def probe_kernel() -> Path | None:
     return None
 
 
+def _boot_id() -> str:
+    """This boot of the host: KVM may work after a reboot (nested virtualisation enabled, a module loaded)."""
+    try:
+        return Path("/proc/sys/kernel/random/boot_id").read_text().strip()
+    except OSError:
+        return "unknown"
+
+
 def _cache_file(binary: str) -> Path:
-    key = f"{qemu_version(binary)}|{platform.release()}|{probe_kernel()}"
+    key = f"{qemu_version(binary)}|{platform.release()}|{probe_kernel()}|{_boot_id()}"
     import hashlib
 
     return paths.cache_dir("accel") / f"{hashlib.sha256(key.encode()).hexdigest()[:16]}.json"
@@ -118,12 +129,19 @@ def boots_with(accel: str, *, binary: str = "qemu-system-x86_64", timeout: float
         return False, f"a guest under {accel} printed nothing within {timeout:g}s (it hangs)"
 
 
-def _kvm_usable() -> tuple[bool, str]:
+def _kvm_present() -> tuple[bool, str]:
+    """The checks that cost nothing, made on every build (never cached: a user added to the kvm group, a module
+    loaded, takes effect at once)."""
     if not os.path.exists("/dev/kvm"):
         return False, "/dev/kvm does not exist (no hardware virtualisation, or the kvm module is not loaded)"
     if not os.access("/dev/kvm", os.R_OK | os.W_OK):
         return False, "/dev/kvm is not accessible to this user (add yourself to the 'kvm' group)"
-    return boots_with("kvm")
+    return True, ""
+
+
+def _kvm_usable() -> tuple[bool, str]:
+    ok, why = _kvm_present()
+    return boots_with("kvm") if ok else (ok, why)
 
 
 def resolve(requested: str, *, binary: str = "qemu-system-x86_64", announce: bool = True) -> Verdict:
@@ -150,6 +168,9 @@ def resolve(requested: str, *, binary: str = "qemu-system-x86_64", announce: boo
 
 
 def _auto(binary: str) -> Verdict:
+    present, why = _kvm_present()
+    if not present:
+        return Verdict(Accel.TCG, why)
     cache = _cache_file(binary)
     verdict: Verdict | None = None
     if cache.exists():
@@ -159,7 +180,8 @@ def _auto(binary: str) -> Verdict:
         except (ValueError, KeyError, OSError):
             verdict = None
     if verdict is None:
-        ok, why = _kvm_usable()
+        ok, why = boots_with("kvm", binary=binary)
         verdict = Verdict(Accel.KVM if ok else Accel.TCG, why)
-        cache.write_text(json.dumps({"accel": verdict.accel.value, "reason": why}))
+        with contextlib.suppress(OSError, FactoryError), atomic_path(cache) as tmp:  # the cache is optional
+            tmp.write_text(json.dumps({"accel": verdict.accel.value, "reason": why}))
     return verdict
