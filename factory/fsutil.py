@@ -118,23 +118,28 @@ def atomic_dir(final: str | os.PathLike[str]) -> Iterator[Path]:
 
 
 def _open_lock(path: str | os.PathLike[str]) -> int:
-    """The lock file at path, opened read-only (created 0644 if missing), for flock.
+    """The lock file at path, opened for flock (created 0644 if missing).
 
-    Fit for folders every user shares (paths.host_lock_dir): flock needs no write access, so another user's lock
-    file (0644) works; a symlink is never followed; and an existing file is opened without O_CREAT, which
-    protected_regular refuses for another user's file in a sticky folder."""
+    Fit for folders every user shares (paths.host_lock_dir): another user's lock file (0644) is opened read-only,
+    since flock needs no write access on a local filesystem (own files are opened read-write: NFS emulates flock
+    with byte-range locks, which do); a symlink is never followed; and an existing file is opened without
+    O_CREAT, which protected_regular refuses for another user's file in a sticky folder."""
     Path(path).parent.mkdir(parents=True, exist_ok=True)
-    flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC
-    try:
-        return os.open(path, flags)
-    except FileNotFoundError:
-        pass
-    try:
-        fd = os.open(path, flags | os.O_CREAT | os.O_EXCL, 0o644)
-    except FileExistsError:  # another process made it just now
-        return os.open(path, flags)
-    os.fchmod(fd, 0o644)  # whatever the umask: other users open it to take the same lock
-    return fd
+    flags = os.O_NOFOLLOW | os.O_CLOEXEC
+    for _ in range(2):
+        try:
+            return os.open(path, flags | os.O_RDWR)
+        except PermissionError:
+            return os.open(path, flags | os.O_RDONLY)  # another user's: readable, not writable
+        except FileNotFoundError:
+            pass
+        try:
+            fd = os.open(path, flags | os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o644)
+        except FileExistsError:  # another process made it just now: open that one
+            continue
+        os.fchmod(fd, 0o644)  # whatever the umask: other users open it to take the same lock
+        return fd
+    return os.open(path, flags | os.O_RDONLY)
 
 
 @contextlib.contextmanager

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fcntl
 import os
 import stat
 import subprocess
@@ -110,6 +111,8 @@ def test_try_lock_is_exclusive_across_processes(tmp_path: Path) -> None:
     lock = tmp_path / "port.lock"
     fd = try_lock(lock)
     assert fd is not None
+    # One's own lock file is opened read-write: on NFS, flock is emulated with byte-range locks, which need it.
+    assert fcntl.fcntl(fd, fcntl.F_GETFL) & os.O_ACCMODE == os.O_RDWR
     code = "import sys; from factory.fsutil import try_lock; sys.exit(0 if try_lock(sys.argv[1]) is None else 1)"
     assert subprocess.run([sys.executable, "-c", code, str(lock)]).returncode == 0
 
