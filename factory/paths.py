@@ -73,12 +73,13 @@ def host_lock_dir(name: str) -> Path:
 
 
 def _usable(path: Path) -> bool:
-    return not path.is_symlink() and path.is_dir() and (_shared_sticky(path) or path.stat().st_uid == os.getuid())
+    """A real folder (not a symlink) that is sticky and world-writable, or this user's own."""
+    return _shared_sticky(path, or_owned=True)
 
 
-def _shared_sticky(path: Path) -> bool:
+def _shared_sticky(path: Path, *, or_owned: bool = False) -> bool:
     try:
         st = path.lstat()
     except OSError:
         return False
-    return stat.S_ISDIR(st.st_mode) and st.st_mode & 0o1777 == 0o1777
+    return stat.S_ISDIR(st.st_mode) and (st.st_mode & 0o1777 == 0o1777 or (or_owned and st.st_uid == os.getuid()))

@@ -54,8 +54,9 @@ def lease(low: int, high: int, *, purpose: str, claim: Callable[[int], bool],
     else; busy(port) is told about each port found in use."""
     if low > high or low < 1 or high > 65535:
         raise FactoryError(f"{purpose}: empty or invalid port range {low}..{high}")
+    folder = paths.host_lock_dir("ports")
     for port in range(low, high + 1):
-        fd = _try_lock(port)
+        fd = _try_lock(lock_path(port, folder))
         if fd is None:
             continue
         try:
@@ -72,14 +73,14 @@ def lease(low: int, high: int, *, purpose: str, claim: Callable[[int], bool],
                        hint="other builds or programs use them all; widen the range (e.g. host_port_max)")
 
 
-def lock_path(port: int) -> Path:
-    """The port's lock file. Host-wide, not per user or cache dir: two factories with different FACTORY_CACHE_DIR
-    (parallel CI jobs, tests) or run by different users must never lease the same port."""
-    return paths.host_lock_dir("ports") / f"{port}.lock"
+def lock_path(port: int, folder: Path | None = None) -> Path:
+    """The port's lock file (in folder, host_lock_dir("ports") looked up once by the caller). Host-wide, not per
+    user or cache dir: two factories with different FACTORY_CACHE_DIR (parallel CI jobs, tests) or run by
+    different users must never lease the same port."""
+    return (folder or paths.host_lock_dir("ports")) / f"{port}.lock"
 
 
-def _try_lock(port: int) -> int | None:
-    path = lock_path(port)
+def _try_lock(path: Path) -> int | None:
     try:
         return fsutil.try_lock(path)
     except OSError as exc:

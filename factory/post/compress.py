@@ -23,7 +23,7 @@ from factory.errors import FactoryError
 from factory.fsutil import atomic_path
 from factory.placeholders import expand
 from factory.post.base import PostContext, PostProcessor, Result, resolve
-from factory.schema.post_processors import compress_format, compress_level_problem
+from factory.schema.post_processors import COMPRESS_LEVEL_HINT, compress_format, compress_level_problem
 
 
 @contextlib.contextmanager
@@ -79,7 +79,7 @@ class Compress(PostProcessor, type="compress"):
         fmt = compress_format(path, config.format)
         level = config.compression_level
         if problem := compress_level_problem(fmt, level):
-            raise FactoryError(problem, hint="gzip and xz take 0-9, zstd 1-22")
+            raise FactoryError(problem, hint=COMPRESS_LEVEL_HINT)
         out = compress(list(artifact.files), resolve(path, ctx), fmt, level)
         ctx.emit(f"Compressed {len(artifact.files)} file(s) into {out}")
         return Result(Artifact("packer.post-processor.compress", artifact.build_name, artifact.builder_type,

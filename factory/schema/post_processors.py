@@ -59,20 +59,31 @@ COMPRESS_FORMATS = ("tar.gz", "tar.zst", "tar.xz", "tar", "gz", "zst", "xz")
 _COMPRESS_ALIASES = {"tgz": "tar.gz", "tzst": "tar.zst", "txz": "tar.xz"}
 
 
-def compress_format(output: str, explicit: str | None) -> str:
-    """The archive format `compress` writes: `format`, else the output's extension (FactoryError if neither)."""
+def _compress_format(output: str, explicit: str | None) -> str | OptionProblem:
+    """The archive format `compress` writes (`format`, else the output's extension), or why there is none."""
     if explicit:
         fmt = _COMPRESS_ALIASES.get(explicit, explicit)
-        if fmt not in COMPRESS_FORMATS:
-            raise FactoryError(f"format: unknown compression format {explicit!r}",
-                               hint="use: " + ", ".join(COMPRESS_FORMATS))
-        return fmt
+        if fmt in COMPRESS_FORMATS:
+            return fmt
+        return OptionProblem("format", f"unknown compression format {explicit!r}",
+                             "use: " + ", ".join(COMPRESS_FORMATS))
     name = Path(output).name
     for fmt in (*COMPRESS_FORMATS, *_COMPRESS_ALIASES):
         if name.endswith("." + fmt):
             return _COMPRESS_ALIASES.get(fmt, fmt)
-    raise FactoryError(f"output: cannot tell the compression format of {name!r} from its extension",
-                       hint="end it with one of " + ", ".join("." + f for f in COMPRESS_FORMATS) + ", or set `format`")
+    return OptionProblem("output", f"cannot tell the compression format of {name!r} from its extension",
+                         "end it with one of " + ", ".join("." + f for f in COMPRESS_FORMATS) + ", or set `format`")
+
+
+def compress_format(output: str, explicit: str | None) -> str:
+    """The archive format `compress` writes (FactoryError naming the option when there is none)."""
+    found = _compress_format(output, explicit)
+    if isinstance(found, OptionProblem):
+        raise FactoryError(f"{found.option}: {found.message}", hint=found.hint)
+    return found
+
+
+COMPRESS_LEVEL_HINT = "gzip and xz take 0-9, zstd 1-22"
 
 
 def compress_level_problem(fmt: str, level: int) -> str | None:
@@ -101,16 +112,13 @@ class CompressPostProcessor(Checked, Component, kind=Kind.POST_PROCESSOR, name="
     def problems(self) -> list[OptionProblem]:
         """The format and the level for its codec, at validate rather than after the build: unless the output's
         name ends in a placeholder, which only the run can expand."""
-        try:
-            fmt = compress_format(self.output, self.format)
-        except FactoryError as exc:
-            if not self.format and "}}" in Path(self.output).name:
-                return []
-            return [OptionProblem("format" if self.format else "output", exc.message.split(": ", 1)[1], exc.hint)]
+        fmt = _compress_format(self.output, self.format)
+        if isinstance(fmt, OptionProblem):
+            return [] if not self.format and "}}" in Path(self.output).name else [fmt]
         problem = compress_level_problem(fmt, self.compression_level)
         if problem is None:
             return []
-        return [OptionProblem("compression_level", problem, "gzip and xz take 0-9, zstd 1-22",
+        return [OptionProblem("compression_level", problem, COMPRESS_LEVEL_HINT,
                               also=("format",) if self.format else ("output",))]
 
 
