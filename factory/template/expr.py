@@ -174,11 +174,19 @@ class Evaluator:
 
     # -- strings -----------------------------------------------------------------------------------------------
     def _string(self, node: Any) -> Any:
-        return self.template(strings.quoted_parts(node), node)
+        try:
+            parts = strings.quoted_parts(node)
+        except strings.EscapeError as exc:
+            raise self.error(node, str(exc), hint="write the character itself, or \\UNNNNNNNN for U+10000 and "
+                             "above") from None
+        return self.template(parts, node)
 
     def _template_string(self, node: Any) -> Any:
         raw = str(node.children[0])
-        return strings.unescape(raw[2:-2])
+        try:
+            return strings.unescape(raw[2:-2])
+        except strings.EscapeError as exc:
+            raise self.error(node, str(exc)) from None
 
     def _heredoc_template(self, node: Any) -> Any:
         return self.template(strings.heredoc_parts(node.children[0], self.scope.file), node)

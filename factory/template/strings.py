@@ -60,14 +60,31 @@ _ESCAPE = re.compile(r"\\(u[0-9a-fA-F]{4}|U[0-9a-fA-F]{8}|.)", re.S)
 _SIMPLE = {"n": "\n", "t": "\t", "r": "\r", '"': '"', "\\": "\\"}
 
 
+class EscapeError(ValueError):
+    """A \\u or \\U escape that names no Unicode character (the caller adds where it is)."""
+
+
 def unescape(text: str) -> str:
-    """Process a quoted string's backslash escapes (\\n \\t \\" \\\\ \\uNNNN)."""
+    """Process a quoted string's backslash escapes (\\n \\t \\" \\\\ \\uNNNN \\UNNNNNNNN).
+
+    A UTF-16 surrogate pair written as two \\u escapes (as JSON writes U+10000 and above) is one character; a lone
+    surrogate or a value past U+10FFFF is an EscapeError, not a string that cannot be encoded later."""
     def sub(m: re.Match[str]) -> str:
         esc = m.group(1)
         if esc[0] in "uU" and len(esc) > 1:
-            return chr(int(esc[1:], 16))
+            code = int(esc[1:], 16)
+            if code > 0x10FFFF:
+                raise EscapeError(f"invalid escape \\{esc}: past U+10FFFF, the last Unicode character")
+            return chr(code)
         return _SIMPLE.get(esc, "\\" + esc)
-    return _ESCAPE.sub(sub, text)
+    out = _ESCAPE.sub(sub, text)
+    if not any(0xD800 <= ord(ch) <= 0xDFFF for ch in out):
+        return out
+    out = out.encode("utf-16", "surrogatepass").decode("utf-16", "surrogatepass")  # pairs become one character
+    lone = next((ch for ch in out if 0xD800 <= ord(ch) <= 0xDFFF), None)
+    if lone is not None:
+        raise EscapeError(f"invalid escape \\u{ord(lone):04x}: a lone UTF-16 surrogate is not a Unicode character")
+    return out
 
 
 def quoted_parts(node: Any) -> list[Any]:

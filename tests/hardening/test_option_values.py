@@ -311,3 +311,25 @@ def test_compress_format_and_codec_level_are_checked_before_the_build(tmp_path: 
     assert_user_error(res, f"{path}:9:5 (build.post-processor[0].{option})", *expected)
     assert res.err.count("error:") == 1 and "hint:" in res.err, res.err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["t.pkr.hcl"], "a refused build left files behind"
+
+
+# -- \u escapes: a surrogate pair (as JSON writes U+10000 and up) is one character; what names none is a located error
+@pytest.mark.parametrize(("value", "expected"), [
+    ('"a\\ud800b"', ["invalid escape \\ud800: a lone UTF-16 surrogate"]),
+    ('"\\U00110000"', ["invalid escape \\U00110000: past U+10FFFF"]),
+    ('"\\udc00\\ud800"', ["invalid escape \\udc00"]),                       # a pair in the wrong order
+])
+def test_an_escape_naming_no_character_is_refused_at_its_place(tmp_path: Path, value: str,
+                                                              expected: list[str]) -> None:
+    path = tmp_path / "t.pkr.hcl"
+    path.write_text(template(source_lines=f"  vm_name = {value}\n"))
+    res = run_cli(["validate", str(path)], cwd=tmp_path)
+    assert_user_error(res, f"{path}:5:", *expected)
+
+
+def test_a_surrogate_pair_escape_is_the_character_it_encodes(tmp_path: Path) -> None:
+    """Found by the option fuzzer: floppy_label = "\\ud800\\udc00" was an internal UnicodeEncodeError."""
+    path = tmp_path / "t.pkr.hcl"
+    path.write_text(template(source_lines='  floppy_label = "\\ud800\\udc00"\n'))
+    res = run_cli(["validate", str(path)], cwd=tmp_path)
+    assert_user_error(res, f"{path}:5:3", "floppy_label '\U00010000' is not a valid FAT volume label")
